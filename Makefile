@@ -1,0 +1,33 @@
+# rehearse — make targets. `make test` is what CI runs (.ci/run).
+GO ?= go
+BIN := bin/rehearse
+
+.PHONY: all build docker images test unit e2e vet clean-clusters
+
+all: build
+
+build:
+	$(GO) build -o $(BIN) ./cmd/rehearse
+
+# Host set-up: a Docker engine that can run kind's privileged nodes (idempotent).
+docker:
+	bash scripts/docker-setup.sh
+
+# Every image clusters run, built offline; a second run reuses everything.
+images: build docker
+	./$(BIN) images build
+
+vet:
+	$(GO) vet ./...
+
+unit:
+	$(GO) test -count=1 ./...
+
+# End-to-end tests on a real kind cluster (built offline).
+e2e: images
+	$(GO) test -count=1 -tags e2e -timeout 40m -v ./e2e/...
+
+test: vet unit e2e
+
+clean-clusters: build
+	for c in $$(./$(BIN) cluster list); do ./$(BIN) cluster delete --name $$c; done

@@ -1,0 +1,312 @@
+// Package clusters owns the Kubernetes clusters rehearsals run on: kind clusters created and deleted
+// through kind's Go library (node image: kind's published one, or rehearse's offline build from
+// clusters/nodeimage), readiness of every node and system add-on, and loading locally built image
+// archives into every node without a registry.
+package clusters
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"time"
+
+	"sigs.k8s.io/kind/pkg/apis/config/defaults"
+	"sigs.k8s.io/kind/pkg/apis/config/v1alpha4"
+	"sigs.k8s.io/kind/pkg/cluster"
+	"sigs.k8s.io/kind/pkg/cluster/nodeutils"
+	"sigs.k8s.io/kind/pkg/log"
+
+	"github.com/rehearse-dev/rehearse/clusters/nodeimage"
+)
+
+// DefaultName is the cluster name when none is given.
+const DefaultName = "rehearse"
+
+// NodePorts is the NodePort range of rehearse clusters. Every port of it is published on 127.0.0.1 of
+// the host by the control-plane node, so a NodePort Service answers on 127.0.0.1:<nodePort>. The range
+// is kept small because each published port costs the engine a proxy and NAT rules.
+var NodePorts = PortRange{First: 30000, Count: 50}
+
+// PortRange is a contiguous range of ports.
+type PortRange struct{ First, Count int }
+
+// Last is the last port of the range.
+func (r PortRange) Last() int { return r.First + r.Count - 1 }
+
+func (r PortRange) String() string { return fmt.Sprintf("%d-%d", r.First, r.Last()) }
+
+// ImageChoice says which node image to use.
+type ImageChoice int
+
+const (
+	// ImageAuto uses an explicitly given image; else kind's published image when it is present
+	// locally; else rehearse's offline build when it is present; else kind's published image (pulled).
+	ImageAuto ImageChoice = iota
+	// ImageOffline uses rehearse's offline build, and fails when it has not been built.
+	ImageOffline
+)
+
+// CreateOptions configure Create.
+type CreateOptions struct {
+	Name    string
+	Workers int
+	// Image overrides the node image.
+	Image  string
+	Choice ImageChoice
+	// Kubeconfig is the file to merge the new context (kind-<name>) into; "" means kind's default
+	// ($KUBECONFIG or ~/.kube/config).
+	Kubeconfig string
+	// Wait bounds how long to wait for every node and add-on to be ready.
+	Wait time.Duration
+	// Logger receives kind's progress; nil keeps quiet.
+	Logger log.Logger
+	// Retain keeps the nodes of a cluster that failed to become ready, for debugging.
+	Retain bool
+}
+
+// Cluster is a created (or found) kind cluster.
+type Cluster struct {
+	Name       string
+	Context    string
+	Kubeconfig string
+	Image      string
+	provider   *cluster.Provider
+}
+
+func provider(logger log.Logger) *cluster.Provider {
+	if logger == nil {
+		logger = log.NoopLogger{}
+	}
+	return cluster.NewProvider(cluster.ProviderWithDocker(), cluster.ProviderWithLogger(logger))
+}
+
+// Context is the kubeconfig context kind gives a cluster.
+func Context(name string) string { return "kind-" + name }
+
+// ResolveImage picks the node image for opts.
+func ResolveImage(ctx context.Context, opts CreateOptions) (string, error) {
+	if opts.Image != "" {
+		return opts.Image, nil
+	}
+	local := imagePresent(ctx, nodeimage.Image)
+	if opts.Choice == ImageOffline {
+		if !local {
+			return "", fmt.Errorf("offline node image %s is not built: run `rehearse images build` first", nodeimage.Image)
+		}
+		return nodeimage.Image, nil
+	}
+	published := defaults.Image
+	if imagePresent(ctx, published) {
+		return published, nil
+	}
+	if local {
+		return nodeimage.Image, nil
+	}
+	return published, nil
+}
+
+func imagePresent(ctx context.Context, ref string) bool {
+	return exec.CommandContext(ctx, "docker", "image", "inspect", ref).Run() == nil
+}
+
+// cgroupV1 reports whether the docker engine's host runs cgroup v1.
+func cgroupV1(ctx context.Context) (bool, error) {
+	out, err := exec.CommandContext(ctx, "docker", "info", "--format", "{{.CgroupVersion}}").Output()
+	if err != nil {
+		return false, fmt.Errorf("docker info: %w (is a docker engine running? `make docker` sets one up)", err)
+	}
+	return strings.TrimSpace(string(out)) == "1", nil
+}
+
+// Config builds the kind configuration: one control-plane node publishing the NodePort range on
+// 127.0.0.1, and workers.
+func Config(name string, workers int, v1 bool) *v1alpha4.Cluster {
+	cp := v1alpha4.Node{Role: v1alpha4.ControlPlaneRole}
+	for p := NodePorts.First; p <= NodePorts.Last(); p++ {
+		cp.ExtraPortMappings = append(cp.ExtraPortMappings, v1alpha4.PortMapping{
+			ContainerPort: int32(p), HostPort: int32(p), ListenAddress: "127.0.0.1", Protocol: v1alpha4.PortMappingProtocolTCP,
+		})
+	}
+	cfg := &v1alpha4.Cluster{
+		TypeMeta: v1alpha4.TypeMeta{Kind: "Cluster", APIVersion: "kind.x-k8s.io/v1alpha4"},
+		Name:     name,
+		Nodes:    []v1alpha4.Node{cp},
+		KubeadmConfigPatches: []string{
+			"kind: ClusterConfiguration\napiServer:\n  extraArgs:\n    service-node-port-range: \"" + NodePorts.String() + "\"\n",
+		},
+	}
+	if v1 {
+		// Kubernetes 1.34 still runs on cgroup v1 when told so explicitly (the default flips in 1.35).
+		cfg.KubeadmConfigPatches = append(cfg.KubeadmConfigPatches, "kind: KubeletConfiguration\nfailCgroupV1: false\n")
+	}
+	for i := 0; i < workers; i++ {
+		cfg.Nodes = append(cfg.Nodes, v1alpha4.Node{Role: v1alpha4.WorkerRole})
+	}
+	v1alpha4.SetDefaultsCluster(cfg)
+	return cfg
+}
+
+// Create creates a kind cluster and waits until every node is Ready and the system add-ons (DNS, pod
+// network, storage) are available. On failure nothing of the cluster is left behind.
+func Create(ctx context.Context, opts CreateOptions) (*Cluster, error) {
+	if opts.Name == "" {
+		opts.Name = DefaultName
+	}
+	if opts.Workers < 0 {
+		return nil, fmt.Errorf("workers must be 0 or more, got %d", opts.Workers)
+	}
+	if opts.Wait == 0 {
+		opts.Wait = 5 * time.Minute
+	}
+	image, err := ResolveImage(ctx, opts)
+	if err != nil {
+		return nil, err
+	}
+	v1, err := cgroupV1(ctx)
+	if err != nil {
+		return nil, err
+	}
+	p := provider(opts.Logger)
+	existing, err := p.List()
+	if err != nil {
+		return nil, err
+	}
+	for _, n := range existing {
+		if n == opts.Name {
+			return nil, fmt.Errorf("cluster %q already exists (delete it with `rehearse cluster delete --name %s`)", opts.Name, opts.Name)
+		}
+	}
+	c := &Cluster{Name: opts.Name, Context: Context(opts.Name), Kubeconfig: opts.Kubeconfig, Image: image, provider: p}
+	created := make(chan error, 1)
+	go func() {
+		created <- p.Create(opts.Name,
+			cluster.CreateWithV1Alpha4Config(Config(opts.Name, opts.Workers, v1)),
+			cluster.CreateWithNodeImage(image),
+			cluster.CreateWithKubeconfigPath(opts.Kubeconfig),
+			cluster.CreateWithDisplayUsage(false),
+			cluster.CreateWithDisplaySalutation(false),
+		)
+	}()
+	select {
+	case err = <-created:
+	case <-ctx.Done():
+		// kind's Create cannot be interrupted; wait for it, then remove what it made.
+		<-created
+		err = ctx.Err()
+	}
+	if err == nil {
+		err = c.WaitReady(ctx, opts.Wait, opts.Workers+1)
+	}
+	if err != nil && opts.Retain {
+		return nil, fmt.Errorf("create cluster %q (image %s): %w (nodes retained for debugging)", opts.Name, image, err)
+	}
+	if err != nil {
+		cleanupErr := c.Delete(context.WithoutCancel(ctx))
+		return nil, errors.Join(fmt.Errorf("create cluster %q (image %s): %w", opts.Name, image, err), cleanupErr)
+	}
+	return c, nil
+}
+
+// Get returns a handle to an existing kind cluster.
+func Get(name, kubeconfig string) (*Cluster, error) {
+	p := provider(nil)
+	names, err := p.List()
+	if err != nil {
+		return nil, err
+	}
+	for _, n := range names {
+		if n == name {
+			return &Cluster{Name: name, Context: Context(name), Kubeconfig: kubeconfig, provider: p}, nil
+		}
+	}
+	return nil, fmt.Errorf("no kind cluster named %q", name)
+}
+
+// List names the kind clusters on this docker engine.
+func List() ([]string, error) { return provider(nil).List() }
+
+// Delete removes the cluster's nodes (and their volumes) and its kubeconfig context; the shared
+// "kind" docker network goes too once no container uses it.
+func (c *Cluster) Delete(ctx context.Context) error {
+	err := c.provider.Delete(c.Name, c.Kubeconfig)
+	return errors.Join(err, removeIdleKindNetwork(ctx))
+}
+
+// Delete removes the named cluster; deleting a cluster that does not exist is not an error.
+func Delete(ctx context.Context, name, kubeconfig string) error {
+	c := &Cluster{Name: name, Kubeconfig: kubeconfig, provider: provider(nil)}
+	return c.Delete(ctx)
+}
+
+func removeIdleKindNetwork(ctx context.Context) error {
+	out, err := exec.CommandContext(ctx, "docker", "network", "inspect", "kind", "--format", "{{len .Containers}}").Output()
+	if err != nil {
+		return nil // no such network
+	}
+	if n, _ := strconv.Atoi(strings.TrimSpace(string(out))); n > 0 {
+		return nil
+	}
+	if out, err := exec.CommandContext(ctx, "docker", "network", "rm", "kind").CombinedOutput(); err != nil {
+		return fmt.Errorf("docker network rm kind: %w: %s", err, out)
+	}
+	return nil
+}
+
+// Nodes names the cluster's node containers.
+func (c *Cluster) Nodes() ([]string, error) {
+	ns, err := c.provider.ListNodes(c.Name)
+	if err != nil {
+		return nil, err
+	}
+	names := make([]string, len(ns))
+	for i, n := range ns {
+		names[i] = n.String()
+	}
+	return names, nil
+}
+
+// LoadImageArchive imports an image archive (`docker save` output) into the containerd of every node,
+// with kind's own loading: no registry is involved.
+func (c *Cluster) LoadImageArchive(path string) error {
+	ns, err := c.provider.ListNodes(c.Name)
+	if err != nil {
+		return err
+	}
+	if len(ns) == 0 {
+		return fmt.Errorf("cluster %q has no nodes", c.Name)
+	}
+	for _, n := range ns {
+		f, err := os.Open(path)
+		if err != nil {
+			return err
+		}
+		err = nodeutils.LoadImageArchive(n, f)
+		f.Close()
+		if err != nil {
+			return fmt.Errorf("load %s into node %s: %w", path, n.String(), err)
+		}
+	}
+	return nil
+}
+
+// LoadImages saves local docker images into an archive and loads it into every node.
+func (c *Cluster) LoadImages(ctx context.Context, refs ...string) error {
+	f, err := os.CreateTemp("", "rehearse-images-*.tar")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name())
+	f.Close()
+	args := append([]string{"save", "-o", f.Name()}, refs...)
+	if out, err := exec.CommandContext(ctx, "docker", args...).CombinedOutput(); err != nil {
+		return fmt.Errorf("docker save %s: %w: %s", strings.Join(refs, " "), err, out)
+	}
+	return c.LoadImageArchive(f.Name())
+}
+
+var _ io.Reader

@@ -1,0 +1,132 @@
+package nodeimage
+
+import (
+	"context"
+	"fmt"
+	"os/exec"
+	"strings"
+	"time"
+
+	"github.com/rehearse-dev/rehearse/images"
+)
+
+const stage1Image = "rehearse.local/kind-node-stage1:" + KubernetesVersion
+
+// nodeStep assembles the node image in two stages: a Dockerfile stage adds Kubernetes binaries and the
+// node's files to the Debian base; then the component images are imported into the containerd of a
+// container from that stage (without unpacking: the node's containerd unpacks on first use, on its /var
+// volume, where overlayfs works) and the container is committed.
+func nodeStep(base, kube *images.Step, comps []*images.Step) *images.Step {
+	ctxFiles := []images.File{
+		{Path: "bin/kubelet", Mode: 0o755, Step: kube, Name: "kubelet"},
+		{Path: "bin/kubeadm", Mode: 0o755, Step: kube, Name: "kubeadm"},
+		{Path: "bin/kubectl", Mode: 0o755, Step: kube, Name: "kubectl"},
+		{Path: "rootfs/kind/version", Mode: 0o644, Data: []byte(KubernetesVersion + "\n")},
+		embedded("files/build/setup-node.sh", "setup-node.sh", 0o755),
+	}
+	for _, f := range nodeFiles() {
+		f.Path = "rootfs/" + f.Path
+		ctxFiles = append(ctxFiles, f)
+	}
+	dockerfile := strings.Join([]string{
+		"FROM " + NodeBaseImage,
+		"COPY bin/ /usr/bin/",
+		"COPY rootfs/ /",
+		"COPY setup-node.sh /setup-node.sh",
+		"RUN /setup-node.sh && rm /setup-node.sh",
+		"ENV container=docker",
+		"STOPSIGNAL SIGRTMIN+3",
+		`ENTRYPOINT ["/usr/local/bin/entrypoint", "/sbin/init"]`,
+		"",
+	}, "\n")
+	stage1 := images.DockerfileImage("node-stage1", stage1Image, dockerfile, []*images.Step{base}, ctxFiles...)
+	var refs []string
+	for _, c := range comps {
+		refs = append(refs, c.Ref)
+	}
+	return &images.Step{
+		Name:   "node",
+		Ref:    Image,
+		Inputs: append([]string{"import --no-unpack, then label pinned"}, refs...),
+		Deps:   append([]*images.Step{stage1}, comps...),
+		Build: func(ctx context.Context, b *images.Builder, s *images.Step) error {
+			return importAndCommit(ctx, b, s, refs)
+		},
+	}
+}
+
+func importAndCommit(ctx context.Context, b *images.Builder, s *images.Step, refs []string) error {
+	d := b.Docker
+	name := "rehearse-nodebuild-" + s.Key[:8]
+	_, _ = d.Run(ctx, nil, "rm", "-f", name)
+	if _, err := d.Run(ctx, nil, "run", "-d", "--name", name, "--privileged", "--entrypoint", "/usr/bin/containerd", stage1Image); err != nil {
+		return err
+	}
+	defer d.Run(context.Background(), nil, "rm", "-f", name) //nolint:errcheck
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		if _, err := d.Run(ctx, nil, "exec", name, "ctr", "version"); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			logs, _ := d.Run(ctx, nil, "logs", "--tail", "30", name)
+			return fmt.Errorf("containerd did not start in the build container: %s", logs)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	for _, ref := range refs {
+		if err := pipeSave(ctx, d, name, ref); err != nil {
+			return err
+		}
+	}
+	listed, err := d.Run(ctx, nil, "exec", name, "ctr", "-n", "k8s.io", "images", "ls", "-q")
+	if err != nil {
+		return err
+	}
+	for _, ref := range refs {
+		if !strings.Contains("\n"+listed+"\n", "\n"+ref+"\n") {
+			return fmt.Errorf("image %s missing from the node's containerd after import; it has:\n%s", ref, listed)
+		}
+	}
+	if _, err := d.Run(ctx, nil, "stop", "-t", "30", name); err != nil {
+		return err
+	}
+	_, err = d.Run(ctx, nil, "commit",
+		"--change", `ENTRYPOINT ["/usr/local/bin/entrypoint", "/sbin/init"]`,
+		"--change", "LABEL "+images.KeyLabel+"="+s.Key,
+		name, s.Ref)
+	return err
+}
+
+// pipeSave streams `docker save ref` into `ctr images import` inside the build container.
+func pipeSave(ctx context.Context, d images.Docker, container, ref string) error {
+	save := exec.CommandContext(ctx, dockerBin(d), "save", ref)
+	out, err := save.StdoutPipe()
+	if err != nil {
+		return err
+	}
+	var saveErr strings.Builder
+	save.Stderr = &saveErr
+	if err := save.Start(); err != nil {
+		return err
+	}
+	_, ierr := d.Run(ctx, out, "exec", "-i", container, "ctr", "-n", "k8s.io", "images", "import",
+		"--no-unpack", "-")
+	werr := save.Wait()
+	if ierr != nil {
+		return fmt.Errorf("import %s into node: %w", ref, ierr)
+	}
+	if werr != nil {
+		return fmt.Errorf("docker save %s: %w: %s", ref, werr, saveErr.String())
+	}
+	// Pinned images are never garbage-collected by the kubelet: they could not be pulled back.
+	_, err = d.Run(ctx, nil, "exec", container, "ctr", "-n", "k8s.io", "images", "label", ref, "io.cri-containerd.pinned=pinned")
+	return err
+}
+
+func dockerBin(d images.Docker) string {
+	if d.Bin == "" {
+		return "docker"
+	}
+	return d.Bin
+}

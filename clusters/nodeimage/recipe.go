@@ -1,0 +1,298 @@
+// Package nodeimage owns the recipe of rehearse's offline kind node image and of every image a fresh
+// cluster runs: Kubernetes from the k8s.io/kubernetes module, etcd, CoreDNS, pause, flannel (pod
+// network, host-gw), local-path-provisioner (default StorageClass), on a Debian base made by
+// debootstrap. Nothing is pulled from a registry; the images inside the node are imported into its
+// containerd under the exact names kubeadm and the shipped manifests use.
+package nodeimage
+
+import (
+	"context"
+	"embed"
+	"fmt"
+	"io/fs"
+	"os/exec"
+	"path"
+	"path/filepath"
+	"strings"
+
+	"github.com/rehearse-dev/rehearse/images"
+)
+
+// Versions of everything in the node image. kubeadm v1.34 names etcd 3.6.5-0, CoreDNS v1.12.1 and
+// pause 3.10.1 (cmd/kubeadm/app/constants).
+const (
+	KubernetesVersion = "v1.34.4"
+	stagingVersion    = "v0.34.4"
+	EtcdVersion       = "v3.6.5"
+	EtcdTag           = "3.6.5-0"
+	CoreDNSVersion    = "v1.12.1"
+	PauseTag          = "3.10.1"
+	FlannelVersion    = "v0.28.10"
+	LocalPathVersion  = "v0.0.30"
+	DebianSuite       = "bookworm"
+)
+
+// Image is the locally built node image that `rehearse cluster create --offline` uses.
+const Image = "rehearse.local/kind-node:" + KubernetesVersion
+
+// Names of the images inside the node.
+var (
+	PauseImage     = "registry.k8s.io/pause:" + PauseTag
+	EtcdImage      = "registry.k8s.io/etcd:" + EtcdTag
+	CoreDNSImage   = "registry.k8s.io/coredns/coredns:" + CoreDNSVersion
+	FlannelImage   = "rehearse.local/flannel:" + FlannelVersion
+	LocalPathImage = "rehearse.local/local-path-provisioner:" + LocalPathVersion
+	HelperImage    = "rehearse.local/local-path-helper:busybox"
+	SlimImage      = "rehearse.local/debian-slim:" + DebianSuite
+	NodeBaseImage  = "rehearse.local/kind-node-base:" + DebianSuite
+)
+
+func kubeImage(component string) string {
+	return "registry.k8s.io/" + component + ":" + KubernetesVersion
+}
+
+//go:embed files
+var files embed.FS
+
+// stagingModules are the k8s.io modules k8s.io/kubernetes replaces with ./staging paths.
+var stagingModules = []string{
+	"api", "apiextensions-apiserver", "apimachinery", "apiserver", "cli-runtime", "client-go",
+	"cloud-provider", "cluster-bootstrap", "code-generator", "component-base", "component-helpers",
+	"controller-manager", "cri-api", "cri-client", "csi-translation-lib", "dynamic-resource-allocation",
+	"endpointslice", "externaljwt", "kms", "kube-aggregator", "kube-controller-manager", "kube-proxy",
+	"kube-scheduler", "kubectl", "kubelet", "metrics", "mount-utils", "pod-security-admission",
+	"sample-apiserver", "sample-cli-plugin", "sample-controller",
+}
+
+func versionLDFlags() []string {
+	minor := strings.Split(strings.TrimPrefix(KubernetesVersion, "v"), ".")[1]
+	var ld []string
+	for _, p := range []string{"k8s.io/component-base/version", "k8s.io/client-go/pkg/version"} {
+		ld = append(ld,
+			"-X "+p+".gitVersion="+KubernetesVersion,
+			"-X "+p+".gitMajor=1",
+			"-X "+p+".gitMinor="+minor,
+			"-X "+p+".gitTreeState=clean",
+			"-X "+p+".buildDate=1970-01-01T00:00:00Z",
+		)
+	}
+	return ld
+}
+
+// Plan is the set of build steps for the node image; Node is the final one.
+type Plan struct {
+	Node  *images.Step
+	Steps []*images.Step // every image step, dependencies first
+}
+
+// NewPlan lays out the build.
+func NewPlan() *Plan {
+	var replace []string
+	for _, m := range stagingModules {
+		replace = append(replace, fmt.Sprintf("k8s.io/%s => k8s.io/%s %s", m, m, stagingVersion))
+	}
+	kube := images.GoBinaries("kubernetes", images.GoBuild{
+		Require: []string{"k8s.io/kubernetes " + KubernetesVersion},
+		Replace: replace,
+		Packages: []string{
+			"k8s.io/kubernetes/cmd/kubelet", "k8s.io/kubernetes/cmd/kubeadm", "k8s.io/kubernetes/cmd/kubectl",
+			"k8s.io/kubernetes/cmd/kube-apiserver", "k8s.io/kubernetes/cmd/kube-controller-manager",
+			"k8s.io/kubernetes/cmd/kube-scheduler", "k8s.io/kubernetes/cmd/kube-proxy",
+		},
+		LDFlags: versionLDFlags(),
+	})
+	etcdMods := []string{"server/v3", "api/v3", "client/pkg/v3", "client/v3", "pkg/v3"}
+	var etcdReq []string
+	for _, m := range etcdMods {
+		etcdReq = append(etcdReq, "go.etcd.io/etcd/"+m+" "+EtcdVersion)
+	}
+	etcd := images.GoBinaries("etcd", images.GoBuild{
+		Require:  etcdReq,
+		Packages: []string{"go.etcd.io/etcd/server/v3"},
+		Rename:   map[string]string{"go.etcd.io/etcd/server/v3": "etcd"},
+	})
+	coredns := images.GoBinaries("coredns", images.GoBuild{
+		Require:  []string{"github.com/coredns/coredns " + CoreDNSVersion},
+		Packages: []string{"github.com/coredns/coredns"},
+	})
+	flannel := images.GoBinaries("flannel", images.GoBuild{
+		Require: []string{"github.com/flannel-io/flannel " + FlannelVersion},
+		// flannel pins a Tencent Cloud SDK release the module proxy does not serve; an older one with
+		// the same API is. Its udp backend has C parts, hence cgo, linked statically.
+		Replace: []string{"github.com/tencentcloud/tencentcloud-sdk-go/tencentcloud/vpc => " +
+			"github.com/tencentcloud/tencentcloud-sdk-go/tencentcloud/vpc v1.3.75"},
+		CGO:      true,
+		Tags:     []string{"osusergo", "netgo"},
+		Packages: []string{"github.com/flannel-io/flannel"},
+		Rename:   map[string]string{"github.com/flannel-io/flannel": "flanneld"},
+		LDFlags:  []string{"-X github.com/flannel-io/flannel/pkg/version.Version=" + FlannelVersion},
+	})
+	localPath := images.GoBinaries("local-path-provisioner", images.GoBuild{
+		Require:  []string{"github.com/rancher/local-path-provisioner " + LocalPathVersion},
+		Packages: []string{"github.com/rancher/local-path-provisioner"},
+	})
+	pause := pauseStep()
+
+	nodeBase := images.DebianImage("node-base", NodeBaseImage, images.Debian{
+		Suite: DebianSuite, Variant: "minbase",
+		Packages: []string{
+			"systemd", "systemd-sysv", "dbus", "containerd", "runc", "containernetworking-plugins",
+			"iptables", "nftables", "iproute2", "ethtool", "util-linux", "mount", "kmod", "libseccomp2",
+			"fuse-overlayfs", "e2fsprogs", "bash", "ca-certificates", "curl", "jq", "procps", "conntrack",
+			"socat", "hostname", "busybox-static", "less", "iputils-ping",
+		},
+	})
+	slim := images.DebianImage("debian-slim", SlimImage, images.Debian{
+		Suite: DebianSuite, Variant: "minbase",
+		Packages: []string{"iptables", "nftables", "conntrack", "kmod", "iproute2", "ca-certificates"},
+	})
+	busybox := busyboxStep(nodeBase)
+
+	scratch := func(name, ref string, entry []string, fs ...images.File) *images.Step {
+		changes := []string{"ENV PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin"}
+		if len(entry) > 0 {
+			changes = append(changes, "ENTRYPOINT "+jsonList(entry))
+		}
+		return images.ScratchImage(name, ref, changes, fs...)
+	}
+	bin := func(s *images.Step, name, dst string) images.File {
+		return images.File{Path: dst, Mode: 0o755, Step: s, Name: name}
+	}
+	tmpDir := images.File{Path: "/tmp/.keep", Mode: 0o644}
+	var comps []*images.Step
+	for _, c := range []string{"kube-apiserver", "kube-controller-manager", "kube-scheduler"} {
+		comps = append(comps, scratch("image-"+c, kubeImage(c), []string{"/usr/local/bin/" + c},
+			bin(kube, c, "/usr/local/bin/"+c), tmpDir))
+	}
+	comps = append(comps,
+		scratch("image-etcd", EtcdImage, []string{"/usr/local/bin/etcd"}, bin(etcd, "etcd", "/usr/local/bin/etcd"), tmpDir),
+		scratch("image-coredns", CoreDNSImage, []string{"/coredns"}, bin(coredns, "coredns", "/coredns"), tmpDir),
+		scratch("image-pause", PauseImage, []string{"/pause"}, bin(pause, "pause", "/pause")),
+		scratch("image-local-path", LocalPathImage, []string{"/usr/local/bin/local-path-provisioner"},
+			bin(localPath, "local-path-provisioner", "/usr/local/bin/local-path-provisioner"), tmpDir),
+		scratch("image-local-path-helper", HelperImage, nil, busyboxFiles(busybox)...),
+	)
+	iptWrapper := embedded("files/images/iptables-wrapper", "iptables-wrapper", 0o755)
+	comps = append(comps,
+		images.DockerfileImage("image-kube-proxy", kubeImage("kube-proxy"),
+			"FROM "+SlimImage+"\nCOPY iptables-wrapper /usr/sbin/iptables-wrapper\nCOPY kube-proxy /usr/local/bin/kube-proxy\n"+
+				"RUN /usr/sbin/iptables-wrapper install\nENTRYPOINT [\"/usr/local/bin/kube-proxy\"]\n",
+			[]*images.Step{slim}, iptWrapper, bin(kube, "kube-proxy", "kube-proxy")),
+		images.DockerfileImage("image-flannel", FlannelImage,
+			"FROM "+SlimImage+"\nCOPY iptables-wrapper /usr/sbin/iptables-wrapper\nCOPY flanneld /opt/bin/flanneld\n"+
+				"COPY install-cni /opt/bin/install-cni\nRUN /usr/sbin/iptables-wrapper install\nENTRYPOINT [\"/opt/bin/flanneld\"]\n",
+			[]*images.Step{slim}, iptWrapper, bin(flannel, "flanneld", "flanneld"),
+			embedded("files/images/flannel-install-cni", "install-cni", 0o755)),
+	)
+	node := nodeStep(nodeBase, kube, comps)
+	all := append([]*images.Step{nodeBase, slim}, comps...)
+	all = append(all, node)
+	return &Plan{Node: node, Steps: all}
+}
+
+func jsonList(xs []string) string {
+	q := make([]string, len(xs))
+	for i, x := range xs {
+		q[i] = fmt.Sprintf("%q", x)
+	}
+	return "[" + strings.Join(q, ",") + "]"
+}
+
+func embedded(name, dst string, mode int64) images.File {
+	b, err := files.ReadFile(name)
+	if err != nil {
+		panic(err) // embedded at compile time; a missing file is a programming error
+	}
+	return images.File{Path: dst, Mode: mode, Data: b}
+}
+
+// nodeFiles are the files placed into the node image: everything under files/node, at the same path.
+func nodeFiles() []images.File {
+	var out []images.File
+	_ = fs.WalkDir(files, "files/node", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, _ := files.ReadFile(p)
+		b = []byte(placeholders.Replace(string(b)))
+		mode := int64(0o644)
+		if strings.Contains(p, "/bin/") || strings.HasSuffix(p, ".sh") {
+			mode = 0o755
+		}
+		out = append(out, images.File{Path: strings.TrimPrefix(p, "files/node/"), Mode: mode, Data: b})
+		return nil
+	})
+	return out
+}
+
+// pauseStep compiles Kubernetes' pause.c (shipped inside the k8s.io/kubernetes module) statically.
+func pauseStep() *images.Step {
+	return &images.Step{
+		Name:   "pause",
+		Inputs: []string{"k8s.io/kubernetes " + KubernetesVersion, "build/pause/linux/pause.c", "gcc -Os -static"},
+		Build: func(ctx context.Context, b *images.Builder, s *images.Step) error {
+			out, err := exec.CommandContext(ctx, "go", "mod", "download", "-json", "k8s.io/kubernetes@"+KubernetesVersion).Output()
+			if err != nil {
+				return fmt.Errorf("go mod download k8s.io/kubernetes: %w", err)
+			}
+			dir := jsonField(string(out), "Dir")
+			if dir == "" {
+				return fmt.Errorf("go mod download k8s.io/kubernetes: no Dir in %q", out)
+			}
+			src := filepath.Join(dir, "build", "pause", "linux", "pause.c")
+			cmd := exec.CommandContext(ctx, "gcc", "-Os", "-Wall", "-static", "-DVERSION=v"+PauseTag+"-rehearse",
+				"-o", filepath.Join(s.Dir, "pause"), src)
+			if o, err := cmd.CombinedOutput(); err != nil {
+				return fmt.Errorf("gcc pause.c: %w: %s (static glibc comes with libc6-dev)", err, o)
+			}
+			return nil
+		},
+	}
+}
+
+func jsonField(js, field string) string {
+	key := `"` + field + `": "`
+	i := strings.Index(js, key)
+	if i < 0 {
+		return ""
+	}
+	rest := js[i+len(key):]
+	j := strings.Index(rest, `"`)
+	if j < 0 {
+		return ""
+	}
+	return rest[:j]
+}
+
+// busyboxStep copies Debian's static busybox out of the node base image for the local-path helper.
+func busyboxStep(nodeBase *images.Step) *images.Step {
+	return &images.Step{
+		Name: "busybox",
+		Deps: []*images.Step{nodeBase},
+		Build: func(ctx context.Context, b *images.Builder, s *images.Step) error {
+			id, err := b.Docker.Run(ctx, nil, "create", nodeBase.Ref, "/bin/true")
+			if err != nil {
+				return err
+			}
+			defer b.Docker.Run(context.Background(), nil, "rm", "-f", id) //nolint:errcheck
+			_, err = b.Docker.Run(ctx, nil, "cp", id+":/bin/busybox", filepath.Join(s.Dir, "busybox"))
+			return err
+		},
+	}
+}
+
+func busyboxFiles(bb *images.Step) []images.File {
+	fs := []images.File{{Path: "/bin/busybox", Mode: 0o755, Step: bb, Name: "busybox"}, {Path: "/tmp/.keep", Mode: 0o644}}
+	for _, applet := range []string{"sh", "mkdir", "rm", "rmdir", "ls", "cat", "chmod", "echo", "sleep", "env", "test", "[", "du", "sync"} {
+		fs = append(fs, images.File{Path: path.Join("/bin", applet), Symlink: "busybox"})
+	}
+	return fs
+}
+
+// placeholders in the node's files are replaced with the image names of this build.
+var placeholders = strings.NewReplacer(
+	"FLANNEL_IMAGE", FlannelImage,
+	"LOCAL_PATH_IMAGE", LocalPathImage,
+	"HELPER_IMAGE", HelperImage,
+	"PAUSE_IMAGE", PauseImage,
+)

@@ -1,0 +1,190 @@
+// Package images owns rehearse's offline image builds. Every image a cluster or a workload runs is built
+// here from Debian packages (debootstrap) and Go modules (the module proxy), never pulled from a
+// registry. Each build step is keyed by the hash of its inputs and of its dependencies' keys; a step
+// whose key matches what is already built (an image label, or a completed cache directory) is skipped,
+// so an unchanged second build only inspects.
+package images
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// KeyLabel is the image label holding the build key of the step that produced the image.
+const KeyLabel = "dev.rehearse.build-key"
+
+// recipeEpoch changes whenever the way steps are built changes in a way their inputs do not show.
+const recipeEpoch = "rehearse-images/1"
+
+// Step is one cached build product: a docker image (Ref set) or a directory of files (Ref empty).
+type Step struct {
+	// Name identifies the step in logs and names its cache directory; unique within a build.
+	Name string
+	// Ref is the docker image the step produces, or "" for a file step.
+	Ref string
+	// Inputs are everything, besides Deps, that determines the output: versions, package lists,
+	// file contents, flags.
+	Inputs []string
+	// Deps are built first; their keys are part of this step's key.
+	Deps []*Step
+	// Build produces the output. A file step writes into s.Dir; an image step must give the image
+	// Ref and the label KeyLabel=s.Key.
+	Build func(ctx context.Context, b *Builder, s *Step) error
+
+	// Key is set by the Builder before Build runs.
+	Key string
+	// Dir is, for a file step, the directory holding its outputs (set by the Builder).
+	Dir string
+}
+
+// Result says what happened to one step.
+type Result struct {
+	Name     string        `json:"name"`
+	Ref      string        `json:"ref,omitempty"`
+	Key      string        `json:"key"`
+	Cached   bool          `json:"cached"`
+	Duration time.Duration `json:"duration"`
+}
+
+// Builder runs steps in dependency order, skipping those already built with the same key.
+type Builder struct {
+	Docker Docker
+	// CacheDir holds file-step outputs and scratch space.
+	CacheDir string
+	// Progress receives one line per step start and finish; nil discards.
+	Progress io.Writer
+	// Force rebuilds every step even when its key is already built.
+	Force bool
+
+	done    map[*Step]bool
+	results []Result
+}
+
+// Results lists the steps ensured so far, in the order they finished.
+func (b *Builder) Results() []Result { return b.results }
+
+// Ensure builds s and its dependencies unless they are already built with the same key.
+func (b *Builder) Ensure(ctx context.Context, s *Step) error {
+	if b.done == nil {
+		b.done = map[*Step]bool{}
+	}
+	if b.done[s] {
+		return nil
+	}
+	for _, d := range s.Deps {
+		if err := b.Ensure(ctx, d); err != nil {
+			return err
+		}
+	}
+	s.Key = stepKey(s)
+	start := time.Now()
+	cached, err := b.ensure(ctx, s)
+	if err != nil {
+		return fmt.Errorf("build %s: %w", s.Name, err)
+	}
+	r := Result{Name: s.Name, Ref: s.Ref, Key: s.Key, Cached: cached, Duration: time.Since(start).Round(time.Millisecond)}
+	b.results = append(b.results, r)
+	if cached {
+		b.progress("cached  %-28s %s", s.Name, describe(s))
+	} else {
+		b.progress("built   %-28s %s in %s", s.Name, describe(s), r.Duration.Round(100*time.Millisecond))
+	}
+	b.done[s] = true
+	return nil
+}
+
+func (b *Builder) ensure(ctx context.Context, s *Step) (cached bool, err error) {
+	if s.Ref != "" {
+		if !b.Force {
+			if v, ok := b.Docker.ImageLabel(ctx, s.Ref, KeyLabel); ok && v == s.Key {
+				return true, nil
+			}
+		}
+		b.progress("build   %-28s %s", s.Name, s.Ref)
+		if err := s.Build(ctx, b, s); err != nil {
+			return false, err
+		}
+		if v, ok := b.Docker.ImageLabel(ctx, s.Ref, KeyLabel); !ok || v != s.Key {
+			return false, fmt.Errorf("step did not produce %s with %s=%s", s.Ref, KeyLabel, s.Key)
+		}
+		return false, nil
+	}
+	final := filepath.Join(b.CacheDir, "steps", s.Name, s.Key)
+	marker := filepath.Join(final, ".complete")
+	if _, err := os.Stat(marker); err == nil && !b.Force {
+		s.Dir = final
+		return true, nil
+	}
+	b.progress("build   %-28s (files)", s.Name)
+	tmp := final + ".partial"
+	if err := os.RemoveAll(tmp); err != nil {
+		return false, err
+	}
+	if err := os.MkdirAll(tmp, 0o755); err != nil {
+		return false, err
+	}
+	s.Dir = tmp
+	if err := s.Build(ctx, b, s); err != nil {
+		return false, err
+	}
+	if err := os.WriteFile(filepath.Join(tmp, ".complete"), []byte(s.Key+"\n"), 0o644); err != nil {
+		return false, err
+	}
+	if err := os.RemoveAll(final); err != nil {
+		return false, err
+	}
+	if err := os.Rename(tmp, final); err != nil {
+		return false, err
+	}
+	s.Dir = final
+	// Older keys of this step are garbage now.
+	if olds, _ := filepath.Glob(filepath.Join(b.CacheDir, "steps", s.Name, "*")); len(olds) > 0 {
+		for _, o := range olds {
+			if o != final {
+				_ = os.RemoveAll(o)
+			}
+		}
+	}
+	return false, nil
+}
+
+// ScratchDir returns a fresh temporary directory under the cache (on disk, not a tmpfs) for a step's
+// intermediate files; the caller removes it.
+func (b *Builder) ScratchDir(name string) (string, error) {
+	base := filepath.Join(b.CacheDir, "scratch")
+	if err := os.MkdirAll(base, 0o755); err != nil {
+		return "", err
+	}
+	return os.MkdirTemp(base, name+"-")
+}
+
+func (b *Builder) progress(format string, args ...any) {
+	if b.Progress != nil {
+		fmt.Fprintf(b.Progress, format+"\n", args...)
+	}
+}
+
+func describe(s *Step) string {
+	if s.Ref != "" {
+		return s.Ref
+	}
+	return "(files)"
+}
+
+func stepKey(s *Step) string {
+	h := sha256.New()
+	fmt.Fprintf(h, "%s\x00%s\x00%s\x00", recipeEpoch, s.Name, s.Ref)
+	for _, in := range s.Inputs {
+		fmt.Fprintf(h, "in\x00%d\x00%s\x00", len(in), in)
+	}
+	for _, d := range s.Deps {
+		fmt.Fprintf(h, "dep\x00%s\x00%s\x00", d.Name, d.Key)
+	}
+	return hex.EncodeToString(h.Sum(nil))[:20]
+}
