@@ -19,8 +19,10 @@ type File struct {
 	// Path is where the file goes: absolute in an image, relative in a build context.
 	Path string
 	Mode int64
-	// Exactly one of Data, (Step, Name) or Symlink gives the content.
+	// Exactly one of Data, (Step, Name), HostPath or Symlink gives the content.
 	Data []byte
+	// HostPath copies a file of the machine running the build.
+	HostPath string
 	// Step and Name copy file Name from the output directory of the file step Step.
 	Step *Step
 	Name string
@@ -34,6 +36,8 @@ func (f File) describe() string {
 		return fmt.Sprintf("%s -> %s", f.Path, f.Symlink)
 	case f.Step != nil:
 		return fmt.Sprintf("%s %o from %s/%s", f.Path, f.Mode, f.Step.Name, f.Name)
+	case f.HostPath != "":
+		return fmt.Sprintf("%s %o from host %s", f.Path, f.Mode, f.HostPath)
 	default:
 		sum := sha256.Sum256(f.Data)
 		return fmt.Sprintf("%s %o sha256:%s", f.Path, f.Mode, hex.EncodeToString(sum[:]))
@@ -41,11 +45,15 @@ func (f File) describe() string {
 }
 
 func (f File) open() (io.ReadCloser, int64, error) {
-	if f.Step != nil {
-		if f.Step.Dir == "" {
-			return nil, 0, fmt.Errorf("%s: step %s has not been built", f.Path, f.Step.Name)
+	if f.Step != nil || f.HostPath != "" {
+		src := f.HostPath
+		if f.Step != nil {
+			if f.Step.Dir == "" {
+				return nil, 0, fmt.Errorf("%s: step %s has not been built", f.Path, f.Step.Name)
+			}
+			src = filepath.Join(f.Step.Dir, f.Name)
 		}
-		fh, err := os.Open(filepath.Join(f.Step.Dir, f.Name))
+		fh, err := os.Open(src)
 		if err != nil {
 			return nil, 0, err
 		}
@@ -84,17 +92,22 @@ func ScratchImage(name, ref string, changes []string, files ...File) *Step {
 		Inputs: inputs,
 		Deps:   deps,
 		Build: func(ctx context.Context, b *Builder, s *Step) error {
-			pr, pw := io.Pipe()
-			go func() { pw.CloseWithError(writeTar(pw, files)) }()
-			args := []string{"import"}
-			for _, c := range append(changes, "LABEL "+KeyLabel+"="+s.Key) {
-				args = append(args, "--change", c)
-			}
-			_, err := b.Docker.Run(ctx, pr, append(args, "-", ref)...)
-			pr.CloseWithError(io.ErrClosedPipe)
-			return err
+			return ImportFiles(ctx, b.Docker, ref, append(changes, "LABEL "+KeyLabel+"="+s.Key), files...)
 		},
 	}
+}
+
+// ImportFiles imports files as a single-layer image ref, with `docker import --change` instructions.
+func ImportFiles(ctx context.Context, d Docker, ref string, changes []string, files ...File) error {
+	pr, pw := io.Pipe()
+	go func() { pw.CloseWithError(writeTar(pw, files)) }()
+	args := []string{"import"}
+	for _, c := range changes {
+		args = append(args, "--change", c)
+	}
+	_, err := d.Run(ctx, pr, append(args, "-", ref)...)
+	pr.CloseWithError(io.ErrClosedPipe)
+	return err
 }
 
 // writeTar writes files as a tar stream with the parent directories each needs.

@@ -94,7 +94,7 @@ func ImportDir(ctx context.Context, d Docker, root, ref string, changes []string
 	args = append(args, "-", ref)
 	_, ierr := d.Run(ctx, pipe, args...)
 	if ierr != nil {
-		_, _ = io.Copy(io.Discard, pipe)
+		_, _ = io.Copy(io.Discard, pipe) // let tar finish instead of blocking on a pipe nobody reads
 	}
 	werr := tarCmd.Wait()
 	if ierr != nil {

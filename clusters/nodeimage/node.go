@@ -100,6 +100,9 @@ func importAndCommit(ctx context.Context, b *images.Builder, s *images.Step, ref
 
 // pipeSave streams `docker save ref` into `ctr images import` inside the build container.
 func pipeSave(ctx context.Context, d images.Docker, container, ref string) error {
+	// Cancelling stops `docker save` when the import fails, instead of leaving it blocked on the pipe.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	save := exec.CommandContext(ctx, dockerBin(d), "save", ref)
 	out, err := save.StdoutPipe()
 	if err != nil {
@@ -112,6 +115,9 @@ func pipeSave(ctx context.Context, d images.Docker, container, ref string) error
 	}
 	_, ierr := d.Run(ctx, out, "exec", "-i", container, "ctr", "-n", "k8s.io", "images", "import",
 		"--no-unpack", "-")
+	if ierr != nil {
+		cancel()
+	}
 	werr := save.Wait()
 	if ierr != nil {
 		return fmt.Errorf("import %s into node: %w", ref, ierr)

@@ -1,0 +1,125 @@
+//go:build e2e
+
+// Package e2e holds rehearse's end-to-end tests: they build images offline, create a real kind
+// cluster through package clusters, share it across the tests, and delete it at the end.
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"sigs.k8s.io/e2e-framework/pkg/env"
+	"sigs.k8s.io/e2e-framework/pkg/envconf"
+
+	"github.com/rehearse-dev/rehearse/clusters"
+	"github.com/rehearse-dev/rehearse/images"
+)
+
+const (
+	clusterName = "rehearse-e2e"
+	probeImage  = "rehearse.local/e2e-probe:dev"
+)
+
+var (
+	testenv env.Environment
+	shared  *clusters.Cluster
+	// volumesBefore are the docker volumes that existed before the suite made its cluster.
+	volumesBefore map[string]bool
+)
+
+func TestMain(m *testing.M) {
+	cfg := envconf.New()
+	testenv = env.NewWithConfig(cfg)
+	testenv.Setup(createCluster, loadProbeImage)
+	testenv.Finish(func(ctx context.Context, cfg *envconf.Config) (context.Context, error) {
+		if shared != nil {
+			return ctx, shared.Delete(ctx)
+		}
+		return ctx, nil
+	})
+	os.Exit(testenv.Run(m))
+}
+
+func createCluster(ctx context.Context, cfg *envconf.Config) (context.Context, error) {
+	volumesBefore = map[string]bool{}
+	for _, v := range dockerLines("volume", "ls", "-q") {
+		volumesBefore[v] = true
+	}
+	if names, _ := clusters.List(); contains(names, clusterName) {
+		fmt.Printf("e2e: deleting cluster %s left by an earlier run\n", clusterName)
+		if err := clusters.Delete(ctx, clusterName, ""); err != nil {
+			return ctx, err
+		}
+	}
+	dir, err := os.MkdirTemp("", "rehearse-e2e-")
+	if err != nil {
+		return ctx, err
+	}
+	kubeconfig := filepath.Join(dir, "kubeconfig")
+	start := time.Now()
+	c, err := clusters.Create(ctx, clusters.CreateOptions{
+		Name: clusterName, Workers: 2, Choice: clusters.ImageOffline, Kubeconfig: kubeconfig, Wait: 5 * time.Minute,
+	})
+	if err != nil {
+		return ctx, err
+	}
+	shared = c
+	fmt.Printf("e2e: cluster %s (1 control-plane + 2 workers) ready in %s\n", clusterName, time.Since(start).Round(100*time.Millisecond))
+	cfg.WithKubeconfigFile(kubeconfig)
+	return ctx, nil
+}
+
+// loadProbeImage builds the probe helper into a scratch image and loads it into every node with
+// clusters.LoadImages (kind's own image loading, no registry).
+func loadProbeImage(ctx context.Context, cfg *envconf.Config) (context.Context, error) {
+	dir, err := os.MkdirTemp("", "rehearse-probe-")
+	if err != nil {
+		return ctx, err
+	}
+	defer os.RemoveAll(dir)
+	bin := filepath.Join(dir, "probe")
+	build := exec.CommandContext(ctx, "go", "build", "-o", bin, "./probe")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		return ctx, fmt.Errorf("build probe: %w: %s", err, out)
+	}
+	if err := images.ImportFiles(ctx, images.Docker{}, probeImage, []string{`ENTRYPOINT ["/probe"]`},
+		images.File{Path: "/probe", Mode: 0o755, HostPath: bin}, images.File{Path: "/tmp/.keep", Mode: 0o644}); err != nil {
+		return ctx, err
+	}
+	start := time.Now()
+	if err := shared.LoadImages(ctx, probeImage); err != nil {
+		return ctx, err
+	}
+	fmt.Printf("e2e: probe image loaded into every node in %s\n", time.Since(start).Round(100*time.Millisecond))
+	return ctx, nil
+}
+
+func dockerLines(args ...string) []string {
+	out, err := exec.Command("docker", args...).Output()
+	if err != nil {
+		return nil
+	}
+	var lines []string
+	for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		if l != "" {
+			lines = append(lines, l)
+		}
+	}
+	return lines
+}
+
+func contains(xs []string, s string) bool {
+	for _, x := range xs {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,114 @@
+// Command probe is the e2e tests' in-cluster helper, built into a scratch image and loaded into kind
+// nodes without a registry. Modes:
+//
+//	probe serve [ADDR]        HTTP server answering "<hostname> <path>" (default :8080)
+//	probe get URL             one GET with retries for 60 s; prints the body; exit 1 on failure
+//	probe lookup NAME         resolves NAME with retries for 60 s; prints the addresses
+//	probe write FILE TEXT     writes TEXT to FILE, syncs, reads it back; prints it
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+)
+
+func main() {
+	if len(os.Args) < 2 {
+		fail("usage: probe serve|get|lookup|write ...")
+	}
+	switch os.Args[1] {
+	case "serve":
+		addr := ":8080"
+		if len(os.Args) > 2 {
+			addr = os.Args[2]
+		}
+		host, _ := os.Hostname()
+		http.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+			fmt.Fprintf(w, "%s %s\n", host, r.URL.Path)
+		})
+		fail(http.ListenAndServe(addr, nil).Error())
+	case "get":
+		need(3)
+		retry(func() error {
+			c := http.Client{Timeout: 5 * time.Second}
+			resp, err := c.Get(os.Args[2])
+			if err != nil {
+				return err
+			}
+			defer resp.Body.Close()
+			b, err := io.ReadAll(resp.Body)
+			if err != nil {
+				return err
+			}
+			if resp.StatusCode != http.StatusOK {
+				return fmt.Errorf("status %s", resp.Status)
+			}
+			fmt.Print(string(b))
+			return nil
+		})
+	case "lookup":
+		need(3)
+		retry(func() error {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			addrs, err := net.DefaultResolver.LookupHost(ctx, os.Args[2])
+			if err != nil {
+				return err
+			}
+			fmt.Println(strings.Join(addrs, " "))
+			return nil
+		})
+	case "write":
+		need(4)
+		f, err := os.Create(os.Args[2])
+		if err != nil {
+			fail(err.Error())
+		}
+		if _, err := f.WriteString(os.Args[3]); err != nil {
+			fail(err.Error())
+		}
+		if err := f.Sync(); err != nil {
+			fail(err.Error())
+		}
+		f.Close()
+		b, err := os.ReadFile(os.Args[2])
+		if err != nil {
+			fail(err.Error())
+		}
+		fmt.Println(string(b))
+	default:
+		fail("unknown mode " + os.Args[1])
+	}
+}
+
+func need(n int) {
+	if len(os.Args) < n {
+		fail("missing argument")
+	}
+}
+
+func retry(f func() error) {
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		err := f()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			fail(err.Error())
+		}
+		fmt.Fprintln(os.Stderr, "retrying:", err)
+		time.Sleep(2 * time.Second)
+	}
+}
+
+func fail(msg string) {
+	fmt.Fprintln(os.Stderr, "probe:", msg)
+	os.Exit(1)
+}
