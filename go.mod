@@ -3,6 +3,7 @@ module github.com/rehearse-dev/rehearse
 go 1.26.8
 
 require (
+	github.com/google/go-cmp v0.7.0
 	github.com/spf13/cobra v1.10.1
 	k8s.io/api v0.37.2
 	k8s.io/apimachinery v0.37.2

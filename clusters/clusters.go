@@ -8,7 +8,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"strconv"
@@ -27,9 +26,10 @@ import (
 // DefaultName is the cluster name when none is given.
 const DefaultName = "rehearse"
 
-// NodePorts is the NodePort range of rehearse clusters. Every port of it is published on 127.0.0.1 of
-// the host by the control-plane node, so a NodePort Service answers on 127.0.0.1:<nodePort>. The range
-// is kept small because each published port costs the engine a proxy and NAT rules.
+// NodePorts is the default NodePort range of rehearse clusters. Every port of a cluster's range is
+// published on 127.0.0.1 of the host by its control-plane node, at the same number, so a NodePort
+// Service answers on 127.0.0.1:<nodePort>. Ranges are kept small because each published port costs the
+// engine a proxy and NAT rules; clusters that coexist need ranges that do not overlap.
 var NodePorts = PortRange{First: 30000, Count: 50}
 
 // PortRange is a contiguous range of ports.
@@ -65,6 +65,8 @@ type CreateOptions struct {
 	Wait time.Duration
 	// Logger receives kind's progress; nil keeps quiet.
 	Logger log.Logger
+	// NodePorts is the cluster's NodePort range; zero means NodePorts.
+	NodePorts PortRange
 	// Retain keeps the nodes of a cluster that failed to become ready, for debugging.
 	Retain bool
 }
@@ -75,6 +77,7 @@ type Cluster struct {
 	Context    string
 	Kubeconfig string
 	Image      string
+	NodePorts  PortRange
 	provider   *cluster.Provider
 }
 
@@ -125,9 +128,9 @@ func cgroupV1(ctx context.Context) (bool, error) {
 
 // Config builds the kind configuration: one control-plane node publishing the NodePort range on
 // 127.0.0.1, and workers.
-func Config(name string, workers int, v1 bool) *v1alpha4.Cluster {
+func Config(name string, workers int, ports PortRange, v1 bool) *v1alpha4.Cluster {
 	cp := v1alpha4.Node{Role: v1alpha4.ControlPlaneRole}
-	for p := NodePorts.First; p <= NodePorts.Last(); p++ {
+	for p := ports.First; p <= ports.Last(); p++ {
 		cp.ExtraPortMappings = append(cp.ExtraPortMappings, v1alpha4.PortMapping{
 			ContainerPort: int32(p), HostPort: int32(p), ListenAddress: "127.0.0.1", Protocol: v1alpha4.PortMappingProtocolTCP,
 		})
@@ -137,7 +140,7 @@ func Config(name string, workers int, v1 bool) *v1alpha4.Cluster {
 		Name:     name,
 		Nodes:    []v1alpha4.Node{cp},
 		KubeadmConfigPatches: []string{
-			"kind: ClusterConfiguration\napiServer:\n  extraArgs:\n    service-node-port-range: \"" + NodePorts.String() + "\"\n",
+			"kind: ClusterConfiguration\napiServer:\n  extraArgs:\n    service-node-port-range: \"" + ports.String() + "\"\n",
 		},
 	}
 	if v1 {
@@ -163,6 +166,12 @@ func Create(ctx context.Context, opts CreateOptions) (*Cluster, error) {
 	if opts.Wait == 0 {
 		opts.Wait = 5 * time.Minute
 	}
+	if opts.NodePorts == (PortRange{}) {
+		opts.NodePorts = NodePorts
+	}
+	if opts.NodePorts.First < 1024 || opts.NodePorts.Count < 1 || opts.NodePorts.Last() > 65535 {
+		return nil, fmt.Errorf("NodePort range %s is not within 1024-65535", opts.NodePorts)
+	}
 	image, err := ResolveImage(ctx, opts)
 	if err != nil {
 		return nil, err
@@ -181,11 +190,11 @@ func Create(ctx context.Context, opts CreateOptions) (*Cluster, error) {
 			return nil, fmt.Errorf("cluster %q already exists (delete it with `rehearse cluster delete --name %s`)", opts.Name, opts.Name)
 		}
 	}
-	c := &Cluster{Name: opts.Name, Context: Context(opts.Name), Kubeconfig: opts.Kubeconfig, Image: image, provider: p}
+	c := &Cluster{Name: opts.Name, Context: Context(opts.Name), Kubeconfig: opts.Kubeconfig, Image: image, NodePorts: opts.NodePorts, provider: p}
 	created := make(chan error, 1)
 	go func() {
 		created <- p.Create(opts.Name,
-			cluster.CreateWithV1Alpha4Config(Config(opts.Name, opts.Workers, v1)),
+			cluster.CreateWithV1Alpha4Config(Config(opts.Name, opts.Workers, opts.NodePorts, v1)),
 			cluster.CreateWithNodeImage(image),
 			cluster.CreateWithKubeconfigPath(opts.Kubeconfig),
 			cluster.CreateWithDisplayUsage(false),
@@ -196,6 +205,9 @@ func Create(ctx context.Context, opts CreateOptions) (*Cluster, error) {
 	case err = <-created:
 	case <-ctx.Done():
 		// kind's Create cannot be interrupted; wait for it, then remove what it made.
+		if opts.Logger != nil {
+			opts.Logger.Warn("interrupted: waiting for kind to finish creating, then deleting the cluster")
+		}
 		<-created
 		err = ctx.Err()
 	}
@@ -309,4 +321,13 @@ func (c *Cluster) LoadImages(ctx context.Context, refs ...string) error {
 	return c.LoadImageArchive(f.Name())
 }
 
-var _ io.Reader
+// ParsePortRange parses "FIRST-LAST".
+func ParsePortRange(s string) (PortRange, error) {
+	a, b, ok := strings.Cut(s, "-")
+	first, err1 := strconv.Atoi(strings.TrimSpace(a))
+	last, err2 := strconv.Atoi(strings.TrimSpace(b))
+	if !ok || err1 != nil || err2 != nil || last < first {
+		return PortRange{}, fmt.Errorf("port range %q: want FIRST-LAST, e.g. %s", s, NodePorts)
+	}
+	return PortRange{First: first, Count: last - first + 1}, nil
+}

@@ -22,8 +22,6 @@ import (
 	"sigs.k8s.io/e2e-framework/klient/wait/conditions"
 	"sigs.k8s.io/e2e-framework/pkg/envconf"
 	"sigs.k8s.io/e2e-framework/pkg/features"
-
-	"github.com/rehearse-dev/rehearse/clusters"
 )
 
 const controlPlaneLabel = "node-role.kubernetes.io/control-plane"
@@ -140,7 +138,7 @@ func TestLocalPathVolume(t *testing.T) {
 }
 
 func TestNodePortOnLoopback(t *testing.T) {
-	nodePort := int32(clusters.NodePorts.First + 30)
+	nodePort := int32(shared.NodePorts.First + 30)
 	f := features.New("a NodePort Service answers on 127.0.0.1").
 		Assess("GET 127.0.0.1:<nodePort> from the host", func(ctx context.Context, t *testing.T, cfg *envconf.Config) context.Context {
 			ns := namespace(ctx, t, cfg)

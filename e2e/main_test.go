@@ -21,6 +21,9 @@ import (
 	"github.com/rehearse-dev/rehearse/images"
 )
 
+// e2eNodePorts keeps the suite's published ports clear of a default-range cluster a developer may have.
+var e2eNodePorts = clusters.PortRange{First: 31000, Count: 40}
+
 const (
 	clusterName = "rehearse-e2e"
 	probeImage  = "rehearse.local/e2e-probe:dev"
@@ -65,6 +68,7 @@ func createCluster(ctx context.Context, cfg *envconf.Config) (context.Context, e
 	start := time.Now()
 	c, err := clusters.Create(ctx, clusters.CreateOptions{
 		Name: clusterName, Workers: 2, Choice: clusters.ImageOffline, Kubeconfig: kubeconfig, Wait: 5 * time.Minute,
+		NodePorts: e2eNodePorts,
 	})
 	if err != nil {
 		return ctx, err

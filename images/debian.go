@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 )
 
 // Debian describes a root filesystem made by debootstrap from the host's configured Debian mirror.
@@ -49,7 +50,11 @@ func buildDebian(ctx context.Context, b *Builder, s *Step, d Debian) error {
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(work)
+	defer func() {
+		// An interrupted debootstrap leaves /proc and /sys mounted inside the target.
+		unmountUnder(work)
+		os.RemoveAll(work)
+	}()
 	root := filepath.Join(work, "rootfs")
 	debs := filepath.Join(b.CacheDir, "debs")
 	if err := os.MkdirAll(debs, 0o755); err != nil {
@@ -61,6 +66,9 @@ func buildDebian(ctx context.Context, b *Builder, s *Step, d Debian) error {
 	}
 	args = append(args, d.Suite, root, mirror)
 	cmd := exec.CommandContext(ctx, "debootstrap", args...)
+	// On cancel, stop debootstrap and every dpkg/chroot it started, not only the script.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("debootstrap %s: %w: %s", strings.Join(args, " "), err, tail(string(out), 3000))
@@ -73,6 +81,25 @@ func buildDebian(ctx context.Context, b *Builder, s *Step, d Debian) error {
 		}
 	}
 	return ImportDir(ctx, b.Docker, root, s.Ref, append(d.Changes, "LABEL "+KeyLabel+"="+s.Key))
+}
+
+// unmountUnder lazily unmounts every mount point below dir, deepest first.
+func unmountUnder(dir string) {
+	b, err := os.ReadFile("/proc/self/mounts")
+	if err != nil {
+		return
+	}
+	var points []string
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) > 1 && strings.HasPrefix(f[1], dir+"/") {
+			points = append(points, f[1])
+		}
+	}
+	sort.Sort(sort.Reverse(sort.StringSlice(points)))
+	for _, p := range points {
+		_ = syscall.Unmount(p, syscall.MNT_DETACH)
+	}
 }
 
 // ImportDir imports the directory tree root as a single-layer image ref.

@@ -14,6 +14,7 @@ func newClusterCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "cluster", Short: "Create, delete and list kind clusters (context kind-NAME)"}
 	var (
 		name, image, kubeconfig string
+		nodePorts               string
 		workers                 int
 		offline, retain         bool
 		wait                    time.Duration
@@ -24,17 +25,22 @@ func newClusterCmd() *cobra.Command {
 		Long: "Creates a kind cluster through kind's Go library. The node image is --image when given; with\n" +
 			"--offline rehearse's locally built image (`rehearse images build`); otherwise kind's published\n" +
 			"image when present locally, else the local build when present, else the published one (pulled).\n" +
-			"NodePorts " + clusters.NodePorts.String() + " answer on 127.0.0.1.",
+			"Every port of the NodePort range (--node-ports) answers on 127.0.0.1.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			choice := clusters.ImageAuto
 			if offline {
 				choice = clusters.ImageOffline
 			}
+			ports, err := clusters.ParsePortRange(nodePorts)
+			if err != nil {
+				return err
+			}
 			start := time.Now()
 			c, err := clusters.Create(cmd.Context(), clusters.CreateOptions{
 				Name: name, Workers: workers, Image: image, Choice: choice, Kubeconfig: kubeconfig, Wait: wait, Retain: retain,
-				Logger: kindcmd.NewLogger(),
+				NodePorts: ports,
+				Logger:    kindcmd.NewLogger(),
 			})
 			if err != nil {
 				return err
@@ -47,6 +53,7 @@ func newClusterCmd() *cobra.Command {
 	create.Flags().IntVar(&workers, "workers", 2, "number of worker nodes")
 	create.Flags().StringVar(&image, "image", "", "node image (overrides --offline)")
 	create.Flags().BoolVar(&offline, "offline", false, "use rehearse's locally built node image")
+	create.Flags().StringVar(&nodePorts, "node-ports", clusters.NodePorts.String(), "NodePort range, published on 127.0.0.1")
 	create.Flags().BoolVar(&retain, "retain", false, "keep the nodes of a cluster that failed to become ready, for debugging")
 	create.Flags().DurationVar(&wait, "wait", 5*time.Minute, "how long to wait for nodes and add-ons to be ready")
 

@@ -1,0 +1,65 @@
+package clusters
+
+import (
+	"strings"
+	"testing"
+
+	"sigs.k8s.io/kind/pkg/apis/config/v1alpha4"
+)
+
+func TestConfigPublishesNodePortsOnLoopback(t *testing.T) {
+	ports := PortRange{First: 31000, Count: 5}
+	cfg := Config("x", 2, ports, true)
+	if len(cfg.Nodes) != 3 {
+		t.Fatalf("%d nodes, want 3", len(cfg.Nodes))
+	}
+	if cfg.Nodes[0].Role != v1alpha4.ControlPlaneRole || cfg.Nodes[1].Role != v1alpha4.WorkerRole || cfg.Nodes[2].Role != v1alpha4.WorkerRole {
+		t.Errorf("roles %s %s %s", cfg.Nodes[0].Role, cfg.Nodes[1].Role, cfg.Nodes[2].Role)
+	}
+	m := cfg.Nodes[0].ExtraPortMappings
+	if len(m) != 5 {
+		t.Fatalf("%d port mappings, want 5", len(m))
+	}
+	for i, pm := range m {
+		want := int32(31000 + i)
+		if pm.ContainerPort != want || pm.HostPort != want || pm.ListenAddress != "127.0.0.1" {
+			t.Errorf("mapping %d = %+v, want %d->%d on 127.0.0.1", i, pm, want, want)
+		}
+	}
+	for _, n := range cfg.Nodes[1:] {
+		if len(n.ExtraPortMappings) != 0 {
+			t.Errorf("worker publishes ports: %+v", n.ExtraPortMappings)
+		}
+	}
+	patches := strings.Join(cfg.KubeadmConfigPatches, "\n---\n")
+	if !strings.Contains(patches, `service-node-port-range: "31000-31004"`) {
+		t.Errorf("apiserver NodePort range not patched:\n%s", patches)
+	}
+	if !strings.Contains(patches, "failCgroupV1: false") {
+		t.Errorf("cgroup v1 host without failCgroupV1: false:\n%s", patches)
+	}
+}
+
+func TestConfigOnCgroupV2LeavesKubeletDefault(t *testing.T) {
+	cfg := Config("x", 0, NodePorts, false)
+	if len(cfg.Nodes) != 1 {
+		t.Fatalf("%d nodes, want 1", len(cfg.Nodes))
+	}
+	for _, p := range cfg.KubeadmConfigPatches {
+		if strings.Contains(p, "failCgroupV1") {
+			t.Errorf("cgroup v2 host gets a cgroup v1 patch: %s", p)
+		}
+	}
+}
+
+func TestParsePortRange(t *testing.T) {
+	got, err := ParsePortRange("30000-30049")
+	if err != nil || got != (PortRange{First: 30000, Count: 50}) || got.String() != "30000-30049" {
+		t.Errorf("ParsePortRange = %+v, %v", got, err)
+	}
+	for _, bad := range []string{"", "30000", "30049-30000", "a-b", "30000-"} {
+		if _, err := ParsePortRange(bad); err == nil {
+			t.Errorf("ParsePortRange(%q) accepted", bad)
+		}
+	}
+}

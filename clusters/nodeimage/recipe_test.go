@@ -1,0 +1,89 @@
+package nodeimage
+
+import (
+	"regexp"
+	"sort"
+	"strings"
+	"testing"
+)
+
+// Every image the node's manifests and containerd configuration name must be built and imported into
+// the node: a node can pull nothing.
+func TestEveryReferencedImageIsBuilt(t *testing.T) {
+	plan := NewPlan()
+	built := map[string]bool{}
+	for _, s := range plan.Node.Deps {
+		if s.Ref != "" {
+			built[s.Ref] = true
+		}
+	}
+	imageLine := regexp.MustCompile(`(?m)(?:image:|--helper-image,|sandbox_image =)\s*"?([^\s",]+)`)
+	var referenced []string
+	for _, f := range nodeFiles() {
+		for _, m := range imageLine.FindAllStringSubmatch(string(f.Data), -1) {
+			referenced = append(referenced, m[1])
+			if !built[m[1]] {
+				t.Errorf("%s names image %s, which the node image does not contain", f.Path, m[1])
+			}
+		}
+	}
+	sort.Strings(referenced)
+	for _, want := range []string{FlannelImage, LocalPathImage, HelperImage, PauseImage} {
+		if !contains(referenced, want) {
+			t.Errorf("no node file references %s (placeholders not replaced?); found %v", want, referenced)
+		}
+	}
+	// kubeadm's own images.
+	for _, ref := range []string{kubeImage("kube-apiserver"), kubeImage("kube-controller-manager"),
+		kubeImage("kube-scheduler"), kubeImage("kube-proxy"), EtcdImage, CoreDNSImage, PauseImage} {
+		if !built[ref] {
+			t.Errorf("kubeadm's image %s is not in the node image", ref)
+		}
+	}
+}
+
+func TestNodeFilesHaveNoPlaceholdersLeft(t *testing.T) {
+	for _, f := range nodeFiles() {
+		for _, p := range []string{"FLANNEL_IMAGE", "LOCAL_PATH_IMAGE", "HELPER_IMAGE", "PAUSE_IMAGE"} {
+			if strings.Contains(string(f.Data), p) {
+				t.Errorf("%s still contains %s", f.Path, p)
+			}
+		}
+	}
+}
+
+// kind templates default-cni.yaml only when it holds this exact phrase on one line.
+func TestCNIManifestIsTemplatedByKind(t *testing.T) {
+	for _, f := range nodeFiles() {
+		if f.Path == "kind/manifests/default-cni.yaml" {
+			s := string(f.Data)
+			if !strings.Contains(s, "would you kindly template this file") || !strings.Contains(s, "{{ .PodSubnet }}") {
+				t.Error("default-cni.yaml is not a kind template of the pod subnet")
+			}
+			return
+		}
+	}
+	t.Fatal("no kind/manifests/default-cni.yaml among the node files")
+}
+
+func TestVersionLDFlags(t *testing.T) {
+	ld := strings.Join(versionLDFlags(), " ")
+	for _, want := range []string{
+		"-X k8s.io/component-base/version.gitVersion=" + KubernetesVersion,
+		"-X k8s.io/client-go/pkg/version.gitVersion=" + KubernetesVersion,
+		"-X k8s.io/component-base/version.gitMinor=34",
+	} {
+		if !strings.Contains(ld, want) {
+			t.Errorf("ldflags lack %q: %s", want, ld)
+		}
+	}
+}
+
+func contains(xs []string, s string) bool {
+	for _, x := range xs {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,174 @@
+package images
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// fileStep returns a file step that writes name=content and counts its builds.
+func fileStep(name, content string, builds *int, deps ...*Step) *Step {
+	return &Step{
+		Name:   name,
+		Inputs: []string{content},
+		Deps:   deps,
+		Build: func(_ context.Context, _ *Builder, s *Step) error {
+			*builds++
+			return os.WriteFile(filepath.Join(s.Dir, "out"), []byte(content), 0o644)
+		},
+	}
+}
+
+func TestBuilderReusesUnchangedFileSteps(t *testing.T) {
+	cache := t.TempDir()
+	var baseBuilds, topBuilds int
+	base := fileStep("base", "v1", &baseBuilds)
+	top := fileStep("top", "t", &topBuilds, base)
+
+	b := &Builder{CacheDir: cache}
+	if err := b.Ensure(context.Background(), top); err != nil {
+		t.Fatal(err)
+	}
+	if baseBuilds != 1 || topBuilds != 1 {
+		t.Fatalf("first build: base built %d times, top %d; want 1 and 1", baseBuilds, topBuilds)
+	}
+	got, err := os.ReadFile(filepath.Join(top.Dir, "out"))
+	if err != nil || string(got) != "t" {
+		t.Fatalf("top output = %q, %v", got, err)
+	}
+
+	// A new builder (a second `rehearse images build`) with the same inputs builds nothing.
+	base2 := fileStep("base", "v1", &baseBuilds)
+	top2 := fileStep("top", "t", &topBuilds, base2)
+	b2 := &Builder{CacheDir: cache}
+	if err := b2.Ensure(context.Background(), top2); err != nil {
+		t.Fatal(err)
+	}
+	if baseBuilds != 1 || topBuilds != 1 {
+		t.Fatalf("second build rebuilt: base %d, top %d", baseBuilds, topBuilds)
+	}
+	for _, r := range b2.Results() {
+		if !r.Cached {
+			t.Errorf("step %s not reported as cached", r.Name)
+		}
+	}
+
+	// Changing a dependency's input rebuilds it and everything that depends on it.
+	base3 := fileStep("base", "v2", &baseBuilds)
+	top3 := fileStep("top", "t", &topBuilds, base3)
+	if err := (&Builder{CacheDir: cache}).Ensure(context.Background(), top3); err != nil {
+		t.Fatal(err)
+	}
+	if baseBuilds != 2 || topBuilds != 2 {
+		t.Fatalf("after input change: base built %d times, top %d; want 2 and 2", baseBuilds, topBuilds)
+	}
+	if top3.Key == top.Key {
+		t.Error("top's key did not change when its dependency's input changed")
+	}
+	// The superseded output is removed.
+	entries, _ := os.ReadDir(filepath.Join(cache, "steps", "base"))
+	if len(entries) != 1 {
+		t.Errorf("cache holds %d versions of base, want 1", len(entries))
+	}
+}
+
+func TestBuilderFailedStepLeavesNoCompleteOutput(t *testing.T) {
+	cache := t.TempDir()
+	fail := true
+	s := &Step{Name: "flaky", Inputs: []string{"x"}, Build: func(_ context.Context, _ *Builder, s *Step) error {
+		if fail {
+			return io.ErrUnexpectedEOF
+		}
+		return nil
+	}}
+	if err := (&Builder{CacheDir: cache}).Ensure(context.Background(), s); err == nil {
+		t.Fatal("failing step reported success")
+	}
+	fail = false
+	b := &Builder{CacheDir: cache}
+	if err := b.Ensure(context.Background(), s); err != nil {
+		t.Fatal(err)
+	}
+	if b.Results()[0].Cached {
+		t.Error("a step whose earlier build failed was taken from the cache")
+	}
+}
+
+func TestStepKeyCoversEveryInput(t *testing.T) {
+	base := func() *Step { return &Step{Name: "n", Ref: "r:1", Inputs: []string{"a", "b"}} }
+	k := stepKey(base())
+	variants := map[string]*Step{
+		"name":         {Name: "m", Ref: "r:1", Inputs: []string{"a", "b"}},
+		"ref":          {Name: "n", Ref: "r:2", Inputs: []string{"a", "b"}},
+		"input":        {Name: "n", Ref: "r:1", Inputs: []string{"a", "c"}},
+		"input order":  {Name: "n", Ref: "r:1", Inputs: []string{"b", "a"}},
+		"input split":  {Name: "n", Ref: "r:1", Inputs: []string{"ab"}},
+		"dependency":   {Name: "n", Ref: "r:1", Inputs: []string{"a", "b"}, Deps: []*Step{{Name: "d", Key: "1"}}},
+		"no input":     {Name: "n", Ref: "r:1"},
+		"extra input":  {Name: "n", Ref: "r:1", Inputs: []string{"a", "b", ""}},
+		"renamed file": {Name: "n", Ref: "r:1", Inputs: []string{"a", "b "}},
+	}
+	for what, s := range variants {
+		if stepKey(s) == k {
+			t.Errorf("changing the %s does not change the key", what)
+		}
+	}
+	if stepKey(base()) != k {
+		t.Error("key is not deterministic")
+	}
+}
+
+func TestWriteTarAddsParentsAndLinks(t *testing.T) {
+	var buf bytes.Buffer
+	err := writeTar(&buf, []File{
+		{Path: "/usr/local/bin/tool", Mode: 0o755, Data: []byte("#!/bin/sh\n")},
+		{Path: "/bin/sh", Symlink: "busybox"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	tr := tar.NewReader(&buf)
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		desc := h.Name
+		switch h.Typeflag {
+		case tar.TypeSymlink:
+			desc += " -> " + h.Linkname
+		case tar.TypeReg:
+			b, _ := io.ReadAll(tr)
+			desc += " " + strings.TrimSpace(string(b))
+		}
+		got = append(got, desc)
+	}
+	want := []string{"bin/", "bin/sh -> busybox", "usr/", "usr/local/", "usr/local/bin/", "usr/local/bin/tool #!/bin/sh"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("tar entries (-want +got):\n%s", diff)
+	}
+}
+
+func TestBinaryName(t *testing.T) {
+	for pkg, want := range map[string]string{
+		"k8s.io/kubernetes/cmd/kubelet": "kubelet",
+		"go.etcd.io/etcd/server/v3":     "server",
+		"github.com/coredns/coredns":    "coredns",
+		"example.com/v":                 "v",
+	} {
+		if got := binaryName(pkg); got != want {
+			t.Errorf("binaryName(%q) = %q, want %q", pkg, got, want)
+		}
+	}
+}
