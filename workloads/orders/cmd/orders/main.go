@@ -1,0 +1,122 @@
+// Command orders runs the sample orders service or its schema migrations.
+//
+//	orders serve   [--listen :8080] [--version v1|v2|v3|v2-bad] [--dsn URL] [--drain 10s] [--grace 20s]
+//	orders migrate up|down NAME [--dsn URL] [--batch 500]      NAME: create, expand, backfill, contract
+//
+// --version defaults to $ORDERS_VERSION, --dsn to $DATABASE_URL.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log"
+	"net"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/rehearse-dev/rehearse/workloads/orders"
+)
+
+func main() {
+	if len(os.Args) < 2 {
+		usage()
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	var err error
+	switch os.Args[1] {
+	case "serve":
+		err = serve(ctx, os.Args[2:])
+	case "migrate":
+		err = migrate(ctx, os.Args[2:])
+	default:
+		usage()
+	}
+	if err != nil {
+		log.Printf("orders: %v", err)
+		os.Exit(1)
+	}
+}
+
+func usage() {
+	fmt.Fprintln(os.Stderr, "usage: orders serve [flags] | orders migrate up|down NAME [flags]")
+	os.Exit(2)
+}
+
+func serve(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("serve", flag.ExitOnError)
+	listen := fs.String("listen", ":8080", "listen address")
+	version := fs.String("version", os.Getenv("ORDERS_VERSION"), "release to serve: v1, v2, v3 or v2-bad")
+	dsn := fs.String("dsn", os.Getenv("DATABASE_URL"), "PostgreSQL connection URL")
+	drain := fs.Duration("drain", 10*time.Second, "after SIGTERM, keep serving this long with readiness failing")
+	grace := fs.Duration("grace", 15*time.Second, "then wait this long for requests in flight")
+	_ = fs.Parse(args)
+	v, err := orders.ParseVersion(*version)
+	if err != nil {
+		return err
+	}
+	store, err := orders.OpenPG(context.WithoutCancel(ctx), *dsn, v)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		return err
+	}
+	log.Printf("orders %s listening on %s", v, ln.Addr())
+	err = orders.NewServer(store, v).Serve(ctx, ln, *drain, *grace)
+	log.Printf("orders %s stopped: %v", v, err)
+	return err
+}
+
+func migrate(ctx context.Context, args []string) error {
+	if len(args) < 2 || (args[0] != "up" && args[0] != "down") {
+		usage()
+	}
+	fs := flag.NewFlagSet("migrate", flag.ExitOnError)
+	dsn := fs.String("dsn", os.Getenv("DATABASE_URL"), "PostgreSQL connection URL")
+	batch := fs.Int("batch", 500, "rows per backfill batch")
+	_ = fs.Parse(args[2:])
+	pool, err := connect(ctx, *dsn)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	m := &orders.Migrator{Pool: pool, BatchSize: *batch, Log: os.Stdout}
+	if args[0] == "up" {
+		err = m.Up(ctx, args[1])
+	} else {
+		err = m.Down(ctx, args[1])
+	}
+	if err != nil {
+		return err
+	}
+	applied, err := m.Applied(ctx)
+	fmt.Printf("migrate: schema now at %v\n", applied)
+	return err
+}
+
+// connect waits up to a minute for the database, as a Job may start before it accepts connections.
+func connect(ctx context.Context, dsn string) (*pgxpool.Pool, error) {
+	pool, err := pgxpool.New(ctx, dsn)
+	if err != nil {
+		return nil, err
+	}
+	deadline := time.Now().Add(time.Minute)
+	for {
+		err := pool.Ping(ctx)
+		if err == nil {
+			return pool, nil
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			pool.Close()
+			return nil, fmt.Errorf("database unreachable: %w", err)
+		}
+		time.Sleep(time.Second)
+	}
+}
