@@ -2,12 +2,12 @@
 GO ?= go
 BIN := bin/rehearse
 
-.PHONY: all build docker images test unit e2e vet clean-clusters
+.PHONY: all build docker images test unit integration e2e vet clean-clusters
 
 all: build
 
 build:
-	$(GO) build -o $(BIN) ./cmd/rehearse
+	CGO_ENABLED=0 $(GO) build -o $(BIN) ./cmd/rehearse
 
 # Host set-up: a Docker engine that can run kind's privileged nodes (idempotent).
 docker:
@@ -23,11 +23,15 @@ vet:
 unit:
 	$(GO) test -count=1 ./...
 
+# Integration tests against real PostgreSQL containers (testcontainers-go, the locally built image).
+integration: images
+	TESTCONTAINERS_RYUK_DISABLED=true $(GO) test -count=1 -tags integration -timeout 15m ./workloads/...
+
 # End-to-end tests on a real kind cluster (built offline).
 e2e: images
 	$(GO) test -count=1 -tags e2e -timeout 40m -v ./e2e/...
 
-test: vet unit e2e
+test: vet unit integration e2e
 
 clean-clusters: build
 	for c in $$(./$(BIN) cluster list); do ./$(BIN) cluster delete --name $$c; done

@@ -19,6 +19,7 @@ import (
 
 	"github.com/rehearse-dev/rehearse/clusters"
 	"github.com/rehearse-dev/rehearse/images"
+	"github.com/rehearse-dev/rehearse/workloads"
 )
 
 // e2eNodePorts keeps the suite's published ports clear of a default-range cluster a developer may have.
@@ -39,7 +40,7 @@ var (
 func TestMain(m *testing.M) {
 	cfg := envconf.New()
 	testenv = env.NewWithConfig(cfg)
-	testenv.Setup(createCluster, loadProbeImage)
+	testenv.Setup(createCluster, loadImages)
 	testenv.Finish(func(ctx context.Context, cfg *envconf.Config) (context.Context, error) {
 		if shared != nil {
 			return ctx, shared.Delete(ctx)
@@ -79,9 +80,9 @@ func createCluster(ctx context.Context, cfg *envconf.Config) (context.Context, e
 	return ctx, nil
 }
 
-// loadProbeImage builds the probe helper into a scratch image and loads it into every node with
-// clusters.LoadImages (kind's own image loading, no registry).
-func loadProbeImage(ctx context.Context, cfg *envconf.Config) (context.Context, error) {
+// loadImages builds the probe helper into a scratch image and loads it, with the sample workload's
+// images, into every node with clusters.LoadImages (kind's own image loading, no registry).
+func loadImages(ctx context.Context, cfg *envconf.Config) (context.Context, error) {
 	dir, err := os.MkdirTemp("", "rehearse-probe-")
 	if err != nil {
 		return ctx, err
@@ -98,10 +99,11 @@ func loadProbeImage(ctx context.Context, cfg *envconf.Config) (context.Context, 
 		return ctx, err
 	}
 	start := time.Now()
-	if err := shared.LoadImages(ctx, probeImage); err != nil {
+	// The sample workload's images come from `rehearse images build` (make e2e runs it first).
+	if err := shared.LoadImages(ctx, probeImage, workloads.OrdersImage, workloads.PostgresImage); err != nil {
 		return ctx, err
 	}
-	fmt.Printf("e2e: probe image loaded into every node in %s\n", time.Since(start).Round(100*time.Millisecond))
+	fmt.Printf("e2e: probe, orders and postgres images loaded into every node in %s\n", time.Since(start).Round(100*time.Millisecond))
 	return ctx, nil
 }
 

@@ -37,11 +37,25 @@ func (f File) describe() string {
 	case f.Step != nil:
 		return fmt.Sprintf("%s %o from %s/%s", f.Path, f.Mode, f.Step.Name, f.Name)
 	case f.HostPath != "":
-		return fmt.Sprintf("%s %o from host %s", f.Path, f.Mode, f.HostPath)
+		return fmt.Sprintf("%s %o sha256:%s", f.Path, f.Mode, fileSum(f.HostPath))
 	default:
 		sum := sha256.Sum256(f.Data)
 		return fmt.Sprintf("%s %o sha256:%s", f.Path, f.Mode, hex.EncodeToString(sum[:]))
 	}
+}
+
+// fileSum hashes a host file's content; an unreadable file hashes to a value that never matches.
+func fileSum(path string) string {
+	fh, err := os.Open(path)
+	if err != nil {
+		return "unreadable:" + err.Error()
+	}
+	defer fh.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, fh); err != nil {
+		return "unreadable:" + err.Error()
+	}
+	return hex.EncodeToString(h.Sum(nil))
 }
 
 func (f File) open() (io.ReadCloser, int64, error) {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/rehearse-dev/rehearse/clusters/nodeimage"
 	"github.com/rehearse-dev/rehearse/images"
+	"github.com/rehearse-dev/rehearse/workloads"
 )
 
 func newImagesCmd() *cobra.Command {
@@ -35,8 +36,15 @@ func newImagesCmd() *cobra.Command {
 				Force:    force,
 			}
 			start := time.Now()
-			plan := nodeimage.NewPlan()
-			for _, s := range plan.Steps {
+			exe, err := os.Executable()
+			if err != nil {
+				return err
+			}
+			workloadSteps, err := workloads.ImageSteps(exe)
+			if err != nil {
+				return err
+			}
+			for _, s := range append(nodeimage.NewPlan().Steps, workloadSteps...) {
 				if err := b.Ensure(cmd.Context(), s); err != nil {
 					return err
 				}

@@ -45,6 +45,6 @@ func newRoot() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newImagesCmd(), newClusterCmd())
+	root.AddCommand(newImagesCmd(), newClusterCmd(), newOrdersCmd())
 	return root
 }

@@ -1,10 +1,4 @@
-// Command orders runs the sample orders service or its schema migrations.
-//
-//	orders serve   [--listen :8080] [--version v1|v2|v3|v2-bad] [--dsn URL] [--drain 10s] [--grace 20s]
-//	orders migrate up|down NAME [--dsn URL] [--batch 500]      NAME: create, expand, backfill, contract
-//
-// --version defaults to $ORDERS_VERSION, --dsn to $DATABASE_URL.
-package main
+package orders
 
 import (
 	"context"
@@ -13,40 +7,31 @@ import (
 	"log"
 	"net"
 	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
-
-	"github.com/rehearse-dev/rehearse/workloads/orders"
 )
 
-func main() {
-	if len(os.Args) < 2 {
-		usage()
+// Main runs the orders command line (the image's entrypoint is `rehearse orders`):
+//
+//	serve   [--listen :8080] [--version v1|v2|v3|v2-bad] [--dsn URL] [--drain 10s] [--grace 15s]
+//	migrate up|down NAME [--dsn URL] [--batch 500]      NAME: create, expand, backfill, contract
+//
+// --version defaults to $ORDERS_VERSION, --dsn to $DATABASE_URL. ctx ends on SIGTERM.
+func Main(ctx context.Context, args []string) error {
+	if len(args) < 1 {
+		return errUsage
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
-	defer stop()
-	var err error
-	switch os.Args[1] {
+	switch args[0] {
 	case "serve":
-		err = serve(ctx, os.Args[2:])
+		return serve(ctx, args[1:])
 	case "migrate":
-		err = migrate(ctx, os.Args[2:])
-	default:
-		usage()
+		return migrate(ctx, args[1:])
 	}
-	if err != nil {
-		log.Printf("orders: %v", err)
-		os.Exit(1)
-	}
+	return errUsage
 }
 
-func usage() {
-	fmt.Fprintln(os.Stderr, "usage: orders serve [flags] | orders migrate up|down NAME [flags]")
-	os.Exit(2)
-}
+var errUsage = fmt.Errorf("usage: orders serve [flags] | orders migrate up|down NAME [flags]")
 
 func serve(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("serve", flag.ExitOnError)
@@ -56,11 +41,11 @@ func serve(ctx context.Context, args []string) error {
 	drain := fs.Duration("drain", 10*time.Second, "after SIGTERM, keep serving this long with readiness failing")
 	grace := fs.Duration("grace", 15*time.Second, "then wait this long for requests in flight")
 	_ = fs.Parse(args)
-	v, err := orders.ParseVersion(*version)
+	v, err := ParseVersion(*version)
 	if err != nil {
 		return err
 	}
-	store, err := orders.OpenPG(context.WithoutCancel(ctx), *dsn, v)
+	store, err := OpenPG(context.WithoutCancel(ctx), *dsn, v)
 	if err != nil {
 		return err
 	}
@@ -69,14 +54,14 @@ func serve(ctx context.Context, args []string) error {
 		return err
 	}
 	log.Printf("orders %s listening on %s", v, ln.Addr())
-	err = orders.NewServer(store, v).Serve(ctx, ln, *drain, *grace)
+	err = NewServer(store, v).Serve(ctx, ln, *drain, *grace)
 	log.Printf("orders %s stopped: %v", v, err)
 	return err
 }
 
 func migrate(ctx context.Context, args []string) error {
 	if len(args) < 2 || (args[0] != "up" && args[0] != "down") {
-		usage()
+		return errUsage
 	}
 	fs := flag.NewFlagSet("migrate", flag.ExitOnError)
 	dsn := fs.String("dsn", os.Getenv("DATABASE_URL"), "PostgreSQL connection URL")
@@ -87,7 +72,7 @@ func migrate(ctx context.Context, args []string) error {
 		return err
 	}
 	defer pool.Close()
-	m := &orders.Migrator{Pool: pool, BatchSize: *batch, Log: os.Stdout}
+	m := &Migrator{Pool: pool, BatchSize: *batch, Log: os.Stdout}
 	if args[0] == "up" {
 		err = m.Up(ctx, args[1])
 	} else {

@@ -1,0 +1,137 @@
+package workloads
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// TableSum is the checksum of one table on one database member: its row count and the md5 of its rows'
+// text, in order.
+type TableSum struct {
+	Rows int64  `json:"rows"`
+	MD5  string `json:"md5"`
+}
+
+// ReplicaChecksum is the data checksum of one database member.
+type ReplicaChecksum struct {
+	Pod     string              `json:"pod"`
+	Primary bool                `json:"primary"`
+	Tables  map[string]TableSum `json:"tables"`
+	// CaughtUp says the member had replayed the primary's WAL position taken at the start before its
+	// checksum was computed. A member that had not caught up within the timeout is checksummed anyway;
+	// its checksum then shows what it lacks.
+	CaughtUp  bool   `json:"caught_up"`
+	ReplayLSN string `json:"replay_lsn,omitempty"`
+}
+
+const appDB = "orders"
+
+// psql runs one SQL command as the superuser on a member (over its local socket) and returns the
+// unaligned, tuples-only output.
+func (s *Sample) psql(ctx context.Context, pod, sql string) (string, error) {
+	var stdout, stderr bytes.Buffer
+	cmd := []string{"psql", "-h", "/run/postgresql", "-U", "postgres", "-d", appDB, "-v", "ON_ERROR_STOP=1", "-tAXc", sql}
+	if err := s.r.ExecInPod(ctx, s.Options.Namespace, pod, "postgres", cmd, &stdout, &stderr); err != nil {
+		return "", fmt.Errorf("psql on %s: %w: %s", pod, err, strings.TrimSpace(stderr.String()))
+	}
+	return strings.TrimSpace(stdout.String()), nil
+}
+
+func (s *Sample) dbPods() []string {
+	pods := make([]string, s.Options.DBReplicas)
+	for i := range pods {
+		pods[i] = fmt.Sprintf("orders-db-%d", i)
+	}
+	return pods
+}
+
+// Checksums computes a checksum of every table on every database member. It first reads the primary's
+// current WAL position and gives each replica up to catchUp to replay past it, so that members that
+// received everything agree exactly.
+func (s *Sample) Checksums(ctx context.Context, catchUp time.Duration) ([]ReplicaChecksum, error) {
+	pods := s.dbPods()
+	target, err := s.psql(ctx, pods[0], "SELECT pg_current_wal_lsn()")
+	if err != nil {
+		return nil, err
+	}
+	var out []ReplicaChecksum
+	for i, pod := range pods {
+		rc := ReplicaChecksum{Pod: pod, Primary: i == 0, CaughtUp: i == 0, Tables: map[string]TableSum{}}
+		if i > 0 {
+			deadline := time.Now().Add(catchUp)
+			for {
+				q := fmt.Sprintf("SELECT pg_last_wal_replay_lsn(), pg_last_wal_replay_lsn() >= '%s'::pg_lsn", target)
+				res, err := s.psql(ctx, pod, q)
+				if err != nil {
+					return nil, err
+				}
+				lsn, ok, _ := strings.Cut(res, "|")
+				rc.ReplayLSN = lsn
+				if ok == "t" {
+					rc.CaughtUp = true
+					break
+				}
+				if time.Now().After(deadline) {
+					break
+				}
+				time.Sleep(250 * time.Millisecond)
+			}
+		}
+		tables, err := s.psql(ctx, pod, "SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY 1")
+		if err != nil {
+			return nil, err
+		}
+		for _, t := range strings.Fields(tables) {
+			res, err := s.psql(ctx, pod, fmt.Sprintf(
+				`SELECT count(*), coalesce(md5(string_agg(t::text, E'\n' ORDER BY t::text)), '') FROM %q t`, t))
+			if err != nil {
+				return nil, err
+			}
+			n, sum, _ := strings.Cut(res, "|")
+			rows, err := strconv.ParseInt(n, 10, 64)
+			if err != nil {
+				return nil, fmt.Errorf("checksum of %s on %s: %q", t, pod, res)
+			}
+			rc.Tables[t] = TableSum{Rows: rows, MD5: sum}
+		}
+		out = append(out, rc)
+	}
+	return out, nil
+}
+
+// MissingIDs returns which of ids have no order on the primary.
+func (s *Sample) MissingIDs(ctx context.Context, ids []string) ([]string, error) {
+	const chunk = 2000 // keeps one psql argument well under the kernel's per-argument limit
+	var missing []string
+	for start := 0; start < len(ids); start += chunk {
+		end := min(start+chunk, len(ids))
+		quoted := make([]string, 0, end-start)
+		for _, id := range ids[start:end] {
+			quoted = append(quoted, "'"+strings.ReplaceAll(id, "'", "''")+"'")
+		}
+		q := "SELECT w.id FROM unnest(ARRAY[" + strings.Join(quoted, ",") +
+			"]::text[]) AS w(id) WHERE NOT EXISTS (SELECT 1 FROM orders o WHERE o.id = w.id) ORDER BY 1"
+		res, err := s.psql(ctx, s.dbPods()[0], q)
+		if err != nil {
+			return nil, err
+		}
+		missing = append(missing, strings.Fields(res)...)
+	}
+	sort.Strings(missing)
+	return missing, nil
+}
+
+// PauseReplay stops (or resumes) WAL replay on a replica: a deliberate way to make it miss writes.
+func (s *Sample) PauseReplay(ctx context.Context, pod string, pause bool) error {
+	fn := "pg_wal_replay_resume()"
+	if pause {
+		fn = "pg_wal_replay_pause()"
+	}
+	_, err := s.psql(ctx, pod, "SELECT "+fn)
+	return err
+}
