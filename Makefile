@@ -25,7 +25,7 @@ unit:
 
 # Integration tests against real PostgreSQL containers (testcontainers-go, the locally built image).
 integration: images
-	TESTCONTAINERS_RYUK_DISABLED=true $(GO) test -count=1 -tags integration -timeout 15m ./workloads/...
+	TESTCONTAINERS_RYUK_DISABLED=true TESTCONTAINERS_HOST_OVERRIDE=127.0.0.1 $(GO) test -count=1 -tags integration -timeout 15m ./workloads/...
 
 # End-to-end tests on a real kind cluster (built offline).
 e2e: images

@@ -25,20 +25,23 @@ func startPostgres(t *testing.T) string {
 	if os.Getenv("TESTCONTAINERS_RYUK_DISABLED") == "" {
 		t.Setenv("TESTCONTAINERS_RYUK_DISABLED", "true") // no registry: the reaper image cannot be pulled
 	}
+	// Tests reach containers on loopback only; left alone, testcontainers may pick the default
+	// gateway when it believes it runs inside a container.
+	t.Setenv("TESTCONTAINERS_HOST_OVERRIDE", "127.0.0.1")
 	ctx := context.Background()
 	c, err := testcontainers.GenericContainer(ctx, testcontainers.GenericContainerRequest{
 		ContainerRequest: testcontainers.ContainerRequest{
 			Image:        postgresImage,
 			Env:          map[string]string{"ROLE": "primary", "POSTGRES_PASSWORD": "su", "REPLICATION_PASSWORD": "repl", "APP_PASSWORD": "app"},
-			ExposedPorts: []string{"5432/tcp"},
+			ExposedPorts: []string{"127.0.0.1::5432/tcp"},
 			WaitingFor:   wait.ForListeningPort("5432/tcp").WithStartupTimeout(90 * time.Second),
 		},
 		Started: true,
 	})
+	testcontainers.CleanupContainer(t, c)
 	if err != nil {
 		t.Fatalf("start %s (built by `rehearse images build`): %v", postgresImage, err)
 	}
-	t.Cleanup(func() { _ = c.Terminate(context.Background()) })
 	host, err := c.Host(ctx)
 	if err != nil {
 		t.Fatal(err)
