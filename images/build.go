@@ -107,11 +107,16 @@ func (b *Builder) ensure(ctx context.Context, s *Step) (cached bool, err error) 
 			}
 		}
 		b.progress("build   %-28s %s", s.Name, s.Ref)
+		oldID, _ := b.Docker.Run(ctx, nil, "image", "inspect", "--format", "{{.Id}}", s.Ref)
 		if err := s.Build(ctx, b, s); err != nil {
 			return false, err
 		}
 		if v, ok := b.Docker.ImageLabel(ctx, s.Ref, KeyLabel); !ok || v != s.Key {
 			return false, fmt.Errorf("step did not produce %s with %s=%s", s.Ref, KeyLabel, s.Key)
+		}
+		// The superseded image is garbage now (it stays if a container still uses it).
+		if newID, _ := b.Docker.Run(ctx, nil, "image", "inspect", "--format", "{{.Id}}", s.Ref); oldID != "" && newID != oldID {
+			_, _ = b.Docker.Run(ctx, nil, "image", "rm", oldID)
 		}
 		return false, nil
 	}

@@ -135,3 +135,32 @@ func (s *Sample) PauseReplay(ctx context.Context, pod string, pause bool) error 
 	_, err := s.psql(ctx, pod, "SELECT "+fn)
 	return err
 }
+
+// ReplicaLag is how far one streaming replica is behind the primary, as the primary sees it.
+type ReplicaLag struct {
+	Name       string        `json:"name"` // the replica's application_name (its host)
+	ReplayLag  time.Duration `json:"replay_lag"`
+	ReplayByte int64         `json:"replay_bytes"`
+	State      string        `json:"state"`
+}
+
+// ReplicationLag reads pg_stat_replication on the primary.
+func (s *Sample) ReplicationLag(ctx context.Context) ([]ReplicaLag, error) {
+	res, err := s.psql(ctx, s.dbPods()[0], `SELECT application_name, state,
+		coalesce(extract(epoch FROM replay_lag), 0), coalesce(pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn), 0)::bigint
+		FROM pg_stat_replication ORDER BY application_name`)
+	if err != nil {
+		return nil, err
+	}
+	var out []ReplicaLag
+	for _, line := range strings.Split(res, "\n") {
+		f := strings.Split(line, "|")
+		if len(f) != 4 {
+			continue
+		}
+		secs, _ := strconv.ParseFloat(f[2], 64)
+		bytes, _ := strconv.ParseInt(f[3], 10, 64)
+		out = append(out, ReplicaLag{Name: f[0], State: f[1], ReplayLag: time.Duration(secs * float64(time.Second)), ReplayByte: bytes})
+	}
+	return out, nil
+}

@@ -157,19 +157,29 @@ func (s *Sample) waitDB(ctx context.Context, timeout time.Duration) error {
 	return nil
 }
 
-// WaitApp waits until the app Deployment has rolled out completely and every replica is available.
+// WaitApp waits until the app Deployment has rolled out completely: every replica updated and
+// available, and no pod of an earlier version left, not even one still draining (it would still
+// answer requests that reach it).
 func (s *Sample) WaitApp(ctx context.Context, timeout time.Duration) error {
 	d := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: "orders", Namespace: s.Options.Namespace}}
-	err := wait.For(conditions.New(s.r).ResourceMatch(d, func(o k8s.Object) bool {
-		dep := o.(*appsv1.Deployment)
-		want := int32(1)
-		if dep.Spec.Replicas != nil {
-			want = *dep.Spec.Replicas
+	err := wait.For(func(ctx context.Context) (bool, error) {
+		if err := s.r.Get(ctx, d.Name, d.Namespace, d); err != nil {
+			return false, err
 		}
-		st := dep.Status
-		return st.ObservedGeneration >= dep.Generation && st.UpdatedReplicas == want &&
-			st.AvailableReplicas == want && st.Replicas == want
-	}), wait.WithContext(ctx), wait.WithTimeout(timeout), wait.WithInterval(time.Second))
+		want := int32(1)
+		if d.Spec.Replicas != nil {
+			want = *d.Spec.Replicas
+		}
+		st := d.Status
+		if st.ObservedGeneration < d.Generation || st.UpdatedReplicas != want || st.AvailableReplicas != want || st.Replicas != want {
+			return false, nil
+		}
+		var pods corev1.PodList
+		if err := s.r.WithNamespace(d.Namespace).List(ctx, &pods, resources.WithLabelSelector("app=orders")); err != nil {
+			return false, err
+		}
+		return len(pods.Items) == int(want), nil
+	}, wait.WithContext(ctx), wait.WithTimeout(timeout), wait.WithInterval(time.Second))
 	if err != nil {
 		return fmt.Errorf("orders app not ready: %w; %s", err, s.podSummary(ctx, "app=orders"))
 	}
@@ -272,4 +282,14 @@ func (s *Sample) Teardown(ctx context.Context, timeout time.Duration) error {
 		return err
 	}
 	return wait.For(conditions.New(s.r).ResourceDeleted(ns), wait.WithContext(ctx), wait.WithTimeout(timeout), wait.WithInterval(2*time.Second))
+}
+
+// DeleteSample deletes a sample deployed earlier (by namespace).
+func DeleteSample(ctx context.Context, cfg *rest.Config, namespace string, timeout time.Duration) error {
+	r, err := resources.New(cfg)
+	if err != nil {
+		return err
+	}
+	s := &Sample{Options: SampleOptions{Namespace: namespace}, r: r}
+	return s.Teardown(ctx, timeout)
 }
