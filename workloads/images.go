@@ -4,7 +4,6 @@ import (
 	"debug/elf"
 	"embed"
 	"fmt"
-	"os"
 
 	"github.com/rehearse-dev/rehearse/images"
 )
@@ -69,5 +68,3 @@ func checkStatic(path string) error {
 	}
 	return nil
 }
-
-var _ = os.Getpid

@@ -1,0 +1,84 @@
+package workloads
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/e2e-framework/klient/decoder"
+)
+
+func TestSampleManifestRenders(t *testing.T) {
+	opts := SampleOptions{Namespace: "ns1", NodePort: 30001}
+	opts.defaults()
+	out, err := render("orders-postgres.yaml", renderData{opts, "su", "repl", "app"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	objs, err := decoder.DecodeAll(context.Background(), strings.NewReader(out))
+	if err != nil {
+		t.Fatalf("rendered manifest does not decode: %v\n%s", err, out)
+	}
+	var kinds []string
+	for _, o := range objs {
+		kinds = append(kinds, o.GetObjectKind().GroupVersionKind().Kind+"/"+o.GetName())
+		if o.GetNamespace() != "ns1" {
+			t.Errorf("%s/%s in namespace %q", o.GetObjectKind().GroupVersionKind().Kind, o.GetName(), o.GetNamespace())
+		}
+		switch obj := o.(type) {
+		case *appsv1.StatefulSet:
+			c := obj.Spec.Template.Spec.Containers[0]
+			if *obj.Spec.Replicas != 3 || c.Image != PostgresImage || c.ImagePullPolicy != corev1.PullNever || c.ReadinessProbe == nil {
+				t.Errorf("statefulset: replicas %d image %s policy %s", *obj.Spec.Replicas, c.Image, c.ImagePullPolicy)
+			}
+		case *appsv1.Deployment:
+			c := obj.Spec.Template.Spec.Containers[0]
+			if obj.Spec.Strategy.RollingUpdate.MaxUnavailable.IntValue() != 0 || c.Image != OrdersImage ||
+				c.Env[0].Value != "v1" || c.Lifecycle.PreStop == nil || obj.Spec.Template.Spec.TerminationGracePeriodSeconds == nil {
+				t.Errorf("deployment not set up for zero-downtime rollouts: %+v", obj.Spec)
+			}
+		case *corev1.Service:
+			if obj.Name == "orders" && (obj.Spec.Type != corev1.ServiceTypeNodePort || obj.Spec.Ports[0].NodePort != 30001) {
+				t.Errorf("app service: %s nodePort %d", obj.Spec.Type, obj.Spec.Ports[0].NodePort)
+			}
+		case *corev1.Secret:
+			if !strings.Contains(obj.StringData["DATABASE_URL"], "orders:app@orders-db-primary:5432/orders") {
+				t.Errorf("DATABASE_URL = %q", obj.StringData["DATABASE_URL"])
+			}
+		}
+	}
+	want := []string{"Secret/orders-db", "Service/orders-db", "Service/orders-db-primary", "Service/orders-db-read",
+		"PodDisruptionBudget/orders-db", "StatefulSet/orders-db", "Deployment/orders", "Service/orders"}
+	if diff := cmp.Diff(want, kinds); diff != "" {
+		t.Errorf("objects (-want +got):\n%s", diff)
+	}
+}
+
+func TestMigrationJobRenders(t *testing.T) {
+	out, err := render("orders-migrate-job.yaml", map[string]any{
+		"Name": "m1", "Namespace": "ns1", "OrdersImage": OrdersImage, "PullPolicy": "Never",
+		"Direction": "up", "Step": "expand", "BatchSize": 500,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := decoder.DecodeAny(strings.NewReader(out)); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out, "args: [migrate, up, expand, --batch, \"500\"]") {
+		t.Errorf("job args wrong:\n%s", out)
+	}
+	if _, err := render("orders-migrate-job.yaml", map[string]any{"Name": "x"}); err == nil {
+		t.Error("a job rendered with missing fields")
+	}
+}
+
+func TestCheckStaticRejectsDynamicExecutables(t *testing.T) {
+	// /bin/sh on any glibc system is dynamically linked.
+	if err := checkStatic("/bin/sh"); err == nil || !strings.Contains(err.Error(), "dynamically linked") {
+		t.Errorf("checkStatic(/bin/sh) = %v", err)
+	}
+}
