@@ -78,8 +78,13 @@ func (m *Migrator) Applied(ctx context.Context) ([]string, error) {
 	return pgx.CollectRows(rows, pgx.RowTo[string])
 }
 
-// withLock runs f holding the migration advisory lock on one connection.
-func (m *Migrator) withLock(ctx context.Context, f func() error) error {
+// underLock resolves target to its index, takes the migration advisory lock on one connection, and
+// runs f with the index and the set of applied migrations.
+func (m *Migrator) underLock(ctx context.Context, target string, f func(idx int, done map[string]bool) error) error {
+	idx, err := migrationByName(target)
+	if err != nil {
+		return err
+	}
 	conn, err := m.Pool.Acquire(ctx)
 	if err != nil {
 		return err
@@ -89,24 +94,20 @@ func (m *Migrator) withLock(ctx context.Context, f func() error) error {
 		return err
 	}
 	defer conn.Exec(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock($1)`, migrationLock) //nolint:errcheck
-	return f()
+	applied, err := m.Applied(ctx)
+	if err != nil {
+		return err
+	}
+	done := map[string]bool{}
+	for _, a := range applied {
+		done[a] = true
+	}
+	return f(idx, done)
 }
 
 // Up applies every migration up to and including target that is not applied yet.
 func (m *Migrator) Up(ctx context.Context, target string) error {
-	last, err := migrationByName(target)
-	if err != nil {
-		return err
-	}
-	return m.withLock(ctx, func() error {
-		applied, err := m.Applied(ctx)
-		if err != nil {
-			return err
-		}
-		done := map[string]bool{}
-		for _, a := range applied {
-			done[a] = true
-		}
+	return m.underLock(ctx, target, func(last int, done map[string]bool) error {
 		for _, mg := range Migrations[:last+1] {
 			if done[mg.Name] {
 				m.logf("migrate: %s already applied", mg.Name)
@@ -129,19 +130,7 @@ func (m *Migrator) Up(ctx context.Context, target string) error {
 
 // Down reverts target and every applied migration after it, newest first.
 func (m *Migrator) Down(ctx context.Context, target string) error {
-	first, err := migrationByName(target)
-	if err != nil {
-		return err
-	}
-	return m.withLock(ctx, func() error {
-		applied, err := m.Applied(ctx)
-		if err != nil {
-			return err
-		}
-		done := map[string]bool{}
-		for _, a := range applied {
-			done[a] = true
-		}
+	return m.underLock(ctx, target, func(first int, done map[string]bool) error {
 		for i := len(Migrations) - 1; i >= first; i-- {
 			mg := Migrations[i]
 			if !done[mg.Name] {
