@@ -45,6 +45,6 @@ func newRoot() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newImagesCmd(), newClusterCmd(), newSampleCmd(), newOrdersCmd())
+	root.AddCommand(newValidateCmd(), newImagesCmd(), newClusterCmd(), newSampleCmd(), newOrdersCmd())
 	return root
 }

@@ -1,0 +1,442 @@
+package scenarios
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Problem is one thing wrong with a scenario file, at a line, in a field.
+type Problem struct {
+	File  string
+	Line  int
+	Field string // dotted path, e.g. steps[2].fault.type
+	Msg   string
+}
+
+func (p Problem) String() string {
+	loc := p.File
+	if p.Line > 0 {
+		loc += ":" + strconv.Itoa(p.Line)
+	}
+	if p.Field != "" {
+		return fmt.Sprintf("%s: %s: %s", loc, p.Field, p.Msg)
+	}
+	return fmt.Sprintf("%s: %s", loc, p.Msg)
+}
+
+// Problems is every problem found in one file.
+type Problems []Problem
+
+func (ps Problems) Error() string {
+	lines := make([]string, len(ps))
+	for i, p := range ps {
+		lines[i] = p.String()
+	}
+	return strings.Join(lines, "\n")
+}
+
+// posErr rejects a value in a custom unmarshaler. It is a *yaml.TypeError, which the decoder collects
+// while it goes on decoding, so one run reports every problem; the column picks the field on a line
+// that holds several (flow style).
+func posErr(n *yaml.Node, format string, args ...any) error {
+	return &yaml.TypeError{Errors: []string{fmt.Sprintf("line %d: [col %d] %s", n.Line, n.Column, fmt.Sprintf(format, args...))}}
+}
+
+var colMark = regexp.MustCompile(`^\[col (\d+)\] `)
+
+// Loaded is a parsed, validated scenario with where it came from.
+type Loaded struct {
+	*Scenario
+	File string
+	// Hash is the sha256 of the file's bytes (reports name it so a verdict is tied to its input).
+	Hash string
+}
+
+// LoadFile reads, parses and validates a scenario file.
+func LoadFile(path string) (*Loaded, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return Parse(path, b)
+}
+
+var typeErrLine = regexp.MustCompile(`line (\d+): (.*)`)
+
+// Parse parses and validates data, naming file in problems. The error, when not nil, is Problems.
+func Parse(file string, data []byte) (*Loaded, error) {
+	var root yaml.Node
+	if err := yaml.Unmarshal(data, &root); err != nil {
+		return nil, Problems{yamlProblem(file, err)}
+	}
+	if root.Kind == 0 || len(root.Content) == 0 {
+		return nil, Problems{{File: file, Msg: "empty file: want a Scenario document"}}
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	var sc Scenario
+	if err := dec.Decode(&sc); err != nil {
+		return nil, decodeProblems(file, err, &root)
+	}
+	var extra yaml.Node
+	if err := dec.Decode(&extra); err != io.EOF {
+		return nil, Problems{{File: file, Line: extra.Line, Msg: "more than one YAML document: a file holds one scenario"}}
+	}
+	idx := indexLines(&root)
+	v := &validator{file: file, lines: idx}
+	v.scenario(&sc)
+	if len(v.problems) > 0 {
+		sort.SliceStable(v.problems, func(i, j int) bool { return v.problems[i].Line < v.problems[j].Line })
+		return nil, v.problems
+	}
+	sum := sha256.Sum256(data)
+	return &Loaded{Scenario: &sc, File: file, Hash: hex.EncodeToString(sum[:])}, nil
+}
+
+func yamlProblem(file string, err error) Problem {
+	msg := strings.TrimPrefix(err.Error(), "yaml: ")
+	if m := typeErrLine.FindStringSubmatch(msg); m != nil {
+		line, _ := strconv.Atoi(m[1])
+		return Problem{File: file, Line: line, Msg: m[2]}
+	}
+	return Problem{File: file, Msg: msg}
+}
+
+var notFound = regexp.MustCompile(`field (\S+) not found in type \S+`)
+
+func decodeProblems(file string, err error, root *yaml.Node) Problems {
+	var te *yaml.TypeError
+	if errors.As(err, &te) {
+		var ps Problems
+		for _, e := range te.Errors {
+			p := yamlProblem(file, errors.New(e))
+			if m := notFound.FindStringSubmatch(p.Msg); m != nil {
+				p.Msg = fmt.Sprintf("unknown field %q", m[1])
+			}
+			if m := colMark.FindStringSubmatch(p.Msg); m != nil {
+				col, _ := strconv.Atoi(m[1])
+				p.Msg = p.Msg[len(m[0]):]
+				p.Field = fieldOfValue(root, p.Line, col)
+			} else {
+				p.Field = fieldAtLine(root, p.Line)
+			}
+			ps = append(ps, p)
+		}
+		return ps
+	}
+	return Problems{yamlProblem(file, err)}
+}
+
+// indexLines maps each field path (metadata.name, steps[1].fault.type) to the line of its value.
+func indexLines(root *yaml.Node) map[string]int {
+	idx := map[string]int{}
+	var walk func(n *yaml.Node, path string)
+	walk = func(n *yaml.Node, path string) {
+		switch n.Kind {
+		case yaml.DocumentNode:
+			for _, c := range n.Content {
+				walk(c, path)
+			}
+		case yaml.MappingNode:
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				k, v := n.Content[i], n.Content[i+1]
+				p := k.Value
+				if path != "" {
+					p = path + "." + k.Value
+				}
+				idx[p] = k.Line
+				walk(v, p)
+			}
+		case yaml.SequenceNode:
+			for i, c := range n.Content {
+				p := fmt.Sprintf("%s[%d]", path, i)
+				idx[p] = c.Line
+				walk(c, p)
+			}
+		}
+	}
+	walk(root, "")
+	return idx
+}
+
+// fieldOfValue names the field whose value node starts at line:col.
+func fieldOfValue(root *yaml.Node, line, col int) string {
+	found := ""
+	var walk func(n *yaml.Node, path string)
+	walk = func(n *yaml.Node, path string) {
+		if found != "" {
+			return
+		}
+		if n.Line == line && n.Column == col && n.Kind != yaml.DocumentNode && path != "" {
+			found = path
+			return
+		}
+		switch n.Kind {
+		case yaml.DocumentNode:
+			for _, c := range n.Content {
+				walk(c, path)
+			}
+		case yaml.MappingNode:
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				p := n.Content[i].Value
+				if path != "" {
+					p = path + "." + p
+				}
+				walk(n.Content[i+1], p)
+			}
+		case yaml.SequenceNode:
+			for i, c := range n.Content {
+				walk(c, fmt.Sprintf("%s[%d]", path, i))
+			}
+		}
+	}
+	walk(root, "")
+	if found == "" {
+		return fieldAtLine(root, line)
+	}
+	return found
+}
+
+// fieldAtLine names the field whose key or item starts on line (the deepest one).
+func fieldAtLine(root *yaml.Node, line int) string {
+	best := ""
+	for p, l := range indexLines(root) {
+		if l == line && len(p) > len(best) {
+			best = p
+		}
+	}
+	return best
+}
+
+type validator struct {
+	file     string
+	lines    map[string]int
+	problems Problems
+}
+
+// addf records a problem at field, on the line of the field or of its nearest present parent.
+func (v *validator) addf(field, format string, args ...any) {
+	line := 0
+	for p := field; p != ""; {
+		if l, ok := v.lines[p]; ok {
+			line = l
+			break
+		}
+		i := strings.LastIndexAny(p, ".[")
+		if i < 0 {
+			break
+		}
+		p = p[:i]
+	}
+	v.problems = append(v.problems, Problem{File: v.file, Line: line, Field: field, Msg: fmt.Sprintf(format, args...)})
+}
+
+var (
+	dnsName  = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$`)
+	atOffset = regexp.MustCompile(`^(?:([a-z0-9][-a-z0-9]*)\+)?([0-9][0-9a-zµ.]*)$`)
+)
+
+func oneOf(s string, options ...string) bool {
+	for _, o := range options {
+		if s == o {
+			return true
+		}
+	}
+	return false
+}
+
+func (v *validator) scenario(s *Scenario) {
+	if s.APIVersion != APIVersion {
+		v.addf("apiVersion", "is %q, want %q", s.APIVersion, APIVersion)
+	}
+	if s.Kind != Kind {
+		v.addf("kind", "is %q, want %q", s.Kind, Kind)
+	}
+	if !dnsName.MatchString(s.Metadata.Name) {
+		v.addf("metadata.name", "%q must be 1-63 lower-case letters, digits and dashes", s.Metadata.Name)
+	}
+	v.cluster(&s.Cluster)
+	v.workload(&s.Workload)
+	v.load(&s.Load, &s.Workload)
+	v.steps(s.Steps)
+	if len(s.Verify) == 0 {
+		v.addf("verify", "no checks: a rehearsal that verifies nothing cannot fail")
+	}
+	for name := range s.Verify {
+		if !oneOf(name, Checks...) {
+			v.addf("verify."+name, "unknown check; known: %s", strings.Join(Checks, ", "))
+		}
+	}
+	if arg, ok := s.Verify["zero-failed-requests"]; ok && arg.Max != nil && *arg.Max < 0 {
+		v.addf("verify.zero-failed-requests.max", "must not be negative")
+	}
+	if arg, ok := s.Verify["load-achieved"]; ok && (arg.MinShare < 0 || arg.MinShare > 1) {
+		v.addf("verify.load-achieved.minShare", "must be between 0 and 1")
+	}
+}
+
+func (v *validator) cluster(c *Cluster) {
+	switch c.Provider {
+	case "kind":
+		if c.Name != "" && !dnsName.MatchString(c.Name) {
+			v.addf("cluster.name", "%q must be lower-case letters, digits and dashes", c.Name)
+		}
+		if c.Workers < 0 || c.Workers > 10 {
+			v.addf("cluster.workers", "%d is outside 0-10", c.Workers)
+		}
+	case "existing":
+		if c.Context == "" {
+			v.addf("cluster.context", "an existing cluster needs its kubeconfig context")
+		}
+	default:
+		v.addf("cluster.provider", "is %q, want kind or existing", c.Provider)
+	}
+}
+
+func (v *validator) workload(w *Workload) {
+	switch {
+	case w.Sample == "" && len(w.Manifests) == 0:
+		v.addf("workload", "needs sample or manifests")
+	case w.Sample != "" && len(w.Manifests) > 0:
+		v.addf("workload", "give sample or manifests, not both")
+	case w.Sample != "" && w.Sample != "orders-postgres":
+		v.addf("workload.sample", "unknown sample %q; known: orders-postgres", w.Sample)
+	}
+	if w.Version != "" && !oneOf(w.Version, "v1", "v2", "v3", "v2-bad") {
+		v.addf("workload.version", "unknown version %q", w.Version)
+	}
+	if w.Checksum != nil && len(w.Checksum.Command) == 0 {
+		v.addf("workload.checksum.command", "is empty")
+	}
+}
+
+func (v *validator) load(l *Load, w *Workload) {
+	if l.Rate.PerSecond == 0 {
+		v.addf("load.rate", "is required, e.g. 50/s")
+	}
+	for i, st := range l.Stages {
+		if st.Duration.Duration <= 0 {
+			v.addf(fmt.Sprintf("load.stages[%d].duration", i), "is required and must be positive")
+		}
+		if st.Rate.PerSecond == 0 {
+			v.addf(fmt.Sprintf("load.stages[%d].rate", i), "is required")
+		}
+	}
+	if l.BaseURL != "" {
+		u, err := url.Parse(l.BaseURL)
+		if err != nil || u.Scheme != "http" && u.Scheme != "https" {
+			v.addf("load.baseURL", "%q is not an http(s) URL", l.BaseURL)
+		} else if h := u.Hostname(); h != "127.0.0.1" && h != "localhost" && h != "::1" {
+			v.addf("load.baseURL", "host %q: load targets loopback only (127.0.0.1 through the cluster's port mapping)", h)
+		}
+	} else if w.Sample == "" {
+		v.addf("load.baseURL", "is required for a workload of your own manifests")
+	}
+	if len(l.Targets) == 0 {
+		v.addf("load.targets", "needs at least one target")
+	}
+	seen := map[string]bool{}
+	for i, t := range l.Targets {
+		f := fmt.Sprintf("load.targets[%d]", i)
+		if t.Name == "" {
+			v.addf(f+".name", "is required")
+		} else if seen[t.Name] {
+			v.addf(f+".name", "%q is used twice", t.Name)
+		}
+		seen[t.Name] = true
+		if !oneOf(t.Method, "GET", "POST", "PUT", "PATCH", "DELETE", "HEAD") {
+			v.addf(f+".method", "%q is not an HTTP method this tool sends", t.Method)
+		}
+		if !strings.HasPrefix(t.Path, "/") {
+			v.addf(f+".path", "%q must start with /", t.Path)
+		}
+		if t.Weight < 0 {
+			v.addf(f+".weight", "must not be negative")
+		}
+	}
+}
+
+func (v *validator) steps(steps []Step) {
+	names := map[string]bool{}
+	for i, s := range steps {
+		f := fmt.Sprintf("steps[%d]", i)
+		if !dnsName.MatchString(s.Name) {
+			v.addf(f+".name", "%q must be lower-case letters, digits and dashes", s.Name)
+		} else if names[s.Name] {
+			v.addf(f+".name", "%q is used twice", s.Name)
+		}
+		actions := 0
+		if s.Wait.Duration > 0 {
+			actions++
+		}
+		for _, set := range []bool{s.Migrate != nil, s.Fault != nil, s.Rollback != nil, s.Exec != nil} {
+			if set {
+				actions++
+			}
+		}
+		if actions != 1 {
+			v.addf(f, "needs exactly one of wait, migrate, fault, rollback or exec (has %d)", actions)
+		}
+		if s.At != "" {
+			m := atOffset.FindStringSubmatch(s.At)
+			if m == nil {
+				v.addf(f+".at", "%q: want an offset (30s) or STEP+offset (rollout+5s)", s.At)
+			} else {
+				if _, err := time.ParseDuration(m[2]); err != nil {
+					v.addf(f+".at", "bad offset %q in %q", m[2], s.At)
+				}
+				if m[1] != "" && !names[m[1]] {
+					v.addf(f+".at", "refers to %q, which is not an earlier step", m[1])
+				}
+			}
+		}
+		if s.Migrate != nil {
+			if !oneOf(s.Migrate.Strategy, "rolling", "blue-green", "canary", "schema") {
+				v.addf(f+".migrate.strategy", "unknown strategy %q; known: rolling, blue-green, canary, schema", s.Migrate.Strategy)
+			}
+			if s.Migrate.Strategy == "schema" && !oneOf(s.Migrate.Step, "expand", "backfill", "contract") {
+				v.addf(f+".migrate.step", "schema step %q: want expand, backfill or contract", s.Migrate.Step)
+			}
+			if !strings.Contains(s.Migrate.Target, "/") {
+				v.addf(f+".migrate.target", "%q: want KIND/NAME such as deployment/orders", s.Migrate.Target)
+			}
+		}
+		if s.Fault != nil {
+			switch s.Fault.Type {
+			case "pod-kill":
+				if s.Fault.Selector == "" {
+					v.addf(f+".fault.selector", "pod-kill needs a label selector")
+				}
+			case "node-drain", "node-loss":
+				if s.Fault.Node == "" {
+					v.addf(f+".fault.node", "%s needs a node", s.Fault.Type)
+				}
+			default:
+				v.addf(f+".fault.type", "unknown fault %q; known: pod-kill, node-drain, node-loss", s.Fault.Type)
+			}
+			if s.Fault.Count < 0 {
+				v.addf(f+".fault.count", "must not be negative")
+			}
+		}
+		if s.Rollback != nil && s.Rollback.Within.Duration <= 0 {
+			v.addf(f+".rollback.within", "is required: the time allowed to restore service")
+		}
+		if s.Exec != nil && len(s.Exec.Command) == 0 {
+			v.addf(f+".exec.command", "is empty")
+		}
+		names[s.Name] = true
+	}
+}

@@ -1,0 +1,161 @@
+package scenarios
+
+import (
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+const valid = `apiVersion: rehearse/v1alpha1
+kind: Scenario
+metadata: {name: t1}
+cluster: {provider: kind}
+workload: {sample: orders-postgres}
+load:
+  rate: 3000/m
+  targets:
+    - {name: w, method: POST, path: /orders, ledger: true}
+steps:
+  - {name: warm, wait: 1m30s}
+  - {name: roll, migrate: {strategy: rolling, target: deployment/orders, version: v2}}
+  - {name: kill, at: roll+5s, fault: {type: pod-kill, selector: app=orders}}
+verify:
+  zero-failed-requests: {max: 0}
+`
+
+func TestParseValid(t *testing.T) {
+	l, err := Parse("t.yaml", []byte(valid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l.Load.Rate.PerSecond != 50 {
+		t.Errorf("rate 3000/m = %v/s, want 50", l.Load.Rate.PerSecond)
+	}
+	if l.Steps[0].Wait.Seconds() != 90 {
+		t.Errorf("wait = %v", l.Steps[0].Wait)
+	}
+	if len(l.Hash) != 64 {
+		t.Errorf("hash %q", l.Hash)
+	}
+}
+
+// Each broken variant must be rejected with the file, the line and the field named.
+func TestParseRejects(t *testing.T) {
+	cases := []struct {
+		name, from, to string
+		want           string
+	}{
+		{"unknown field", "  rate: 3000/m", "  rate: 3000/m\n  burst: 5", `t.yaml:8: load.burst: unknown field "burst"`},
+		{"bad duration", "wait: 1m30s", "wait: 90", `t.yaml:11: steps[0].wait: bad duration "90"`},
+		{"bad rate", "rate: 3000/m", "rate: fast", `t.yaml:7: load.rate: bad rate "fast"`},
+		{"zero rate", "rate: 3000/m", "rate: 0/s", `t.yaml:7: load.rate: rate "0/s" must be above 0`},
+		{"unknown check", "zero-failed-requests: {max: 0}", "zero-failed: {}", "t.yaml:15: verify.zero-failed: unknown check"},
+		{"no checks", "verify:\n  zero-failed-requests: {max: 0}", "verify: {}", "verify: no checks"},
+		{"two actions", "{name: warm, wait: 1m30s}", "{name: warm, wait: 1m30s, exec: {command: [true]}}", "t.yaml:11: steps[0]: needs exactly one"},
+		{"at unknown step", "at: roll+5s", "at: nope+5s", `t.yaml:13: steps[2].at: refers to "nope"`},
+		{"bad fault", "type: pod-kill", "type: pod-kil", `t.yaml:13: steps[2].fault.type: unknown fault "pod-kil"`},
+		{"non-loopback URL", "  targets:", "  baseURL: http://10.0.0.1:8080\n  targets:", `t.yaml:8: load.baseURL: host "10.0.0.1"`},
+		{"wrong api", "rehearse/v1alpha1", "rehearse/v9", "t.yaml:1: apiVersion"},
+		{"duplicate step", "{name: roll, migrate", "{name: warm, migrate", `steps[1].name: "warm" is used twice`},
+		{"wrong type", "workers", "workers", ""},
+	}
+	for _, c := range cases {
+		if c.want == "" {
+			continue
+		}
+		t.Run(c.name, func(t *testing.T) {
+			src := strings.Replace(valid, c.from, c.to, 1)
+			if src == valid {
+				t.Fatalf("test case did not change the scenario")
+			}
+			_, err := Parse("t.yaml", []byte(src))
+			if err == nil {
+				t.Fatalf("accepted:\n%s", src)
+			}
+			if !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("error %q does not contain %q", err, c.want)
+			}
+		})
+	}
+}
+
+func TestParseRejectsWrongTypeWithLine(t *testing.T) {
+	src := strings.Replace(valid, "cluster: {provider: kind}", "cluster: {provider: kind, workers: many}", 1)
+	_, err := Parse("t.yaml", []byte(src))
+	if err == nil || !strings.Contains(err.Error(), "t.yaml:4:") {
+		t.Fatalf("error %v does not name line 4", err)
+	}
+}
+
+func TestShippedScenariosValidate(t *testing.T) {
+	files, err := filepath.Glob("*.yaml")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no shipped scenarios: %v", err)
+	}
+	for _, f := range files {
+		if _, err := LoadFile(f); err != nil {
+			t.Errorf("%s: %v", f, err)
+		}
+	}
+}
+
+var update = flag.Bool("update", false, "rewrite scenario.schema.json")
+
+func TestSchemaIsCurrent(t *testing.T) {
+	got, err := Schema()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if *update {
+		if err := os.WriteFile("scenario.schema.json", got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	shipped, err := os.ReadFile("scenario.schema.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(shipped) != string(got) {
+		t.Fatal("scenario.schema.json is stale: run `go test ./scenarios -run TestSchemaIsCurrent -update`")
+	}
+	for _, want := range []string{`"additionalProperties": false`, `"zero-failed-requests"`, `"pod-kill"`} {
+		if !strings.Contains(string(got), want) {
+			t.Errorf("schema lacks %s", want)
+		}
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	f.Add([]byte(valid))
+	for _, name := range []string{"smoke.yaml", "rolling-orders.yaml"} {
+		if b, err := os.ReadFile(name); err == nil {
+			f.Add(b)
+		}
+	}
+	f.Add([]byte("a: [\n"))
+	f.Add([]byte("steps: [{at: '+'}]"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		l, err := Parse("f.yaml", data)
+		if err == nil && l == nil {
+			t.Fatal("no scenario and no error")
+		}
+		if err != nil && err.Error() == "" {
+			t.Fatal("empty error")
+		}
+	})
+}
+
+func TestParseReportsEveryProblemAtOnce(t *testing.T) {
+	src := strings.Replace(valid, "  rate: 3000/m", "  rate: 3000/m\n  burst: 5", 1)
+	src = strings.Replace(src, "wait: 1m30s", "wait: 90", 1)
+	_, err := Parse("t.yaml", []byte(src))
+	ps, ok := err.(Problems)
+	if !ok || len(ps) != 2 {
+		t.Fatalf("want 2 problems, got %v", err)
+	}
+	if ps[0].Field != "load.burst" || ps[1].Field != "steps[0].wait" || ps[1].Line != 12 {
+		t.Errorf("problems: %+v", ps)
+	}
+}

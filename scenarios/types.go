@@ -1,0 +1,176 @@
+// Package scenarios owns scenario files: strict parsing (unknown fields are errors), validation with
+// errors that name file:line and field, human durations and rates, the JSON Schema editors use, and
+// the shipped example scenarios (*.yaml in this directory).
+package scenarios
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// APIVersion and Kind head every scenario file.
+const (
+	APIVersion = "rehearse/v1alpha1"
+	Kind       = "Scenario"
+)
+
+// Scenario is one rehearsal: a cluster, a workload, load, steps on a timeline, and checks.
+type Scenario struct {
+	APIVersion string              `yaml:"apiVersion" json:"apiVersion" doc:"always rehearse/v1alpha1"`
+	Kind       string              `yaml:"kind" json:"kind" doc:"always Scenario"`
+	Metadata   Metadata            `yaml:"metadata" json:"metadata"`
+	Cluster    Cluster             `yaml:"cluster" json:"cluster"`
+	Workload   Workload            `yaml:"workload" json:"workload"`
+	Load       Load                `yaml:"load" json:"load"`
+	Steps      []Step              `yaml:"steps,omitempty" json:"steps,omitempty"`
+	Verify     map[string]CheckArg `yaml:"verify" json:"verify" doc:"checks to run, by name"`
+}
+
+// Metadata names the scenario.
+type Metadata struct {
+	Name string `yaml:"name" json:"name" doc:"lower-case letters, digits and dashes; names the output directory"`
+}
+
+// Cluster says where the rehearsal runs.
+type Cluster struct {
+	Provider   string `yaml:"provider" json:"provider" enum:"kind,existing" doc:"kind: create (or reuse) a kind cluster; existing: a kubeconfig context"`
+	Name       string `yaml:"name,omitempty" json:"name,omitempty" doc:"kind cluster name (default rehearse)"`
+	Workers    int    `yaml:"workers,omitempty" json:"workers,omitempty" doc:"kind worker nodes (default 2)"`
+	Kubeconfig string `yaml:"kubeconfig,omitempty" json:"kubeconfig,omitempty"`
+	Context    string `yaml:"context,omitempty" json:"context,omitempty" doc:"kubeconfig context (existing clusters)"`
+}
+
+// Workload is the system under rehearsal: the built-in sample or the user's own manifests.
+type Workload struct {
+	Sample    string   `yaml:"sample,omitempty" json:"sample,omitempty" enum:"orders-postgres"`
+	Version   string   `yaml:"version,omitempty" json:"version,omitempty" doc:"initial version of the sample app"`
+	Manifests []string `yaml:"manifests,omitempty" json:"manifests,omitempty" doc:"files or directories of YAML, applied in order"`
+	Images    []string `yaml:"images,omitempty" json:"images,omitempty" doc:"image archives (docker save) loaded into every node"`
+	Checksum  *Exec    `yaml:"checksum,omitempty" json:"checksum,omitempty" doc:"command run in each replica pod whose output is its data checksum"`
+}
+
+// Load is the synthetic HTTP traffic that runs for the whole timeline.
+type Load struct {
+	Rate    Rate     `yaml:"rate" json:"rate" doc:"requests per second, e.g. 50/s or 3000/m"`
+	Stages  []Stage  `yaml:"stages,omitempty" json:"stages,omitempty" doc:"stepped rates; after the last stage the rate stays"`
+	Timeout Duration `yaml:"timeout,omitempty" json:"timeout,omitempty" doc:"per-request timeout (default 5s)"`
+	BaseURL string   `yaml:"baseURL,omitempty" json:"baseURL,omitempty" doc:"http://127.0.0.1:PORT (default: the sample's NodePort)"`
+	Targets []Target `yaml:"targets" json:"targets"`
+}
+
+// Stage holds a rate for a while.
+type Stage struct {
+	Rate     Rate     `yaml:"rate" json:"rate"`
+	Duration Duration `yaml:"duration" json:"duration"`
+}
+
+// Target is one kind of request, chosen with probability weight/sum(weights).
+type Target struct {
+	Name   string `yaml:"name" json:"name"`
+	Method string `yaml:"method" json:"method" enum:"GET,POST,PUT,PATCH,DELETE,HEAD"`
+	Path   string `yaml:"path" json:"path" doc:"path under baseURL; may use {{.ID}} and {{.RecentID}}"`
+	Weight int    `yaml:"weight,omitempty" json:"weight,omitempty" doc:"default 1"`
+	Body   string `yaml:"body,omitempty" json:"body,omitempty" doc:"request body template; {{.ID}} is a unique id"`
+	Ledger bool   `yaml:"ledger,omitempty" json:"ledger,omitempty" doc:"record acknowledged writes for acked-writes-durable"`
+}
+
+// Step is one event on the timeline: exactly one of wait, migrate, fault, rollback or exec.
+type Step struct {
+	Name     string    `yaml:"name" json:"name"`
+	At       string    `yaml:"at,omitempty" json:"at,omitempty" doc:"start at an offset: 30s (from the start) or STEP+5s (after STEP starts); default: after the previous step ends"`
+	Wait     Duration  `yaml:"wait,omitempty" json:"wait,omitempty"`
+	Migrate  *Migrate  `yaml:"migrate,omitempty" json:"migrate,omitempty"`
+	Fault    *Fault    `yaml:"fault,omitempty" json:"fault,omitempty"`
+	Rollback *Rollback `yaml:"rollback,omitempty" json:"rollback,omitempty"`
+	Exec     *Exec     `yaml:"exec,omitempty" json:"exec,omitempty"`
+}
+
+// Migrate changes the workload.
+type Migrate struct {
+	Strategy string `yaml:"strategy" json:"strategy" enum:"rolling,blue-green,canary,schema"`
+	Target   string `yaml:"target" json:"target" doc:"KIND/NAME, e.g. deployment/orders"`
+	Version  string `yaml:"version,omitempty" json:"version,omitempty"`
+	Step     string `yaml:"step,omitempty" json:"step,omitempty" doc:"schema step: expand, backfill or contract"`
+}
+
+// Fault injects a failure.
+type Fault struct {
+	Type     string `yaml:"type" json:"type" enum:"pod-kill,node-drain,node-loss"`
+	Selector string `yaml:"selector,omitempty" json:"selector,omitempty" doc:"label selector of the pods (pod-kill)"`
+	Count    int    `yaml:"count,omitempty" json:"count,omitempty"`
+	Node     string `yaml:"node,omitempty" json:"node,omitempty" doc:"node name, or worker-with-primary"`
+}
+
+// Rollback drills restoring the previous version.
+type Rollback struct {
+	Target string   `yaml:"target" json:"target"`
+	Within Duration `yaml:"within" json:"within" doc:"service must be restored within this time"`
+}
+
+// Exec runs a runbook command.
+type Exec struct {
+	Command   []string `yaml:"command" json:"command"`
+	Selector  string   `yaml:"selector,omitempty" json:"selector,omitempty"`
+	Container string   `yaml:"container,omitempty" json:"container,omitempty"`
+}
+
+// CheckArg configures one check; which fields apply depends on the check.
+type CheckArg struct {
+	Max        *int     `yaml:"max,omitempty" json:"max,omitempty" doc:"zero-failed-requests: the failure budget"`
+	P99        Duration `yaml:"p99,omitempty" json:"p99,omitempty" doc:"latency-slo"`
+	P50        Duration `yaml:"p50,omitempty" json:"p50,omitempty" doc:"latency-slo"`
+	MinShare   float64  `yaml:"minShare,omitempty" json:"minShare,omitempty" doc:"load-achieved: fraction of the target rate (default 0.95)"`
+	MinSamples int      `yaml:"minRequests,omitempty" json:"minRequests,omitempty" doc:"load-achieved: fewest requests that count as measured"`
+}
+
+// Checks are the check names a scenario may ask for.
+var Checks = []string{"zero-failed-requests", "acked-writes-durable", "replica-checksums", "rollback-drill",
+	"latency-slo", "load-achieved", "fault-took-effect"}
+
+// Duration is a time.Duration written as Go writes durations: 500ms, 10s, 1m30s.
+type Duration struct{ time.Duration }
+
+// UnmarshalYAML parses a duration; a bare number is refused (seconds or milliseconds?).
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind != yaml.ScalarNode {
+		return posErr(n, "want a duration such as 10s or 1m30s")
+	}
+	v, err := time.ParseDuration(n.Value)
+	if err != nil {
+		return posErr(n, "bad duration %q: want a number with a unit, such as 500ms, 10s or 1m30s", n.Value)
+	}
+	if v < 0 {
+		return posErr(n, "duration %q is negative", n.Value)
+	}
+	d.Duration = v
+	return nil
+}
+
+func (d Duration) MarshalYAML() (any, error) { return d.String(), nil }
+
+// Rate is requests per second, written N/s, N/m or N/h.
+type Rate struct{ PerSecond float64 }
+
+// UnmarshalYAML parses a rate.
+func (r *Rate) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind != yaml.ScalarNode {
+		return posErr(n, "want a rate such as 50/s")
+	}
+	num, unit, ok := strings.Cut(strings.TrimSpace(n.Value), "/")
+	v, err := strconv.ParseFloat(strings.TrimSpace(num), 64)
+	per := map[string]float64{"s": 1, "m": 60, "h": 3600}[strings.TrimSpace(unit)]
+	if !ok || err != nil || per == 0 {
+		return posErr(n, "bad rate %q: want N/s, N/m or N/h, such as 50/s", n.Value)
+	}
+	if v <= 0 || v > 1e6 {
+		return posErr(n, "rate %q must be above 0 and at most 1000000/s", n.Value)
+	}
+	r.PerSecond = v / per
+	return nil
+}
+
+func (r Rate) MarshalYAML() (any, error) { return fmt.Sprintf("%g/s", r.PerSecond), nil }
