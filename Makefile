@@ -2,7 +2,7 @@
 GO ?= go
 BIN := bin/rehearse
 
-.PHONY: all build docker images test unit integration e2e vet clean-clusters
+.PHONY: all build docker images test unit integration e2e vet clean-clusters bench
 
 all: build
 
@@ -35,3 +35,7 @@ test: vet unit integration e2e
 
 clean-clusters: build
 	for c in $$(./$(BIN) cluster list); do ./$(BIN) cluster delete --name $$c; done
+
+# Load path at saturation against a loopback server, side by side with bare vegeta (ratio reported).
+bench:
+	$(GO) test -run XXX -bench Saturation -benchtime 1x -count 3 ./load/

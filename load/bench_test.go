@@ -1,0 +1,48 @@
+package load
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	vegeta "github.com/tsenart/vegeta/v12/lib"
+)
+
+// BenchmarkSaturation drives a loopback server as fast as possible, first through this package (weighted
+// targets, templates, ledger, aggregates, results.bin) and then through bare vegeta in the same run,
+// and reports both rates and their ratio. Run: make bench.
+func BenchmarkSaturation(b *testing.B) {
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set(VersionHeader, "v1")
+		w.WriteHeader(201)
+	}))
+	defer ts.Close()
+	const d = 3 * time.Second
+	for i := 0; i < b.N; i++ {
+		run, err := Start(context.Background(), Config{BaseURL: ts.URL, Targets: ordersTargets[:1], Duration: d, Dir: b.TempDir()})
+		if err != nil {
+			b.Fatal(err)
+		}
+		agg, err := run.Wait()
+		if err != nil {
+			b.Fatal(err)
+		}
+		ours := agg.Totals()
+
+		atk := vegeta.NewAttacker(vegeta.Workers(8), vegeta.MaxWorkers(256), vegeta.MaxBody(4096))
+		tr := vegeta.NewStaticTargeter(vegeta.Target{Method: "POST", URL: ts.URL + "/orders", Body: []byte(`{"id":"x"}`)})
+		var m vegeta.Metrics
+		for res := range atk.Attack(tr, vegeta.Rate{Freq: 0}, d, "bare") {
+			m.Add(res)
+		}
+		m.Close()
+		b.ReportMetric(ours.AchievedRate, "rehearse_req/s")
+		b.ReportMetric(m.Rate, "vegeta_req/s")
+		b.ReportMetric(ours.AchievedRate/m.Rate, "ratio")
+		if ours.Failed > 0 || m.Success < 1 {
+			b.Fatalf("failures at saturation: ours %d, vegeta success %.3f", ours.Failed, m.Success)
+		}
+	}
+}
