@@ -140,9 +140,9 @@ func decodeProblems(file string, err error, root *yaml.Node) Problems {
 	return Problems{yamlProblem(file, err)}
 }
 
-// indexLines maps each field path (metadata.name, steps[1].fault.type) to the line of its value.
-func indexLines(root *yaml.Node) map[string]int {
-	idx := map[string]int{}
+// walkFields visits every mapping entry and sequence item below root in document order, with its
+// dotted path (metadata.name, steps[1].fault.type); key is nil for sequence items.
+func walkFields(root *yaml.Node, visit func(path string, key, value *yaml.Node)) {
 	var walk func(n *yaml.Node, path string)
 	walk = func(n *yaml.Node, path string) {
 		switch n.Kind {
@@ -157,53 +157,41 @@ func indexLines(root *yaml.Node) map[string]int {
 				if path != "" {
 					p = path + "." + k.Value
 				}
-				idx[p] = k.Line
+				visit(p, k, v)
 				walk(v, p)
 			}
 		case yaml.SequenceNode:
 			for i, c := range n.Content {
 				p := fmt.Sprintf("%s[%d]", path, i)
-				idx[p] = c.Line
+				visit(p, nil, c)
 				walk(c, p)
 			}
 		}
 	}
 	walk(root, "")
+}
+
+// indexLines maps each field path to the line of its key (or, for a sequence item, of the item).
+func indexLines(root *yaml.Node) map[string]int {
+	idx := map[string]int{}
+	walkFields(root, func(p string, k, v *yaml.Node) {
+		if k != nil {
+			idx[p] = k.Line
+		} else {
+			idx[p] = v.Line
+		}
+	})
 	return idx
 }
 
-// fieldOfValue names the field whose value node starts at line:col.
+// fieldOfValue names the first field whose value node starts at line:col.
 func fieldOfValue(root *yaml.Node, line, col int) string {
 	found := ""
-	var walk func(n *yaml.Node, path string)
-	walk = func(n *yaml.Node, path string) {
-		if found != "" {
-			return
+	walkFields(root, func(p string, _, v *yaml.Node) {
+		if found == "" && v.Line == line && v.Column == col {
+			found = p
 		}
-		if n.Line == line && n.Column == col && n.Kind != yaml.DocumentNode && path != "" {
-			found = path
-			return
-		}
-		switch n.Kind {
-		case yaml.DocumentNode:
-			for _, c := range n.Content {
-				walk(c, path)
-			}
-		case yaml.MappingNode:
-			for i := 0; i+1 < len(n.Content); i += 2 {
-				p := n.Content[i].Value
-				if path != "" {
-					p = path + "." + p
-				}
-				walk(n.Content[i+1], p)
-			}
-		case yaml.SequenceNode:
-			for i, c := range n.Content {
-				walk(c, fmt.Sprintf("%s[%d]", path, i))
-			}
-		}
-	}
-	walk(root, "")
+	})
 	if found == "" {
 		return fieldAtLine(root, line)
 	}
