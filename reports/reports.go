@@ -1,0 +1,192 @@
+// Package reports owns what a rehearsal leaves behind for people and CI: summary.json (stable fields,
+// see DESIGN.md), junit.xml (one testsuite per scenario, one testcase per check), and report.html, a
+// single file with no external assets (verdict, checks, a timeline of requests by status, latency and
+// serving version with step and fault bands, and the failures with their attribution).
+package reports
+
+import (
+	"encoding/json"
+	"encoding/xml"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/rehearse-dev/rehearse/load"
+	"github.com/rehearse-dev/rehearse/verify"
+)
+
+// Verdicts.
+const (
+	VerdictPass  = "pass"
+	VerdictFail  = "fail"
+	VerdictError = "error"
+)
+
+// LoadSummary is the load part of summary.json.
+type LoadSummary struct {
+	Requests     int                `json:"requests"`
+	Succeeded    int                `json:"succeeded"`
+	Failed       int                `json:"failed"`
+	TargetRate   float64            `json:"target_rate"`
+	AchievedRate float64            `json:"achieved_rate"`
+	LatencyMS    map[string]float64 `json:"latency_ms"`
+}
+
+// Step is one step or fault as it ran.
+type Step struct {
+	Name     string    `json:"name"`
+	Kind     string    `json:"kind"`
+	Status   string    `json:"status"` // ok | failed
+	Started  time.Time `json:"started"`
+	Finished time.Time `json:"finished"`
+	Error    string    `json:"error,omitempty"`
+}
+
+// Summary is summary.json.
+type Summary struct {
+	Scenario     string          `json:"scenario"`
+	Verdict      string          `json:"verdict"`
+	Started      time.Time       `json:"started"`
+	Finished     time.Time       `json:"finished"`
+	Seed         uint64          `json:"seed"`
+	ScenarioHash string          `json:"scenario_hash"`
+	NodeImage    string          `json:"node_image,omitempty"`
+	Load         LoadSummary     `json:"load"`
+	Steps        []Step          `json:"steps"`
+	Checks       []verify.Result `json:"checks"`
+}
+
+// Verdict is fail when a check failed, error when none failed but one could not measure, else pass.
+// A run without checks is an error: nothing was verified.
+func Verdict(checks []verify.Result) string {
+	if len(checks) == 0 {
+		return VerdictError
+	}
+	v := VerdictPass
+	for _, c := range checks {
+		switch c.Status {
+		case verify.Fail:
+			return VerdictFail
+		case verify.Error:
+			v = VerdictError
+		}
+	}
+	return v
+}
+
+// Run is everything a report shows.
+type Run struct {
+	Summary  Summary
+	Timeline []load.Second
+	Failures []load.Failure
+}
+
+// Write writes summary.json, junit.xml and report.html into dir.
+func Write(dir string, r *Run) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	b, err := json.MarshalIndent(r.Summary, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "summary.json"), append(b, '\n'), 0o644); err != nil {
+		return err
+	}
+	j, err := JUnit([]Summary{r.Summary})
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "junit.xml"), j, 0o644); err != nil {
+		return err
+	}
+	f, err := os.Create(filepath.Join(dir, "report.html"))
+	if err != nil {
+		return err
+	}
+	if err := HTML(f, r); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+type junitSuites struct {
+	XMLName xml.Name     `xml:"testsuites"`
+	Suites  []junitSuite `xml:"testsuite"`
+}
+
+type junitSuite struct {
+	Name       string          `xml:"name,attr"`
+	Tests      int             `xml:"tests,attr"`
+	Failures   int             `xml:"failures,attr"`
+	Errors     int             `xml:"errors,attr"`
+	Time       string          `xml:"time,attr"`
+	Timestamp  string          `xml:"timestamp,attr"`
+	Properties []junitProperty `xml:"properties>property"`
+	Cases      []junitCase     `xml:"testcase"`
+}
+
+type junitProperty struct {
+	Name  string `xml:"name,attr"`
+	Value string `xml:"value,attr"`
+}
+
+type junitCase struct {
+	Name      string        `xml:"name,attr"`
+	Classname string        `xml:"classname,attr"`
+	Time      string        `xml:"time,attr"`
+	Failure   *junitMessage `xml:"failure,omitempty"`
+	Error     *junitMessage `xml:"error,omitempty"`
+	SystemOut string        `xml:"system-out,omitempty"`
+}
+
+type junitMessage struct {
+	Message string `xml:"message,attr"`
+	Text    string `xml:",chardata"`
+}
+
+// JUnit renders summaries as JUnit XML: a testsuite per scenario, a testcase per check.
+func JUnit(sums []Summary) ([]byte, error) {
+	var out junitSuites
+	for _, s := range sums {
+		suite := junitSuite{
+			Name: s.Scenario, Tests: len(s.Checks), Timestamp: s.Started.UTC().Format(time.RFC3339),
+			Time: fmt.Sprintf("%.3f", s.Finished.Sub(s.Started).Seconds()),
+			Properties: []junitProperty{
+				{"seed", fmt.Sprint(s.Seed)}, {"node_image", s.NodeImage},
+				{"target_rate", fmt.Sprint(s.Load.TargetRate)}, {"scenario_hash", s.ScenarioHash},
+			},
+		}
+		for _, c := range s.Checks {
+			tc := junitCase{Name: c.Name, Classname: s.Scenario, Time: "0"}
+			switch c.Status {
+			case verify.Fail:
+				suite.Failures++
+				tc.Failure = &junitMessage{Message: firstLine(c.Message), Text: c.Message}
+			case verify.Error:
+				suite.Errors++
+				tc.Error = &junitMessage{Message: firstLine(c.Message), Text: c.Message}
+			default:
+				tc.SystemOut = c.Message
+			}
+			suite.Cases = append(suite.Cases, tc)
+		}
+		out.Suites = append(out.Suites, suite)
+	}
+	b, err := xml.MarshalIndent(out, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	return append([]byte(xml.Header), append(b, '\n')...), nil
+}
+
+func firstLine(s string) string {
+	for i, c := range s {
+		if c == '\n' {
+			return s[:i]
+		}
+	}
+	return s
+}
