@@ -5,6 +5,7 @@
 package clusters
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -224,6 +225,15 @@ func Create(ctx context.Context, opts CreateOptions) (*Cluster, error) {
 	return c, nil
 }
 
+// NodePortsOrDefault is the cluster's NodePort range; for a cluster found rather than created here, the
+// default range (what `rehearse cluster create` uses unless told otherwise).
+func (c *Cluster) NodePortsOrDefault() PortRange {
+	if c.NodePorts == (PortRange{}) {
+		return NodePorts
+	}
+	return c.NodePorts
+}
+
 // Get returns a handle to an existing kind cluster.
 func Get(name, kubeconfig string) (*Cluster, error) {
 	p := provider(nil)
@@ -233,10 +243,36 @@ func Get(name, kubeconfig string) (*Cluster, error) {
 	}
 	for _, n := range names {
 		if n == name {
-			return &Cluster{Name: name, Context: Context(name), Kubeconfig: kubeconfig, provider: p}, nil
+			return &Cluster{Name: name, Context: Context(name), Kubeconfig: kubeconfig, provider: p,
+				NodePorts: publishedNodePorts(name)}, nil
 		}
 	}
 	return nil, fmt.Errorf("no kind cluster named %q", name)
+}
+
+// publishedNodePorts reads back the NodePort range a cluster's control-plane node publishes on
+// 127.0.0.1 (zero when it cannot tell).
+func publishedNodePorts(name string) PortRange {
+	out, err := exec.Command("docker", "inspect", "--format",
+		"{{range $p, $b := .HostConfig.PortBindings}}{{$p}} {{end}}", name+"-control-plane").Output()
+	if err != nil {
+		return PortRange{}
+	}
+	first, last := 0, 0
+	for _, f := range strings.Fields(string(out)) {
+		port, err := strconv.Atoi(strings.TrimSuffix(strings.TrimSuffix(f, "/tcp"), "/TCP"))
+		if err != nil || port == 6443 {
+			continue
+		}
+		if first == 0 || port < first {
+			first = port
+		}
+		last = max(last, port)
+	}
+	if first == 0 {
+		return PortRange{}
+	}
+	return PortRange{First: first, Count: last - first + 1}
 }
 
 // List names the kind clusters on this docker engine.
@@ -282,6 +318,52 @@ func (c *Cluster) Nodes() ([]string, error) {
 	return names, nil
 }
 
+// loadedMarker is where a node records the docker image ID of each image rehearse loaded into it.
+func loadedMarker(ref string) string {
+	return "/kind/rehearse-loaded/" + strings.NewReplacer("/", "_", ":", "_", "@", "_").Replace(ref)
+}
+
+func localImageID(ctx context.Context, ref string) string {
+	out, err := exec.CommandContext(ctx, "docker", "image", "inspect", "--format", "{{.Id}}", ref).Output()
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(out))
+}
+
+func (c *Cluster) missingImages(ctx context.Context, refs []string) []string {
+	ns, err := c.provider.ListNodes(c.Name)
+	if err != nil || len(ns) == 0 {
+		return refs
+	}
+	var missing []string
+	for _, ref := range refs {
+		want := localImageID(ctx, ref)
+		for _, n := range ns {
+			var out bytes.Buffer
+			err := n.Command("cat", loadedMarker(ref)).SetStdout(&out).Run()
+			if want == "" || err != nil || strings.TrimSpace(out.String()) != want {
+				missing = append(missing, ref)
+				break
+			}
+		}
+	}
+	return missing
+}
+
+func (c *Cluster) markLoaded(ctx context.Context, refs []string) {
+	ns, err := c.provider.ListNodes(c.Name)
+	if err != nil {
+		return
+	}
+	for _, ref := range refs {
+		id := localImageID(ctx, ref)
+		for _, n := range ns {
+			_ = n.Command("sh", "-c", fmt.Sprintf("mkdir -p /kind/rehearse-loaded && echo %s > %s", id, loadedMarker(ref))).Run()
+		}
+	}
+}
+
 // LoadImageArchive imports an image archive (`docker save` output) into the containerd of every node,
 // with kind's own loading: no registry is involved.
 func (c *Cluster) LoadImageArchive(path string) error {
@@ -306,8 +388,13 @@ func (c *Cluster) LoadImageArchive(path string) error {
 	return nil
 }
 
-// LoadImages saves local docker images into an archive and loads it into every node.
+// LoadImages saves local docker images into an archive and loads it into every node; images every
+// node already holds (same image ID) are skipped.
 func (c *Cluster) LoadImages(ctx context.Context, refs ...string) error {
+	refs = c.missingImages(ctx, refs)
+	if len(refs) == 0 {
+		return nil
+	}
 	f, err := os.CreateTemp("", "rehearse-images-*.tar")
 	if err != nil {
 		return err
@@ -318,7 +405,11 @@ func (c *Cluster) LoadImages(ctx context.Context, refs ...string) error {
 	if out, err := exec.CommandContext(ctx, "docker", args...).CombinedOutput(); err != nil {
 		return fmt.Errorf("docker save %s: %w: %s", strings.Join(refs, " "), err, out)
 	}
-	return c.LoadImageArchive(f.Name())
+	if err := c.LoadImageArchive(f.Name()); err != nil {
+		return err
+	}
+	c.markLoaded(ctx, refs)
+	return nil
 }
 
 // ParsePortRange parses "FIRST-LAST".

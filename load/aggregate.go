@@ -46,6 +46,7 @@ type Aggregator struct {
 	maxGap   time.Duration
 	gapEnd   time.Time
 	first    time.Time
+	lastEnd  time.Time
 }
 
 // NewAggregator returns an empty aggregator.
@@ -62,6 +63,9 @@ func (a *Aggregator) Add(r *vegeta.Result, start time.Time) {
 	end := r.End()
 	if a.first.IsZero() {
 		a.first = start
+	}
+	if end.After(a.lastEnd) {
+		a.lastEnd = end
 	}
 	t := int(end.Sub(start) / time.Second)
 	if t < 0 {
@@ -130,11 +134,15 @@ func (a *Aggregator) Totals() Totals {
 	m := a.metrics
 	m.Close()
 	ms := func(d time.Duration) float64 { return math.Round(float64(d)/float64(time.Millisecond)*100) / 100 }
+	gap, gapEnd := a.maxGap, a.gapEnd
+	if a.ok == 0 && a.failed > 0 {
+		gap, gapEnd = a.lastEnd.Sub(a.first), a.lastEnd // never served: the whole run is one gap
+	}
 	return Totals{
 		Requests: a.ok + a.failed, Succeeded: a.ok, Failed: a.failed,
 		AchievedRate: m.Rate,
 		LatencyMS:    map[string]float64{"p50": ms(m.Latencies.P50), "p99": ms(m.Latencies.P99), "max": ms(m.Latencies.Max)},
-		LongestGap:   a.maxGap, GapEnd: a.gapEnd, Duration: m.Duration,
+		LongestGap:   gap, GapEnd: gapEnd, Duration: m.Duration,
 	}
 }
 

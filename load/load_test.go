@@ -210,3 +210,16 @@ func TestStopEndsTheRun(t *testing.T) {
 		t.Fatal("run did not end after its context was cancelled")
 	}
 }
+
+func TestNeverServedIsOneLongGap(t *testing.T) {
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(503) }))
+	defer ts.Close()
+	run, err := Start(context.Background(), Config{BaseURL: ts.URL, Targets: ordersTargets[:1], Rate: 50, Duration: time.Second, Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	agg, _ := run.Wait()
+	if tot := agg.Totals(); tot.Succeeded != 0 || tot.LongestGap < 900*time.Millisecond {
+		t.Errorf("nothing served, yet longest gap %s", tot.LongestGap)
+	}
+}

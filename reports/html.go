@@ -140,10 +140,10 @@ svg text{font-size:10px;fill:#444}
 {{range .C.Versions}}<span style="background:{{.Color}}"></span>{{.Name}}{{end}}</div>
 <svg id="timeline" width="{{.C.Width}}" height="{{.C.Height}}" viewBox="0 0 {{.C.Width}} {{.C.Height}}" role="img" aria-label="requests per second by status, latency and serving version over time">
 <text x="0" y="10">{{printf "%.0f" .C.MaxRate}}/s</text><text x="0" y="{{.C.PlotH}}">0</text>
-{{range .C.Bands}}<rect x="{{.X}}" y="0" width="{{.W}}" height="{{$.C.PlotH}}" fill="{{if .Fault}}rgba(230,80,80,.18){{else}}rgba(120,120,200,.18){{end}}"><title>{{.Label}}</title></rect><text x="{{.X}}" y="12">{{.Label}}</text>{{end}}
 {{range .C.Bars}}<g><title>{{.Title}}</title><rect x="{{.X}}" y="{{.OKY}}" width="{{.W}}" height="{{.OKH}}" fill="#8bc34a"/><rect x="{{.X}}" y="{{.FailY}}" width="{{.W}}" height="{{.FailH}}" fill="#e53935"/></g>{{end}}
 <polyline points="{{.C.P50}}" fill="none" stroke="#1565c0" stroke-width="1.5"/>
 <polyline points="{{.C.P99}}" fill="none" stroke="#ff9800" stroke-width="1.5"/>
+{{range .C.Bands}}<rect x="{{.X}}" y="0" width="{{.W}}" height="{{$.C.PlotH}}" fill="{{if .Fault}}rgba(230,80,80,.30){{else}}rgba(90,90,200,.30){{end}}" stroke="#555" stroke-dasharray="3 2"><title>{{.Label}}</title></rect><text x="{{.X}}" y="12">{{.Label}}</text>{{end}}
 {{range .C.VersionStrips}}<rect x="{{.X}}" y="{{.Y}}" width="{{.W}}" height="{{.H}}" fill="{{.Color}}"><title>{{.Title}}</title></rect>{{end}}
 {{range .C.XTicks}}<text x="{{.X}}" y="{{$.C.Height}}">{{.Label}}</text>{{end}}
 </svg>

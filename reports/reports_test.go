@@ -46,8 +46,8 @@ func sampleRun() *Run {
 		Summary: Summary{
 			Scenario: "smoke", Verdict: Verdict(checks), Started: t0, Finished: t0.Add(12 * time.Second), Seed: 42,
 			ScenarioHash: "abcdef0123456789", NodeImage: "rehearse.local/kind-node:v1.34.4",
-			Load:  LoadSummary{Requests: 600, Succeeded: 588, Failed: 12, TargetRate: 50, AchievedRate: 49.8, LatencyMS: map[string]float64{"p50": 3, "p99": 20, "max": 80}},
-			Steps: []Step{{Name: "scale-to-zero", Kind: "exec", Status: "ok", Started: t0.Add(5 * time.Second), Finished: t0.Add(8 * time.Second)}},
+			Load:   LoadSummary{Requests: 600, Succeeded: 588, Failed: 12, TargetRate: 50, AchievedRate: 49.8, LatencyMS: map[string]float64{"p50": 3, "p99": 20, "max": 80}},
+			Steps:  []Step{{Name: "scale-to-zero", Kind: "exec", Status: "ok", Started: t0.Add(5 * time.Second), Finished: t0.Add(8 * time.Second)}},
 			Checks: checks,
 		},
 		Timeline: tl,

@@ -99,8 +99,9 @@ func render(name string, data any) (string, error) {
 	return buf.String(), nil
 }
 
-// DeploySample creates the namespace and every object of the sample, runs the `create` migration,
-// and waits (up to timeout) until the database members and app replicas are ready.
+// DeploySample creates the namespace and every object of the sample, migrates the schema to what the
+// initial version needs (v1: create; v2, v2-bad: expand; v3: contract), and waits (up to timeout)
+// until the database members and app replicas are ready.
 func DeploySample(ctx context.Context, cfg *rest.Config, opts SampleOptions, timeout time.Duration) (*Sample, error) {
 	opts.defaults()
 	if opts.Namespace == "" {
@@ -133,7 +134,8 @@ func DeploySample(ctx context.Context, cfg *rest.Config, opts SampleOptions, tim
 	if err := s.waitDB(ctx, time.Until(deadline)); err != nil {
 		return s, err
 	}
-	if err := s.Migrate(ctx, "up", "create", time.Until(deadline)); err != nil {
+	schema := map[orders.Version]string{orders.V1: "create", orders.V2: "expand", orders.V2Bad: "expand", orders.V3: "contract"}[opts.Version]
+	if err := s.Migrate(ctx, "up", schema, time.Until(deadline)); err != nil {
 		return s, err
 	}
 	if err := s.WaitApp(ctx, time.Until(deadline)); err != nil {

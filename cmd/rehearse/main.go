@@ -31,6 +31,10 @@ func main() {
 		return
 	}
 	fmt.Fprintln(os.Stderr, "rehearse:", err)
+	var ec exitCode
+	if errors.As(err, &ec) {
+		os.Exit(ec.code)
+	}
 	var cf checkFailed
 	if errors.As(err, &cf) {
 		os.Exit(exitFailed)
@@ -45,6 +49,6 @@ func newRoot() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newValidateCmd(), newImagesCmd(), newClusterCmd(), newSampleCmd(), newOrdersCmd())
+	root.AddCommand(newRunCmd(), newValidateCmd(), newImagesCmd(), newClusterCmd(), newSampleCmd(), newOrdersCmd())
 	return root
 }

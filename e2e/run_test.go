@@ -1,0 +1,93 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"context"
+	"encoding/xml"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"sigs.k8s.io/e2e-framework/pkg/envconf"
+	"sigs.k8s.io/e2e-framework/pkg/features"
+
+	"github.com/rehearse-dev/rehearse/reports"
+	"github.com/rehearse-dev/rehearse/runner"
+	"github.com/rehearse-dev/rehearse/scenarios"
+)
+
+func rehearse(t *testing.T, ctx context.Context, file string) (*reports.Summary, string, int) {
+	t.Helper()
+	sc, err := scenarios.LoadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc.Cluster.Kubeconfig = shared.Kubeconfig
+	out := t.TempDir()
+	sum, err := runner.Run(ctx, sc, runner.Options{OutDir: out, Seed: 7})
+	code := runner.ExitCode(sum, err)
+	if err != nil {
+		t.Logf("run %s: %v", file, err)
+	}
+	if sum == nil {
+		t.Fatalf("no summary (exit %d)", code)
+	}
+	for _, c := range sum.Checks {
+		t.Logf("%s: %-22s %-5s %s", sum.Scenario, c.Name, c.Status, c.Message)
+	}
+	return sum, filepath.Join(out, sc.Metadata.Name), code
+}
+
+func TestRunScenarios(t *testing.T) {
+	f := features.New("rehearse run").
+		Assess("a healthy smoke rehearsal passes and writes its reports", func(ctx context.Context, t *testing.T, cfg *envconf.Config) context.Context {
+			sum, dir, code := rehearse(t, ctx, "testdata/smoke-short.yaml")
+			if code != 0 || sum.Verdict != reports.VerdictPass {
+				t.Errorf("exit %d, verdict %s", code, sum.Verdict)
+			}
+			if sum.Load.Requests < 250 {
+				t.Errorf("only %d requests", sum.Load.Requests)
+			}
+			for _, f := range []string{"summary.json", "junit.xml", "report.html", "results.bin", "ledger.tsv"} {
+				if st, err := os.Stat(filepath.Join(dir, f)); err != nil || st.Size() == 0 {
+					t.Errorf("%s missing or empty: %v", f, err)
+				}
+			}
+			b, _ := os.ReadFile(filepath.Join(dir, "junit.xml"))
+			var j struct {
+				Suites []struct {
+					Cases []struct {
+						Name string `xml:"name,attr"`
+					} `xml:"testcase"`
+				} `xml:"testsuite"`
+			}
+			if err := xml.Unmarshal(b, &j); err != nil || len(j.Suites) != 1 || len(j.Suites[0].Cases) != len(sum.Checks) {
+				t.Errorf("junit.xml: %v %+v", err, j)
+			}
+			return ctx
+		}).
+		Assess("rolling out the faulty v2-bad fails zero-failed-requests, attributed to the rollout", func(ctx context.Context, t *testing.T, cfg *envconf.Config) context.Context {
+			sum, _, code := rehearse(t, ctx, "testdata/broken-rollout.yaml")
+			if code != 1 || sum.Verdict != reports.VerdictFail {
+				t.Errorf("exit %d, verdict %s; want 1 and fail", code, sum.Verdict)
+			}
+			for _, c := range sum.Checks {
+				if c.Name == "zero-failed-requests" {
+					if c.Status != "fail" || !(strings.Contains(c.Message, "rollout-bad") || strings.Contains(c.Message, "after-bad")) {
+						t.Errorf("zero-failed-requests: %s %s", c.Status, c.Message)
+					}
+					// Before the faulty release nothing failed: the failures belong to it alone.
+					if strings.Contains(c.Message, "warmup:") || strings.Contains(c.Message, "expand:") {
+						t.Errorf("failures attributed to steps before the faulty rollout: %s", c.Message)
+					}
+				}
+				if c.Name == "acked-writes-durable" && c.Status != "pass" {
+					t.Errorf("acked-writes-durable: %s %s (v2-bad fails requests, it loses no acknowledged write)", c.Status, c.Message)
+				}
+			}
+			return ctx
+		}).Feature()
+	testenv.Test(t, f)
+}
