@@ -164,10 +164,10 @@ func JUnit(sums []Summary) ([]byte, error) {
 			switch c.Status {
 			case verify.Fail:
 				suite.Failures++
-				tc.Failure = &junitMessage{Message: firstLine(c.Message), Text: c.Message}
+				tc.Failure = &junitMessage{Message: FirstLine(c.Message), Text: c.Message}
 			case verify.Error:
 				suite.Errors++
-				tc.Error = &junitMessage{Message: firstLine(c.Message), Text: c.Message}
+				tc.Error = &junitMessage{Message: FirstLine(c.Message), Text: c.Message}
 			default:
 				tc.SystemOut = c.Message
 			}
@@ -182,7 +182,8 @@ func JUnit(sums []Summary) ([]byte, error) {
 	return append([]byte(xml.Header), append(b, '\n')...), nil
 }
 
-func firstLine(s string) string {
+// FirstLine is the first line of s (a check message's headline).
+func FirstLine(s string) string {
 	for i, c := range s {
 		if c == '\n' {
 			return s[:i]

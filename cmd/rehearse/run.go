@@ -55,7 +55,7 @@ func newRunCmd() *cobra.Command {
 					sums = append(sums, *sum)
 					fmt.Fprintf(cmd.OutOrStdout(), "%s: %s (%d requests, %d failed)\n", sum.Scenario, sum.Verdict, sum.Load.Requests, sum.Load.Failed)
 					for _, c := range sum.Checks {
-						fmt.Fprintf(cmd.OutOrStdout(), "  %-22s %-5s %s\n", c.Name, c.Status, firstLine(c.Message))
+						fmt.Fprintf(cmd.OutOrStdout(), "  %-22s %-5s %s\n", c.Name, c.Status, reports.FirstLine(c.Message))
 					}
 				}
 			}
@@ -74,13 +74,4 @@ func newRunCmd() *cobra.Command {
 	cmd.Flags().BoolVar(&keep, "keep-cluster", false, "keep a cluster this run created")
 	cmd.Flags().Uint64Var(&seed, "seed", 0, "seed of the load's random choices (0: from the clock)")
 	return cmd
-}
-
-func firstLine(s string) string {
-	for i, c := range s {
-		if c == '\n' {
-			return s[:i]
-		}
-	}
-	return s
 }
