@@ -1,0 +1,44 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func execute(args ...string) (string, error) {
+	root := newRoot()
+	var out bytes.Buffer
+	root.SetOut(&out)
+	root.SetErr(&out)
+	root.SetArgs(args)
+	err := root.Execute()
+	return out.String(), err
+}
+
+func TestValidate(t *testing.T) {
+	if out, err := execute("validate", "../../scenarios/smoke.yaml", "../../scenarios/rolling-orders.yaml"); err != nil {
+		t.Fatalf("shipped scenarios: %v\n%s", err, out)
+	}
+	bad := filepath.Join(t.TempDir(), "bad.yaml")
+	src, _ := os.ReadFile("../../scenarios/smoke.yaml")
+	os.WriteFile(bad, []byte(strings.Replace(string(src), "wait: 60s", "wait: 60", 1)+"bogus: 1\n"), 0o644)
+	out, err := execute("validate", bad)
+	if err == nil {
+		t.Fatal("a broken scenario validated")
+	}
+	for _, want := range []string{bad + ":", `steps[0].wait: bad duration "60"`, `bogus: unknown field "bogus"`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	// run refuses the same file before touching any cluster, with the harness's exit code.
+	_, err = execute("run", "--out", t.TempDir(), bad)
+	var ec exitCode
+	if !errors.As(err, &ec) || ec.code != 2 {
+		t.Errorf("run on a broken scenario: %v, want exit 2", err)
+	}
+}
