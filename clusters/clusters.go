@@ -97,7 +97,7 @@ func ResolveImage(ctx context.Context, opts CreateOptions) (string, error) {
 	if opts.Image != "" {
 		return opts.Image, nil
 	}
-	local := imagePresent(ctx, nodeimage.Image)
+	local := localImageID(ctx, nodeimage.Image) != ""
 	if opts.Choice == ImageOffline {
 		if !local {
 			return "", fmt.Errorf("offline node image %s is not built: run `rehearse images build` first", nodeimage.Image)
@@ -105,17 +105,13 @@ func ResolveImage(ctx context.Context, opts CreateOptions) (string, error) {
 		return nodeimage.Image, nil
 	}
 	published := defaults.Image
-	if imagePresent(ctx, published) {
+	if localImageID(ctx, published) != "" {
 		return published, nil
 	}
 	if local {
 		return nodeimage.Image, nil
 	}
 	return published, nil
-}
-
-func imagePresent(ctx context.Context, ref string) bool {
-	return exec.CommandContext(ctx, "docker", "image", "inspect", ref).Run() == nil
 }
 
 // cgroupV1 reports whether the docker engine's host runs cgroup v1.

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -55,7 +56,7 @@ func createCluster(ctx context.Context, cfg *envconf.Config) (context.Context, e
 	for _, v := range dockerLines("volume", "ls", "-q") {
 		volumesBefore[v] = true
 	}
-	if names, _ := clusters.List(); contains(names, clusterName) {
+	if names, _ := clusters.List(); slices.Contains(names, clusterName) {
 		fmt.Printf("e2e: deleting cluster %s left by an earlier run\n", clusterName)
 		if err := clusters.Delete(ctx, clusterName, ""); err != nil {
 			return ctx, err
@@ -119,13 +120,4 @@ func dockerLines(args ...string) []string {
 		}
 	}
 	return lines
-}
-
-func contains(xs []string, s string) bool {
-	for _, x := range xs {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }

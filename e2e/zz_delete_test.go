@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"testing"
 
@@ -32,7 +33,7 @@ func TestDeleteLeavesNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(others) == 0 && contains(dockerLines("network", "ls", "--format", "{{.Name}}"), "kind") {
+	if len(others) == 0 && slices.Contains(dockerLines("network", "ls", "--format", "{{.Name}}"), "kind") {
 		t.Errorf("docker network kind is left behind with no kind cluster using it")
 	}
 	for _, v := range dockerLines("volume", "ls", "-q") {

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"syscall"
@@ -179,7 +180,7 @@ func parseMirror(r io.Reader, deb822 bool, suite string) string {
 				}
 				i++
 			}
-			if i+2 < len(fields)+1 && i+1 < len(fields) && fields[i+1] == suite && contains(fields[i+2:], "main") {
+			if i+2 < len(fields)+1 && i+1 < len(fields) && fields[i+1] == suite && slices.Contains(fields[i+2:], "main") {
 				return fields[i]
 			}
 		}
@@ -189,8 +190,8 @@ func parseMirror(r io.Reader, deb822 bool, suite string) string {
 	stanza := map[string]string{}
 	check := func() string {
 		defer func() { stanza = map[string]string{} }()
-		if !contains(strings.Fields(stanza["types"]), "deb") || !contains(strings.Fields(stanza["suites"]), suite) ||
-			!contains(strings.Fields(stanza["components"]), "main") {
+		if !slices.Contains(strings.Fields(stanza["types"]), "deb") || !slices.Contains(strings.Fields(stanza["suites"]), suite) ||
+			!slices.Contains(strings.Fields(stanza["components"]), "main") {
 			return ""
 		}
 		if uris := strings.Fields(stanza["uris"]); len(uris) > 0 {
@@ -214,13 +215,4 @@ func parseMirror(r io.Reader, deb822 bool, suite string) string {
 		}
 	}
 	return check()
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }

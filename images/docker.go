@@ -18,17 +18,19 @@ type Docker struct {
 	Log io.Writer
 }
 
-func (d Docker) bin() string {
-	if d.Bin == "" {
-		return "docker"
+// Command is the docker CLI invocation for args, for callers that stream its output themselves.
+func (d Docker) Command(ctx context.Context, args ...string) *exec.Cmd {
+	bin := d.Bin
+	if bin == "" {
+		bin = "docker"
 	}
-	return d.Bin
+	return exec.CommandContext(ctx, bin, args...)
 }
 
 // Run executes docker with args, feeding stdin when non-nil, and returns trimmed stdout. On failure the
 // error carries the command and the tail of stderr.
 func (d Docker) Run(ctx context.Context, stdin io.Reader, args ...string) (string, error) {
-	cmd := exec.CommandContext(ctx, d.bin(), args...)
+	cmd := d.Command(ctx, args...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdin = stdin
 	cmd.Stdout = &stdout
@@ -41,7 +43,7 @@ func (d Docker) Run(ctx context.Context, stdin io.Reader, args ...string) (strin
 
 // RunStreaming executes docker with its stdout and stderr going to the log writer (for builds).
 func (d Docker) RunStreaming(ctx context.Context, stdin io.Reader, args ...string) error {
-	cmd := exec.CommandContext(ctx, d.bin(), args...)
+	cmd := d.Command(ctx, args...)
 	var stderr bytes.Buffer
 	cmd.Stdin = stdin
 	out := io.Writer(&stderr)

@@ -75,6 +75,7 @@ type tmplData struct{ ID, RecentID string }
 type Run struct {
 	cfg      Config
 	targets  []compiled
+	ledgered map[string]bool // names of ledger targets
 	total    int
 	attacker *vegeta.Attacker
 	started  time.Time
@@ -104,7 +105,8 @@ func Start(ctx context.Context, cfg Config) (*Run, error) {
 	if len(cfg.Targets) == 0 {
 		return nil, fmt.Errorf("load: no targets")
 	}
-	r := &Run{cfg: cfg, rng: rand.New(rand.NewPCG(cfg.Seed, 0x5eed)), recent: make([]string, 0, 256), done: make(chan error, 1)}
+	r := &Run{cfg: cfg, rng: rand.New(rand.NewPCG(cfg.Seed, 0x5eed)), recent: make([]string, 0, 256), done: make(chan error, 1),
+		ledgered: map[string]bool{}}
 	for _, t := range cfg.Targets {
 		if t.Weight <= 0 {
 			t.Weight = 1
@@ -119,6 +121,9 @@ func Start(ctx context.Context, cfg Config) (*Run, error) {
 		}
 		r.targets = append(r.targets, c)
 		r.total += t.Weight
+		if t.Ledger {
+			r.ledgered[t.Name] = true
+		}
 	}
 	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
 		return nil, err
@@ -248,15 +253,6 @@ func (r *Run) pick() compiled {
 	return r.targets[len(r.targets)-1]
 }
 
-func (r *Run) isLedger(name string) bool {
-	for _, c := range r.targets {
-		if c.Name == name {
-			return c.Ledger
-		}
-	}
-	return false
-}
-
 // record writes one ledger line: "acked|indeterminate|rejected <tab> id <tab> target".
 func (r *Run) record(state, id, target string) {
 	r.ledgerMu.Lock()
@@ -285,7 +281,7 @@ func (t *ledgerTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	tag := req.Header.Get(requestHeader)
 	target, id, _ := strings.Cut(tag, "; id=")
 	resp, err := t.next.RoundTrip(req)
-	if !t.run.isLedger(target) {
+	if !t.run.ledgered[target] {
 		if resp != nil {
 			resp.Header.Set(requestHeader, tag)
 		}

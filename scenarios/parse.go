@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -237,15 +238,6 @@ var (
 	atOffset = regexp.MustCompile(`^(?:([a-z0-9][-a-z0-9]*)\+)?([0-9][0-9a-zµ.]*)$`)
 )
 
-func oneOf(s string, options ...string) bool {
-	for _, o := range options {
-		if s == o {
-			return true
-		}
-	}
-	return false
-}
-
 func (v *validator) scenario(s *Scenario) {
 	if s.APIVersion != APIVersion {
 		v.addf("apiVersion", "is %q, want %q", s.APIVersion, APIVersion)
@@ -264,7 +256,7 @@ func (v *validator) scenario(s *Scenario) {
 		v.addf("verify", "no checks: a rehearsal that verifies nothing cannot fail")
 	}
 	for name := range s.Verify {
-		if !oneOf(name, Checks...) {
+		if !slices.Contains(Checks, name) {
 			v.addf("verify."+name, "unknown check; known: %s", strings.Join(Checks, ", "))
 		}
 	}
@@ -303,7 +295,7 @@ func (v *validator) workload(w *Workload) {
 	case w.Sample != "" && w.Sample != "orders-postgres":
 		v.addf("workload.sample", "unknown sample %q; known: orders-postgres", w.Sample)
 	}
-	if w.Version != "" && !oneOf(w.Version, "v1", "v2", "v3", "v2-bad") {
+	if w.Version != "" && !slices.Contains([]string{"v1", "v2", "v3", "v2-bad"}, w.Version) {
 		v.addf("workload.version", "unknown version %q", w.Version)
 	}
 	if w.Checksum != nil && len(w.Checksum.Command) == 0 {
@@ -345,7 +337,7 @@ func (v *validator) load(l *Load, w *Workload) {
 			v.addf(f+".name", "%q is used twice", t.Name)
 		}
 		seen[t.Name] = true
-		if !oneOf(t.Method, "GET", "POST", "PUT", "PATCH", "DELETE", "HEAD") {
+		if !slices.Contains([]string{"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"}, t.Method) {
 			v.addf(f+".method", "%q is not an HTTP method this tool sends", t.Method)
 		}
 		if !strings.HasPrefix(t.Path, "/") {
@@ -392,10 +384,10 @@ func (v *validator) steps(steps []Step) {
 			}
 		}
 		if s.Migrate != nil {
-			if !oneOf(s.Migrate.Strategy, "rolling", "blue-green", "canary", "schema") {
+			if !slices.Contains([]string{"rolling", "blue-green", "canary", "schema"}, s.Migrate.Strategy) {
 				v.addf(f+".migrate.strategy", "unknown strategy %q; known: rolling, blue-green, canary, schema", s.Migrate.Strategy)
 			}
-			if s.Migrate.Strategy == "schema" && !oneOf(s.Migrate.Step, "expand", "backfill", "contract") {
+			if s.Migrate.Strategy == "schema" && !slices.Contains([]string{"expand", "backfill", "contract"}, s.Migrate.Step) {
 				v.addf(f+".migrate.step", "schema step %q: want expand, backfill or contract", s.Migrate.Step)
 			}
 			if !strings.Contains(s.Migrate.Target, "/") {

@@ -3,7 +3,6 @@ package nodeimage
 import (
 	"context"
 	"fmt"
-	"os/exec"
 	"strings"
 	"time"
 
@@ -103,7 +102,7 @@ func pipeSave(ctx context.Context, d images.Docker, container, ref string) error
 	// Cancelling stops `docker save` when the import fails, instead of leaving it blocked on the pipe.
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	save := exec.CommandContext(ctx, dockerBin(d), "save", ref)
+	save := d.Command(ctx, "save", ref)
 	out, err := save.StdoutPipe()
 	if err != nil {
 		return err
@@ -128,11 +127,4 @@ func pipeSave(ctx context.Context, d images.Docker, container, ref string) error
 	// Pinned images are never garbage-collected by the kubelet: they could not be pulled back.
 	_, err = d.Run(ctx, nil, "exec", container, "ctr", "-n", "k8s.io", "images", "label", ref, "io.cri-containerd.pinned=pinned")
 	return err
-}
-
-func dockerBin(d images.Docker) string {
-	if d.Bin == "" {
-		return "docker"
-	}
-	return d.Bin
 }

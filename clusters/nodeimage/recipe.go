@@ -8,6 +8,7 @@ package nodeimage
 import (
 	"context"
 	"embed"
+	"encoding/json"
 	"fmt"
 	"io/fs"
 	"os/exec"
@@ -235,11 +236,11 @@ func pauseStep() *images.Step {
 			if err != nil {
 				return fmt.Errorf("go mod download k8s.io/kubernetes: %w", err)
 			}
-			dir := jsonField(string(out), "Dir")
-			if dir == "" {
+			var mod struct{ Dir string }
+			if err := json.Unmarshal(out, &mod); err != nil || mod.Dir == "" {
 				return fmt.Errorf("go mod download k8s.io/kubernetes: no Dir in %q", out)
 			}
-			src := filepath.Join(dir, "build", "pause", "linux", "pause.c")
+			src := filepath.Join(mod.Dir, "build", "pause", "linux", "pause.c")
 			cmd := exec.CommandContext(ctx, "gcc", "-Os", "-Wall", "-static", "-DVERSION=v"+PauseTag+"-rehearse",
 				"-o", filepath.Join(s.Dir, "pause"), src)
 			if o, err := cmd.CombinedOutput(); err != nil {
@@ -248,20 +249,6 @@ func pauseStep() *images.Step {
 			return nil
 		},
 	}
-}
-
-func jsonField(js, field string) string {
-	key := `"` + field + `": "`
-	i := strings.Index(js, key)
-	if i < 0 {
-		return ""
-	}
-	rest := js[i+len(key):]
-	j := strings.Index(rest, `"`)
-	if j < 0 {
-		return ""
-	}
-	return rest[:j]
 }
 
 // busyboxStep copies Debian's static busybox out of the node base image for the local-path helper.

@@ -2,6 +2,7 @@ package nodeimage
 
 import (
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -29,7 +30,7 @@ func TestEveryReferencedImageIsBuilt(t *testing.T) {
 	}
 	sort.Strings(referenced)
 	for _, want := range []string{FlannelImage, LocalPathImage, HelperImage, PauseImage} {
-		if !contains(referenced, want) {
+		if !slices.Contains(referenced, want) {
 			t.Errorf("no node file references %s (placeholders not replaced?); found %v", want, referenced)
 		}
 	}
@@ -77,13 +78,4 @@ func TestVersionLDFlags(t *testing.T) {
 			t.Errorf("ldflags lack %q: %s", want, ld)
 		}
 	}
-}
-
-func contains(xs []string, s string) bool {
-	for _, x := range xs {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }

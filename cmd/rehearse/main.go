@@ -13,14 +13,9 @@ import (
 	"github.com/spf13/cobra"
 )
 
-// Exit codes of the CLI contract: 0 all passed, 1 a check failed, 2 the harness could not run.
-const (
-	exitFailed = 1
-	exitError  = 2
-)
-
-// checkFailed marks an error as "a check failed" (exit 1) rather than "could not run" (exit 2).
-type checkFailed struct{ error }
+// exitError is the CLI contract's code for "the harness could not run"; commands that know better
+// (run: 0 passed, 1 a check failed) return an exitCode.
+const exitError = 2
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -34,10 +29,6 @@ func main() {
 	var ec exitCode
 	if errors.As(err, &ec) {
 		os.Exit(ec.code)
-	}
-	var cf checkFailed
-	if errors.As(err, &cf) {
-		os.Exit(exitFailed)
 	}
 	os.Exit(exitError)
 }
