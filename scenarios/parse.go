@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/url"
 	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"sort"
@@ -17,6 +18,7 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+	"k8s.io/apimachinery/pkg/labels"
 )
 
 // Problem is one thing wrong with a scenario file, at a line, in a field.
@@ -97,7 +99,7 @@ func Parse(file string, data []byte) (*Loaded, error) {
 		return nil, Problems{{File: file, Line: extra.Line, Msg: "more than one YAML document: a file holds one scenario"}}
 	}
 	idx := indexLines(&root)
-	v := &validator{file: file, lines: idx}
+	v := &validator{file: file, lines: idx, dir: filepath.Dir(file)}
 	v.scenario(&sc)
 	if len(v.problems) > 0 {
 		sort.SliceStable(v.problems, func(i, j int) bool { return v.problems[i].Line < v.problems[j].Line })
@@ -212,6 +214,7 @@ func fieldAtLine(root *yaml.Node, line int) string {
 
 type validator struct {
 	file     string
+	dir      string // paths in the file are relative to it
 	lines    map[string]int
 	problems Problems
 }
@@ -249,9 +252,9 @@ func (v *validator) scenario(s *Scenario) {
 		v.addf("metadata.name", "%q must be 1-63 lower-case letters, digits and dashes", s.Metadata.Name)
 	}
 	v.cluster(&s.Cluster)
-	v.workload(&s.Workload)
+	v.workload(&s.Workload, &s.Cluster)
 	v.load(&s.Load, &s.Workload)
-	v.steps(s.Steps)
+	v.steps(s.Steps, &s.Workload)
 	if len(s.Verify) == 0 {
 		v.addf("verify", "no checks: a rehearsal that verifies nothing cannot fail")
 	}
@@ -265,6 +268,35 @@ func (v *validator) scenario(s *Scenario) {
 	}
 	if arg, ok := s.Verify["load-achieved"]; ok && (arg.MinShare < 0 || arg.MinShare > 1) {
 		v.addf("verify.load-achieved.minShare", "must be between 0 and 1")
+	}
+	if s.Workload.Sample == "" && len(s.Workload.Manifests) > 0 {
+		if arg, ok := s.Verify["acked-writes-durable"]; ok && arg.ReadPath == "" {
+			v.addf("verify.acked-writes-durable.readPath", "your own workload needs a readPath (GET, 200 when the write {{.ID}} is stored, 404 when not)")
+		}
+		if _, ok := s.Verify["replica-checksums"]; ok && s.Workload.Checksum == nil {
+			v.addf("verify.replica-checksums", "your own workload needs workload.checksum: the command whose output each replica must agree on")
+		}
+	}
+	if arg, ok := s.Verify["acked-writes-durable"]; ok && arg.ReadPath != "" && !strings.HasPrefix(arg.ReadPath, "/") {
+		v.addf("verify.acked-writes-durable.readPath", "%q must start with /", arg.ReadPath)
+	}
+}
+
+// path checks that a file or directory named in the scenario exists (relative to the file).
+func (v *validator) path(field, p string, wantDir bool) {
+	if p == "" {
+		v.addf(field, "is empty")
+		return
+	}
+	if !filepath.IsAbs(p) {
+		p = filepath.Join(v.dir, p)
+	}
+	st, err := os.Stat(p)
+	switch {
+	case err != nil:
+		v.addf(field, "%s does not exist (paths are relative to the scenario file)", p)
+	case !wantDir && st.IsDir():
+		v.addf(field, "%s is a directory, want a file", p)
 	}
 }
 
@@ -286,7 +318,7 @@ func (v *validator) cluster(c *Cluster) {
 	}
 }
 
-func (v *validator) workload(w *Workload) {
+func (v *validator) workload(w *Workload, c *Cluster) {
 	switch {
 	case w.Sample == "" && len(w.Manifests) == 0:
 		v.addf("workload", "needs sample or manifests")
@@ -298,8 +330,31 @@ func (v *validator) workload(w *Workload) {
 	if w.Version != "" && !slices.Contains([]string{"v1", "v2", "v3", "v2-bad"}, w.Version) {
 		v.addf("workload.version", "unknown version %q", w.Version)
 	}
-	if w.Checksum != nil && len(w.Checksum.Command) == 0 {
-		v.addf("workload.checksum.command", "is empty")
+	for i, m := range w.Manifests {
+		v.path(fmt.Sprintf("workload.manifests[%d]", i), m, true)
+	}
+	for i, m := range w.Images {
+		v.path(fmt.Sprintf("workload.images[%d]", i), m, false)
+		if c.Provider == "existing" {
+			v.addf(fmt.Sprintf("workload.images[%d]", i), "image archives are loaded into kind nodes; an existing cluster pulls its images")
+		}
+	}
+	if w.Checksum != nil {
+		if w.Sample != "" {
+			v.addf("workload.checksum", "the sample has its own checksums; checksum is for your own manifests")
+		}
+		v.exec("workload.checksum", w.Checksum)
+	}
+}
+
+func (v *validator) exec(f string, e *Exec) {
+	if len(e.Command) == 0 {
+		v.addf(f+".command", "is empty")
+	}
+	if e.Selector == "" {
+		v.addf(f+".selector", "is required: the label selector of the pods to run in")
+	} else if _, err := labels.Parse(e.Selector); err != nil {
+		v.addf(f+".selector", "%q: %v", e.Selector, err)
 	}
 }
 
@@ -328,6 +383,9 @@ func (v *validator) load(l *Load, w *Workload) {
 	if len(l.Targets) == 0 {
 		v.addf("load.targets", "needs at least one target")
 	}
+	if l.MaxInFlight < 0 {
+		v.addf("load.maxInFlight", "must not be negative")
+	}
 	seen := map[string]bool{}
 	for i, t := range l.Targets {
 		f := fmt.Sprintf("load.targets[%d]", i)
@@ -349,7 +407,7 @@ func (v *validator) load(l *Load, w *Workload) {
 	}
 }
 
-func (v *validator) steps(steps []Step) {
+func (v *validator) steps(steps []Step, w *Workload) {
 	names := map[string]bool{}
 	for i, s := range steps {
 		f := fmt.Sprintf("steps[%d]", i)
@@ -362,13 +420,13 @@ func (v *validator) steps(steps []Step) {
 		if s.Wait.Duration > 0 {
 			actions++
 		}
-		for _, set := range []bool{s.Migrate != nil, s.Fault != nil, s.Rollback != nil, s.Exec != nil} {
+		for _, set := range []bool{s.Migrate != nil, s.Fault != nil, s.Rollback != nil, s.Exec != nil, s.Scale != nil} {
 			if set {
 				actions++
 			}
 		}
 		if actions != 1 {
-			v.addf(f, "needs exactly one of wait, migrate, fault, rollback or exec (has %d)", actions)
+			v.addf(f, "needs exactly one of wait, migrate, fault, rollback, exec or scale (has %d)", actions)
 		}
 		if s.At != "" {
 			m := atOffset.FindStringSubmatch(s.At)
@@ -393,6 +451,9 @@ func (v *validator) steps(steps []Step) {
 			if !strings.Contains(s.Migrate.Target, "/") {
 				v.addf(f+".migrate.target", "%q: want KIND/NAME such as deployment/orders", s.Migrate.Target)
 			}
+			if w.Sample == "" {
+				v.addf(f+".migrate", "migrations run on the sample workload; on your own manifests use exec or scale steps")
+			}
 		}
 		if s.Fault != nil {
 			switch s.Fault.Type {
@@ -414,9 +475,28 @@ func (v *validator) steps(steps []Step) {
 		if s.Rollback != nil && s.Rollback.Within.Duration <= 0 {
 			v.addf(f+".rollback.within", "is required: the time allowed to restore service")
 		}
-		if s.Exec != nil && len(s.Exec.Command) == 0 {
-			v.addf(f+".exec.command", "is empty")
+		if s.Exec != nil {
+			v.exec(f+".exec", s.Exec)
+		}
+		if s.Scale != nil {
+			kind, name, _ := strings.Cut(s.Scale.Target, "/")
+			if (kind != "deployment" && kind != "statefulset") || !dnsName.MatchString(name) {
+				v.addf(f+".scale.target", "%q: want deployment/NAME or statefulset/NAME", s.Scale.Target)
+			}
+			if s.Scale.Replicas == nil {
+				v.addf(f+".scale.replicas", "is required (0 takes the workload down)")
+			} else if *s.Scale.Replicas < 0 || *s.Scale.Replicas > 100 {
+				v.addf(f+".scale.replicas", "%d is outside 0-100", *s.Scale.Replicas)
+			}
 		}
 		names[s.Name] = true
 	}
+}
+
+// Path resolves a path written in the scenario file (relative to the file's directory).
+func (l *Loaded) Path(p string) string {
+	if filepath.IsAbs(p) {
+		return p
+	}
+	return filepath.Join(filepath.Dir(l.File), p)
 }

@@ -59,6 +59,14 @@ func TestParseRejects(t *testing.T) {
 		{"non-loopback URL", "  targets:", "  baseURL: http://10.0.0.1:8080\n  targets:", `t.yaml:8: load.baseURL: host "10.0.0.1"`},
 		{"wrong api", "rehearse/v1alpha1", "rehearse/v9", "t.yaml:1: apiVersion"},
 		{"duplicate step", "{name: roll, migrate", "{name: warm, migrate", `steps[1].name: "warm" is used twice`},
+		{"exec without selector", "{name: warm, wait: 1m30s}", "{name: warm, exec: {command: [true]}}", "t.yaml:11: steps[0].exec.selector: is required"},
+		{"scale without replicas", "{name: warm, wait: 1m30s}", "{name: warm, scale: {target: deployment/orders}}", "t.yaml:11: steps[0].scale.replicas: is required"},
+		{"scale of a service", "{name: warm, wait: 1m30s}", "{name: warm, scale: {target: service/orders, replicas: 0}}", `t.yaml:11: steps[0].scale.target: "service/orders"`},
+		{"negative in-flight cap", "  rate: 3000/m", "  rate: 3000/m\n  maxInFlight: -1", "t.yaml:8: load.maxInFlight: must not be negative"},
+		{"manifests that do not exist", "workload: {sample: orders-postgres}", "workload: {manifests: [nowhere/]}", "t.yaml:5: workload.manifests[0]: nowhere does not exist"},
+		{"migrate on own manifests", "workload: {sample: orders-postgres}", "workload: {manifests: [.]}", "t.yaml:12: steps[1].migrate: migrations run on the sample"},
+		{"image archive on an existing cluster", "cluster: {provider: kind}\nworkload: {sample: orders-postgres}", "cluster: {provider: existing, context: prod}\nworkload: {sample: orders-postgres, images: [parse.go]}", "t.yaml:5: workload.images[0]: image archives are loaded into kind nodes"},
+		{"checksum on the sample", "workload: {sample: orders-postgres}", "workload: {sample: orders-postgres, checksum: {command: [md5sum], selector: app=x}}", "t.yaml:5: workload.checksum: the sample has its own"},
 		{"wrong type", "workers", "workers", ""},
 	}
 	for _, c := range cases {
@@ -78,6 +86,58 @@ func TestParseRejects(t *testing.T) {
 				t.Fatalf("error %q does not contain %q", err, c.want)
 			}
 		})
+	}
+}
+
+// A workload of one's own: manifests and archives relative to the scenario file, a checksum command,
+// and a read path for durability.
+func TestParseOwnWorkload(t *testing.T) {
+	dir := t.TempDir()
+	for _, f := range []string{"manifests/10-app.yaml", "images/web.tar"} {
+		if err := os.MkdirAll(filepath.Join(dir, filepath.Dir(f)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, f), []byte("x"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	src := `apiVersion: rehearse/v1alpha1
+kind: Scenario
+metadata: {name: own}
+cluster: {provider: kind}
+workload:
+  manifests: [manifests]
+  images: [images/web.tar]
+  checksum: {command: [md5sum, /data/db], selector: app=web}
+load:
+  rate: 10/s
+  baseURL: http://127.0.0.1:30080
+  targets: [{name: get, method: GET, path: /}]
+steps:
+  - {name: down, scale: {target: deployment/web, replicas: 0}}
+verify:
+  replica-checksums: {}
+  acked-writes-durable: {readPath: "/items/{{.ID}}"}
+`
+	file := filepath.Join(dir, "own.yaml")
+	l, err := Parse(file, []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := l.Path(l.Workload.Images[0]); got != filepath.Join(dir, "images/web.tar") {
+		t.Errorf("image path %s", got)
+	}
+	if *l.Steps[0].Scale.Replicas != 0 {
+		t.Errorf("replicas %d", *l.Steps[0].Scale.Replicas)
+	}
+	bad := strings.Replace(src, `  acked-writes-durable: {readPath: "/items/{{.ID}}"}`, "  acked-writes-durable: {}", 1)
+	bad = strings.Replace(bad, "  checksum: {command: [md5sum, /data/db], selector: app=web}\n", "", 1)
+	_, err = Parse(file, []byte(bad))
+	for _, want := range []string{"own.yaml:15: verify.replica-checksums: your own workload needs workload.checksum",
+		"own.yaml:16: verify.acked-writes-durable.readPath: your own workload needs a readPath"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error %v does not contain %q", err, want)
+		}
 	}
 }
 

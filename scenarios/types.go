@@ -48,9 +48,9 @@ type Cluster struct {
 type Workload struct {
 	Sample    string   `yaml:"sample,omitempty" json:"sample,omitempty" enum:"orders-postgres"`
 	Version   string   `yaml:"version,omitempty" json:"version,omitempty" doc:"initial version of the sample app"`
-	Manifests []string `yaml:"manifests,omitempty" json:"manifests,omitempty" doc:"files or directories of YAML, applied in order"`
-	Images    []string `yaml:"images,omitempty" json:"images,omitempty" doc:"image archives (docker save) loaded into every node"`
-	Checksum  *Exec    `yaml:"checksum,omitempty" json:"checksum,omitempty" doc:"command run in each replica pod whose output is its data checksum"`
+	Manifests []string `yaml:"manifests,omitempty" json:"manifests,omitempty" doc:"files or directories of YAML (relative to the scenario file), applied in order; objects without a namespace go to rehearse-<scenario>"`
+	Images    []string `yaml:"images,omitempty" json:"images,omitempty" doc:"image archives (docker save, relative to the scenario file) loaded into every kind node"`
+	Checksum  *Exec    `yaml:"checksum,omitempty" json:"checksum,omitempty" doc:"your own manifests: command run in each replica pod; its output is that replica's data checksum (replica-checksums compares them)"`
 }
 
 // Load is the synthetic HTTP traffic that runs for the whole timeline.
@@ -60,6 +60,9 @@ type Load struct {
 	Timeout Duration `yaml:"timeout,omitempty" json:"timeout,omitempty" doc:"per-request timeout (default 5s)"`
 	BaseURL string   `yaml:"baseURL,omitempty" json:"baseURL,omitempty" doc:"http://127.0.0.1:PORT (default: the sample's NodePort)"`
 	Targets []Target `yaml:"targets" json:"targets"`
+	// MaxInFlight caps concurrent requests, as a client's connection pool does; when the system is
+	// slower than rate × latency allows, the rate falls short (and load-achieved says so).
+	MaxInFlight int `yaml:"maxInFlight,omitempty" json:"maxInFlight,omitempty" doc:"most requests in flight at once (default 256)"`
 }
 
 // Stage holds a rate for a while.
@@ -78,7 +81,7 @@ type Target struct {
 	Ledger bool   `yaml:"ledger,omitempty" json:"ledger,omitempty" doc:"record acknowledged writes for acked-writes-durable"`
 }
 
-// Step is one event on the timeline: exactly one of wait, migrate, fault, rollback or exec.
+// Step is one event on the timeline: exactly one of wait, migrate, fault, rollback, exec or scale.
 type Step struct {
 	Name     string    `yaml:"name" json:"name"`
 	At       string    `yaml:"at,omitempty" json:"at,omitempty" doc:"start at an offset: 30s (from the start) or STEP+5s (after STEP starts); default: after the previous step ends"`
@@ -87,6 +90,14 @@ type Step struct {
 	Fault    *Fault    `yaml:"fault,omitempty" json:"fault,omitempty"`
 	Rollback *Rollback `yaml:"rollback,omitempty" json:"rollback,omitempty"`
 	Exec     *Exec     `yaml:"exec,omitempty" json:"exec,omitempty"`
+	Scale    *Scale    `yaml:"scale,omitempty" json:"scale,omitempty"`
+}
+
+// Scale sets the replicas of a Deployment or StatefulSet and waits until exactly that many pods are
+// left and ready (scaling to 0 takes a service down: a rehearsal of an outage).
+type Scale struct {
+	Target   string `yaml:"target" json:"target" doc:"KIND/NAME: deployment/NAME or statefulset/NAME"`
+	Replicas *int   `yaml:"replicas" json:"replicas"`
 }
 
 // Migrate changes the workload.
@@ -111,11 +122,12 @@ type Rollback struct {
 	Within Duration `yaml:"within" json:"within" doc:"service must be restored within this time"`
 }
 
-// Exec runs a runbook command.
+// Exec runs a command in every pod a label selector picks (a runbook command, or the workload's
+// checksum command).
 type Exec struct {
-	Command   []string `yaml:"command" json:"command"`
-	Selector  string   `yaml:"selector,omitempty" json:"selector,omitempty"`
-	Container string   `yaml:"container,omitempty" json:"container,omitempty"`
+	Command   []string `yaml:"command" json:"command" doc:"argv run in the container, no shell unless you name one"`
+	Selector  string   `yaml:"selector" json:"selector" doc:"label selector of the pods, e.g. app=web"`
+	Container string   `yaml:"container,omitempty" json:"container,omitempty" doc:"default: the pod's first container"`
 }
 
 // CheckArg configures one check; which fields apply depends on the check.
@@ -125,6 +137,7 @@ type CheckArg struct {
 	P50        Duration `yaml:"p50,omitempty" json:"p50,omitempty" doc:"latency-slo"`
 	MinShare   float64  `yaml:"minShare,omitempty" json:"minShare,omitempty" doc:"load-achieved: fraction of the target rate (default 0.95)"`
 	MinSamples int      `yaml:"minRequests,omitempty" json:"minRequests,omitempty" doc:"load-achieved: fewest requests that count as measured"`
+	ReadPath   string   `yaml:"readPath,omitempty" json:"readPath,omitempty" doc:"acked-writes-durable on your own manifests: GET path under baseURL that answers 200 for a stored write and 404 for a missing one; {{.ID}} is its id"`
 }
 
 // Checks are the check names a scenario may ask for.
