@@ -47,6 +47,17 @@ type Aggregator struct {
 	gapEnd   time.Time
 	first    time.Time
 	lastEnd  time.Time
+	// For the run's Prometheus metrics: requests by target and status, and the latency histogram of
+	// the whole run.
+	byTarget map[TargetCode]uint64
+	latHist  [14]uint64 // per LatencyBuckets bound; the last counts what is above every bound
+	latSum   time.Duration
+}
+
+// TargetCode keys request counts: the target's name and the HTTP status ("0" when no response came).
+type TargetCode struct {
+	Target string
+	Code   uint16
 }
 
 // NewAggregator returns an empty aggregator.
@@ -75,6 +86,11 @@ func (a *Aggregator) Add(r *vegeta.Result, start time.Time) {
 		a.seconds = append(a.seconds, Second{T: len(a.seconds)})
 	}
 	s := &a.seconds[t]
+	target, _, _ := strings.Cut(r.Headers.Get(requestHeader), "; id=")
+	if a.byTarget == nil {
+		a.byTarget = map[TargetCode]uint64{}
+	}
+	a.byTarget[TargetCode{target, r.Code}]++
 	if Success(r.Code) && r.Error == "" {
 		s.OK++
 		a.ok++
@@ -92,8 +108,6 @@ func (a *Aggregator) Add(r *vegeta.Result, start time.Time) {
 		s.Failed++
 		a.failed++
 		if len(a.failures) < MaxFailureSamples {
-			target := r.Headers.Get(requestHeader)
-			target, _, _ = strings.Cut(target, "; id=")
 			if target == "" {
 				target = r.Method + " " + r.URL
 			}
@@ -108,6 +122,8 @@ func (a *Aggregator) Add(r *vegeta.Result, start time.Time) {
 	}
 	ms := float64(r.Latency) / float64(time.Millisecond)
 	s.hist[bucket(ms)]++
+	a.latHist[sort.SearchFloat64s(LatencyBuckets[:], r.Latency.Seconds())]++
+	a.latSum += r.Latency
 	if ms > s.MaxMS {
 		s.MaxMS = ms
 	}
@@ -156,6 +172,35 @@ func (a *Aggregator) Seconds() []Second {
 		out[i] = s
 	}
 	return out
+}
+
+// LatencyBuckets are the upper bounds, in seconds, of the latency histogram in the run's metrics.
+var LatencyBuckets = [13]float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}
+
+// Counters is a snapshot of the run's counters for its metrics.
+type Counters struct {
+	Requests map[TargetCode]uint64
+	// Buckets are cumulative counts of latencies at or under each UpperSeconds.
+	Buckets      map[float64]uint64
+	LatencyCount uint64
+	LatencySum   time.Duration
+}
+
+// Counters snapshots the counters.
+func (a *Aggregator) Counters() Counters {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	c := Counters{Requests: make(map[TargetCode]uint64, len(a.byTarget)), Buckets: make(map[float64]uint64, len(LatencyBuckets)), LatencySum: a.latSum}
+	for k, v := range a.byTarget {
+		c.Requests[k] = v
+	}
+	for b, n := range a.latHist {
+		c.LatencyCount += n
+		if b < len(LatencyBuckets) {
+			c.Buckets[LatencyBuckets[b]] = c.LatencyCount
+		}
+	}
+	return c
 }
 
 // Failures returns the failure samples in time order.

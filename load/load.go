@@ -62,7 +62,14 @@ type Config struct {
 	Dir string
 	// RunID prefixes generated ids, so ids of different runs never collide.
 	RunID string
+	// MaxInFlight caps concurrent requests (vegeta's workers); default 256. A capped client cannot
+	// keep the rate when the system slows down, which is what load-achieved is there to catch.
+	MaxInFlight int
 }
+
+// DefaultMaxInFlight bounds vegeta's workers: unbounded, a saturating run grows workers until file
+// descriptors run out.
+const DefaultMaxInFlight = 256
 
 type compiled struct {
 	Target
@@ -145,7 +152,12 @@ func Start(ctx context.Context, cfg Config) (*Run, error) {
 		IdleConnTimeout:     30 * time.Second,
 	}
 	client := &http.Client{Timeout: cfg.Timeout, Transport: &ledgerTransport{next: tr, run: r}}
-	r.attacker = vegeta.NewAttacker(vegeta.Client(client), vegeta.Workers(8), vegeta.MaxWorkers(256), vegeta.MaxBody(4096))
+	maxInFlight := cfg.MaxInFlight
+	if maxInFlight <= 0 {
+		maxInFlight = DefaultMaxInFlight
+	}
+	r.attacker = vegeta.NewAttacker(vegeta.Client(client), vegeta.Workers(uint64(min(8, maxInFlight))),
+		vegeta.MaxWorkers(uint64(maxInFlight)), vegeta.MaxBody(4096))
 	var pacer vegeta.Pacer = &stepPacer{base: cfg.Rate, stages: cfg.Stages}
 	if cfg.Rate <= 0 && len(cfg.Stages) == 0 {
 		pacer = vegeta.ConstantPacer{} // saturation, with vegeta's own bounded-worker loop

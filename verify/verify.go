@@ -45,19 +45,32 @@ func result(name string, s Status, obs map[string]any, format string, args ...an
 	return Result{Name: name, Status: s, Message: fmt.Sprintf(format, args...), Observed: obs}
 }
 
-// Attribute counts failures by the windows in flight when they happened ("(no step)" otherwise).
+// Attribute counts failures by the steps and faults in flight when they happened. A wait changes
+// nothing, so it is never a cause: a failure while only waits (or nothing) were in flight belongs to
+// "after S", S the last step that changed something and had started before it, or to "(before any
+// step)" when none had.
 func Attribute(failures []load.Failure, windows []Window) map[string]int {
 	out := map[string]int{}
 	for _, f := range failures {
 		hit := false
-		for _, w := range windows {
-			if !f.Time.Before(w.Start) && !f.Time.After(w.End) {
+		var last *Window
+		for i, w := range windows {
+			if w.Kind == "wait" || f.Time.Before(w.Start) {
+				continue
+			}
+			if !f.Time.After(w.End) {
 				out[w.Name]++
 				hit = true
+			} else if last == nil || w.Start.After(last.Start) {
+				last = &windows[i]
 			}
 		}
-		if !hit {
-			out["(no step)"]++
+		switch {
+		case hit:
+		case last != nil:
+			out["after "+last.Name]++
+		default:
+			out["(before any step)"]++
 		}
 	}
 	return out
@@ -188,6 +201,40 @@ func AckedWritesDurable(l *Ledger, missing func(ids []string) ([]string, error))
 		return result(name, Fail, obs, "%d of %d acknowledged writes are missing, e.g. %s", len(lost), len(l.Acked), strings.Join(show, ", "))
 	}
 	return result(name, Pass, obs, "all %d acknowledged writes are present (%d indeterminate not counted)", len(l.Acked), len(l.Indeterminate))
+}
+
+// ReplicaOutputs is replica-checksums for a workload of one's own: the checksum command's output in
+// each replica pod must be identical (and the command must have succeeded in every one).
+func ReplicaOutputs(outs []workloads.ExecResult, err error) Result {
+	const name = "replica-checksums"
+	if err != nil {
+		return result(name, Error, nil, "could not run the checksum command: %v", err)
+	}
+	obs := map[string]any{"replicas": outs}
+	var failed []string
+	for _, o := range outs {
+		if o.Err != "" {
+			failed = append(failed, fmt.Sprintf("%s: %s %s", o.Pod, o.Err, strings.TrimSpace(o.Stderr)))
+		} else if strings.TrimSpace(o.Stdout) == "" {
+			failed = append(failed, o.Pod+": printed nothing")
+		}
+	}
+	if len(failed) > 0 {
+		return result(name, Error, obs, "the checksum command did not give a checksum in every replica:\n%s", strings.Join(failed, "\n"))
+	}
+	if len(outs) < 2 {
+		return result(name, Error, obs, "%d replica pod: nothing to compare", len(outs))
+	}
+	var problems []string
+	for _, o := range outs[1:] {
+		if d := cmp.Diff(outs[0].Stdout, o.Stdout); d != "" {
+			problems = append(problems, fmt.Sprintf("%s differs from %s (-%s +%s):\n%s", o.Pod, outs[0].Pod, outs[0].Pod, o.Pod, d))
+		}
+	}
+	if len(problems) > 0 {
+		return result(name, Fail, obs, "%s", strings.Join(problems, "\n"))
+	}
+	return result(name, Pass, obs, "%d replicas print the same checksum", len(outs))
 }
 
 // ReplicaChecksums fails when a member had not caught up or its tables differ from the primary's.

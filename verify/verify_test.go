@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+
 	"github.com/rehearse-dev/rehearse/load"
 	"github.com/rehearse-dev/rehearse/workloads"
 )
@@ -15,10 +17,18 @@ import (
 var t0 = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 
 func TestZeroFailedRequests(t *testing.T) {
-	windows := []Window{{Name: "scale-to-zero", Start: t0.Add(10 * time.Second), End: t0.Add(20 * time.Second)}}
-	failures := []load.Failure{{Time: t0.Add(12 * time.Second)}, {Time: t0.Add(15 * time.Second)}, {Time: t0.Add(30 * time.Second)}}
-	r := ZeroFailedRequests(load.Totals{Requests: 100, Failed: 3, LongestGap: 8 * time.Second}, failures, windows, 0)
-	if r.Status != Fail || !strings.Contains(r.Message, "scale-to-zero: 2") || !strings.Contains(r.Message, "(no step): 1") ||
+	windows := []Window{
+		{Name: "warmup", Kind: "wait", Start: t0, End: t0.Add(10 * time.Second)},
+		{Name: "scale-to-zero", Kind: "scale", Start: t0.Add(10 * time.Second), End: t0.Add(20 * time.Second)},
+		{Name: "hold", Kind: "wait", Start: t0.Add(20 * time.Second), End: t0.Add(40 * time.Second)},
+	}
+	failures := []load.Failure{{Time: t0.Add(5 * time.Second)}, {Time: t0.Add(12 * time.Second)}, {Time: t0.Add(15 * time.Second)}, {Time: t0.Add(30 * time.Second)}}
+	r := ZeroFailedRequests(load.Totals{Requests: 100, Failed: 4, LongestGap: 8 * time.Second}, failures, windows, 0)
+	want := map[string]int{"(before any step)": 1, "scale-to-zero": 2, "after scale-to-zero": 1}
+	if d := cmp.Diff(want, r.Observed["attribution"]); d != "" {
+		t.Errorf("attribution (-want +got):\n%s", d)
+	}
+	if r.Status != Fail || !strings.Contains(r.Message, "scale-to-zero: 2") || !strings.Contains(r.Message, "after scale-to-zero: 1") ||
 		!strings.Contains(r.Message, "longest gap between successes 8s") {
 		t.Errorf("broken run: %s %s", r.Status, r.Message)
 	}
@@ -98,5 +108,27 @@ func TestReplicaChecksums(t *testing.T) {
 	}
 	if r := ReplicaChecksums(nil, errors.New("exec failed")); r.Status != Error {
 		t.Errorf("error: %s", r.Status)
+	}
+}
+
+func TestReplicaOutputs(t *testing.T) {
+	out := func(pod, stdout, err string) workloads.ExecResult {
+		return workloads.ExecResult{Pod: pod, Stdout: stdout, Err: err}
+	}
+	if r := ReplicaOutputs([]workloads.ExecResult{out("web-0", "abc  /data\n", ""), out("web-1", "abc  /data\n", "")}, nil); r.Status != Pass {
+		t.Errorf("equal: %s %s", r.Status, r.Message)
+	}
+	r := ReplicaOutputs([]workloads.ExecResult{out("web-0", "abc\n", ""), out("web-1", "abd\n", "")}, nil)
+	if r.Status != Fail || !strings.Contains(r.Message, "web-1 differs from web-0") || !strings.Contains(r.Message, "abd") {
+		t.Errorf("differing: %s %s", r.Status, r.Message)
+	}
+	if r := ReplicaOutputs([]workloads.ExecResult{out("web-0", "abc", ""), out("web-1", "", "command terminated with exit code 1")}, nil); r.Status != Error {
+		t.Errorf("a failed command must not count as a checksum: %s", r.Status)
+	}
+	if r := ReplicaOutputs([]workloads.ExecResult{out("web-0", "abc", "")}, nil); r.Status != Error {
+		t.Errorf("one replica: %s", r.Status)
+	}
+	if r := ReplicaOutputs(nil, errors.New("no running pod")); r.Status != Error {
+		t.Errorf("no pods: %s", r.Status)
 	}
 }

@@ -1,0 +1,187 @@
+package workloads
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/e2e-framework/klient/k8s/resources"
+	"sigs.k8s.io/e2e-framework/klient/wait"
+)
+
+// Ops are the operations runbook steps perform on any workload, the sample or one's own: scaling a
+// Deployment or StatefulSet, waiting for a rollout, running a command in the pods a selector picks.
+type Ops struct {
+	cs kubernetes.Interface
+	r  *resources.Resources
+}
+
+// NewOps connects to the cluster cfg names.
+func NewOps(cfg *rest.Config) (*Ops, error) {
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	r, err := resources.New(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return &Ops{cs: cs, r: r}, nil
+}
+
+// Scale sets the replicas of target (deployment/NAME or statefulset/NAME) in namespace and waits
+// until exactly that many of its pods exist and are ready: scaling down is done when the last
+// surplus pod has terminated, not when the controller has been told.
+func (p *Ops) Scale(ctx context.Context, namespace, target string, replicas int, timeout time.Duration) error {
+	kind, name, _ := strings.Cut(target, "/")
+	patch := []byte(fmt.Sprintf(`{"spec":{"replicas":%d}}`, replicas))
+	var err error
+	switch kind {
+	case "deployment":
+		_, err = p.cs.AppsV1().Deployments(namespace).Patch(ctx, name, types.MergePatchType, patch, metav1.PatchOptions{FieldManager: "rehearse"})
+	case "statefulset":
+		_, err = p.cs.AppsV1().StatefulSets(namespace).Patch(ctx, name, types.MergePatchType, patch, metav1.PatchOptions{FieldManager: "rehearse"})
+	default:
+		return fmt.Errorf("scale %s: want deployment/NAME or statefulset/NAME", target)
+	}
+	if err != nil {
+		return fmt.Errorf("scale %s in %s: %w", target, namespace, err)
+	}
+	return p.WaitRolledOut(ctx, namespace, target, timeout)
+}
+
+// WaitRolledOut waits until target (deployment/, statefulset/ or daemonset/NAME) has observed its
+// spec, every replica is updated and ready, and no other pod of it is left (not even one still
+// terminating, which may still answer).
+func (p *Ops) WaitRolledOut(ctx context.Context, namespace, target string, timeout time.Duration) error {
+	kind, name, _ := strings.Cut(target, "/")
+	var last string
+	err := wait.For(func(ctx context.Context) (bool, error) {
+		var want, updated, ready int32
+		var sel *metav1.LabelSelector
+		var observed bool
+		switch kind {
+		case "deployment":
+			d, err := p.cs.AppsV1().Deployments(namespace).Get(ctx, name, metav1.GetOptions{})
+			if err != nil {
+				return false, err
+			}
+			want, updated, ready, sel = replicasOf(d.Spec.Replicas), d.Status.UpdatedReplicas, d.Status.AvailableReplicas, d.Spec.Selector
+			observed = d.Status.ObservedGeneration >= d.Generation && d.Status.Replicas == want
+		case "statefulset":
+			s, err := p.cs.AppsV1().StatefulSets(namespace).Get(ctx, name, metav1.GetOptions{})
+			if err != nil {
+				return false, err
+			}
+			want, updated, ready, sel = replicasOf(s.Spec.Replicas), s.Status.UpdatedReplicas, s.Status.ReadyReplicas, s.Spec.Selector
+			observed = s.Status.ObservedGeneration >= s.Generation && s.Status.Replicas == want
+			if s.Spec.UpdateStrategy.Type == appsv1.OnDeleteStatefulSetStrategyType {
+				updated = want
+			}
+		case "daemonset":
+			d, err := p.cs.AppsV1().DaemonSets(namespace).Get(ctx, name, metav1.GetOptions{})
+			if err != nil {
+				return false, err
+			}
+			want, updated, ready, sel = d.Status.DesiredNumberScheduled, d.Status.UpdatedNumberScheduled, d.Status.NumberReady, d.Spec.Selector
+			observed = d.Status.ObservedGeneration >= d.Generation
+		default:
+			return false, fmt.Errorf("%s: want deployment/, statefulset/ or daemonset/NAME", target)
+		}
+		selector, err := metav1.LabelSelectorAsSelector(sel)
+		if err != nil {
+			return false, err
+		}
+		pods, err := p.cs.CoreV1().Pods(namespace).List(ctx, metav1.ListOptions{LabelSelector: selector.String()})
+		if err != nil {
+			return false, err
+		}
+		last = fmt.Sprintf("%d wanted, %d updated, %d ready, %d pods", want, updated, ready, len(pods.Items))
+		return observed && updated == want && ready == want && len(pods.Items) == int(want), nil
+	}, wait.WithContext(ctx), wait.WithTimeout(timeout), wait.WithInterval(time.Second))
+	if err != nil {
+		return fmt.Errorf("%s in %s not rolled out (%s): %w", target, namespace, last, err)
+	}
+	return nil
+}
+
+func replicasOf(r *int32) int32 {
+	if r == nil {
+		return 1
+	}
+	return *r
+}
+
+// ExecResult is what a command printed in one pod.
+type ExecResult struct {
+	Pod    string `json:"pod"`
+	Stdout string `json:"stdout"`
+	Stderr string `json:"stderr,omitempty"`
+	Err    string `json:"error,omitempty"`
+}
+
+// Exec runs command in every running pod that selector picks in the namespaces (in container, or the
+// pod's first). It fails when no pod matches: a command that ran nowhere proved nothing. A command
+// that fails in a pod is reported in that pod's result, not as the error.
+func (p *Ops) Exec(ctx context.Context, namespaces []string, selector, container string, command []string) ([]ExecResult, error) {
+	var out []ExecResult
+	for _, ns := range namespaces {
+		pods, err := p.cs.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: selector})
+		if err != nil {
+			return nil, err
+		}
+		for _, pod := range pods.Items {
+			if pod.Status.Phase != corev1.PodRunning || pod.DeletionTimestamp != nil {
+				continue
+			}
+			c := container
+			if c == "" {
+				c = pod.Spec.Containers[0].Name
+			}
+			var stdout, stderr bytes.Buffer
+			res := ExecResult{Pod: pod.Name}
+			if len(namespaces) > 1 {
+				res.Pod = ns + "/" + pod.Name
+			}
+			if err := p.r.ExecInPod(ctx, ns, pod.Name, c, command, &stdout, &stderr); err != nil {
+				res.Err = err.Error()
+			}
+			res.Stdout, res.Stderr = stdout.String(), stderr.String()
+			out = append(out, res)
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("no running pod matches %q in %s", selector, strings.Join(namespaces, ", "))
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Pod < out[j].Pod })
+	return out, nil
+}
+
+// DeleteNamespace deletes a namespace and waits until it is gone.
+func (p *Ops) DeleteNamespace(ctx context.Context, name string, timeout time.Duration) error {
+	err := p.cs.CoreV1().Namespaces().Delete(ctx, name, metav1.DeleteOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	err = wait.For(func(ctx context.Context) (bool, error) {
+		_, err := p.cs.CoreV1().Namespaces().Get(ctx, name, metav1.GetOptions{})
+		return apierrors.IsNotFound(err), nil
+	}, wait.WithContext(ctx), wait.WithTimeout(timeout), wait.WithInterval(2*time.Second))
+	if err != nil {
+		return fmt.Errorf("namespace %s not gone: %w", name, err)
+	}
+	return nil
+}

@@ -1,0 +1,256 @@
+package workloads
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"k8s.io/client-go/discovery"
+	"k8s.io/client-go/discovery/cached/memory"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/restmapper"
+	"sigs.k8s.io/e2e-framework/klient/wait"
+)
+
+// Manifest is one object read from the user's manifests, with where it came from.
+type Manifest struct {
+	Object *unstructured.Unstructured
+	Source string // file:document, for error messages
+}
+
+// ReadManifests reads files and directories of YAML (or JSON) in order: a directory contributes its
+// *.yaml, *.yml and *.json files, recursively, in lexical order, so 00-namespace.yaml comes before
+// 10-app.yaml. Every document must name apiVersion, kind and metadata.name.
+func ReadManifests(paths []string) ([]Manifest, error) {
+	var files []string
+	for _, p := range paths {
+		st, err := os.Stat(p)
+		if err != nil {
+			return nil, err
+		}
+		if !st.IsDir() {
+			files = append(files, p)
+			continue
+		}
+		var inDir []string
+		err = filepath.WalkDir(p, func(f string, d os.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			if ext := filepath.Ext(f); !d.IsDir() && (ext == ".yaml" || ext == ".yml" || ext == ".json") {
+				inDir = append(inDir, f)
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+		if len(inDir) == 0 {
+			return nil, fmt.Errorf("%s: no *.yaml, *.yml or *.json file in it", p)
+		}
+		sort.Strings(inDir)
+		files = append(files, inDir...)
+	}
+	var out []Manifest
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return nil, err
+		}
+		dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(b), 4096)
+		for doc := 1; ; doc++ {
+			var raw map[string]any
+			if err := dec.Decode(&raw); err != nil {
+				if errors.Is(err, io.EOF) {
+					break
+				}
+				return nil, fmt.Errorf("%s: document %d: %w", f, doc, err)
+			}
+			if len(raw) == 0 {
+				continue // an empty document between ---
+			}
+			u := &unstructured.Unstructured{Object: raw}
+			src := fmt.Sprintf("%s: document %d", f, doc)
+			switch {
+			case u.GetAPIVersion() == "":
+				return nil, fmt.Errorf("%s: apiVersion is missing", src)
+			case u.GetKind() == "":
+				return nil, fmt.Errorf("%s: kind is missing", src)
+			case u.GetName() == "":
+				return nil, fmt.Errorf("%s (%s): metadata.name is missing", src, u.GetKind())
+			case strings.HasSuffix(u.GetKind(), "List"):
+				return nil, fmt.Errorf("%s: %s: list objects are not applied; write one object per document", src, u.GetKind())
+			}
+			out = append(out, Manifest{Object: u, Source: src})
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("manifests %s: no object in them", strings.Join(paths, ", "))
+	}
+	return out, nil
+}
+
+// Own is a workload of the user's own manifests, applied to a cluster.
+type Own struct {
+	// Namespace receives every namespaced object that names none; it is created first and deleted
+	// last.
+	Namespace string
+	applied   []appliedObject
+	dyn       dynamic.Interface
+	mapper    meta.RESTMapper
+	ops       *Ops
+}
+
+type appliedObject struct {
+	res  dynamic.ResourceInterface
+	gvr  schema.GroupVersionResource
+	obj  *unstructured.Unstructured
+	from string
+}
+
+// ApplyManifests creates namespace and applies the manifests in order with server-side apply (field
+// manager rehearse). The returned Own is usable for Delete even when an object failed to apply.
+func ApplyManifests(ctx context.Context, cfg *rest.Config, namespace string, manifests []Manifest) (*Own, error) {
+	dyn, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	dc, err := discovery.NewDiscoveryClientForConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	ops, err := NewOps(cfg)
+	if err != nil {
+		return nil, err
+	}
+	o := &Own{Namespace: namespace, dyn: dyn, mapper: restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(dc)), ops: ops}
+	if err := ops.ensureNamespace(ctx, namespace); err != nil {
+		return o, err
+	}
+	for _, m := range manifests {
+		obj := m.Object.DeepCopy()
+		gvk := obj.GroupVersionKind()
+		mapping, err := o.mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
+		if meta.IsNoMatchError(err) {
+			// A kind defined by a CRD applied just before: discovery must be read again.
+			o.mapper.(meta.ResettableRESTMapper).Reset()
+			mapping, err = o.mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
+		}
+		if err != nil {
+			return o, fmt.Errorf("%s: %s %s: %w", m.Source, gvk.Kind, obj.GetName(), err)
+		}
+		var res dynamic.ResourceInterface = dyn.Resource(mapping.Resource)
+		if mapping.Scope.Name() == meta.RESTScopeNameNamespace {
+			if obj.GetNamespace() == "" {
+				obj.SetNamespace(namespace)
+			}
+			res = dyn.Resource(mapping.Resource).Namespace(obj.GetNamespace())
+		}
+		labels := obj.GetLabels()
+		if labels == nil {
+			labels = map[string]string{}
+		}
+		labels["app.kubernetes.io/part-of"] = "rehearse"
+		obj.SetLabels(labels)
+		applied, err := res.Apply(ctx, obj.GetName(), obj, metav1.ApplyOptions{FieldManager: "rehearse", Force: true})
+		if err != nil {
+			return o, fmt.Errorf("%s: apply %s %s: %w", m.Source, gvk.Kind, obj.GetName(), err)
+		}
+		o.applied = append(o.applied, appliedObject{res: res, gvr: mapping.Resource, obj: applied, from: m.Source})
+	}
+	return o, nil
+}
+
+// Namespaces are the namespaces the workload's objects live in (its own first).
+func (o *Own) Namespaces() []string {
+	out := []string{o.Namespace}
+	for _, a := range o.applied {
+		if ns := a.obj.GetNamespace(); ns != "" && !slices.Contains(out, ns) {
+			out = append(out, ns)
+		}
+	}
+	return out
+}
+
+// NamespaceOf is the namespace of the applied object kind/name (e.g. deployment/web), or the
+// workload's own namespace when no manifest names it.
+func (o *Own) NamespaceOf(target string) string {
+	kind, name, _ := strings.Cut(target, "/")
+	for _, a := range o.applied {
+		if strings.EqualFold(a.obj.GetKind(), kind) && a.obj.GetName() == name && a.obj.GetNamespace() != "" {
+			return a.obj.GetNamespace()
+		}
+	}
+	return o.Namespace
+}
+
+// WaitReady waits until every applied Deployment, StatefulSet and DaemonSet has rolled out: all of
+// its replicas updated and ready.
+func (o *Own) WaitReady(ctx context.Context, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for _, a := range o.applied {
+		kind := a.obj.GetKind()
+		if a.gvr.Group != "apps" || (kind != "Deployment" && kind != "StatefulSet" && kind != "DaemonSet") {
+			continue
+		}
+		target := strings.ToLower(kind) + "/" + a.obj.GetName()
+		if err := o.ops.WaitRolledOut(ctx, a.obj.GetNamespace(), target, time.Until(deadline)); err != nil {
+			return fmt.Errorf("%s: %w", a.from, err)
+		}
+	}
+	return nil
+}
+
+// Delete deletes every applied object in reverse order, then the namespace, and waits until all
+// are gone.
+func (o *Own) Delete(ctx context.Context, timeout time.Duration) error {
+	var errs []error
+	bg := metav1.DeletePropagationBackground
+	for i := len(o.applied) - 1; i >= 0; i-- {
+		a := o.applied[i]
+		err := a.res.Delete(ctx, a.obj.GetName(), metav1.DeleteOptions{PropagationPolicy: &bg})
+		if err != nil && !apierrors.IsNotFound(err) {
+			errs = append(errs, fmt.Errorf("delete %s %s: %w", a.obj.GetKind(), a.obj.GetName(), err))
+		}
+	}
+	err := wait.For(func(ctx context.Context) (bool, error) {
+		for _, a := range o.applied {
+			if _, err := a.res.Get(ctx, a.obj.GetName(), metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+				return false, nil
+			}
+		}
+		return true, nil
+	}, wait.WithContext(ctx), wait.WithTimeout(timeout), wait.WithInterval(time.Second))
+	if err != nil {
+		errs = append(errs, fmt.Errorf("objects not gone: %w", err))
+	}
+	if err := o.ops.DeleteNamespace(ctx, o.Namespace, timeout); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// ensureNamespace creates a namespace labelled as rehearse's, unless it exists.
+func (p *Ops) ensureNamespace(ctx context.Context, name string) error {
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{"app.kubernetes.io/part-of": "rehearse"}}}
+	if _, err := p.cs.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return err
+	}
+	return nil
+}
