@@ -12,7 +12,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"time"
+
+	"k8s.io/client-go/rest"
 
 	"github.com/rehearse-dev/rehearse/clusters"
 	"github.com/rehearse-dev/rehearse/load"
@@ -30,6 +33,13 @@ type Options struct {
 	Seed        uint64
 	// Progress receives a line every few seconds (step, elapsed, rate, errors so far); nil is quiet.
 	Progress io.Writer
+	// Kubeconfig and Context point the run at an existing cluster, overriding the scenario's cluster.
+	Kubeconfig, Context string
+	// AllowContexts are the non-kind contexts a rehearsal may change (see clusters.Allowed).
+	AllowContexts []string
+	// MetricsAddr, when set, serves the run's Prometheus metrics on http://ADDR/metrics while it runs
+	// (port 0 picks one; the address is printed). metrics.prom is written at the end regardless.
+	MetricsAddr string
 }
 
 // HarnessError means the rehearsal could not run (exit 2), as opposed to a check failing (exit 1).
@@ -40,15 +50,54 @@ func (e *HarnessError) Unwrap() error { return e.Err }
 
 func harness(format string, args ...any) error { return &HarnessError{fmt.Errorf(format, args...)} }
 
+// system is the workload under rehearsal: the sample or the user's own manifests.
+type system struct {
+	ns     string
+	sample *workloads.Sample
+	own    *workloads.Own
+	ops    *workloads.Ops
+	url    string // default load base URL
+}
+
+// namespaceOf is where target (KIND/NAME) lives.
+func (s *system) namespaceOf(target string) string {
+	if s.own != nil {
+		return s.own.NamespaceOf(target)
+	}
+	return s.ns
+}
+
+func (s *system) namespaces() []string {
+	if s.own != nil {
+		return s.own.Namespaces()
+	}
+	return []string{s.ns}
+}
+
+// supported refuses, before anything is created, what this version cannot rehearse yet.
+func supported(sc *scenarios.Loaded) error {
+	for _, st := range sc.Steps {
+		switch {
+		case st.Fault != nil:
+			return harness("%s: step %s: fault steps are not implemented yet", sc.File, st.Name)
+		case st.Rollback != nil:
+			return harness("%s: step %s: rollback drills are not implemented yet", sc.File, st.Name)
+		case st.Migrate != nil && st.Migrate.Strategy != "rolling" && st.Migrate.Strategy != "schema":
+			return harness("%s: step %s: the %s strategy is not implemented yet", sc.File, st.Name, st.Migrate.Strategy)
+		}
+	}
+	for _, c := range []string{"rollback-drill", "fault-took-effect"} {
+		if _, ok := sc.Verify[c]; ok {
+			return harness("%s: verify.%s: needs fault and rollback steps, which are not implemented yet", sc.File, c)
+		}
+	}
+	return nil
+}
+
 // Run rehearses one scenario and returns its summary (reports are written to OutDir/<name>).
 func Run(ctx context.Context, sc *scenarios.Loaded, opts Options) (sum *reports.Summary, err error) {
-	if sc.Workload.Sample == "" {
-		return nil, harness("%s: workloads from your own manifests are not supported yet; use sample: orders-postgres", sc.File)
-	}
-	for _, st := range sc.Steps {
-		if st.Fault != nil || st.Rollback != nil || st.Exec != nil || (st.Migrate != nil && st.Migrate.Strategy != "rolling" && st.Migrate.Strategy != "schema") {
-			return nil, harness("%s: step %s: only wait, rolling and schema steps are implemented so far", sc.File, st.Name)
-		}
+	if err := supported(sc); err != nil {
+		return nil, err
 	}
 	out := filepath.Join(opts.OutDir, sc.Metadata.Name)
 	if err := os.MkdirAll(out, 0o755); err != nil {
@@ -56,49 +105,36 @@ func Run(ctx context.Context, sc *scenarios.Loaded, opts Options) (sum *reports.
 	}
 	cleanup := context.WithoutCancel(ctx)
 
-	// Cluster: reuse a kind cluster of that name, or create one and delete it afterwards.
-	name := sc.Cluster.Name
-	if name == "" {
-		name = clusters.DefaultName
-	}
-	if sc.Cluster.Provider != "kind" {
-		return nil, harness("%s: cluster provider %q is not supported yet", sc.File, sc.Cluster.Provider)
-	}
-	cl, getErr := clusters.Get(name, sc.Cluster.Kubeconfig)
-	if getErr != nil {
-		workers := sc.Cluster.Workers
-		if workers == 0 {
-			workers = 2
-		}
-		progress(opts.Progress, "creating kind cluster %s (%d workers)", name, workers)
-		cl, err = clusters.Create(ctx, clusters.CreateOptions{Name: name, Workers: workers, Kubeconfig: sc.Cluster.Kubeconfig})
-		if err != nil {
-			return nil, harness("cluster: %v", err)
-		}
-		if !opts.KeepCluster {
-			defer func() { _ = cl.Delete(cleanup) }()
-		}
-	}
-	cfg, err := cl.RESTConfig()
+	cfg, kindCl, err := getCluster(ctx, sc, opts)
 	if err != nil {
-		return nil, harness("cluster: %v", err)
+		return nil, err
+	}
+	if kindCl != nil && kindCl.created && !opts.KeepCluster {
+		defer func() {
+			progress(opts.Progress, "deleting kind cluster %s", kindCl.Name)
+			_ = kindCl.Delete(cleanup)
+		}()
 	}
 
-	// Workload.
-	progress(opts.Progress, "loading the sample's images into %s", name)
-	if err := cl.LoadImages(ctx, workloads.OrdersImage, workloads.PostgresImage); err != nil {
-		return nil, harness("load images (build them with `rehearse images build`): %v", err)
+	sys, teardown, err := deploy(ctx, sc, cfg, kindCl, opts.Progress)
+	if teardown != nil {
+		defer func() {
+			progress(opts.Progress, "deleting the workload (namespace %s)", sys.ns)
+			teardown(cleanup)
+		}()
 	}
-	ns := "rehearse-" + sc.Metadata.Name
-	_ = workloads.DeleteSample(ctx, cfg, ns, 3*time.Minute) // a namespace left by an interrupted run
-	version := orders.Version(sc.Workload.Version)
-	progress(opts.Progress, "deploying orders-postgres in namespace %s", ns)
-	sample, err := workloads.DeploySample(ctx, cfg, workloads.SampleOptions{
-		Namespace: ns, Version: version, NodePort: int32(cl.NodePortsOrDefault().First + 1),
-	}, 6*time.Minute)
-	defer func() { _ = workloads.DeleteSample(cleanup, cfg, ns, 3*time.Minute) }()
 	if err != nil {
-		return nil, harness("workload: %v", err)
+		return nil, err
+	}
+
+	metrics := reports.NewMetrics(sc.Metadata.Name)
+	if opts.MetricsAddr != "" {
+		addr, stop, err := metrics.Serve(opts.MetricsAddr)
+		if err != nil {
+			return nil, harness("metrics: %v", err)
+		}
+		defer stop()
+		progress(opts.Progress, "metrics on http://%s/metrics", addr)
 	}
 
 	// Load for the whole timeline.
@@ -108,10 +144,10 @@ func Run(ctx context.Context, sc *scenarios.Loaded, opts Options) (sum *reports.
 	}
 	base := sc.Load.BaseURL
 	if base == "" {
-		base = sample.URL()
+		base = sys.url
 	}
 	lcfg := load.Config{BaseURL: base, Rate: sc.Load.Rate.PerSecond, Timeout: sc.Load.Timeout.Duration, Seed: seed, Dir: out,
-		RunID: fmt.Sprintf("%s-%d", sc.Metadata.Name, seed%1000000)}
+		RunID: fmt.Sprintf("%s-%d", sc.Metadata.Name, seed%1000000), MaxInFlight: sc.Load.MaxInFlight}
 	for _, st := range sc.Load.Stages {
 		lcfg.Stages = append(lcfg.Stages, load.Stage{Rate: st.Rate.PerSecond, Duration: st.Duration.Duration})
 	}
@@ -125,9 +161,12 @@ func Run(ctx context.Context, sc *scenarios.Loaded, opts Options) (sum *reports.
 	if err != nil {
 		return nil, harness("load: %v", err)
 	}
-	stopProgress := startProgress(opts.Progress, lr, started)
+	metrics.LoadStarted(lr.Aggregates(), sc.Load.Rate.PerSecond)
+	var current atomic.Value
+	current.Store("")
+	stopProgress := startProgress(opts.Progress, lr, started, &current)
 
-	steps := runSteps(ctx, sc, sample, started, opts.Progress)
+	steps := runSteps(ctx, sc, sys, started, opts.Progress, metrics, &current)
 	lr.Stop()
 	agg, lerr := lr.Wait()
 	stopProgress()
@@ -151,28 +190,169 @@ func Run(ctx context.Context, sc *scenarios.Loaded, opts Options) (sum *reports.
 		if !ok {
 			continue
 		}
-		checks = append(checks, check(ctx, name, arg, tot, agg, windows, sample, sc, out))
+		checks = append(checks, check(ctx, name, arg, tot, agg, windows, sys, sc, out, base))
 	}
 	for _, s := range steps {
 		if s.Status != "ok" {
 			checks = append(checks, verify.Result{Name: "step-" + s.Name, Status: verify.Error, Message: "step failed: " + s.Error})
 		}
 	}
+	nodeImage := ""
+	if kindCl != nil {
+		nodeImage = kindCl.Image
+	}
 	sum = &reports.Summary{
 		Scenario: sc.Metadata.Name, Verdict: reports.Verdict(checks), Started: started, Finished: finished, Seed: seed,
-		ScenarioHash: sc.Hash, NodeImage: cl.Image,
+		ScenarioHash: sc.Hash, NodeImage: nodeImage,
 		Load: reports.LoadSummary{Requests: tot.Requests, Succeeded: tot.Succeeded, Failed: tot.Failed,
 			TargetRate: sc.Load.Rate.PerSecond, AchievedRate: tot.AchievedRate, LatencyMS: tot.LatencyMS},
 		Steps: steps, Checks: checks,
 	}
+	metrics.Verified(checks, sum.Verdict)
 	if err := reports.Write(out, &reports.Run{Summary: *sum, Timeline: agg.Seconds(), Failures: agg.Failures()}); err != nil {
 		return sum, harness("reports: %v", err)
+	}
+	if err := metrics.WriteFile(filepath.Join(out, "metrics.prom")); err != nil {
+		return sum, harness("metrics: %v", err)
 	}
 	return sum, nil
 }
 
+// kindCluster is a kind cluster the run uses, and whether the run created it.
+type kindCluster struct {
+	*clusters.Cluster
+	created bool
+}
+
+// getCluster returns the cluster's client config and, when it is a kind cluster on this engine, the
+// cluster (to load images into and to know its published NodePorts).
+func getCluster(ctx context.Context, sc *scenarios.Loaded, opts Options) (*rest.Config, *kindCluster, error) {
+	if opts.Context != "" || sc.Cluster.Provider == "existing" {
+		kubeconfig, context := sc.Cluster.Kubeconfig, sc.Cluster.Context
+		if opts.Kubeconfig != "" {
+			kubeconfig = opts.Kubeconfig
+		}
+		if opts.Context != "" {
+			context = opts.Context
+		}
+		if err := clusters.Allowed(context, opts.AllowContexts); err != nil {
+			return nil, nil, harness("cluster: %v", err)
+		}
+		e, err := clusters.OpenExisting(ctx, kubeconfig, context)
+		if err != nil {
+			return nil, nil, harness("cluster: %v", err)
+		}
+		if e.Kind != nil {
+			progress(opts.Progress, "context %s is kind cluster %s", context, e.Kind.Name)
+			return e.Config, &kindCluster{Cluster: e.Kind}, nil
+		}
+		return e.Config, nil, nil
+	}
+	// kind: reuse a cluster of that name, or create one (deleted afterwards unless --keep-cluster).
+	name := sc.Cluster.Name
+	if name == "" {
+		name = clusters.DefaultName
+	}
+	kubeconfig := sc.Cluster.Kubeconfig
+	if opts.Kubeconfig != "" {
+		kubeconfig = opts.Kubeconfig
+	}
+	kc := &kindCluster{}
+	cl, getErr := clusters.Get(name, kubeconfig)
+	if getErr != nil {
+		workers := sc.Cluster.Workers
+		if workers == 0 {
+			workers = 2
+		}
+		progress(opts.Progress, "creating kind cluster %s (%d workers)", name, workers)
+		var err error
+		cl, err = clusters.Create(ctx, clusters.CreateOptions{Name: name, Workers: workers, Kubeconfig: kubeconfig})
+		if err != nil {
+			return nil, nil, harness("cluster: %v", err)
+		}
+		kc.created = true
+	}
+	kc.Cluster = cl
+	cfg, err := cl.RESTConfig()
+	if err != nil {
+		if kc.created && !opts.KeepCluster {
+			_ = cl.Delete(context.WithoutCancel(ctx))
+		}
+		return nil, nil, harness("cluster: %v", err)
+	}
+	return cfg, kc, nil
+}
+
+// deploy puts the workload on the cluster and returns it with its teardown (nil when nothing was
+// created). A namespace left by an interrupted run of the same scenario is deleted first.
+func deploy(ctx context.Context, sc *scenarios.Loaded, cfg *rest.Config, kc *kindCluster, w io.Writer) (*system, func(context.Context), error) {
+	ops, err := workloads.NewOps(cfg)
+	if err != nil {
+		return nil, nil, harness("workload: %v", err)
+	}
+	sys := &system{ns: "rehearse-" + sc.Metadata.Name, ops: ops}
+	if err := ops.DeleteNamespace(ctx, sys.ns, 3*time.Minute); err != nil {
+		return nil, nil, harness("workload: leftover namespace: %v", err)
+	}
+	nodePorts := clusters.NodePorts
+	if kc != nil {
+		nodePorts = kc.NodePortsOrDefault()
+	}
+
+	if sc.Workload.Sample != "" {
+		if kc != nil {
+			progress(w, "loading the sample's images into %s", kc.Name)
+			if err := kc.LoadImages(ctx, workloads.OrdersImage, workloads.PostgresImage); err != nil {
+				return nil, nil, harness("load images (build them with `rehearse images build`): %v", err)
+			}
+		}
+		progress(w, "deploying orders-postgres in namespace %s", sys.ns)
+		teardown := func(ctx context.Context) { _ = ops.DeleteNamespace(ctx, sys.ns, 3*time.Minute) }
+		sample, err := workloads.DeploySample(ctx, cfg, workloads.SampleOptions{
+			Namespace: sys.ns, Version: orders.Version(sc.Workload.Version), NodePort: int32(nodePorts.First + 1),
+		}, 6*time.Minute)
+		if err != nil {
+			return sys, teardown, harness("workload: %v", err)
+		}
+		sys.sample, sys.url = sample, sample.URL()
+		return sys, teardown, nil
+	}
+
+	for _, a := range sc.Workload.Images {
+		if kc == nil {
+			return nil, nil, harness("workload.images: archives are loaded into kind nodes; this cluster is not a local kind cluster")
+		}
+		progress(w, "loading image archive %s into %s", a, kc.Name)
+		if err := kc.LoadImageArchive(sc.Path(a)); err != nil {
+			return nil, nil, harness("workload.images: %s: %v", a, err)
+		}
+	}
+	var paths []string
+	for _, m := range sc.Workload.Manifests {
+		paths = append(paths, sc.Path(m))
+	}
+	manifests, err := workloads.ReadManifests(paths)
+	if err != nil {
+		return nil, nil, harness("workload.manifests: %v", err)
+	}
+	progress(w, "applying %d objects from %s (namespace %s)", len(manifests), strings.Join(sc.Workload.Manifests, ", "), sys.ns)
+	own, err := workloads.ApplyManifests(ctx, cfg, sys.ns, manifests)
+	var teardown func(context.Context)
+	if own != nil {
+		teardown = func(ctx context.Context) { _ = own.Delete(ctx, 3*time.Minute) }
+	}
+	if err != nil {
+		return sys, teardown, harness("workload.manifests: %v", err)
+	}
+	sys.own = own
+	if err := own.WaitReady(ctx, 5*time.Minute); err != nil {
+		return sys, teardown, harness("workload: %v", err)
+	}
+	return sys, teardown, nil
+}
+
 func check(ctx context.Context, name string, arg scenarios.CheckArg, tot load.Totals, agg *load.Aggregator,
-	windows []verify.Window, sample *workloads.Sample, sc *scenarios.Loaded, out string) verify.Result {
+	windows []verify.Window, sys *system, sc *scenarios.Loaded, out, base string) verify.Result {
 	switch name {
 	case "zero-failed-requests":
 		max := 0
@@ -189,9 +369,18 @@ func check(ctx context.Context, name string, arg scenarios.CheckArg, tot load.To
 		if err != nil {
 			return verify.Result{Name: name, Status: verify.Error, Message: err.Error()}
 		}
-		return verify.AckedWritesDurable(l, func(ids []string) ([]string, error) { return sample.MissingIDs(ctx, ids) })
+		if arg.ReadPath != "" {
+			return verify.AckedWritesDurable(l, func(ids []string) ([]string, error) {
+				return load.ReadBack(ctx, base, arg.ReadPath, ids, 8)
+			})
+		}
+		return verify.AckedWritesDurable(l, func(ids []string) ([]string, error) { return sys.sample.MissingIDs(ctx, ids) })
 	case "replica-checksums":
-		sums, err := sample.Checksums(ctx, time.Minute)
+		if sys.own != nil {
+			c := sc.Workload.Checksum
+			return verify.ReplicaOutputs(sys.ops.Exec(ctx, sys.namespaces(), c.Selector, c.Container, c.Command))
+		}
+		sums, err := sys.sample.Checksums(ctx, time.Minute)
 		return verify.ReplicaChecksums(sums, err)
 	}
 	return verify.Result{Name: name, Status: verify.Error, Message: "this check is not implemented yet"}
@@ -199,7 +388,8 @@ func check(ctx context.Context, name string, arg scenarios.CheckArg, tot load.To
 
 // runSteps executes the steps in order (a step with `at` starts no earlier than its offset) and
 // records each as an event.
-func runSteps(ctx context.Context, sc *scenarios.Loaded, sample *workloads.Sample, start time.Time, progressW io.Writer) []reports.Step {
+func runSteps(ctx context.Context, sc *scenarios.Loaded, sys *system, start time.Time, progressW io.Writer,
+	metrics *reports.Metrics, current *atomic.Value) []reports.Step {
 	var out []reports.Step
 	startedAt := map[string]time.Time{}
 	for _, st := range sc.Steps {
@@ -208,32 +398,73 @@ func runSteps(ctx context.Context, sc *scenarios.Loaded, sample *workloads.Sampl
 				sleep(ctx, time.Until(at))
 			}
 		}
-		ev := reports.Step{Name: st.Name, Started: time.Now(), Status: "ok"}
+		ev := reports.Step{Name: st.Name, Kind: kindOf(st), Started: time.Now(), Status: "ok"}
 		startedAt[st.Name] = ev.Started
-		progress(progressW, "step %s", st.Name)
+		current.Store(st.Name)
+		metrics.StepStarted(ev)
+		progress(progressW, "step %s (%s) at %s", st.Name, ev.Kind, time.Since(start).Round(time.Second))
 		var err error
 		switch {
 		case st.Wait.Duration > 0:
-			ev.Kind = "wait"
 			sleep(ctx, st.Wait.Duration)
 			err = ctx.Err()
 		case st.Migrate != nil && st.Migrate.Strategy == "rolling":
-			ev.Kind = "migrate/rolling"
-			err = sample.SetVersion(ctx, orders.Version(st.Migrate.Version), 5*time.Minute)
+			err = sys.sample.SetVersion(ctx, orders.Version(st.Migrate.Version), 5*time.Minute)
 		case st.Migrate != nil && st.Migrate.Strategy == "schema":
-			ev.Kind = "migrate/schema"
-			err = sample.Migrate(ctx, "up", st.Migrate.Step, 5*time.Minute)
+			err = sys.sample.Migrate(ctx, "up", st.Migrate.Step, 5*time.Minute)
+		case st.Scale != nil:
+			err = sys.ops.Scale(ctx, sys.namespaceOf(st.Scale.Target), st.Scale.Target, *st.Scale.Replicas, 5*time.Minute)
+		case st.Exec != nil:
+			err = execStep(ctx, sys, st.Exec)
 		}
 		ev.Finished = time.Now()
 		if err != nil {
 			ev.Status, ev.Error = "failed", err.Error()
+			progress(progressW, "step %s failed: %s", st.Name, reports.FirstLine(ev.Error))
 		}
+		current.Store("")
+		metrics.StepFinished(ev)
 		out = append(out, ev)
 		if ctx.Err() != nil {
 			break
 		}
 	}
 	return out
+}
+
+func kindOf(st scenarios.Step) string {
+	switch {
+	case st.Migrate != nil:
+		return "migrate/" + st.Migrate.Strategy
+	case st.Fault != nil:
+		return "fault/" + st.Fault.Type
+	case st.Rollback != nil:
+		return "rollback"
+	case st.Exec != nil:
+		return "exec"
+	case st.Scale != nil:
+		return "scale"
+	}
+	return "wait"
+}
+
+// execStep runs a runbook command in every pod the selector picks; it fails when it ran nowhere or
+// failed anywhere.
+func execStep(ctx context.Context, sys *system, e *scenarios.Exec) error {
+	res, err := sys.ops.Exec(ctx, sys.namespaces(), e.Selector, e.Container, e.Command)
+	if err != nil {
+		return err
+	}
+	var failed []string
+	for _, r := range res {
+		if r.Err != "" {
+			failed = append(failed, fmt.Sprintf("%s: %s: %s", r.Pod, r.Err, strings.TrimSpace(r.Stderr)))
+		}
+	}
+	if len(failed) > 0 {
+		return fmt.Errorf("%s failed in %d of %d pods:\n%s", strings.Join(e.Command, " "), len(failed), len(res), strings.Join(failed, "\n"))
+	}
+	return nil
 }
 
 func atTime(at string, start time.Time, startedAt map[string]time.Time) (time.Time, bool) {
@@ -271,7 +502,7 @@ func progress(w io.Writer, format string, args ...any) {
 	}
 }
 
-func startProgress(w io.Writer, lr *load.Run, start time.Time) (stop func()) {
+func startProgress(w io.Writer, lr *load.Run, start time.Time, current *atomic.Value) (stop func()) {
 	if w == nil {
 		return func() {}
 	}
@@ -285,8 +516,12 @@ func startProgress(w io.Writer, lr *load.Run, start time.Time) (stop func()) {
 				return
 			case <-tick.C:
 				t := lr.Aggregates().Totals()
-				fmt.Fprintf(w, "rehearse: %s elapsed, %d requests (%.1f/s), %d failed\n",
-					time.Since(start).Round(time.Second), t.Requests, t.AchievedRate, t.Failed)
+				step := current.Load().(string)
+				if step == "" {
+					step = "-"
+				}
+				fmt.Fprintf(w, "rehearse: step %s, %s elapsed, %d requests (%.1f/s), %d failed\n",
+					step, time.Since(start).Round(time.Second), t.Requests, t.AchievedRate, t.Failed)
 			}
 		}
 	}()

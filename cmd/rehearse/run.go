@@ -3,12 +3,14 @@ package main
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 
 	"github.com/spf13/cobra"
 
 	"github.com/rehearse-dev/rehearse/reports"
 	"github.com/rehearse-dev/rehearse/runner"
 	"github.com/rehearse-dev/rehearse/scenarios"
+	"github.com/rehearse-dev/rehearse/verify"
 )
 
 // exitCode carries the CLI contract's exit code out of a command.
@@ -24,14 +26,17 @@ func newRunCmd() *cobra.Command {
 		out  string
 		keep bool
 		seed uint64
+		ro   runner.Options
 	)
 	cmd := &cobra.Command{
 		Use:   "run SCENARIO...",
 		Short: "Rehearse scenarios; writes DIR/<scenario>/{summary.json,junit.xml,report.html,results.bin}",
 		Long: "Runs each scenario: cluster (reused when a kind cluster of that name exists, else created and\n" +
-			"deleted afterwards unless --keep-cluster), the sample workload, load for the whole timeline while the\n" +
-			"steps run, then the checks. Exit 0 when every check passed, 1 when one failed or could not measure,\n" +
-			"2 when the harness could not run.",
+			"deleted afterwards unless --keep-cluster; or an existing cluster with --context), the workload, load\n" +
+			"for the whole timeline while the steps run, then the checks. Writes DIR/<scenario>/{summary.json,\n" +
+			"junit.xml,report.html,results.bin,ledger.tsv,metrics.prom}, and DIR/junit.xml for several scenarios.\n" +
+			"Exit 0 when every check passed, 1 when one failed or could not measure, 2 when the harness could not run.\n" +
+			"A context other than kind-* must be named with --allow-context: a rehearsal changes the cluster.",
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var loaded []*scenarios.Loaded
@@ -45,11 +50,18 @@ func newRunCmd() *cobra.Command {
 			worst := 0
 			var sums []reports.Summary
 			for _, l := range loaded {
-				sum, err := runner.Run(cmd.Context(), l, runner.Options{OutDir: out, KeepCluster: keep, Seed: seed, Progress: cmd.ErrOrStderr()})
+				opts := ro
+				opts.OutDir, opts.KeepCluster, opts.Seed, opts.Progress = out, keep, seed, cmd.ErrOrStderr()
+				sum, err := runner.Run(cmd.Context(), l, opts)
 				code := runner.ExitCode(sum, err)
 				worst = max(worst, code)
 				if err != nil {
 					fmt.Fprintf(cmd.ErrOrStderr(), "rehearse: %s: %v\n", l.Metadata.Name, err)
+				}
+				if sum == nil {
+					// The suite's junit.xml still shows the scenario, with why it could not run.
+					sums = append(sums, reports.Summary{Scenario: l.Metadata.Name, Verdict: reports.VerdictError, ScenarioHash: l.Hash,
+						Checks: []verify.Result{{Name: "harness", Status: verify.Error, Message: fmt.Sprint(err)}}})
 				}
 				if sum != nil {
 					sums = append(sums, *sum)
@@ -59,9 +71,14 @@ func newRunCmd() *cobra.Command {
 					}
 				}
 			}
-			if len(sums) > 1 {
-				if j, err := reports.JUnit(sums); err == nil {
-					_ = os.WriteFile(out+"/junit.xml", j, 0o644)
+			if len(loaded) > 1 {
+				j, err := reports.JUnit(sums)
+				if err == nil {
+					err = os.WriteFile(filepath.Join(out, "junit.xml"), j, 0o644)
+				}
+				if err != nil {
+					fmt.Fprintf(cmd.ErrOrStderr(), "rehearse: suite junit.xml: %v\n", err)
+					worst = 2
 				}
 			}
 			if worst != 0 {
@@ -73,5 +90,9 @@ func newRunCmd() *cobra.Command {
 	cmd.Flags().StringVar(&out, "out", "out", "directory for reports")
 	cmd.Flags().BoolVar(&keep, "keep-cluster", false, "keep a cluster this run created")
 	cmd.Flags().Uint64Var(&seed, "seed", 0, "seed of the load's random choices (0: from the clock)")
+	cmd.Flags().StringVar(&ro.Kubeconfig, "kubeconfig", "", "kubeconfig file (default $KUBECONFIG or ~/.kube/config)")
+	cmd.Flags().StringVar(&ro.Context, "context", "", "run on the existing cluster of this kubeconfig context instead of the scenario's cluster")
+	cmd.Flags().StringArrayVar(&ro.AllowContexts, "allow-context", nil, "a non-kind context the rehearsal may change (repeatable)")
+	cmd.Flags().StringVar(&ro.MetricsAddr, "metrics-addr", "", "serve the run's Prometheus metrics on HOST:PORT/metrics while it runs (port 0 picks one)")
 	return cmd
 }
