@@ -2,7 +2,7 @@
 GO ?= go
 BIN := bin/rehearse
 
-.PHONY: all build docker images test unit integration e2e vet clean-clusters bench
+.PHONY: all build docker browser images test unit integration e2e vet clean-clusters bench soak
 
 all: build
 
@@ -12,6 +12,10 @@ build:
 # Host set-up: a Docker engine that can run kind's privileged nodes (idempotent).
 docker:
 	bash scripts/docker-setup.sh
+
+# Debian's Chromium, in which the e2e tests render report.html (idempotent).
+browser:
+	command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium)
 
 # Every image clusters run, built offline; a second run reuses everything.
 images: build docker
@@ -28,8 +32,8 @@ integration: images
 	TESTCONTAINERS_RYUK_DISABLED=true TESTCONTAINERS_HOST_OVERRIDE=127.0.0.1 $(GO) test -count=1 -tags integration -timeout 15m ./workloads/...
 
 # End-to-end tests on a real kind cluster (built offline).
-e2e: images
-	$(GO) test -count=1 -tags e2e -timeout 40m -v ./e2e/...
+e2e: images browser
+	REHEARSE_REQUIRE_BROWSER=1 $(GO) test -count=1 -tags e2e -timeout 50m -v ./e2e/...
 
 test: vet unit integration e2e
 

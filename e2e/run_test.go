@@ -66,6 +66,12 @@ func TestRunScenarios(t *testing.T) {
 			if err := xml.Unmarshal(b, &j); err != nil || len(j.Suites) != 1 || len(j.Suites[0].Cases) != len(sum.Checks) {
 				t.Errorf("junit.xml: %v %+v", err, j)
 			}
+			// The report renders in a real browser with the timeline's bars on screen.
+			if px := renderedTimelinePixels(t, ctx, filepath.Join(dir, "report.html")); px < 2000 {
+				t.Errorf("screenshot of report.html shows %d pixels of served-request bars, want the timeline visible (>= 2000)", px)
+			} else {
+				t.Logf("report.html rendered in Chromium: %d pixels of timeline bars", px)
+			}
 			return ctx
 		}).
 		Assess("rolling out the faulty v2-bad fails zero-failed-requests, attributed to the rollout", func(ctx context.Context, t *testing.T, cfg *envconf.Config) context.Context {

@@ -1,7 +1,11 @@
 // Command probe is the e2e tests' in-cluster helper, built into a scratch image and loaded into kind
 // nodes without a registry. Modes:
 //
-//	probe serve [ADDR]        HTTP server answering "<hostname> <path>" (default :8080)
+//	probe serve [ADDR]        HTTP server (default :8080): POST /items/ID keeps ID in this process's
+//	                          memory (201), GET /items/ID answers 200 if this process has it, else 404;
+//	                          any other path answers "<hostname> <path>"
+//	probe cat FILE            prints FILE
+//	probe hostname            prints the pod's hostname
 //	probe get URL             one GET with retries for 60 s; prints the body; exit 1 on failure
 //	probe lookup NAME         resolves NAME with retries for 60 s; prints the addresses
 //	probe write FILE TEXT     writes TEXT to FILE, syncs, reads it back; prints it
@@ -15,6 +19,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -29,8 +34,26 @@ func main() {
 			addr = os.Args[2]
 		}
 		host, _ := os.Hostname()
+		var mu sync.Mutex
+		items := map[string]bool{}
 		http.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 			fmt.Fprintf(w, "%s %s\n", host, r.URL.Path)
+		})
+		// Items live in this process only: with two replicas an item written through one is missing
+		// from the other, which is what the acked-writes-durable e2e test needs to catch.
+		http.HandleFunc("/items/", func(w http.ResponseWriter, r *http.Request) {
+			id := strings.TrimPrefix(r.URL.Path, "/items/")
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case r.Method == http.MethodPost:
+				items[id] = true
+				w.WriteHeader(http.StatusCreated)
+			case items[id]:
+				fmt.Fprintln(w, id)
+			default:
+				http.NotFound(w, r)
+			}
 		})
 		fail(http.ListenAndServe(addr, nil).Error())
 	case "get":
@@ -82,6 +105,16 @@ func main() {
 			fail(err.Error())
 		}
 		fmt.Println(string(b))
+	case "cat":
+		need(3)
+		b, err := os.ReadFile(os.Args[2])
+		if err != nil {
+			fail(err.Error())
+		}
+		os.Stdout.Write(b)
+	case "hostname":
+		host, _ := os.Hostname()
+		fmt.Println(host)
 	default:
 		fail("unknown mode " + os.Args[1])
 	}
