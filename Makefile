@@ -33,7 +33,7 @@ integration: images
 
 # End-to-end tests on a real kind cluster (built offline).
 e2e: images browser
-	REHEARSE_REQUIRE_BROWSER=1 $(GO) test -count=1 -tags e2e -timeout 50m -v ./e2e/...
+	REHEARSE_REQUIRE_BROWSER=1 $(GO) test -count=1 -tags e2e -timeout 50m -v ./e2e/
 
 test: vet unit integration e2e
 
@@ -43,3 +43,9 @@ clean-clusters: build
 # Load path at saturation against a loopback server, side by side with bare vegeta (ratio reported).
 bench:
 	$(GO) test -run XXX -bench Saturation -benchtime 1x -count 3 ./load/
+
+# A 10-minute run at 200 req/s on a kind cluster: peak RSS (time -v) and RSS at the end (metrics.prom).
+soak: images
+	/usr/bin/time -v ./$(BIN) run scenarios/soak-200.yaml --out out 2> out-soak.log; code=$$?; \
+	grep -E "Maximum resident|Elapsed" out-soak.log; grep -E "^process_resident_memory_bytes|^rehearse_achieved_rate" out/soak-200/metrics.prom; \
+	ls -l out/soak-200; exit $$code

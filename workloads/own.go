@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -19,13 +18,13 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/discovery/cached/memory"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/restmapper"
 	"sigs.k8s.io/e2e-framework/klient/wait"
+	"sigs.k8s.io/yaml"
 )
 
 // Manifest is one object read from the user's manifests, with where it came from.
@@ -36,7 +35,8 @@ type Manifest struct {
 
 // ReadManifests reads files and directories of YAML (or JSON) in order: a directory contributes its
 // *.yaml, *.yml and *.json files, recursively, in lexical order, so 00-namespace.yaml comes before
-// 10-app.yaml. Every document must name apiVersion, kind and metadata.name.
+// 10-app.yaml. Every document must name apiVersion, kind and metadata.name; errors name file:line of
+// the document.
 func ReadManifests(paths []string) ([]Manifest, error) {
 	var files []string
 	for _, p := range paths {
@@ -73,27 +73,23 @@ func ReadManifests(paths []string) ([]Manifest, error) {
 		if err != nil {
 			return nil, err
 		}
-		dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(b), 4096)
-		for doc := 1; ; doc++ {
+		for _, d := range splitDocuments(b) {
+			src := fmt.Sprintf("%s:%d", f, d.line)
 			var raw map[string]any
-			if err := dec.Decode(&raw); err != nil {
-				if errors.Is(err, io.EOF) {
-					break
-				}
-				return nil, fmt.Errorf("%s: document %d: %w", f, doc, err)
+			if err := yaml.Unmarshal(d.text, &raw); err != nil {
+				return nil, fmt.Errorf("%s: %w", src, err)
 			}
 			if len(raw) == 0 {
-				continue // an empty document between ---
+				continue // an empty document (or only comments) between ---
 			}
 			u := &unstructured.Unstructured{Object: raw}
-			src := fmt.Sprintf("%s: document %d", f, doc)
 			switch {
 			case u.GetAPIVersion() == "":
 				return nil, fmt.Errorf("%s: apiVersion is missing", src)
 			case u.GetKind() == "":
 				return nil, fmt.Errorf("%s: kind is missing", src)
 			case u.GetName() == "":
-				return nil, fmt.Errorf("%s (%s): metadata.name is missing", src, u.GetKind())
+				return nil, fmt.Errorf("%s: %s: metadata.name is missing", src, u.GetKind())
 			case strings.HasSuffix(u.GetKind(), "List"):
 				return nil, fmt.Errorf("%s: %s: list objects are not applied; write one object per document", src, u.GetKind())
 			}
@@ -104,6 +100,27 @@ func ReadManifests(paths []string) ([]Manifest, error) {
 		return nil, fmt.Errorf("manifests %s: no object in them", strings.Join(paths, ", "))
 	}
 	return out, nil
+}
+
+type document struct {
+	line int // where the document starts in its file
+	text []byte
+}
+
+// splitDocuments cuts a YAML stream at its "---" lines, keeping each document's first line number so
+// errors can name it.
+func splitDocuments(b []byte) []document {
+	var docs []document
+	cur := document{line: 1}
+	for i, l := range bytes.SplitAfter(b, []byte("\n")) {
+		if t := bytes.TrimRight(l, " \t\r\n"); bytes.Equal(t, []byte("---")) || bytes.HasPrefix(t, []byte("--- ")) {
+			docs = append(docs, cur)
+			cur = document{line: i + 2}
+			continue
+		}
+		cur.text = append(cur.text, l...)
+	}
+	return append(docs, cur)
 }
 
 // Own is a workload of the user's own manifests, applied to a cluster.

@@ -50,6 +50,9 @@ func newRunCmd() *cobra.Command {
 			worst := 0
 			var sums []reports.Summary
 			for _, l := range loaded {
+				if cmd.Context().Err() != nil {
+					break // interrupted: the scenario that was running has cleaned up; start no other
+				}
 				opts := ro
 				opts.OutDir, opts.KeepCluster, opts.Seed, opts.Progress = out, keep, seed, cmd.ErrOrStderr()
 				sum, err := runner.Run(cmd.Context(), l, opts)

@@ -1,0 +1,101 @@
+package workloads
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes/fake"
+)
+
+func write(t *testing.T, dir, name, text string) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestReadManifestsOrderAndErrors(t *testing.T) {
+	dir := t.TempDir()
+	write(t, dir, "app/10-web.yaml", "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\n---\n---\napiVersion: v1\nkind: Service\nmetadata: {name: web}\n")
+	write(t, dir, "app/00-config.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: cfg}\n")
+	write(t, dir, "app/sub/20-job.json", `{"apiVersion":"batch/v1","kind":"Job","metadata":{"name":"seed"}}`)
+	write(t, dir, "app/README.md", "not a manifest")
+	ns := write(t, dir, "ns.yaml", "apiVersion: v1\nkind: Namespace\nmetadata: {name: shop}\n")
+	ms, err := ReadManifests([]string{ns, filepath.Join(dir, "app")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, m := range ms {
+		got = append(got, m.Object.GetKind()+"/"+m.Object.GetName())
+	}
+	want := "Namespace/shop ConfigMap/cfg Deployment/web Service/web Job/seed"
+	if strings.Join(got, " ") != want {
+		t.Errorf("order %v, want %s", got, want)
+	}
+	if !strings.HasSuffix(ms[3].Source, "10-web.yaml:6") {
+		t.Errorf("source of the Service: %s", ms[3].Source)
+	}
+
+	for text, wantErr := range map[string]string{
+		"apiVersion: v1\nmetadata: {name: x}\n":                            "bad.yaml:1: kind is missing",
+		"kind: Pod\nmetadata: {name: x}\n":                                 "bad.yaml:1: apiVersion is missing",
+		"apiVersion: v1\nkind: Pod\nmetadata: {}\n":                        "bad.yaml:1: Pod: metadata.name is missing",
+		"apiVersion: v1\nkind: Pod\nmetadata: {name: [\n":                  "bad.yaml:1: error converting YAML to JSON: yaml: line 3",
+		"apiVersion: v1\nkind: Pod\nmetadata: {name: a}\n---\nkind: Pod\n": "bad.yaml:5: apiVersion is missing",
+		"apiVersion: v1\nkind: List\nmetadata: {name: x}\n":                "list objects are not applied",
+	} {
+		p := write(t, dir, "bad.yaml", text)
+		if _, err := ReadManifests([]string{p}); err == nil || !strings.Contains(err.Error(), wantErr) {
+			t.Errorf("%q: error %v, want %q", text, err, wantErr)
+		}
+	}
+	empty := filepath.Join(dir, "empty")
+	os.Mkdir(empty, 0o755)
+	if _, err := ReadManifests([]string{empty}); err == nil || !strings.Contains(err.Error(), "no *.yaml") {
+		t.Errorf("empty directory: %v", err)
+	}
+}
+
+func int32p(v int32) *int32 { return &v }
+
+// Scale patches the replicas and is done only when the controller reports them and no surplus pod is
+// left; a pod that lingers keeps it waiting (and the wait times out naming what it saw).
+func TestScaleWaitsForPodsToGo(t *testing.T) {
+	d := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "ns", Generation: 1},
+		Spec:   appsv1.DeploymentSpec{Replicas: int32p(2), Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "web"}}},
+		Status: appsv1.DeploymentStatus{ObservedGeneration: 1, Replicas: 0}}
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "web-1", Namespace: "ns", Labels: map[string]string{"app": "web"}}}
+	cs := fake.NewClientset(d, pod)
+	ops := &Ops{cs: cs}
+	ctx := context.Background()
+	err := ops.Scale(ctx, "ns", "deployment/web", 0, 2*time.Second)
+	if err == nil || !strings.Contains(err.Error(), "0 wanted, 0 updated, 0 ready, 1 pods") {
+		t.Fatalf("a terminating pod left must keep scale waiting: %v", err)
+	}
+	got, _ := cs.AppsV1().Deployments("ns").Get(ctx, "web", metav1.GetOptions{})
+	if *got.Spec.Replicas != 0 {
+		t.Errorf("replicas %d after scale to 0", *got.Spec.Replicas)
+	}
+	if err := cs.CoreV1().Pods("ns").Delete(ctx, "web-1", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := ops.Scale(ctx, "ns", "deployment/web", 0, 3*time.Second); err != nil {
+		t.Errorf("no pod left: %v", err)
+	}
+	if err := ops.Scale(ctx, "ns", "service/web", 0, time.Second); err == nil {
+		t.Errorf("a Service cannot be scaled")
+	}
+}
