@@ -101,3 +101,33 @@ func readOne(ctx context.Context, c *http.Client, base string, tmpl *template.Te
 	}
 	return false, last
 }
+
+// WaitAnswering waits until baseURL answers HTTP (any status: the path from here to the system
+// works), up to timeout. A NodePort Service can lag its pods' readiness while kube-proxy programs it;
+// load started before that would count the harness's impatience as the system's failures.
+func WaitAnswering(ctx context.Context, baseURL string, timeout time.Duration) error {
+	client := &http.Client{Timeout: 2 * time.Second}
+	deadline := time.Now().Add(timeout)
+	var last error
+	for {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(baseURL, "/")+"/", nil)
+		if err != nil {
+			return err
+		}
+		resp, err := client.Do(req)
+		if err == nil {
+			_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
+			resp.Body.Close()
+			return nil
+		}
+		last = err
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s does not answer after %s: %w", baseURL, timeout, last)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestReadBack(t *testing.T) {
@@ -34,5 +35,23 @@ func TestReadBack(t *testing.T) {
 	}
 	if _, err := ReadBack(context.Background(), srv.URL, "/items/{{.Nope}}", []string{"a"}, 1); err == nil {
 		t.Errorf("a template naming an unknown field must be an error")
+	}
+}
+
+func TestWaitAnswering(t *testing.T) {
+	srv := httptest.NewServer(http.NotFoundHandler()) // any answer will do, even 404
+	defer srv.Close()
+	if err := WaitAnswering(context.Background(), srv.URL, time.Second); err != nil {
+		t.Errorf("answering server: %v", err)
+	}
+	closed := httptest.NewServer(http.NotFoundHandler())
+	url := closed.URL
+	closed.Close()
+	start := time.Now()
+	if err := WaitAnswering(context.Background(), url, 700*time.Millisecond); err == nil || !strings.Contains(err.Error(), "does not answer") {
+		t.Errorf("closed port: %v", err)
+	}
+	if time.Since(start) < 700*time.Millisecond {
+		t.Errorf("gave up before the timeout")
 	}
 }

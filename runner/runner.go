@@ -154,6 +154,9 @@ func Run(ctx context.Context, sc *scenarios.Loaded, opts Options) (sum *reports.
 	for _, t := range sc.Load.Targets {
 		lcfg.Targets = append(lcfg.Targets, load.Target{Name: t.Name, Method: t.Method, Path: t.Path, Body: t.Body, Weight: t.Weight, Ledger: t.Ledger})
 	}
+	if err := load.WaitAnswering(ctx, base, time.Minute); err != nil {
+		return nil, harness("load target: %v", err)
+	}
 	runCtx, stopLoad := context.WithCancel(ctx)
 	defer stopLoad()
 	started := time.Now()
