@@ -17,7 +17,6 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -110,17 +109,13 @@ func DeploySample(ctx context.Context, cfg *rest.Config, opts SampleOptions, tim
 	if _, err := orders.ParseVersion(string(opts.Version)); err != nil {
 		return nil, err
 	}
-	r, err := resources.New(cfg)
+	ops, err := NewOps(cfg)
 	if err != nil {
 		return nil, err
 	}
-	cs, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		return nil, err
-	}
-	s := &Sample{Options: opts, r: r, cs: cs}
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: opts.Namespace, Labels: map[string]string{"app.kubernetes.io/part-of": "rehearse"}}}
-	if err := r.Create(ctx, ns); err != nil && !apierrors.IsAlreadyExists(err) {
+	r := ops.r
+	s := &Sample{Options: opts, r: r, cs: ops.cs}
+	if err := ops.ensureNamespace(ctx, opts.Namespace); err != nil {
 		return nil, err
 	}
 	manifest, err := render("orders-postgres.yaml", renderData{opts, secret(), secret(), secret()})
@@ -279,19 +274,14 @@ func (s *Sample) SetVersion(ctx context.Context, v orders.Version, timeout time.
 
 // Teardown deletes the sample's namespace (with its volumes) and waits until it is gone.
 func (s *Sample) Teardown(ctx context.Context, timeout time.Duration) error {
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: s.Options.Namespace}}
-	if err := s.r.Delete(ctx, ns); err != nil && !apierrors.IsNotFound(err) {
-		return err
-	}
-	return wait.For(conditions.New(s.r).ResourceDeleted(ns), wait.WithContext(ctx), wait.WithTimeout(timeout), wait.WithInterval(2*time.Second))
+	return (&Ops{cs: s.cs, r: s.r}).DeleteNamespace(ctx, s.Options.Namespace, timeout)
 }
 
 // DeleteSample deletes a sample deployed earlier (by namespace).
 func DeleteSample(ctx context.Context, cfg *rest.Config, namespace string, timeout time.Duration) error {
-	r, err := resources.New(cfg)
+	ops, err := NewOps(cfg)
 	if err != nil {
 		return err
 	}
-	s := &Sample{Options: SampleOptions{Namespace: namespace}, r: r}
-	return s.Teardown(ctx, timeout)
+	return ops.DeleteNamespace(ctx, namespace, timeout)
 }
