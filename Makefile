@@ -40,9 +40,10 @@ test: vet unit integration e2e
 clean-clusters: build
 	for c in $$(./$(BIN) cluster list); do ./$(BIN) cluster delete --name $$c; done
 
-# Load path at saturation against a loopback server, side by side with bare vegeta (ratio reported).
+# Load path against a loopback server: at saturation beside bare vegeta (ratio), and the fidelity
+# (achieved/target) of 100 and 500 req/s held for 10 s.
 bench:
-	$(GO) test -run XXX -bench Saturation -benchtime 1x -count 3 ./load/
+	$(GO) test -run XXX -bench 'Saturation|Fidelity' -benchtime 1x -count 3 ./load/
 
 # A 10-minute run at 200 req/s on a kind cluster: peak RSS (time -v) and RSS at the end (metrics.prom).
 soak: images

@@ -2,6 +2,7 @@ package load
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -44,5 +45,33 @@ func BenchmarkSaturation(b *testing.B) {
 		if ours.Failed > 0 || m.Success < 1 {
 			b.Fatalf("failures at saturation: ours %d, vegeta success %.3f", ours.Failed, m.Success)
 		}
+	}
+}
+
+// BenchmarkFidelity holds 100 and 500 req/s for 10 s each against a loopback server and reports the
+// achieved rate as a share of the target. Run: make bench.
+func BenchmarkFidelity(b *testing.B) {
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(201) }))
+	defer ts.Close()
+	for _, rate := range []float64{100, 500} {
+		b.Run(fmt.Sprintf("%.0f/s", rate), func(b *testing.B) {
+			for i := 0; i < b.N; i++ {
+				run, err := Start(context.Background(), Config{BaseURL: ts.URL, Targets: ordersTargets[:1], Rate: rate,
+					Duration: 10 * time.Second, Dir: b.TempDir()})
+				if err != nil {
+					b.Fatal(err)
+				}
+				agg, err := run.Wait()
+				if err != nil {
+					b.Fatal(err)
+				}
+				t := agg.Totals()
+				b.ReportMetric(t.AchievedRate, "achieved_req/s")
+				b.ReportMetric(t.AchievedRate/rate, "fidelity")
+				if t.Failed > 0 {
+					b.Fatalf("%d failed", t.Failed)
+				}
+			}
+		})
 	}
 }
