@@ -230,11 +230,12 @@ type kindCluster struct {
 // getCluster returns the cluster's client config and, when it is a kind cluster on this engine, the
 // cluster (to load images into and to know its published NodePorts).
 func getCluster(ctx context.Context, sc *scenarios.Loaded, opts Options) (*rest.Config, *kindCluster, error) {
+	kubeconfig := sc.Cluster.Kubeconfig
+	if opts.Kubeconfig != "" {
+		kubeconfig = opts.Kubeconfig
+	}
 	if opts.Context != "" || sc.Cluster.Provider == "existing" {
-		kubeconfig, context := sc.Cluster.Kubeconfig, sc.Cluster.Context
-		if opts.Kubeconfig != "" {
-			kubeconfig = opts.Kubeconfig
-		}
+		context := sc.Cluster.Context
 		if opts.Context != "" {
 			context = opts.Context
 		}
@@ -255,10 +256,6 @@ func getCluster(ctx context.Context, sc *scenarios.Loaded, opts Options) (*rest.
 	name := sc.Cluster.Name
 	if name == "" {
 		name = clusters.DefaultName
-	}
-	kubeconfig := sc.Cluster.Kubeconfig
-	if opts.Kubeconfig != "" {
-		kubeconfig = opts.Kubeconfig
 	}
 	kc := &kindCluster{}
 	cl, getErr := clusters.Get(name, kubeconfig)

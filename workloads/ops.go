@@ -185,3 +185,12 @@ func (p *Ops) DeleteNamespace(ctx context.Context, name string, timeout time.Dur
 	}
 	return nil
 }
+
+// ensureNamespace creates a namespace labelled as rehearse's, unless it exists.
+func (p *Ops) ensureNamespace(ctx context.Context, name string) error {
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{"app.kubernetes.io/part-of": "rehearse"}}}
+	if _, err := p.cs.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return err
+	}
+	return nil
+}

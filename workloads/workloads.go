@@ -158,30 +158,13 @@ func (s *Sample) waitDB(ctx context.Context, timeout time.Duration) error {
 // available, and no pod of an earlier version left, not even one still draining (it would still
 // answer requests that reach it).
 func (s *Sample) WaitApp(ctx context.Context, timeout time.Duration) error {
-	d := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: "orders", Namespace: s.Options.Namespace}}
-	err := wait.For(func(ctx context.Context) (bool, error) {
-		if err := s.r.Get(ctx, d.Name, d.Namespace, d); err != nil {
-			return false, err
-		}
-		want := int32(1)
-		if d.Spec.Replicas != nil {
-			want = *d.Spec.Replicas
-		}
-		st := d.Status
-		if st.ObservedGeneration < d.Generation || st.UpdatedReplicas != want || st.AvailableReplicas != want || st.Replicas != want {
-			return false, nil
-		}
-		var pods corev1.PodList
-		if err := s.r.WithNamespace(d.Namespace).List(ctx, &pods, resources.WithLabelSelector("app=orders")); err != nil {
-			return false, err
-		}
-		return len(pods.Items) == int(want), nil
-	}, wait.WithContext(ctx), wait.WithTimeout(timeout), wait.WithInterval(time.Second))
-	if err != nil {
+	if err := s.ops().WaitRolledOut(ctx, s.Options.Namespace, "deployment/orders", timeout); err != nil {
 		return fmt.Errorf("orders app not ready: %w; %s", err, s.podSummary(ctx, "app=orders"))
 	}
 	return nil
 }
+
+func (s *Sample) ops() *Ops { return &Ops{cs: s.cs, r: s.r} }
 
 func (s *Sample) podSummary(ctx context.Context, selector string) string {
 	var pods corev1.PodList
@@ -274,7 +257,7 @@ func (s *Sample) SetVersion(ctx context.Context, v orders.Version, timeout time.
 
 // Teardown deletes the sample's namespace (with its volumes) and waits until it is gone.
 func (s *Sample) Teardown(ctx context.Context, timeout time.Duration) error {
-	return (&Ops{cs: s.cs, r: s.r}).DeleteNamespace(ctx, s.Options.Namespace, timeout)
+	return s.ops().DeleteNamespace(ctx, s.Options.Namespace, timeout)
 }
 
 // DeleteSample deletes a sample deployed earlier (by namespace).
