@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"net/http"
+	"sort"
 	"strconv"
 	"sync"
 	"time"
@@ -53,6 +54,18 @@ func (m *Metrics) StepStarted(s Step) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.active[s.Name] = s
+}
+
+// Active names the steps in flight, sorted.
+func (m *Metrics) Active() []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	names := make([]string, 0, len(m.active))
+	for n := range m.active {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
 }
 
 // StepFinished records a step's outcome.

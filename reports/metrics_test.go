@@ -29,6 +29,9 @@ func TestMetricsLiveAndTextFile(t *testing.T) {
 	m := NewMetrics("smoke")
 	m.LoadStarted(agg, 50)
 	m.StepStarted(Step{Name: "scale-to-zero", Kind: "scale"})
+	if got := m.Active(); len(got) != 1 || got[0] != "scale-to-zero" {
+		t.Errorf("active steps %v", got)
+	}
 	addr, stop, err := m.Serve("127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -60,6 +63,9 @@ func TestMetricsLiveAndTextFile(t *testing.T) {
 	}
 
 	m.StepFinished(Step{Name: "scale-to-zero", Kind: "scale", Status: "ok", Started: start, Finished: start.Add(12 * time.Second)})
+	if got := m.Active(); len(got) != 0 {
+		t.Errorf("active steps after the step finished: %v", got)
+	}
 	m.Verified([]verify.Result{{Name: "zero-failed-requests", Status: verify.Fail}}, VerdictFail)
 	path := filepath.Join(t.TempDir(), "metrics.prom")
 	if err := m.WriteFile(path); err != nil {

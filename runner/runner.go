@@ -12,7 +12,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"k8s.io/client-go/rest"
@@ -165,11 +164,9 @@ func Run(ctx context.Context, sc *scenarios.Loaded, opts Options) (sum *reports.
 		return nil, harness("load: %v", err)
 	}
 	metrics.LoadStarted(lr.Aggregates(), sc.Load.Rate.PerSecond)
-	var current atomic.Value
-	current.Store("")
-	stopProgress := startProgress(opts.Progress, lr, started, &current)
+	stopProgress := startProgress(opts.Progress, lr, started, metrics)
 
-	steps := runSteps(ctx, sc, sys, started, opts.Progress, metrics, &current)
+	steps := runSteps(ctx, sc, sys, started, opts.Progress, metrics)
 	lr.Stop()
 	agg, lerr := lr.Wait()
 	stopProgress()
@@ -389,7 +386,7 @@ func check(ctx context.Context, name string, arg scenarios.CheckArg, tot load.To
 // runSteps executes the steps in order (a step with `at` starts no earlier than its offset) and
 // records each as an event.
 func runSteps(ctx context.Context, sc *scenarios.Loaded, sys *system, start time.Time, progressW io.Writer,
-	metrics *reports.Metrics, current *atomic.Value) []reports.Step {
+	metrics *reports.Metrics) []reports.Step {
 	var out []reports.Step
 	startedAt := map[string]time.Time{}
 	for _, st := range sc.Steps {
@@ -400,7 +397,6 @@ func runSteps(ctx context.Context, sc *scenarios.Loaded, sys *system, start time
 		}
 		ev := reports.Step{Name: st.Name, Kind: kindOf(st), Started: time.Now(), Status: "ok"}
 		startedAt[st.Name] = ev.Started
-		current.Store(st.Name)
 		metrics.StepStarted(ev)
 		progress(progressW, "step %s (%s) at %s", st.Name, ev.Kind, time.Since(start).Round(time.Second))
 		var err error
@@ -422,7 +418,6 @@ func runSteps(ctx context.Context, sc *scenarios.Loaded, sys *system, start time
 			ev.Status, ev.Error = "failed", err.Error()
 			progress(progressW, "step %s failed: %s", st.Name, reports.FirstLine(ev.Error))
 		}
-		current.Store("")
 		metrics.StepFinished(ev)
 		out = append(out, ev)
 		if ctx.Err() != nil {
@@ -502,7 +497,7 @@ func progress(w io.Writer, format string, args ...any) {
 	}
 }
 
-func startProgress(w io.Writer, lr *load.Run, start time.Time, current *atomic.Value) (stop func()) {
+func startProgress(w io.Writer, lr *load.Run, start time.Time, metrics *reports.Metrics) (stop func()) {
 	if w == nil {
 		return func() {}
 	}
@@ -516,7 +511,7 @@ func startProgress(w io.Writer, lr *load.Run, start time.Time, current *atomic.V
 				return
 			case <-tick.C:
 				t := lr.Aggregates().Totals()
-				step := current.Load().(string)
+				step := strings.Join(metrics.Active(), ",")
 				if step == "" {
 					step = "-"
 				}
