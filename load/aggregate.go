@@ -10,19 +10,23 @@ import (
 	vegeta "github.com/tsenart/vegeta/v12/lib"
 )
 
-// Second aggregates the results that ended in one second of the run.
+// Second aggregates the requests scheduled in one second of the run. Latencies are measured from
+// the scheduled send time (corrected for coordinated omission: a client that fell behind does not
+// hide the wait it imposed).
 type Second struct {
-	T        int            `json:"t"` // seconds since the start
-	OK       int            `json:"ok"`
-	Failed   int            `json:"failed"`
-	Versions map[string]int `json:"versions,omitempty"`
-	P50MS    float64        `json:"p50_ms"`
-	P99MS    float64        `json:"p99_ms"`
-	MaxMS    float64        `json:"max_ms"`
-	hist     [histBuckets]uint32
+	T         int            `json:"t"` // seconds since the start
+	OK        int            `json:"ok"`
+	Failed    int            `json:"failed"`              // includes NotSent
+	NotSent   int            `json:"not_sent,omitempty"`  // due, but the client could not send them in time
+	Scheduled float64        `json:"scheduled,omitempty"` // what the pacer called for in this second
+	Versions  map[string]int `json:"versions,omitempty"`
+	P50MS     float64        `json:"p50_ms"`
+	P99MS     float64        `json:"p99_ms"`
+	MaxMS     float64        `json:"max_ms"`
+	hist      [histBuckets]uint32
 }
 
-// Failure is one failed request.
+// Failure is one failed request, at its scheduled time (its send time at saturation).
 type Failure struct {
 	Time   time.Time `json:"time"`
 	Target string    `json:"target"`
@@ -36,17 +40,24 @@ const MaxFailureSamples = 1000
 // Aggregator folds results into totals, per-second buckets and failure samples, in constant memory
 // per second of run.
 type Aggregator struct {
+	start     time.Time
+	sched     func(seq uint64) time.Time      // a request's scheduled time; zero at saturation
+	succeeded func(target string, code uint16) bool
+	schedule  func(elapsed time.Duration) float64 // requests due by elapsed; nil at saturation
+
 	mu       sync.Mutex
-	metrics  vegeta.Metrics
+	metrics  vegeta.Metrics // latencies from the scheduled time
 	seconds  []Second
 	failures []Failure
 	failed   int
+	notSent  int
 	ok       int
 	lastOK   time.Time
 	maxGap   time.Duration
 	gapEnd   time.Time
-	first    time.Time
 	lastEnd  time.Time
+	end      time.Time     // when the run stopped (zero while it runs)
+	sentHist [histBuckets]uint32 // latencies from the actual send, for comparison
 	// For the run's Prometheus metrics: requests by target and status, and the latency histogram of
 	// the whole run.
 	byTarget map[TargetCode]uint64
@@ -60,43 +71,55 @@ type TargetCode struct {
 	Code   uint16
 }
 
-// NewAggregator returns an empty aggregator.
-func NewAggregator() *Aggregator { return &Aggregator{} }
+// NewAggregator returns an empty aggregator for a run that started at start, with no schedule, where
+// a 2xx is success.
+func NewAggregator(start time.Time) *Aggregator {
+	return newAggregator(start, func(uint64) time.Time { return time.Time{} }, func(_ string, c uint16) bool { return Success(c) })
+}
 
-// Success is the status a rehearsal counts as served: 2xx.
+func newAggregator(start time.Time, sched func(uint64) time.Time, ok func(string, uint16) bool) *Aggregator {
+	return &Aggregator{start: start, sched: sched, succeeded: ok}
+}
+
+// Success is the status a rehearsal counts as served when a target states nothing else: 2xx.
 func Success(code uint16) bool { return code >= 200 && code < 300 }
 
-// Add folds one result in; start is the run's start.
-func (a *Aggregator) Add(r *vegeta.Result, start time.Time) {
+// Add folds one result in.
+func (a *Aggregator) Add(r *vegeta.Result) {
+	target, _, _ := strings.Cut(r.Headers.Get(requestHeader), "; id=")
+	at := a.sched(r.Seq)
+	if at.IsZero() {
+		at = r.Timestamp
+	}
+	end := r.End()
+	latency := end.Sub(at)
+	if latency < r.Latency {
+		latency = r.Latency
+	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	a.metrics.Add(r)
-	end := r.End()
-	if a.first.IsZero() {
-		a.first = start
-	}
+	corrected := *r
+	corrected.Timestamp, corrected.Latency, corrected.Error, corrected.Body = at, latency, "", nil
+	a.metrics.Add(&corrected)
 	if end.After(a.lastEnd) {
 		a.lastEnd = end
 	}
-	t := int(end.Sub(start) / time.Second)
-	if t < 0 {
-		t = 0
-	}
+	t := max(int(at.Sub(a.start)/time.Second), 0)
 	for len(a.seconds) <= t {
 		a.seconds = append(a.seconds, Second{T: len(a.seconds)})
 	}
 	s := &a.seconds[t]
-	target, _, _ := strings.Cut(r.Headers.Get(requestHeader), "; id=")
 	if a.byTarget == nil {
 		a.byTarget = map[TargetCode]uint64{}
 	}
 	a.byTarget[TargetCode{target, r.Code}]++
-	if Success(r.Code) && r.Error == "" {
+	switch {
+	case r.Error == "" && a.succeeded(target, r.Code):
 		s.OK++
 		a.ok++
 		base := a.lastOK
 		if base.IsZero() {
-			base = start
+			base = a.start
 		}
 		if end.After(base) {
 			if gap := end.Sub(base); gap > a.maxGap {
@@ -104,14 +127,18 @@ func (a *Aggregator) Add(r *vegeta.Result, start time.Time) {
 			}
 			a.lastOK = end
 		}
-	} else {
+	default:
 		s.Failed++
 		a.failed++
+		if r.Error == NotSent || strings.HasSuffix(r.Error, ": "+NotSent) {
+			s.NotSent++
+			a.notSent++
+		}
 		if len(a.failures) < MaxFailureSamples {
 			if target == "" {
 				target = r.Method + " " + r.URL
 			}
-			a.failures = append(a.failures, Failure{Time: end, Target: target, Code: r.Code, Error: r.Error})
+			a.failures = append(a.failures, Failure{Time: at, Target: target, Code: r.Code, Error: r.Error})
 		}
 	}
 	if v := r.Headers.Get(VersionHeader); v != "" {
@@ -120,22 +147,37 @@ func (a *Aggregator) Add(r *vegeta.Result, start time.Time) {
 		}
 		s.Versions[v]++
 	}
-	ms := float64(r.Latency) / float64(time.Millisecond)
+	ms := float64(latency) / float64(time.Millisecond)
 	s.hist[bucket(ms)]++
-	a.latHist[sort.SearchFloat64s(LatencyBuckets[:], r.Latency.Seconds())]++
-	a.latSum += r.Latency
+	a.sentHist[bucket(float64(r.Latency)/float64(time.Millisecond))]++
+	a.latHist[sort.SearchFloat64s(LatencyBuckets[:], latency.Seconds())]++
+	a.latSum += latency
 	if ms > s.MaxMS {
 		s.MaxMS = ms
 	}
 }
 
+// finish records when the run stopped.
+func (a *Aggregator) finish(at time.Time) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.end = at
+}
+
 // Totals summarises the run so far.
 type Totals struct {
-	Requests     int                `json:"requests"`
-	Succeeded    int                `json:"succeeded"`
-	Failed       int                `json:"failed"`
-	AchievedRate float64            `json:"achieved_rate"`
-	LatencyMS    map[string]float64 `json:"latency_ms"`
+	Requests  int `json:"requests"`
+	Succeeded int `json:"succeeded"`
+	Failed    int `json:"failed"`
+	// NotSent of the failed were due but never sent: the client was saturated.
+	NotSent int `json:"not_sent"`
+	// Scheduled is what the schedule called for over the run (0 at saturation).
+	Scheduled float64 `json:"scheduled"`
+	// AchievedRate is the requests sent (not NotSent) per second of the run.
+	AchievedRate float64 `json:"achieved_rate"`
+	// LatencyMS: p50, p99 and max from each request's scheduled time, and p50_sent, p99_sent from the
+	// moment it was actually sent (what a client that waits for itself would report).
+	LatencyMS map[string]float64 `json:"latency_ms"`
 	// LongestGap is the longest time without a successful response (from the start, between
 	// successes); it ends at GapEnd.
 	LongestGap time.Duration `json:"longest_gap"`
@@ -150,25 +192,78 @@ func (a *Aggregator) Totals() Totals {
 	m := a.metrics
 	m.Close()
 	ms := func(d time.Duration) float64 { return math.Round(float64(d)/float64(time.Millisecond)*100) / 100 }
+	end := a.end
+	if end.IsZero() {
+		end = time.Now()
+	}
 	gap, gapEnd := a.maxGap, a.gapEnd
 	if a.ok == 0 && a.failed > 0 {
-		gap, gapEnd = a.lastEnd.Sub(a.first), a.lastEnd // never served: the whole run is one gap
+		gap, gapEnd = a.lastEnd.Sub(a.start), a.lastEnd // never served: the whole run is one gap
 	}
-	return Totals{
-		Requests: a.ok + a.failed, Succeeded: a.ok, Failed: a.failed,
-		AchievedRate: m.Rate,
-		LatencyMS:    map[string]float64{"p50": ms(m.Latencies.P50), "p99": ms(m.Latencies.P99), "max": ms(m.Latencies.Max)},
-		LongestGap:   gap, GapEnd: gapEnd, Duration: m.Duration,
+	t := Totals{
+		Requests: a.ok + a.failed, Succeeded: a.ok, Failed: a.failed, NotSent: a.notSent,
+		LatencyMS: map[string]float64{"p50": ms(m.Latencies.P50), "p99": ms(m.Latencies.P99), "max": ms(m.Latencies.Max),
+			"p50_sent": quantile(&a.sentHist, 0.5), "p99_sent": quantile(&a.sentHist, 0.99)},
+		LongestGap: gap, GapEnd: gapEnd, Duration: end.Sub(a.start),
 	}
+	if t.Duration > 0 {
+		t.AchievedRate = math.Round(float64(t.Requests-t.NotSent)/t.Duration.Seconds()*100) / 100
+	}
+	if a.schedule != nil {
+		t.Scheduled = a.schedule(t.Duration)
+	}
+	return t
+}
+
+// WindowStats are the latencies of the requests scheduled within a window of the run.
+type WindowStats struct {
+	Requests int
+	P50MS    float64
+	P99MS    float64
+}
+
+// Window merges the seconds that overlap [from, to].
+func (a *Aggregator) Window(from, to time.Time) WindowStats {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var h [histBuckets]uint32
+	w := WindowStats{}
+	first := max(int(from.Sub(a.start)/time.Second), 0)
+	last := int(to.Sub(a.start) / time.Second)
+	for i := first; i <= last && i < len(a.seconds); i++ {
+		s := &a.seconds[i]
+		w.Requests += s.OK + s.Failed
+		for b, n := range s.hist {
+			h[b] += n
+		}
+	}
+	w.P50MS, w.P99MS = quantile(&h, 0.5), quantile(&h, 0.99)
+	return w
 }
 
 // Seconds returns the per-second buckets with their percentiles filled in.
 func (a *Aggregator) Seconds() []Second {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	out := make([]Second, len(a.seconds))
-	for i, s := range a.seconds {
+	end := a.end
+	if end.IsZero() {
+		end = time.Now()
+	}
+	secs := a.seconds
+	if a.schedule != nil && !a.end.IsZero() {
+		// Seconds at the end in which nothing at all was sent still count against the schedule.
+		for n := int(math.Ceil(a.end.Sub(a.start).Seconds())); len(secs) < n; {
+			secs = append(secs, Second{T: len(secs)})
+		}
+	}
+	out := make([]Second, len(secs))
+	for i, s := range secs {
 		s.P50MS, s.P99MS = quantile(&s.hist, 0.5), quantile(&s.hist, 0.99)
+		if a.schedule != nil {
+			from := time.Duration(i) * time.Second
+			to := min(from+time.Second, end.Sub(a.start))
+			s.Scheduled = math.Round(max(a.schedule(to)-a.schedule(from), 0)*100) / 100
+		}
 		out[i] = s
 	}
 	return out

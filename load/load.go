@@ -8,11 +8,14 @@ package load
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"os"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"text/template"
@@ -38,6 +41,9 @@ type Target struct {
 	Weight     int
 	// Ledger targets are writes whose acknowledgement is recorded.
 	Ledger bool
+	// Expect lists the statuses that count as success; empty means any 2xx. A redirect is never
+	// followed: unless expected, a 3xx is a failed request.
+	Expect []int
 }
 
 // Stage holds Rate for Duration.
@@ -46,12 +52,33 @@ type Stage struct {
 	Duration time.Duration
 }
 
+// Connections says how the client population uses connections. Real clients come and go, so a pod
+// that becomes an endpoint gets traffic within about MaxAge; a client that kept its first connections
+// for the whole run would be pinned (by kube-proxy) to the pods that existed when the load started.
+type Connections struct {
+	// MaxAge is the longest a connection is reused for new requests; 0 means DefaultMaxConnAge, a
+	// negative value means for ever (a pinned client: only for comparison).
+	MaxAge time.Duration
+	// Fresh sends every request on a new connection (no keep-alive).
+	Fresh bool
+}
+
+// DefaultMaxConnAge is how long a connection serves new requests by default.
+const DefaultMaxConnAge = time.Second
+
+// DefaultLateness is how far behind its scheduled time a request may still be sent; later, it is
+// counted as a failed request that was not sent (the client was saturated).
+const DefaultLateness = time.Second
+
+// NotSent is the error of a request the client could not send within the lateness allowed.
+const NotSent = "not sent: client saturated"
+
 // Config configures a load run.
 type Config struct {
 	BaseURL string
 	Targets []Target
 	// Rate (per second) is the rate when there are no stages; with stages, each stage's rate holds for
-	// its duration and the last one's stays.
+	// its duration and the last one's stays. Neither: as fast as the workers go (saturation).
 	Rate   float64
 	Stages []Stage
 	// Duration bounds the run; 0 runs until Stop.
@@ -65,6 +92,10 @@ type Config struct {
 	// MaxInFlight caps concurrent requests (vegeta's workers); default 256. A capped client cannot
 	// keep the rate when the system slows down, which is what load-achieved is there to catch.
 	MaxInFlight int
+	// Lateness is how late after its scheduled time a request may still be sent (default
+	// DefaultLateness); a later one fails as NotSent.
+	Lateness    time.Duration
+	Connections Connections
 }
 
 // DefaultMaxInFlight bounds vegeta's workers: unbounded, a saturating run grows workers until file
@@ -82,10 +113,12 @@ type tmplData struct{ ID, RecentID string }
 type Run struct {
 	cfg      Config
 	targets  []compiled
-	ledgered map[string]bool // names of ledger targets
+	byName   map[string]*compiled
 	total    int
 	attacker *vegeta.Attacker
+	pacer    *stepPacer // nil at saturation: no schedule
 	started  time.Time
+	conns    *connPool
 
 	mu       sync.Mutex
 	rng      *rand.Rand
@@ -99,6 +132,9 @@ type Run struct {
 
 	agg  *Aggregator
 	done chan error
+
+	stopMu  sync.Mutex
+	stopped time.Time // when Stop was called or the context ended: the schedule ends there
 }
 
 // Start begins sending load; it runs until ctx ends, Stop is called, or Duration passes.
@@ -106,31 +142,34 @@ func Start(ctx context.Context, cfg Config) (*Run, error) {
 	if cfg.Timeout == 0 {
 		cfg.Timeout = 5 * time.Second
 	}
+	if cfg.Lateness <= 0 {
+		cfg.Lateness = DefaultLateness
+	}
 	if cfg.RunID == "" {
-		cfg.RunID = fmt.Sprintf("r%d", time.Now().UnixNano()%1e9)
+		cfg.RunID = NewRunID("r", cfg.Seed)
 	}
 	if len(cfg.Targets) == 0 {
 		return nil, fmt.Errorf("load: no targets")
 	}
 	r := &Run{cfg: cfg, rng: rand.New(rand.NewPCG(cfg.Seed, 0x5eed)), recent: make([]string, 0, 256), done: make(chan error, 1),
-		ledgered: map[string]bool{}}
+		byName: map[string]*compiled{}}
 	for _, t := range cfg.Targets {
 		if t.Weight <= 0 {
 			t.Weight = 1
 		}
 		c := compiled{Target: t}
 		var err error
-		if c.path, err = template.New(t.Name).Option("missingkey=error").Parse(t.Path); err != nil {
+		if c.path, err = ParseTemplate(t.Name, t.Path); err != nil {
 			return nil, fmt.Errorf("target %s path: %w", t.Name, err)
 		}
-		if c.body, err = template.New(t.Name).Option("missingkey=error").Parse(t.Body); err != nil {
+		if c.body, err = ParseTemplate(t.Name, t.Body); err != nil {
 			return nil, fmt.Errorf("target %s body: %w", t.Name, err)
 		}
 		r.targets = append(r.targets, c)
 		r.total += t.Weight
-		if t.Ledger {
-			r.ledgered[t.Name] = true
-		}
+	}
+	for i := range r.targets {
+		r.byName[r.targets[i].Name] = &r.targets[i]
 	}
 	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
 		return nil, err
@@ -144,42 +183,61 @@ func Start(ctx context.Context, cfg Config) (*Run, error) {
 		return nil, err
 	}
 	r.ledger = bufio.NewWriter(r.ledgerF)
-	r.agg = NewAggregator()
-
-	tr := &http.Transport{
-		DialContext:         (&net.Dialer{Timeout: cfg.Timeout, KeepAlive: 30 * time.Second}).DialContext,
-		MaxIdleConnsPerHost: 10000,
-		IdleConnTimeout:     30 * time.Second,
+	if cfg.Rate > 0 || len(cfg.Stages) > 0 {
+		r.pacer = &stepPacer{base: cfg.Rate, stages: cfg.Stages}
 	}
-	client := &http.Client{Timeout: cfg.Timeout, Transport: &ledgerTransport{next: tr, run: r}}
+
+	r.conns = newConnPool(cfg.Timeout, cfg.Connections)
+	client := &http.Client{Timeout: cfg.Timeout, Transport: &ledgerTransport{next: r.conns, run: r}, CheckRedirect: noRedirects}
 	maxInFlight := cfg.MaxInFlight
 	if maxInFlight <= 0 {
 		maxInFlight = DefaultMaxInFlight
 	}
 	r.attacker = vegeta.NewAttacker(vegeta.Client(client), vegeta.Workers(uint64(min(8, maxInFlight))),
 		vegeta.MaxWorkers(uint64(maxInFlight)), vegeta.MaxBody(4096))
-	var pacer vegeta.Pacer = &stepPacer{base: cfg.Rate, stages: cfg.Stages}
-	if cfg.Rate <= 0 && len(cfg.Stages) == 0 {
-		pacer = vegeta.ConstantPacer{} // saturation, with vegeta's own bounded-worker loop
+	var pacer vegeta.Pacer = vegeta.ConstantPacer{} // saturation, with vegeta's own bounded-worker loop
+	if r.pacer != nil {
+		pacer = r.pacer
 	}
 	r.started = time.Now()
+	r.agg = newAggregator(r.started, r.scheduledAt, r.succeeded)
+	if r.pacer != nil {
+		r.agg.schedule = r.pacer.expected
+	}
 	results_ := r.attacker.Attack(r.targeter(), pacer, cfg.Duration, "rehearse")
 	go func() {
 		buf := bufio.NewWriterSize(results, 1<<16)
 		enc := vegeta.NewEncoder(buf)
 		var encErr error
-		stopped := false
-		for res := range results_ {
-			if ctx.Err() != nil && !stopped {
-				stopped = true
-				r.attacker.Stop()
-			}
-			r.agg.Add(res, r.started)
+		encode := func(res *vegeta.Result) {
+			r.agg.Add(res)
 			res.Body = nil // bodies are not kept on disk either
 			if err := enc.Encode(res); err != nil && encErr == nil {
 				encErr = err
 			}
 		}
+		stopped := false
+		var issued uint64
+		for res := range results_ {
+			if ctx.Err() != nil && !stopped {
+				stopped = true
+				r.Stop()
+			}
+			issued = max(issued, res.Seq+1)
+			encode(res)
+		}
+		stopAt := r.scheduleEnd()
+		// Requests the schedule called for that a blocked client never even started (the attack loop
+		// waits for a free worker): each is a request not sent, at its scheduled time.
+		for seq := issued; r.pacer != nil; seq++ {
+			at := r.scheduledAt(seq)
+			if at.After(stopAt.Add(-cfg.Lateness)) {
+				break
+			}
+			encode(&vegeta.Result{Attack: "rehearse", Seq: seq, Timestamp: at, Latency: time.Since(at), Error: NotSent})
+		}
+		r.agg.finish(stopAt)
+		r.conns.close()
 		if err := buf.Flush(); err != nil && encErr == nil {
 			encErr = err
 		}
@@ -197,13 +255,62 @@ func Start(ctx context.Context, cfg Config) (*Run, error) {
 	}()
 	go func() {
 		<-ctx.Done()
-		r.attacker.Stop()
+		r.Stop()
 	}()
 	return r, nil
 }
 
-// Stop ends the run; Wait returns once every result is on disk.
-func (r *Run) Stop() { r.attacker.Stop() }
+// scheduleEnd is when the schedule ended: at Stop, at the end of Duration, or now, the earliest.
+func (r *Run) scheduleEnd() time.Time {
+	end := time.Now()
+	if r.cfg.Duration > 0 {
+		end = minTime(end, r.started.Add(r.cfg.Duration))
+	}
+	r.stopMu.Lock()
+	defer r.stopMu.Unlock()
+	if !r.stopped.IsZero() {
+		end = minTime(end, r.stopped)
+	}
+	return end
+}
+
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
+}
+
+// ParseTemplate parses a path, body or read-back template; a field other than .ID and .RecentID is
+// refused here rather than when the first request is built.
+func ParseTemplate(name, text string) (*template.Template, error) {
+	t, err := template.New(name).Option("missingkey=error").Parse(text)
+	if err != nil {
+		return nil, err
+	}
+	if err := t.Execute(io.Discard, tmplData{ID: "x", RecentID: "x"}); err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+// NewRunID is the prefix of a run's ids: reproducible from the seed, and unique to the run (a nonce
+// from the clock), so a store kept between runs never answers for a write this run did not make.
+func NewRunID(prefix string, seed uint64) string {
+	return fmt.Sprintf("%s-%d-%s", prefix, seed%1000000, strconv.FormatInt(time.Now().UnixNano()%(1<<42), 36))
+}
+
+func noRedirects(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+
+// Stop ends the run (and its schedule); Wait returns once every result is on disk.
+func (r *Run) Stop() {
+	r.stopMu.Lock()
+	if r.stopped.IsZero() {
+		r.stopped = time.Now()
+	}
+	r.stopMu.Unlock()
+	r.attacker.Stop()
+}
 
 // Wait blocks until the run ends and returns its aggregates.
 func (r *Run) Wait() (*Aggregator, error) {
@@ -214,6 +321,26 @@ func (r *Run) Wait() (*Aggregator, error) {
 
 // Aggregates gives the live aggregates (for progress lines).
 func (r *Run) Aggregates() *Aggregator { return r.agg }
+
+// RunID is the prefix of this run's ids.
+func (r *Run) RunID() string { return r.cfg.RunID }
+
+// scheduledAt is when request seq (vegeta's sequence number, from 0) was due: the pacer releases hit
+// n once the rate's integral reaches n+1. At saturation there is no schedule (zero time).
+func (r *Run) scheduledAt(seq uint64) time.Time {
+	if r.pacer == nil {
+		return time.Time{}
+	}
+	return r.started.Add(r.pacer.at(float64(seq + 1)))
+}
+
+// succeeded says whether a response with code counts as success for target.
+func (r *Run) succeeded(target string, code uint16) bool {
+	if c := r.byName[target]; c != nil && len(c.Expect) > 0 {
+		return slices.Contains(c.Expect, int(code))
+	}
+	return code >= 200 && code < 300
+}
 
 func (r *Run) targeter() vegeta.Targeter {
 	return func(tgt *vegeta.Target) error {
@@ -282,8 +409,12 @@ func (r *Run) record(state, id, target string) {
 	}
 }
 
-// ledgerTransport attributes each response to its target and id, and records ledger outcomes: a 2xx
-// to a ledger target is acknowledged; no answer at all is indeterminate (the write may have landed).
+var errNotSent = errors.New(NotSent)
+
+// ledgerTransport refuses to send a request that is already later than the lateness allowed (it
+// fails as NotSent, at its scheduled time), attributes each response to its target and id, and
+// records ledger outcomes: only an expected answer (2xx by default) acknowledges a write; a 4xx
+// rejects it; no answer, a redirect or a 5xx leaves it indeterminate (it may have landed).
 type ledgerTransport struct {
 	next http.RoundTripper
 	run  *Run
@@ -292,20 +423,27 @@ type ledgerTransport struct {
 func (t *ledgerTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	tag := req.Header.Get(requestHeader)
 	target, id, _ := strings.Cut(tag, "; id=")
-	resp, err := t.next.RoundTrip(req)
-	if !t.run.ledgered[target] {
-		if resp != nil {
-			resp.Header.Set(requestHeader, tag)
+	ledgered := t.run.byName[target] != nil && t.run.byName[target].Ledger
+	if seq, err := strconv.ParseUint(req.Header.Get("X-Vegeta-Seq"), 10, 64); err == nil && t.run.pacer != nil {
+		if time.Since(t.run.scheduledAt(seq)) > t.run.cfg.Lateness {
+			if req.Body != nil {
+				req.Body.Close()
+			}
+			return nil, errNotSent // never reached the system: not a ledger entry
 		}
-		return resp, err
 	}
-	switch {
-	case err != nil:
-		t.run.record("indeterminate", id, target)
-	case resp.StatusCode >= 200 && resp.StatusCode < 300:
-		t.run.record("acked", id, target)
-	default:
-		t.run.record("rejected", id, target)
+	resp, err := t.next.RoundTrip(req)
+	if ledgered {
+		switch {
+		case err != nil:
+			t.run.record("indeterminate", id, target)
+		case t.run.succeeded(target, uint16(resp.StatusCode)):
+			t.run.record("acked", id, target)
+		case resp.StatusCode >= 400 && resp.StatusCode < 500:
+			t.run.record("rejected", id, target)
+		default:
+			t.run.record("indeterminate", id, target)
+		}
 	}
 	if resp != nil {
 		resp.Header.Set(requestHeader, tag)
@@ -346,6 +484,23 @@ func (p *stepPacer) Pace(elapsed time.Duration, hits uint64) (time.Duration, boo
 	// Time until the integral reaches hits+1 at the current rate.
 	wait := time.Duration((float64(hits) + 1 - expected) / rate * float64(time.Second))
 	return wait, false
+}
+
+// at is the inverse of expected: when the rate's integral reaches n.
+func (p *stepPacer) at(n float64) time.Duration {
+	total, at := 0.0, time.Duration(0)
+	for _, s := range p.stages {
+		if seg := s.Rate * s.Duration.Seconds(); n <= total+seg {
+			return at + time.Duration((n-total)/s.Rate*float64(time.Second))
+		}
+		total += s.Rate * s.Duration.Seconds()
+		at += s.Duration
+	}
+	rate := p.base
+	if len(p.stages) > 0 {
+		rate = p.stages[len(p.stages)-1].Rate
+	}
+	return at + time.Duration((n-total)/rate*float64(time.Second))
 }
 
 func (p *stepPacer) expected(elapsed time.Duration) float64 {

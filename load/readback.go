@@ -5,25 +5,37 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"text/template"
 	"time"
 )
 
-// ReadBack asks the system under rehearsal, over HTTP, which of the acknowledged ids it no longer
-// has: GET baseURL+path (a template with {{.ID}}) answers 200 for a stored write and 404 for a
-// missing one. Anything else (another status, no answer after retries) is an error: the check could
-// not measure, so it must not pass or fail on a guess.
-func ReadBack(ctx context.Context, baseURL, path string, ids []string, parallel int) (missing []string, err error) {
-	tmpl, err := template.New("readPath").Option("missingkey=error").Parse(path)
+// Found tells a stored write from a missing one in a read-back answer. By default a 200 is stored
+// and a 404 (or 410) missing; BodyHasID also requires the id in a stored answer's body, for services
+// that answer 200 with a "not found" page.
+type Found struct {
+	Status    []int
+	BodyHasID bool
+}
+
+// ReadBack asks the system under rehearsal, over HTTP, which of ids it does not have: GET
+// baseURL+path (a template with {{.ID}}). Redirects are not followed. An answer that is neither
+// stored nor missing (another status, no answer after retries) is an error: the check could not
+// measure, so it must not pass or fail on a guess.
+func ReadBack(ctx context.Context, baseURL, path string, found Found, ids []string, parallel int) (missing []string, err error) {
+	tmpl, err := ParseTemplate("readPath", path)
 	if err != nil {
 		return nil, fmt.Errorf("readPath: %w", err)
+	}
+	if len(found.Status) == 0 {
+		found.Status = []int{http.StatusOK}
 	}
 	if parallel <= 0 {
 		parallel = 8
 	}
-	client := &http.Client{Timeout: 10 * time.Second}
+	client := &http.Client{Timeout: 10 * time.Second, CheckRedirect: noRedirects}
 	var (
 		mu       sync.Mutex
 		firstErr error
@@ -35,7 +47,7 @@ func ReadBack(ctx context.Context, baseURL, path string, ids []string, parallel 
 		go func() {
 			defer wg.Done()
 			for id := range work {
-				present, err := readOne(ctx, client, baseURL, tmpl, id)
+				present, err := readOne(ctx, client, baseURL, tmpl, found, id)
 				mu.Lock()
 				switch {
 				case err != nil && firstErr == nil:
@@ -66,10 +78,11 @@ feed:
 	if firstErr == nil {
 		firstErr = ctx.Err()
 	}
+	slices.Sort(missing)
 	return missing, firstErr
 }
 
-func readOne(ctx context.Context, c *http.Client, base string, tmpl *template.Template, id string) (bool, error) {
+func readOne(ctx context.Context, c *http.Client, base string, tmpl *template.Template, found Found, id string) (bool, error) {
 	var p strings.Builder
 	if err := tmpl.Execute(&p, tmplData{ID: id}); err != nil {
 		return false, err
@@ -89,15 +102,18 @@ func readOne(ctx context.Context, c *http.Client, base string, tmpl *template.Te
 			last = err
 			continue
 		}
-		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
+		body, rerr := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 		resp.Body.Close()
-		switch resp.StatusCode {
-		case http.StatusOK:
-			return true, nil
-		case http.StatusNotFound:
+		switch {
+		case rerr != nil:
+			last = rerr
+			continue
+		case slices.Contains(found.Status, resp.StatusCode):
+			return !found.BodyHasID || strings.Contains(string(body), id), nil
+		case resp.StatusCode == http.StatusNotFound || resp.StatusCode == http.StatusGone:
 			return false, nil
 		}
-		last = fmt.Errorf("GET %s: %s (want 200 stored or 404 missing)", url, resp.Status)
+		last = fmt.Errorf("GET %s: %s (want %v stored or 404 missing)", url, resp.Status, found.Status)
 	}
 	return false, last
 }
@@ -106,7 +122,7 @@ func readOne(ctx context.Context, c *http.Client, base string, tmpl *template.Te
 // works), up to timeout. A NodePort Service can lag its pods' readiness while kube-proxy programs it;
 // load started before that would count the harness's impatience as the system's failures.
 func WaitAnswering(ctx context.Context, baseURL string, timeout time.Duration) error {
-	client := &http.Client{Timeout: 2 * time.Second}
+	client := &http.Client{Timeout: 2 * time.Second, CheckRedirect: noRedirects}
 	deadline := time.Now().Add(timeout)
 	var last error
 	for {

@@ -24,17 +24,44 @@ func TestReadBack(t *testing.T) {
 		}
 	}))
 	defer srv.Close()
-	missing, err := ReadBack(context.Background(), srv.URL, "/items/{{.ID}}", []string{"a", "b", "c", "d"}, 2)
+	missing, err := ReadBack(context.Background(), srv.URL, "/items/{{.ID}}", Found{}, []string{"a", "b", "c", "d"}, 2)
 	slices.Sort(missing)
 	if err != nil || !slices.Equal(missing, []string{"b", "d"}) {
 		t.Errorf("missing %v, err %v; want [b d]", missing, err)
 	}
 	// A status that is neither "stored" nor "missing" means the check could not measure.
-	if _, err := ReadBack(context.Background(), srv.URL, "/items/{{.ID}}", []string{"a", "boom"}, 2); err == nil || !strings.Contains(err.Error(), "503") {
+	if _, err := ReadBack(context.Background(), srv.URL, "/items/{{.ID}}", Found{}, []string{"a", "boom"}, 2); err == nil || !strings.Contains(err.Error(), "503") {
 		t.Errorf("a 503 must be an error, got %v", err)
 	}
-	if _, err := ReadBack(context.Background(), srv.URL, "/items/{{.Nope}}", []string{"a"}, 1); err == nil {
+	if _, err := ReadBack(context.Background(), srv.URL, "/items/{{.Nope}}", Found{}, []string{"a"}, 1); err == nil {
 		t.Errorf("a template naming an unknown field must be an error")
+	}
+}
+
+// A service that answers 200 with a "not found" page, and one that redirects reads: found says
+// what a stored answer looks like, and a redirect is never taken for an answer.
+func TestReadBackFoundAndRedirects(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := strings.TrimPrefix(r.URL.Path, "/items/")
+		switch {
+		case strings.HasPrefix(r.URL.Path, "/moved/"):
+			http.Redirect(w, r, "/items/a", http.StatusFound)
+		case id == "a":
+			w.Write([]byte(`{"id":"a"}`))
+		default:
+			w.Write([]byte(`<h1>Sorry, nothing here</h1>`))
+		}
+	}))
+	defer srv.Close()
+	missing, err := ReadBack(context.Background(), srv.URL, "/items/{{.ID}}", Found{BodyHasID: true}, []string{"a", "b"}, 2)
+	if err != nil || !slices.Equal(missing, []string{"b"}) {
+		t.Errorf("bodyHasID: missing %v, err %v; want [b]", missing, err)
+	}
+	if missing, err := ReadBack(context.Background(), srv.URL, "/items/{{.ID}}", Found{}, []string{"a", "b"}, 2); err != nil || len(missing) != 0 {
+		t.Errorf("without bodyHasID any 200 reads as stored: missing %v, err %v", missing, err)
+	}
+	if _, err := ReadBack(context.Background(), srv.URL, "/moved/{{.ID}}", Found{}, []string{"a"}, 1); err == nil || !strings.Contains(err.Error(), "302") {
+		t.Errorf("a redirect must not be followed to a stored answer: %v", err)
 	}
 }
 

@@ -17,14 +17,14 @@ import (
 
 func TestMetricsLiveAndTextFile(t *testing.T) {
 	start := time.Now()
-	agg := load.NewAggregator()
+	agg := load.NewAggregator(start)
 	res := func(target string, code uint16, lat time.Duration) *vegeta.Result {
 		return &vegeta.Result{Code: code, Timestamp: start, Latency: lat,
 			Headers: http.Header{"X-Rehearse-Request": []string{target + "; id=x"}}}
 	}
-	agg.Add(res("write", 201, 3*time.Millisecond), start)
-	agg.Add(res("write", 201, 4*time.Millisecond), start)
-	agg.Add(res("read", 503, 2*time.Second), start)
+	agg.Add(res("write", 201, 3*time.Millisecond))
+	agg.Add(res("write", 201, 4*time.Millisecond))
+	agg.Add(res("read", 503, 2*time.Second))
 
 	m := NewMetrics("smoke")
 	m.LoadStarted(agg, 50)

@@ -37,7 +37,7 @@ type LoadSummary struct {
 type Step struct {
 	Name     string    `json:"name"`
 	Kind     string    `json:"kind"`
-	Status   string    `json:"status"` // ok | failed
+	Status   string    `json:"status"` // ok | failed (the system failed it) | error (the harness could not act)
 	Started  time.Time `json:"started"`
 	Finished time.Time `json:"finished"`
 	Error    string    `json:"error,omitempty"`

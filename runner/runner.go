@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -146,12 +147,14 @@ func Run(ctx context.Context, sc *scenarios.Loaded, opts Options) (sum *reports.
 		base = sys.url
 	}
 	lcfg := load.Config{BaseURL: base, Rate: sc.Load.Rate.PerSecond, Timeout: sc.Load.Timeout.Duration, Seed: seed, Dir: out,
-		RunID: fmt.Sprintf("%s-%d", sc.Metadata.Name, seed%1000000), MaxInFlight: sc.Load.MaxInFlight}
+		RunID: load.NewRunID(sc.Metadata.Name, seed), MaxInFlight: sc.Load.MaxInFlight, Lateness: sc.Load.Lateness.Duration,
+		Connections: load.Connections{MaxAge: sc.Load.Connections.MaxAge.Duration, Fresh: sc.Load.Connections.Fresh}}
 	for _, st := range sc.Load.Stages {
 		lcfg.Stages = append(lcfg.Stages, load.Stage{Rate: st.Rate.PerSecond, Duration: st.Duration.Duration})
 	}
 	for _, t := range sc.Load.Targets {
-		lcfg.Targets = append(lcfg.Targets, load.Target{Name: t.Name, Method: t.Method, Path: t.Path, Body: t.Body, Weight: t.Weight, Ledger: t.Ledger})
+		lcfg.Targets = append(lcfg.Targets, load.Target{Name: t.Name, Method: t.Method, Path: t.Path, Body: t.Body, Weight: t.Weight,
+			Ledger: t.Ledger, Expect: t.Expect})
 	}
 	if err := load.WaitAnswering(ctx, base, time.Minute); err != nil {
 		return nil, harness("load target: %v", err)
@@ -167,6 +170,14 @@ func Run(ctx context.Context, sc *scenarios.Loaded, opts Options) (sum *reports.
 	stopProgress := startProgress(opts.Progress, lr, started, metrics)
 
 	steps := runSteps(ctx, sc, sys, started, opts.Progress, metrics)
+	tail := scenarios.DefaultTail
+	if sc.Load.Tail != nil {
+		tail = sc.Load.Tail.Duration
+	}
+	if tail > 0 && ctx.Err() == nil {
+		progress(opts.Progress, "steps done at %s; load goes on for the %s tail", time.Since(started).Round(time.Second), tail)
+		sleep(ctx, tail)
+	}
 	lr.Stop()
 	agg, lerr := lr.Wait()
 	stopProgress()
@@ -190,11 +201,14 @@ func Run(ctx context.Context, sc *scenarios.Loaded, opts Options) (sum *reports.
 		if !ok {
 			continue
 		}
-		checks = append(checks, check(ctx, name, arg, tot, agg, windows, sys, sc, out, base))
+		checks = append(checks, check(ctx, name, arg, tot, agg, windows, sys, sc, out, base, lr.RunID()))
 	}
 	for _, s := range steps {
-		if s.Status != "ok" {
-			checks = append(checks, verify.Result{Name: "step-" + s.Name, Status: verify.Error, Message: "step failed: " + s.Error})
+		switch s.Status {
+		case "failed":
+			checks = append(checks, verify.Result{Name: "step-" + s.Name, Status: verify.Fail, Message: "the system failed the step: " + s.Error})
+		case "error":
+			checks = append(checks, verify.Result{Name: "step-" + s.Name, Status: verify.Error, Message: "the step could not be carried out: " + s.Error})
 		}
 	}
 	nodeImage := ""
@@ -349,38 +363,77 @@ func deploy(ctx context.Context, sc *scenarios.Loaded, cfg *rest.Config, kc *kin
 }
 
 func check(ctx context.Context, name string, arg scenarios.CheckArg, tot load.Totals, agg *load.Aggregator,
-	windows []verify.Window, sys *system, sc *scenarios.Loaded, out, base string) verify.Result {
+	windows []verify.Window, sys *system, sc *scenarios.Loaded, out, base, runID string) verify.Result {
 	switch name {
 	case "zero-failed-requests":
 		max := 0
 		if arg.Max != nil {
 			max = *arg.Max
 		}
-		return verify.ZeroFailedRequests(tot, agg.Failures(), windows, max)
+		minRequests := arg.MinSamples
+		if minRequests == 0 {
+			minRequests = int(math.Ceil(tot.Duration.Seconds())) // one request per second of the run
+		}
+		return verify.ZeroFailedRequests(tot, agg.Failures(), windows, max, minRequests)
 	case "load-achieved":
-		return verify.LoadAchieved(tot, sc.Load.Rate.PerSecond, arg.MinShare, arg.MinSamples)
+		return verify.LoadAchieved(tot, agg.Seconds(), arg.MinShare, arg.MinSamples)
 	case "latency-slo":
-		return verify.LatencySLO(tot, arg.P50.Duration, arg.P99.Duration)
+		return verify.LatencySLO(tot, windows, agg.Window, arg.P50.Duration, arg.P99.Duration, arg.Per == "step")
 	case "acked-writes-durable":
 		l, err := verify.ReadLedger(filepath.Join(out, "ledger.tsv"))
 		if err != nil {
 			return verify.Result{Name: name, Status: verify.Error, Message: err.Error()}
 		}
-		if arg.ReadPath != "" {
-			return verify.AckedWritesDurable(l, func(ids []string) ([]string, error) {
-				return load.ReadBack(ctx, base, arg.ReadPath, ids, 8)
-			})
+		d := verify.Durability{Ledger: l, MinAcked: arg.MinAcked}
+		for i := range 5 { // ids this run never wrote: the read-back must call them missing
+			d.Controls = append(d.Controls, fmt.Sprintf("%s-never-%d", runID, i))
 		}
-		return verify.AckedWritesDurable(l, func(ids []string) ([]string, error) { return sys.sample.MissingIDs(ctx, ids) })
+		if arg.ReadPath != "" {
+			var found load.Found
+			if arg.Found != nil {
+				found = load.Found{Status: arg.Found.Status, BodyHasID: arg.Found.BodyHasID}
+			}
+			d.Missing = func(ids []string) ([]string, error) { return load.ReadBack(ctx, base, arg.ReadPath, found, ids, 8) }
+		} else {
+			d.Missing = func(ids []string) ([]string, error) { return sys.sample.MissingIDs(ctx, ids) }
+		}
+		return verify.AckedWritesDurable(d)
 	case "replica-checksums":
 		if sys.own != nil {
-			c := sc.Workload.Checksum
-			return verify.ReplicaOutputs(sys.ops.Exec(ctx, sys.namespaces(), c.Selector, c.Container, c.Command))
+			return ownChecksums(ctx, sys, sc.Workload.Checksum)
 		}
 		sums, err := sys.sample.Checksums(ctx, time.Minute)
 		return verify.ReplicaChecksums(sums, err)
 	}
 	return verify.Result{Name: name, Status: verify.Error, Message: "this check is not implemented yet"}
+}
+
+// ownChecksums lets the replicas settle (a pause, a barrier command in each), then reads the
+// checksum command's output in every replica beside how many replicas there should be.
+func ownChecksums(ctx context.Context, sys *system, c *scenarios.Checksum) verify.Result {
+	sleep(ctx, c.Settle.Duration)
+	nss := sys.namespaces()
+	if len(c.Barrier) > 0 {
+		if err := execStep(ctx, sys, &scenarios.Exec{Command: c.Barrier, Selector: c.Selector, Container: c.Container}); err != nil {
+			return verify.Result{Name: "replica-checksums", Status: verify.Error, Message: "the barrier command did not settle the replicas: " + err.Error()}
+		}
+	}
+	expected := 0
+	if c.Replicas != nil {
+		expected = *c.Replicas
+	} else {
+		n, err := sys.ops.ExpectedReplicas(ctx, nss, c.Selector)
+		if err != nil {
+			return verify.ReplicaOutputs(0, nil, nil, err)
+		}
+		expected = n
+	}
+	pods, err := sys.ops.PodStates(ctx, nss, c.Selector)
+	if err != nil {
+		return verify.ReplicaOutputs(expected, nil, nil, err)
+	}
+	outs, err := sys.ops.Exec(ctx, nss, c.Selector, c.Container, c.Command)
+	return verify.ReplicaOutputs(expected, pods, outs, err)
 }
 
 // runSteps executes the steps in order (a step with `at` starts no earlier than its offset) and
@@ -415,8 +468,8 @@ func runSteps(ctx context.Context, sc *scenarios.Loaded, sys *system, start time
 		}
 		ev.Finished = time.Now()
 		if err != nil {
-			ev.Status, ev.Error = "failed", err.Error()
-			progress(progressW, "step %s failed: %s", st.Name, reports.FirstLine(ev.Error))
+			ev.Status, ev.Error = outcome(err), err.Error()
+			progress(progressW, "step %s %s: %s", st.Name, ev.Status, reports.FirstLine(ev.Error))
 		}
 		metrics.StepFinished(ev)
 		out = append(out, ev)
@@ -425,6 +478,15 @@ func runSteps(ctx context.Context, sc *scenarios.Loaded, sys *system, start time
 		}
 	}
 	return out
+}
+
+// outcome is a failed step's status: "failed" when the system under rehearsal failed it (its check
+// fails), "error" when the harness could not act (its check could not measure).
+func outcome(err error) string {
+	if workloads.IsSystemFailure(err) {
+		return "failed"
+	}
+	return "error"
 }
 
 func kindOf(st scenarios.Step) string {
@@ -457,7 +519,7 @@ func execStep(ctx context.Context, sys *system, e *scenarios.Exec) error {
 		}
 	}
 	if len(failed) > 0 {
-		return fmt.Errorf("%s failed in %d of %d pods:\n%s", strings.Join(e.Command, " "), len(failed), len(res), strings.Join(failed, "\n"))
+		return workloads.Failed(fmt.Errorf("%s failed in %d of %d pods:\n%s", strings.Join(e.Command, " "), len(failed), len(res), strings.Join(failed, "\n")))
 	}
 	return nil
 }

@@ -1,13 +1,16 @@
 package runner
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/rehearse-dev/rehearse/reports"
 	"github.com/rehearse-dev/rehearse/scenarios"
+	"github.com/rehearse-dev/rehearse/workloads"
 )
 
 func TestAtTime(t *testing.T) {
@@ -75,5 +78,15 @@ steps:
 	}
 	if err := supported(sc); err != nil {
 		t.Errorf("scale is supported: %v", err)
+	}
+}
+
+func TestOutcomeTellsSystemFailuresFromHarnessErrors(t *testing.T) {
+	rollout := workloads.Failed(fmt.Errorf("deployment/web not rolled out: %w", context.DeadlineExceeded))
+	if got := outcome(fmt.Errorf("step: %w", rollout)); got != "failed" {
+		t.Errorf("a rollout that never became ready: %s, want failed", got)
+	}
+	if got := outcome(errors.New("dial tcp 127.0.0.1:6443: connection refused")); got != "error" {
+		t.Errorf("an unreachable API: %s, want error", got)
 	}
 }

@@ -19,6 +19,8 @@ import (
 
 	"go.yaml.in/yaml/v3"
 	"k8s.io/apimachinery/pkg/labels"
+
+	"github.com/rehearse-dev/rehearse/load"
 )
 
 // Problem is one thing wrong with a scenario file, at a line, in a field.
@@ -64,6 +66,8 @@ var colMark = regexp.MustCompile(`^\[col (\d+)\] `)
 type Loaded struct {
 	*Scenario
 	File string
+	// Warnings are legal but doubtful choices (a zero load.tail), to be shown, not refused.
+	Warnings Problems
 	// Hash is the sha256 of the file's bytes (reports name it so a verdict is tied to its input).
 	Hash string
 }
@@ -106,7 +110,7 @@ func Parse(file string, data []byte) (*Loaded, error) {
 		return nil, v.problems
 	}
 	sum := sha256.Sum256(data)
-	return &Loaded{Scenario: &sc, File: file, Hash: hex.EncodeToString(sum[:])}, nil
+	return &Loaded{Scenario: &sc, File: file, Hash: hex.EncodeToString(sum[:]), Warnings: v.warnings}, nil
 }
 
 func yamlProblem(file string, err error) Problem {
@@ -217,10 +221,20 @@ type validator struct {
 	dir      string // paths in the file are relative to it
 	lines    map[string]int
 	problems Problems
+	warnings Problems
 }
 
 // addf records a problem at field, on the line of the field or of its nearest present parent.
 func (v *validator) addf(field, format string, args ...any) {
+	v.problems = append(v.problems, v.at(field, format, args...))
+}
+
+// warnf records a warning at field.
+func (v *validator) warnf(field, format string, args ...any) {
+	v.warnings = append(v.warnings, v.at(field, format, args...))
+}
+
+func (v *validator) at(field, format string, args ...any) Problem {
 	line := 0
 	for p := field; p != ""; {
 		if l, ok := v.lines[p]; ok {
@@ -233,7 +247,7 @@ func (v *validator) addf(field, format string, args ...any) {
 		}
 		p = p[:i]
 	}
-	v.problems = append(v.problems, Problem{File: v.file, Line: line, Field: field, Msg: fmt.Sprintf(format, args...)})
+	return Problem{File: v.file, Line: line, Field: field, Msg: fmt.Sprintf(format, args...)}
 }
 
 var (
@@ -277,8 +291,60 @@ func (v *validator) scenario(s *Scenario) {
 			v.addf("verify.replica-checksums", "your own workload needs workload.checksum: the command whose output each replica must agree on")
 		}
 	}
-	if arg, ok := s.Verify["acked-writes-durable"]; ok && arg.ReadPath != "" && !strings.HasPrefix(arg.ReadPath, "/") {
-		v.addf("verify.acked-writes-durable.readPath", "%q must start with /", arg.ReadPath)
+	if arg, ok := s.Verify["acked-writes-durable"]; ok && arg.ReadPath != "" {
+		f := "verify.acked-writes-durable.readPath"
+		switch {
+		case !strings.HasPrefix(arg.ReadPath, "/"):
+			v.addf(f, "%q must start with /", arg.ReadPath)
+		case !strings.Contains(arg.ReadPath, "{{.ID}}"):
+			v.addf(f, "%q must contain {{.ID}}: a path that names no id reads nothing back", arg.ReadPath)
+		default:
+			v.template(f, arg.ReadPath)
+		}
+		if arg.Found != nil {
+			v.statuses("verify.acked-writes-durable.found.status", arg.Found.Status)
+		}
+	}
+	if arg, ok := s.Verify["acked-writes-durable"]; ok && arg.MinAcked < 0 {
+		v.addf("verify.acked-writes-durable.minAcked", "must not be negative")
+	}
+	if arg, ok := s.Verify["latency-slo"]; ok {
+		timeout := s.Load.Timeout.Duration
+		if timeout == 0 {
+			timeout = 5 * time.Second
+		}
+		for _, b := range []struct {
+			field string
+			d     time.Duration
+		}{{"p50", arg.P50.Duration}, {"p99", arg.P99.Duration}} {
+			if b.d >= timeout {
+				v.addf("verify.latency-slo."+b.field, "%s is not under load.timeout (%s): a request slower than the timeout fails instead, so this bound can never fail", b.d, timeout)
+			}
+		}
+		if arg.Per != "" && arg.Per != "step" {
+			v.addf("verify.latency-slo.per", "%q: want step", arg.Per)
+		}
+	}
+	for name, arg := range s.Verify {
+		if arg.MinSamples < 0 {
+			v.addf("verify."+name+".minRequests", "must not be negative")
+		}
+	}
+}
+
+// template checks a request template: only {{.ID}} and {{.RecentID}} exist.
+func (v *validator) template(field, text string) {
+	if _, err := load.ParseTemplate(field, text); err != nil {
+		v.addf(field, "%v", err)
+	}
+}
+
+// statuses checks HTTP status codes.
+func (v *validator) statuses(field string, codes []int) {
+	for _, c := range codes {
+		if c < 100 || c > 599 {
+			v.addf(field, "%d is not an HTTP status", c)
+		}
 	}
 }
 
@@ -343,7 +409,13 @@ func (v *validator) workload(w *Workload, c *Cluster) {
 		if w.Sample != "" {
 			v.addf("workload.checksum", "the sample has its own checksums; checksum is for your own manifests")
 		}
-		v.exec("workload.checksum", w.Checksum)
+		v.exec("workload.checksum", w.Checksum.Exec())
+		if r := w.Checksum.Replicas; r != nil && *r < 1 {
+			v.addf("workload.checksum.replicas", "must be at least 1")
+		}
+		if w.Checksum.Barrier != nil && len(w.Checksum.Barrier) == 0 {
+			v.addf("workload.checksum.barrier", "is empty")
+		}
 	}
 }
 
@@ -386,6 +458,9 @@ func (v *validator) load(l *Load, w *Workload) {
 	if l.MaxInFlight < 0 {
 		v.addf("load.maxInFlight", "must not be negative")
 	}
+	if l.Tail != nil && l.Tail.Duration == 0 {
+		v.warnf("load.tail", "0: nothing is observed after the last step; a release that breaks seconds after its rollout would pass")
+	}
 	seen := map[string]bool{}
 	for i, t := range l.Targets {
 		f := fmt.Sprintf("load.targets[%d]", i)
@@ -404,6 +479,9 @@ func (v *validator) load(l *Load, w *Workload) {
 		if t.Weight < 0 {
 			v.addf(f+".weight", "must not be negative")
 		}
+		v.template(f+".path", t.Path)
+		v.template(f+".body", t.Body)
+		v.statuses(f+".expect", t.Expect)
 	}
 }
 

@@ -67,6 +67,11 @@ func TestParseRejects(t *testing.T) {
 		{"migrate on own manifests", "workload: {sample: orders-postgres}", "workload: {manifests: [.]}", "t.yaml:12: steps[1].migrate: migrations run on the sample"},
 		{"image archive on an existing cluster", "cluster: {provider: kind}\nworkload: {sample: orders-postgres}", "cluster: {provider: existing, context: prod}\nworkload: {sample: orders-postgres, images: [parse.go]}", "t.yaml:5: workload.images[0]: image archives are loaded into kind nodes"},
 		{"checksum on the sample", "workload: {sample: orders-postgres}", "workload: {sample: orders-postgres, checksum: {command: [md5sum], selector: app=x}}", "t.yaml:5: workload.checksum: the sample has its own"},
+		{"template field that does not exist", "path: /orders,", "path: /orders, body: '{{.Nope}}',", `t.yaml:9: load.targets[0].body: template: load.targets[0].body:1:2: executing "load.targets[0].body" at <.Nope>`},
+		{"expect a non-status", "ledger: true}", "ledger: true, expect: [2000]}", "t.yaml:9: load.targets[0].expect: 2000 is not an HTTP status"},
+		{"latency bound at the timeout", "zero-failed-requests: {max: 0}", "latency-slo: {p99: 5s}", "t.yaml:15: verify.latency-slo.p99: 5s is not under load.timeout (5s)"},
+		{"latency per what", "zero-failed-requests: {max: 0}", "latency-slo: {p99: 1s, per: pod}", `t.yaml:15: verify.latency-slo.per: "pod": want step`},
+		{"negative minRequests", "zero-failed-requests: {max: 0}", "zero-failed-requests: {minRequests: -1}", "t.yaml:15: verify.zero-failed-requests.minRequests: must not be negative"},
 		{"wrong type", "workers", "workers", ""},
 	}
 	for _, c := range cases {
@@ -138,6 +143,29 @@ verify:
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("error %v does not contain %q", err, want)
 		}
+	}
+}
+
+// readPath must name the id it reads: "/healthz" would read every write as stored.
+func TestParseReadPathNeedsTheID(t *testing.T) {
+	src := strings.Replace(valid, "zero-failed-requests: {max: 0}", `acked-writes-durable: {readPath: /healthz, found: {status: [700]}}`, 1)
+	_, err := Parse("t.yaml", []byte(src))
+	for _, want := range []string{`t.yaml:15: verify.acked-writes-durable.readPath: "/healthz" must contain {{.ID}}`,
+		"t.yaml:15: verify.acked-writes-durable.found.status: 700 is not an HTTP status"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error %v does not contain %q", err, want)
+		}
+	}
+}
+
+// load.tail 0 is allowed, with a warning naming the line; left out, it is the default.
+func TestTailZeroWarns(t *testing.T) {
+	l, err := Parse("t.yaml", []byte(strings.Replace(valid, "  rate: 3000/m", "  rate: 3000/m\n  tail: 0s", 1)))
+	if err != nil || len(l.Warnings) != 1 || !strings.Contains(l.Warnings[0].String(), "t.yaml:8: load.tail: 0: nothing is observed after the last step") {
+		t.Fatalf("err %v, warnings %v", err, l.Warnings)
+	}
+	if l, err := Parse("t.yaml", []byte(valid)); err != nil || len(l.Warnings) != 0 || l.Load.Tail != nil {
+		t.Fatalf("no tail given: err %v, warnings %v", err, l.Warnings)
 	}
 }
 

@@ -50,7 +50,7 @@ type Workload struct {
 	Version   string   `yaml:"version,omitempty" json:"version,omitempty" doc:"initial version of the sample app"`
 	Manifests []string `yaml:"manifests,omitempty" json:"manifests,omitempty" doc:"files or directories of YAML (relative to the scenario file), applied in order; objects without a namespace go to rehearse-<scenario>"`
 	Images    []string `yaml:"images,omitempty" json:"images,omitempty" doc:"image archives (docker save, relative to the scenario file) loaded into every kind node"`
-	Checksum  *Exec    `yaml:"checksum,omitempty" json:"checksum,omitempty" doc:"your own manifests: command run in each replica pod; its output is that replica's data checksum (replica-checksums compares them)"`
+	Checksum  *Checksum `yaml:"checksum,omitempty" json:"checksum,omitempty" doc:"your own manifests: command run in each replica pod; its output is that replica's data checksum (replica-checksums compares them)"`
 }
 
 // Load is the synthetic HTTP traffic that runs for the whole timeline.
@@ -63,7 +63,22 @@ type Load struct {
 	// MaxInFlight caps concurrent requests, as a client's connection pool does; when the system is
 	// slower than rate × latency allows, the rate falls short (and load-achieved says so).
 	MaxInFlight int `yaml:"maxInFlight,omitempty" json:"maxInFlight,omitempty" doc:"most requests in flight at once (default 256)"`
+	// Tail keeps load and observation going after the last step: a release that breaks seconds after
+	// its rollout must not pass because the load stopped with the step.
+	Tail        *Duration   `yaml:"tail,omitempty" json:"tail,omitempty" doc:"load goes on this long after the last step ends (default 10s)"`
+	Lateness    Duration    `yaml:"lateness,omitempty" json:"lateness,omitempty" doc:"a request not sent within this of its scheduled time fails as not sent (default 1s)"`
+	Connections Connections `yaml:"connections,omitempty" json:"connections,omitempty" doc:"how clients use connections (default: none reused for new requests after 1s)"`
 }
+
+// Connections is the client population's use of connections: through kube-proxy each new connection
+// picks an endpoint, so recycled connections bring traffic to pods that joined during the run.
+type Connections struct {
+	MaxAge Duration `yaml:"maxAge,omitempty" json:"maxAge,omitempty" doc:"a connection takes no new request after this age (default 1s)"`
+	Fresh  bool     `yaml:"fresh,omitempty" json:"fresh,omitempty" doc:"a new connection for every request (no keep-alive)"`
+}
+
+// DefaultTail is load.tail when not given.
+const DefaultTail = 10 * time.Second
 
 // Stage holds a rate for a while.
 type Stage struct {
@@ -79,6 +94,7 @@ type Target struct {
 	Weight int    `yaml:"weight,omitempty" json:"weight,omitempty" doc:"default 1"`
 	Body   string `yaml:"body,omitempty" json:"body,omitempty" doc:"request body template; {{.ID}} is a unique id"`
 	Ledger bool   `yaml:"ledger,omitempty" json:"ledger,omitempty" doc:"record acknowledged writes for acked-writes-durable"`
+	Expect []int  `yaml:"expect,omitempty" json:"expect,omitempty" doc:"statuses that count as success (default any 2xx); redirects are never followed"`
 }
 
 // Step is one event on the timeline: exactly one of wait, migrate, fault, rollback, exec or scale.
@@ -130,14 +146,37 @@ type Exec struct {
 	Container string   `yaml:"container,omitempty" json:"container,omitempty" doc:"default: the pod's first container"`
 }
 
+// Checksum is the command whose output each replica of one's own workload must agree on, with how
+// many replicas there must be and how to let them settle first.
+type Checksum struct {
+	Command   []string `yaml:"command" json:"command" doc:"argv run in each replica's container"`
+	Selector  string   `yaml:"selector" json:"selector" doc:"label selector of the replica pods, e.g. app=web"`
+	Container string   `yaml:"container,omitempty" json:"container,omitempty" doc:"default: the pod's first container"`
+	Replicas  *int     `yaml:"replicas,omitempty" json:"replicas,omitempty" doc:"replicas expected (default: spec.replicas of the Deployments/StatefulSets whose pods the selector picks)"`
+	Settle    Duration `yaml:"settle,omitempty" json:"settle,omitempty" doc:"wait this long after the load before reading"`
+	Barrier   []string `yaml:"barrier,omitempty" json:"barrier,omitempty" doc:"argv run in every replica before reading (e.g. a flush); must succeed"`
+}
+
+// Exec is the checksum command as an exec.
+func (c *Checksum) Exec() *Exec { return &Exec{Command: c.Command, Selector: c.Selector, Container: c.Container} }
+
+// Found tells a stored write from a missing one in a read-back answer.
+type Found struct {
+	Status    []int `yaml:"status,omitempty" json:"status,omitempty" doc:"statuses that mean stored (default 200); 404 means missing"`
+	BodyHasID bool  `yaml:"bodyHasID,omitempty" json:"bodyHasID,omitempty" doc:"a stored answer must also contain the id in its body"`
+}
+
 // CheckArg configures one check; which fields apply depends on the check.
 type CheckArg struct {
 	Max        *int     `yaml:"max,omitempty" json:"max,omitempty" doc:"zero-failed-requests: the failure budget"`
 	P99        Duration `yaml:"p99,omitempty" json:"p99,omitempty" doc:"latency-slo"`
 	P50        Duration `yaml:"p50,omitempty" json:"p50,omitempty" doc:"latency-slo"`
 	MinShare   float64  `yaml:"minShare,omitempty" json:"minShare,omitempty" doc:"load-achieved: fraction of the target rate (default 0.95)"`
-	MinSamples int      `yaml:"minRequests,omitempty" json:"minRequests,omitempty" doc:"load-achieved: fewest requests that count as measured"`
-	ReadPath   string   `yaml:"readPath,omitempty" json:"readPath,omitempty" doc:"acked-writes-durable on your own manifests: GET path under baseURL that answers 200 for a stored write and 404 for a missing one; {{.ID}} is its id"`
+	MinSamples int      `yaml:"minRequests,omitempty" json:"minRequests,omitempty" doc:"zero-failed-requests, load-achieved: fewest requests that count as measured (zero-failed-requests' default: one per second of the run)"`
+	ReadPath   string   `yaml:"readPath,omitempty" json:"readPath,omitempty" doc:"acked-writes-durable on your own manifests: GET path under baseURL that answers 200 for a stored write and 404 for a missing one; must contain {{.ID}}"`
+	Found      *Found   `yaml:"found,omitempty" json:"found,omitempty" doc:"acked-writes-durable: what a stored write's read-back answer looks like"`
+	MinAcked   int      `yaml:"minAcked,omitempty" json:"minAcked,omitempty" doc:"acked-writes-durable: fewest acknowledged writes that make a judgement (default 10)"`
+	Per        string   `yaml:"per,omitempty" json:"per,omitempty" enum:"step" doc:"latency-slo: also hold the bounds in every step window"`
 }
 
 // Checks are the check names a scenario may ask for.

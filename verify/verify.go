@@ -7,7 +7,9 @@ package verify
 import (
 	"bufio"
 	"fmt"
+	"math"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -46,47 +48,70 @@ func result(name string, s Status, obs map[string]any, format string, args ...an
 }
 
 // Attribute counts failures by the steps and faults in flight when they happened. A wait changes
-// nothing, so it is never a cause: a failure while only waits (or nothing) were in flight belongs to
-// "after S", S the last step that changed something and had started before it, or to "(before any
-// step)" when none had.
+// nothing, so it is never a cause while something else explains the failure: a failure while only
+// waits (or nothing) were in flight belongs to "after S", S the step that changed something and ended
+// last before it; with no such step, to "during W" for a wait W in flight, or "after W" for
+// the last step that had ended; before every step, to "(before any step)".
 func Attribute(failures []load.Failure, windows []Window) map[string]int {
 	out := map[string]int{}
 	for _, f := range failures {
-		hit := false
-		var last *Window
-		for i, w := range windows {
-			if w.Kind == "wait" || f.Time.Before(w.Start) {
-				continue
-			}
-			if !f.Time.After(w.End) {
-				out[w.Name]++
-				hit = true
-			} else if last == nil || w.Start.After(last.Start) {
-				last = &windows[i]
-			}
-		}
-		switch {
-		case hit:
-		case last != nil:
-			out["after "+last.Name]++
-		default:
-			out["(before any step)"]++
-		}
+		out[attribute(f.Time, windows)]++
 	}
 	return out
 }
 
-// ZeroFailedRequests fails when more than max requests failed; failures are attributed to the steps
-// and faults in flight, and the longest gap between successes is reported.
-func ZeroFailedRequests(t load.Totals, failures []load.Failure, windows []Window, max int) Result {
+func attribute(t time.Time, windows []Window) string {
+	var in []string
+	var lastChange, waitIn, lastEnded *Window
+	for i := range windows {
+		w := &windows[i]
+		if t.Before(w.Start) {
+			continue
+		}
+		inside := !t.After(w.End)
+		switch {
+		case w.Kind != "wait" && inside:
+			in = append(in, w.Name)
+		case w.Kind != "wait":
+			if lastChange == nil || w.End.After(lastChange.End) {
+				lastChange = w
+			}
+		case inside:
+			waitIn = w
+		}
+		if !inside && (lastEnded == nil || w.End.After(lastEnded.End)) {
+			lastEnded = w
+		}
+	}
+	switch {
+	case len(in) > 0:
+		return strings.Join(in, "+")
+	case lastChange != nil:
+		return "after " + lastChange.Name
+	case waitIn != nil:
+		return "during " + waitIn.Name
+	case lastEnded != nil:
+		return "after " + lastEnded.Name
+	}
+	return "(before any step)"
+}
+
+// ZeroFailedRequests fails when more than max requests failed (requests the client could not send on
+// schedule included); failures are attributed to the steps and faults in flight, and the longest gap
+// between successes is reported. Fewer than minRequests requests is too little evidence: error.
+func ZeroFailedRequests(t load.Totals, failures []load.Failure, windows []Window, max, minRequests int) Result {
 	const name = "zero-failed-requests"
-	obs := map[string]any{"requests": t.Requests, "failed": t.Failed, "budget": max, "longest_gap_ms": t.LongestGap.Milliseconds()}
+	obs := map[string]any{"requests": t.Requests, "failed": t.Failed, "not_sent": t.NotSent, "budget": max,
+		"min_requests": minRequests, "longest_gap_ms": t.LongestGap.Milliseconds()}
 	if t.Requests == 0 {
 		return result(name, Error, obs, "no request was sent: nothing was measured")
 	}
+	if t.Failed <= max && t.Requests < minRequests {
+		return result(name, Error, obs, "only %d requests (%d failed): at least %d are needed to judge", t.Requests, t.Failed, minRequests)
+	}
 	if t.Failed <= max {
-		return result(name, Pass, obs, "%d of %d requests failed (budget %d); longest gap between successes %s",
-			t.Failed, t.Requests, max, t.LongestGap.Round(time.Millisecond))
+		return result(name, Pass, obs, "%d of %d requests failed (budget %d; at least %d needed to judge); longest gap between successes %s",
+			t.Failed, t.Requests, max, minRequests, t.LongestGap.Round(time.Millisecond))
 	}
 	by := Attribute(failures, windows)
 	obs["attribution"] = by
@@ -99,37 +124,67 @@ func ZeroFailedRequests(t load.Totals, failures []load.Failure, windows []Window
 	if len(failures) < t.Failed {
 		sampled = fmt.Sprintf(" (attribution of the first %d)", len(failures))
 	}
-	return result(name, Fail, obs, "%d of %d requests failed, budget %d; by step in flight%s: %s; longest gap between successes %s",
-		t.Failed, t.Requests, max, sampled, strings.Join(parts, ", "), t.LongestGap.Round(time.Millisecond))
+	notSent := ""
+	if t.NotSent > 0 {
+		notSent = fmt.Sprintf(" (%d of them never sent: the client was saturated)", t.NotSent)
+	}
+	return result(name, Fail, obs, "%d of %d requests failed%s, budget %d; by step in flight%s: %s; longest gap between successes %s",
+		t.Failed, t.Requests, notSent, max, sampled, strings.Join(parts, ", "), t.LongestGap.Round(time.Millisecond))
 }
 
-// LoadAchieved fails when the achieved rate is under minShare of the target or fewer than minRequests
-// requests were sent: a rehearsal that did not load the system proves nothing.
-func LoadAchieved(t load.Totals, target, minShare float64, minRequests int) Result {
+// LoadAchieved compares every second of the run with the schedule (stages included): a second in
+// which the client sent fewer than minShare of the requests due (less one, for the boundary) fails,
+// and the worst second is named. Fewer than minRequests requests in all fails too: a rehearsal that
+// did not load the system proves nothing. Without a schedule (saturation) there is nothing to judge.
+func LoadAchieved(t load.Totals, seconds []load.Second, minShare float64, minRequests int) Result {
 	const name = "load-achieved"
 	if minShare == 0 {
 		minShare = 0.95
 	}
-	share := 0.0
-	if target > 0 {
-		share = t.AchievedRate / target
+	sent := t.Requests - t.NotSent
+	obs := map[string]any{"requests": t.Requests, "sent": sent, "scheduled": math.Round(t.Scheduled), "achieved_rate": t.AchievedRate}
+	if t.Scheduled <= 0 {
+		return result(name, Error, obs, "no schedule to compare with (no rate)")
 	}
-	obs := map[string]any{"requests": t.Requests, "target_rate": target, "achieved_rate": t.AchievedRate, "share": share}
+	if sent < minRequests || sent == 0 {
+		return result(name, Fail, obs, "only %d requests were sent (at least %d needed to measure anything)", sent, max(minRequests, 1))
+	}
+	worst, worstShare, short := -1, 2.0, 0
+	for _, s := range seconds {
+		if s.Scheduled <= 0 {
+			continue
+		}
+		n := float64(s.OK + s.Failed - s.NotSent)
+		share := n / s.Scheduled
+		if n < minShare*s.Scheduled-1 {
+			short++
+		}
+		if share < worstShare {
+			worst, worstShare = s.T, share
+		}
+	}
+	obs["seconds_short"] = short
+	what := fmt.Sprintf("sent %d of %.0f scheduled requests (%.1f req/s)", sent, t.Scheduled, t.AchievedRate)
+	if worst >= 0 {
+		s := seconds[worst]
+		obs["worst_second"] = worst
+		what += fmt.Sprintf("; worst second +%ds: %d of %.0f due", worst, s.OK+s.Failed-s.NotSent, s.Scheduled)
+	}
 	switch {
-	case target <= 0:
-		return result(name, Error, obs, "no target rate to compare with")
-	case t.Requests < minRequests || t.Requests == 0:
-		return result(name, Fail, obs, "only %d requests were sent (at least %d needed to measure anything)", t.Requests, max(minRequests, 1))
-	case share < minShare:
-		return result(name, Fail, obs, "achieved %.1f req/s, %.0f%% of the target %.1f (need %.0f%%)", t.AchievedRate, share*100, target, minShare*100)
+	case short > 0:
+		return result(name, Fail, obs, "%d seconds fell under %.0f%% of the schedule: %s", short, minShare*100, what)
+	case float64(sent) < minShare*t.Scheduled-1:
+		return result(name, Fail, obs, "under %.0f%% of the schedule: %s", minShare*100, what)
 	}
-	return result(name, Pass, obs, "achieved %.1f req/s, %.0f%% of the target %.1f", t.AchievedRate, share*100, target)
+	return result(name, Pass, obs, "every second kept %.0f%% of the schedule: %s", minShare*100, what)
 }
 
-// LatencySLO fails when p50 or p99 exceeds its bound (a zero bound is not checked).
-func LatencySLO(t load.Totals, p50, p99 time.Duration) Result {
+// LatencySLO fails when p50 or p99 (from each request's scheduled time) exceeds its bound; a zero
+// bound is not checked. perStep applies the bounds to every step window as well as the whole run, so
+// a spike during a migration is not diluted; the worst window is named either way.
+func LatencySLO(t load.Totals, windows []Window, stats func(from, to time.Time) load.WindowStats, p50, p99 time.Duration, perStep bool) Result {
 	const name = "latency-slo"
-	obs := map[string]any{"p50_ms": t.LatencyMS["p50"], "p99_ms": t.LatencyMS["p99"]}
+	obs := map[string]any{"p50_ms": t.LatencyMS["p50"], "p99_ms": t.LatencyMS["p99"], "p99_sent_ms": t.LatencyMS["p99_sent"]}
 	if t.Requests == 0 {
 		return result(name, Error, obs, "no request was sent: no latency to judge")
 	}
@@ -137,16 +192,45 @@ func LatencySLO(t load.Totals, p50, p99 time.Duration) Result {
 		return result(name, Error, obs, "no bound given (p50 or p99)")
 	}
 	var over []string
-	if p50 > 0 && t.LatencyMS["p50"] > ms(p50) {
-		over = append(over, fmt.Sprintf("p50 %.1fms > %s", t.LatencyMS["p50"], p50))
+	judge := func(where string, g50, g99 float64) {
+		if p50 > 0 && g50 > ms(p50) {
+			over = append(over, fmt.Sprintf("%s: p50 %.1fms > %s", where, g50, p50))
+		}
+		if p99 > 0 && g99 > ms(p99) {
+			over = append(over, fmt.Sprintf("%s: p99 %.1fms > %s", where, g99, p99))
+		}
 	}
-	if p99 > 0 && t.LatencyMS["p99"] > ms(p99) {
-		over = append(over, fmt.Sprintf("p99 %.1fms > %s", t.LatencyMS["p99"], p99))
+	judge("run", t.LatencyMS["p50"], t.LatencyMS["p99"])
+	worst, worstP99 := "", -1.0
+	for _, w := range windows {
+		if w.Kind == "wait" || stats == nil {
+			continue
+		}
+		st := stats(w.Start, w.End)
+		if st.Requests == 0 {
+			continue
+		}
+		if st.P99MS > worstP99 {
+			worst, worstP99 = w.Name, st.P99MS
+		}
+		if perStep {
+			judge("during "+w.Name, st.P50MS, st.P99MS)
+		}
+	}
+	worstText := ""
+	if worst != "" {
+		obs["worst_window"], obs["worst_window_p99_ms"] = worst, worstP99
+		worstText = fmt.Sprintf("; worst step window %s: p99 %.1fms", worst, worstP99)
 	}
 	if len(over) > 0 {
-		return result(name, Fail, obs, "%s", strings.Join(over, "; "))
+		return result(name, Fail, obs, "%s%s", strings.Join(over, "; "), worstText)
 	}
-	return result(name, Pass, obs, "p50 %.1fms, p99 %.1fms within bounds", t.LatencyMS["p50"], t.LatencyMS["p99"])
+	scope := "over the run"
+	if perStep {
+		scope = "over the run and in every step window"
+	}
+	return result(name, Pass, obs, "p50 %.1fms, p99 %.1fms (from the scheduled send; %.1fms from the actual send) within bounds %s%s",
+		t.LatencyMS["p50"], t.LatencyMS["p99"], t.LatencyMS["p99_sent"], scope, worstText)
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
@@ -180,37 +264,106 @@ func ReadLedger(path string) (*Ledger, error) {
 	return l, sc.Err()
 }
 
-// AckedWritesDurable fails when an acknowledged write cannot be read back; writes that got no answer
-// are reported, not failed (they may or may not have landed).
-func AckedWritesDurable(l *Ledger, missing func(ids []string) ([]string, error)) Result {
+// Durability is what acked-writes-durable reads: the ledger, a lookup that says which of some ids
+// the system does not have, and controls (ids this run never wrote) that the lookup must report
+// missing, or it cannot tell stored from missing.
+type Durability struct {
+	Ledger   *Ledger
+	Missing  func(ids []string) ([]string, error)
+	Controls []string
+	// MinAcked is the fewest acknowledged writes that make a judgement (default 10).
+	MinAcked int
+}
+
+// DefaultMinAcked is acked-writes-durable's default minimum of acknowledged writes.
+const DefaultMinAcked = 10
+
+// AckedWritesDurable judges like Jepsen's set checker: an acknowledged write that is missing is lost
+// (fail); a write that got no definite answer (indeterminate) may or may not be there, and is only
+// counted. Error when the evidence is thin (fewer than MinAcked acknowledged, more indeterminate than
+// acknowledged) or the read-back is not trustworthy (an id never written reads as stored).
+func AckedWritesDurable(d Durability) Result {
 	const name = "acked-writes-durable"
-	if l == nil || len(l.Acked) == 0 {
-		return result(name, Error, nil, "no write was acknowledged: durability was not measured")
+	if d.MinAcked <= 0 {
+		d.MinAcked = DefaultMinAcked
 	}
-	obs := map[string]any{"acked": len(l.Acked), "indeterminate": len(l.Indeterminate)}
-	lost, err := missing(l.Acked)
+	l := d.Ledger
+	if l == nil {
+		l = &Ledger{}
+	}
+	obs := map[string]any{"acked": len(l.Acked), "indeterminate": len(l.Indeterminate), "rejected": len(l.Rejected), "min_acked": d.MinAcked}
+	switch {
+	case len(l.Acked) == 0:
+		return result(name, Error, obs, "no write was acknowledged (%d indeterminate, %d rejected): durability was not measured", len(l.Indeterminate), len(l.Rejected))
+	case len(l.Acked) < d.MinAcked:
+		return result(name, Error, obs, "only %d writes were acknowledged: at least %d are needed to judge", len(l.Acked), d.MinAcked)
+	case len(l.Indeterminate) > len(l.Acked):
+		return result(name, Error, obs, "%d writes are indeterminate, more than the %d acknowledged: too little is known to judge", len(l.Indeterminate), len(l.Acked))
+	case len(d.Controls) == 0:
+		return result(name, Error, obs, "no control ids: the read-back was not shown to tell stored from missing")
+	}
+	absent, err := d.Missing(d.Controls)
+	if err != nil {
+		return result(name, Error, obs, "could not read the control ids back: %v", err)
+	}
+	if len(absent) != len(d.Controls) {
+		var stored []string
+		for _, c := range d.Controls {
+			if !slices.Contains(absent, c) {
+				stored = append(stored, c)
+			}
+		}
+		obs["controls_stored"] = stored
+		return result(name, Error, obs, "read-back cannot tell stored from missing: %d of %d ids never written read as stored (%s)",
+			len(stored), len(d.Controls), strings.Join(stored, ", "))
+	}
+	lost, err := d.Missing(l.Acked)
 	if err != nil {
 		return result(name, Error, obs, "could not read the writes back: %v", err)
 	}
-	obs["missing"] = len(lost)
+	obs["lost"] = len(lost)
+	indet := ""
+	if len(l.Indeterminate) > 0 {
+		if absent, err := d.Missing(l.Indeterminate); err == nil {
+			obs["indeterminate_recovered"], obs["indeterminate_absent"] = len(l.Indeterminate)-len(absent), len(absent)
+			indet = fmt.Sprintf("; indeterminate: %d recovered, %d absent", len(l.Indeterminate)-len(absent), len(absent))
+		}
+	}
 	if len(lost) > 0 {
 		show := lost
 		if len(show) > 10 {
 			show = show[:10]
 		}
-		return result(name, Fail, obs, "%d of %d acknowledged writes are missing, e.g. %s", len(lost), len(l.Acked), strings.Join(show, ", "))
+		return result(name, Fail, obs, "%d of %d acknowledged writes are missing (lost), e.g. %s%s", len(lost), len(l.Acked), strings.Join(show, ", "), indet)
 	}
-	return result(name, Pass, obs, "all %d acknowledged writes are present (%d indeterminate not counted)", len(l.Acked), len(l.Indeterminate))
+	return result(name, Pass, obs, "all %d acknowledged writes are present (%d control ids read as missing)%s", len(l.Acked), len(d.Controls), indet)
 }
 
-// ReplicaOutputs is replica-checksums for a workload of one's own: the checksum command's output in
-// each replica pod must be identical (and the command must have succeeded in every one).
-func ReplicaOutputs(outs []workloads.ExecResult, err error) Result {
+// ReplicaOutputs is replica-checksums for a workload of one's own: expected replicas must all be
+// running, ready and not terminating (pods names those that are not), the checksum command must have
+// given a checksum in each, and the outputs must be identical.
+func ReplicaOutputs(expected int, pods []workloads.PodState, outs []workloads.ExecResult, err error) Result {
 	const name = "replica-checksums"
+	obs := map[string]any{"expected": expected, "pods": pods, "replicas": outs}
 	if err != nil {
-		return result(name, Error, nil, "could not run the checksum command: %v", err)
+		return result(name, Error, obs, "could not run the checksum command: %v", err)
 	}
-	obs := map[string]any{"replicas": outs}
+	if expected <= 0 {
+		return result(name, Error, obs, "no replica count to expect: no Deployment or StatefulSet runs these pods (give workload.checksum.replicas)")
+	}
+	var unhealthy []string
+	for _, p := range pods {
+		if why := p.Unhealthy(); why != "" {
+			unhealthy = append(unhealthy, p.Name+" "+why)
+		}
+	}
+	if len(unhealthy) > 0 || len(outs) < expected {
+		why := ""
+		if len(unhealthy) > 0 {
+			why = "; not serving: " + strings.Join(unhealthy, ", ")
+		}
+		return result(name, Fail, obs, "%d of %d expected replicas could be read%s", len(outs), expected, why)
+	}
 	var failed []string
 	for _, o := range outs {
 		if o.Err != "" {
@@ -234,7 +387,7 @@ func ReplicaOutputs(outs []workloads.ExecResult, err error) Result {
 	if len(problems) > 0 {
 		return result(name, Fail, obs, "%s", strings.Join(problems, "\n"))
 	}
-	return result(name, Pass, obs, "%d replicas print the same checksum", len(outs))
+	return result(name, Pass, obs, "%d replicas (of %d expected) print the same checksum", len(outs), expected)
 }
 
 // ReplicaChecksums fails when a member had not caught up or its tables differ from the primary's.

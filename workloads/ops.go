@@ -3,6 +3,7 @@ package workloads
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -110,7 +112,11 @@ func (p *Ops) WaitRolledOut(ctx context.Context, namespace, target string, timeo
 		return observed && updated == want && ready == want && len(pods.Items) == int(want), nil
 	}, wait.WithContext(ctx), wait.WithTimeout(timeout), wait.WithInterval(time.Second))
 	if err != nil {
-		return fmt.Errorf("%s in %s not rolled out (%s): %w", target, namespace, last, err)
+		err = fmt.Errorf("%s in %s not rolled out (%s): %w", target, namespace, last, err)
+		if last != "" && ctx.Err() == nil {
+			return Failed(err) // it was observed, and did not become ready in time
+		}
+		return err
 	}
 	return nil
 }
@@ -193,4 +199,103 @@ func (p *Ops) ensureNamespace(ctx context.Context, name string) error {
 		return err
 	}
 	return nil
+}
+
+// PodState is how a replica pod stands when its data is read.
+type PodState struct {
+	Name        string `json:"name"`
+	Phase       string `json:"phase"`
+	Ready       bool   `json:"ready"`
+	Terminating bool   `json:"terminating,omitempty"`
+}
+
+// Unhealthy says why the pod is not a serving replica ("" when it is).
+func (p PodState) Unhealthy() string {
+	switch {
+	case p.Terminating:
+		return "terminating"
+	case p.Phase != string(corev1.PodRunning):
+		return strings.ToLower(p.Phase)
+	case !p.Ready:
+		return "not ready"
+	}
+	return ""
+}
+
+// PodStates lists every pod selector picks in the namespaces, whatever its phase.
+func (p *Ops) PodStates(ctx context.Context, namespaces []string, selector string) ([]PodState, error) {
+	var out []PodState
+	for _, ns := range namespaces {
+		pods, err := p.cs.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: selector})
+		if err != nil {
+			return nil, err
+		}
+		for _, pod := range pods.Items {
+			st := PodState{Name: pod.Name, Phase: string(pod.Status.Phase), Terminating: pod.DeletionTimestamp != nil}
+			if len(namespaces) > 1 {
+				st.Name = ns + "/" + pod.Name
+			}
+			for _, c := range pod.Status.Conditions {
+				if c.Type == corev1.PodReady && c.Status == corev1.ConditionTrue {
+					st.Ready = true
+				}
+			}
+			out = append(out, st)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
+}
+
+// ExpectedReplicas sums spec.replicas of the Deployments and StatefulSets in the namespaces whose pod
+// template selector picks: how many replicas the workload is meant to have.
+func (p *Ops) ExpectedReplicas(ctx context.Context, namespaces []string, selector string) (int, error) {
+	sel, err := labels.Parse(selector)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, ns := range namespaces {
+		ds, err := p.cs.AppsV1().Deployments(ns).List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return 0, err
+		}
+		for _, d := range ds.Items {
+			if sel.Matches(labels.Set(d.Spec.Template.Labels)) {
+				n += int(replicasOf(d.Spec.Replicas))
+			}
+		}
+		ss, err := p.cs.AppsV1().StatefulSets(ns).List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return 0, err
+		}
+		for _, s := range ss.Items {
+			if sel.Matches(labels.Set(s.Spec.Template.Labels)) {
+				n += int(replicasOf(s.Spec.Replicas))
+			}
+		}
+	}
+	return n, nil
+}
+
+// SystemFailure marks an error as the system under rehearsal failing (a rollout that never became
+// ready, a migration Job that failed, a runbook command that exited non-zero), as opposed to the
+// harness being unable to act (the API unreachable, a reference to nothing).
+type SystemFailure struct{ Err error }
+
+func (e *SystemFailure) Error() string { return e.Err.Error() }
+func (e *SystemFailure) Unwrap() error { return e.Err }
+
+// Failed wraps err as a SystemFailure.
+func Failed(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &SystemFailure{err}
+}
+
+// IsSystemFailure says whether err is (or wraps) a SystemFailure.
+func IsSystemFailure(err error) bool {
+	var sf *SystemFailure
+	return errors.As(err, &sf)
 }

@@ -220,9 +220,12 @@ func (s *Sample) Migrate(ctx context.Context, direction, step string, timeout ti
 	}
 	logs := s.jobLogs(ctx, name)
 	if err != nil {
-		return fmt.Errorf("migration %s %s did not finish: %w; logs:\n%s", direction, step, err, logs)
+		if ctx.Err() != nil {
+			return err
+		}
+		return Failed(fmt.Errorf("migration %s %s did not finish: %w; logs:\n%s", direction, step, err, logs))
 	}
-	return fmt.Errorf("migration %s %s failed; logs:\n%s", direction, step, logs)
+	return Failed(fmt.Errorf("migration %s %s failed; logs:\n%s", direction, step, logs))
 }
 
 func (s *Sample) jobLogs(ctx context.Context, job string) string {

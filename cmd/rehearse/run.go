@@ -45,6 +45,9 @@ func newRunCmd() *cobra.Command {
 				if err != nil {
 					return exitCode{2, err.Error()}
 				}
+				for _, w := range l.Warnings {
+					fmt.Fprintf(cmd.ErrOrStderr(), "warning: %s\n", w)
+				}
 				loaded = append(loaded, l)
 			}
 			worst := 0

@@ -34,6 +34,9 @@ func newValidateCmd() *cobra.Command {
 					bad++
 					continue
 				}
+				for _, w := range l.Warnings {
+					fmt.Fprintf(cmd.ErrOrStderr(), "warning: %s\n", w)
+				}
 				fmt.Fprintf(cmd.OutOrStdout(), "%s: ok (scenario %s, %d steps, %d checks)\n", f, l.Metadata.Name, len(l.Steps), len(l.Verify))
 			}
 			if bad > 0 {
