@@ -41,7 +41,7 @@ const MaxFailureSamples = 1000
 // per second of run.
 type Aggregator struct {
 	start     time.Time
-	sched     func(seq uint64) time.Time      // a request's scheduled time; zero at saturation
+	sched     func(seq uint64) time.Time // a request's scheduled time; zero at saturation
 	succeeded func(target string, code uint16) bool
 	schedule  func(elapsed time.Duration) float64 // requests due by elapsed; nil at saturation
 
@@ -56,7 +56,7 @@ type Aggregator struct {
 	maxGap   time.Duration
 	gapEnd   time.Time
 	lastEnd  time.Time
-	end      time.Time     // when the run stopped (zero while it runs)
+	end      time.Time           // when the run stopped (zero while it runs)
 	sentHist [histBuckets]uint32 // latencies from the actual send, for comparison
 	// For the run's Prometheus metrics: requests by target and status, and the latency histogram of
 	// the whole run.

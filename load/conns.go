@@ -18,10 +18,10 @@ type connPool struct {
 	maxAge  time.Duration // <0: never retire
 	fresh   bool
 
-	mu      sync.Mutex
-	cur     *http.Transport
-	born    time.Time
-	closed  bool
+	mu     sync.Mutex
+	cur    *http.Transport
+	born   time.Time
+	closed bool
 }
 
 func newConnPool(timeout time.Duration, c Connections) *connPool {

@@ -46,10 +46,10 @@ type Cluster struct {
 
 // Workload is the system under rehearsal: the built-in sample or the user's own manifests.
 type Workload struct {
-	Sample    string   `yaml:"sample,omitempty" json:"sample,omitempty" enum:"orders-postgres"`
-	Version   string   `yaml:"version,omitempty" json:"version,omitempty" doc:"initial version of the sample app"`
-	Manifests []string `yaml:"manifests,omitempty" json:"manifests,omitempty" doc:"files or directories of YAML (relative to the scenario file), applied in order; objects without a namespace go to rehearse-<scenario>"`
-	Images    []string `yaml:"images,omitempty" json:"images,omitempty" doc:"image archives (docker save, relative to the scenario file) loaded into every kind node"`
+	Sample    string    `yaml:"sample,omitempty" json:"sample,omitempty" enum:"orders-postgres"`
+	Version   string    `yaml:"version,omitempty" json:"version,omitempty" doc:"initial version of the sample app"`
+	Manifests []string  `yaml:"manifests,omitempty" json:"manifests,omitempty" doc:"files or directories of YAML (relative to the scenario file), applied in order; objects without a namespace go to rehearse-<scenario>"`
+	Images    []string  `yaml:"images,omitempty" json:"images,omitempty" doc:"image archives (docker save, relative to the scenario file) loaded into every kind node"`
 	Checksum  *Checksum `yaml:"checksum,omitempty" json:"checksum,omitempty" doc:"your own manifests: command run in each replica pod; its output is that replica's data checksum (replica-checksums compares them)"`
 }
 
@@ -158,7 +158,9 @@ type Checksum struct {
 }
 
 // Exec is the checksum command as an exec.
-func (c *Checksum) Exec() *Exec { return &Exec{Command: c.Command, Selector: c.Selector, Container: c.Container} }
+func (c *Checksum) Exec() *Exec {
+	return &Exec{Command: c.Command, Selector: c.Selector, Container: c.Container}
+}
 
 // Found tells a stored write from a missing one in a read-back answer.
 type Found struct {
