@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"os"
 	"slices"
@@ -413,8 +414,9 @@ var errNotSent = errors.New(NotSent)
 
 // ledgerTransport refuses to send a request that is already later than the lateness allowed (it
 // fails as NotSent, at its scheduled time), attributes each response to its target and id, and
-// records ledger outcomes: only an expected answer (2xx by default) acknowledges a write; a 4xx
-// rejects it; no answer, a redirect or a 5xx leaves it indeterminate (it may have landed).
+// records ledger outcomes: only an expected answer (2xx by default) acknowledges a write; a 4xx or a
+// refused connection rejects it; no answer, a redirect or a 5xx leaves it indeterminate (it may have
+// landed).
 type ledgerTransport struct {
 	next http.RoundTripper
 	run  *Run
@@ -434,7 +436,10 @@ func (t *ledgerTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	resp, err := t.next.RoundTrip(req)
 	if ledgered {
+		var dial *net.OpError
 		switch {
+		case errors.As(err, &dial) && dial.Op == "dial":
+			t.run.record("rejected", id, target) // never connected: it cannot have landed
 		case err != nil:
 			t.run.record("indeterminate", id, target)
 		case t.run.succeeded(target, uint16(resp.StatusCode)):

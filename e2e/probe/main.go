@@ -1,9 +1,12 @@
 // Command probe is the e2e tests' in-cluster helper, built into a scratch image and loaded into kind
 // nodes without a registry. Modes:
 //
-//	probe serve [ADDR]        HTTP server (default :8080): POST /items/ID keeps ID in this process's
+//	probe serve [ADDR] [HOW]  HTTP server (default :8080): POST /items/ID keeps ID in this process's
 //	                          memory (201), GET /items/ID answers 200 if this process has it, else 404;
-//	                          any other path answers "<hostname> <path>"
+//	                          any other path answers "<hostname> <path>". HOW breaks it on purpose:
+//	                            listen-after=D   listens only D after starting (a slow start)
+//	                            redirect-writes  answers every POST with 302 to /maintenance (a 200 page)
+//	                            ack-only         answers 201 to writes it never keeps, 200 to any read
 //	probe cat FILE            prints FILE
 //	probe hostname            prints the pod's hostname
 //	probe get URL             one GET with retries for 60 s; prints the body; exit 1 on failure
@@ -33,6 +36,20 @@ func main() {
 		if len(os.Args) > 2 {
 			addr = os.Args[2]
 		}
+		how := map[string]string{}
+		for _, a := range os.Args[min(3, len(os.Args)):] {
+			k, v, _ := strings.Cut(a, "=")
+			how[k] = v
+		}
+		if d, ok := how["listen-after"]; ok {
+			wait, err := time.ParseDuration(d)
+			if err != nil {
+				fail(err.Error())
+			}
+			time.Sleep(wait)
+		}
+		_, redirect := how["redirect-writes"]
+		_, ackOnly := how["ack-only"]
 		host, _ := os.Hostname()
 		var mu sync.Mutex
 		items := map[string]bool{}
@@ -46,6 +63,12 @@ func main() {
 			mu.Lock()
 			defer mu.Unlock()
 			switch {
+			case redirect && r.Method == http.MethodPost:
+				http.Redirect(w, r, "/maintenance", http.StatusFound)
+			case ackOnly && r.Method == http.MethodPost:
+				w.WriteHeader(http.StatusCreated)
+			case ackOnly:
+				fmt.Fprintln(w, "ok")
 			case r.Method == http.MethodPost:
 				items[id] = true
 				w.WriteHeader(http.StatusCreated)
