@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -327,12 +328,12 @@ func (r *Run) Aggregates() *Aggregator { return r.agg }
 func (r *Run) RunID() string { return r.cfg.RunID }
 
 // scheduledAt is when request seq (vegeta's sequence number, from 0) was due: the pacer releases hit
-// n once the rate's integral reaches n+1. At saturation there is no schedule (zero time).
+// n once the rate's integral passes n. At saturation there is no schedule (zero time).
 func (r *Run) scheduledAt(seq uint64) time.Time {
 	if r.pacer == nil {
 		return time.Time{}
 	}
-	return r.started.Add(r.pacer.at(float64(seq + 1)))
+	return r.started.Add(r.pacer.at(float64(seq)))
 }
 
 // succeeded says whether a response with code counts as success for target.
@@ -486,9 +487,10 @@ func (p *stepPacer) Pace(elapsed time.Duration, hits uint64) (time.Duration, boo
 	if rate <= 0 {
 		return time.Second, false
 	}
-	// Time until the integral reaches hits+1 at the current rate.
-	wait := time.Duration((float64(hits) + 1 - expected) / rate * float64(time.Second))
-	return wait, false
+	// Hit n is due when the integral passes n: wait until it does at the current rate (rounded up,
+	// so the next call finds it due).
+	wait := time.Duration(math.Ceil((float64(hits) - expected) / rate * float64(time.Second)))
+	return wait + time.Microsecond, false
 }
 
 // at is the inverse of expected: when the rate's integral reaches n.

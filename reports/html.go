@@ -130,7 +130,7 @@ svg text{font-size:10px;fill:#444}
 </style></head><body>
 <h1>{{.S.Scenario}} <span class="verdict {{.S.Verdict}}">{{.S.Verdict}}</span></h1>
 <div class="meta">{{.S.Started.Format "2006-01-02 15:04:05 MST"}} → {{.S.Finished.Format "15:04:05"}} · seed {{.S.Seed}} · scenario sha256 {{printf "%.12s" .S.ScenarioHash}}{{if .S.NodeImage}} · node image {{.S.NodeImage}}{{end}}<br>
-{{.S.Load.Requests}} requests, {{.S.Load.Failed}} failed · {{printf "%.1f" .S.Load.AchievedRate}} of {{printf "%.1f" .S.Load.TargetRate}} req/s · latency p50 {{index .S.Load.LatencyMS "p50"}} ms, p99 {{index .S.Load.LatencyMS "p99"}} ms, max {{index .S.Load.LatencyMS "max"}} ms</div>
+{{.S.Load.Requests}} requests, {{.S.Load.Failed}} failed{{if .S.Load.NotSent}} ({{.S.Load.NotSent}} not sent: client saturated){{end}} · {{printf "%.1f" .S.Load.AchievedRate}} of {{printf "%.1f" .S.Load.TargetRate}} req/s · latency from the scheduled send p50 {{index .S.Load.LatencyMS "p50"}} ms, p99 {{index .S.Load.LatencyMS "p99"}} ms, max {{index .S.Load.LatencyMS "max"}} ms (from the actual send p99 {{index .S.Load.LatencyMS "p99_sent"}} ms)</div>
 <h2>Checks</h2>
 <table><tr><th>check</th><th>status</th><th>message</th></tr>
 {{range .S.Checks}}<tr><td>{{.Name}}</td><td><span class="verdict {{.Status}}">{{.Status}}</span></td><td class="msg">{{.Message}}</td></tr>{{end}}

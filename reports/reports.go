@@ -28,9 +28,11 @@ type LoadSummary struct {
 	Requests     int                `json:"requests"`
 	Succeeded    int                `json:"succeeded"`
 	Failed       int                `json:"failed"`
+	NotSent      int                `json:"not_sent"`  // failed because the client could not send them on schedule
+	Scheduled    float64            `json:"scheduled"` // requests the schedule called for
 	TargetRate   float64            `json:"target_rate"`
 	AchievedRate float64            `json:"achieved_rate"`
-	LatencyMS    map[string]float64 `json:"latency_ms"`
+	LatencyMS    map[string]float64 `json:"latency_ms"` // from the scheduled time; *_sent from the actual send
 }
 
 // Step is one step or fault as it ran.

@@ -219,7 +219,8 @@ func Run(ctx context.Context, sc *scenarios.Loaded, opts Options) (sum *reports.
 		Scenario: sc.Metadata.Name, Verdict: reports.Verdict(checks), Started: started, Finished: finished, Seed: seed,
 		ScenarioHash: sc.Hash, NodeImage: nodeImage,
 		Load: reports.LoadSummary{Requests: tot.Requests, Succeeded: tot.Succeeded, Failed: tot.Failed,
-			TargetRate: sc.Load.Rate.PerSecond, AchievedRate: tot.AchievedRate, LatencyMS: tot.LatencyMS},
+			NotSent: tot.NotSent, Scheduled: math.Round(tot.Scheduled), TargetRate: targetRate(tot, sc.Load.Rate.PerSecond),
+			AchievedRate: tot.AchievedRate, LatencyMS: tot.LatencyMS},
 		Steps: steps, Checks: checks,
 	}
 	metrics.Verified(checks, sum.Verdict)
@@ -230,6 +231,14 @@ func Run(ctx context.Context, sc *scenarios.Loaded, opts Options) (sum *reports.
 		return sum, harness("metrics: %v", err)
 	}
 	return sum, nil
+}
+
+// targetRate is the schedule's average rate over the run (stages included), or the stated rate.
+func targetRate(t load.Totals, rate float64) float64 {
+	if t.Scheduled > 0 && t.Duration > 0 {
+		return math.Round(t.Scheduled/t.Duration.Seconds()*100) / 100
+	}
+	return rate
 }
 
 // kindCluster is a kind cluster the run uses, and whether the run created it.
