@@ -49,7 +49,8 @@ func BenchmarkSaturation(b *testing.B) {
 }
 
 // BenchmarkFidelity holds 100 and 500 req/s for 10 s each against a loopback server and reports the
-// achieved rate as a share of the target. Run: make bench.
+// achieved rate as a share of the target, the worst whole second's share of its schedule, requests
+// not sent, and p99 from the scheduled and from the actual send. Run: make bench.
 func BenchmarkFidelity(b *testing.B) {
 	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(201) }))
 	defer ts.Close()
@@ -68,6 +69,16 @@ func BenchmarkFidelity(b *testing.B) {
 				t := agg.Totals()
 				b.ReportMetric(t.AchievedRate, "achieved_req/s")
 				b.ReportMetric(t.AchievedRate/rate, "fidelity")
+				worst := 2.0
+				for _, s := range agg.Seconds() {
+					if s.Scheduled >= rate*0.99 { // whole seconds
+						worst = min(worst, float64(s.OK+s.Failed-s.NotSent)/s.Scheduled)
+					}
+				}
+				b.ReportMetric(worst, "worst_second_share")
+				b.ReportMetric(float64(t.NotSent), "not_sent")
+				b.ReportMetric(t.LatencyMS["p99"], "p99_sched_ms")
+				b.ReportMetric(t.LatencyMS["p99_sent"], "p99_sent_ms")
 				if t.Failed > 0 {
 					b.Fatalf("%d failed", t.Failed)
 				}
