@@ -233,6 +233,16 @@ func Run(ctx context.Context, sc *scenarios.Loaded, opts Options) (sum *reports.
 	return sum, nil
 }
 
+// defaultMinRequests is the evidence zero-failed-requests needs by default: one request per second
+// of the run, or half the schedule when the rate is under 2/s.
+func defaultMinRequests(t load.Totals) int {
+	n := t.Duration.Seconds()
+	if t.Scheduled > 0 {
+		n = min(n, t.Scheduled/2)
+	}
+	return max(int(math.Ceil(n)), 1)
+}
+
 // targetRate is the schedule's average rate over the run (stages included), or the stated rate.
 func targetRate(t load.Totals, rate float64) float64 {
 	if t.Scheduled > 0 && t.Duration > 0 {
@@ -381,7 +391,7 @@ func check(ctx context.Context, name string, arg scenarios.CheckArg, tot load.To
 		}
 		minRequests := arg.MinSamples
 		if minRequests == 0 {
-			minRequests = int(math.Ceil(tot.Duration.Seconds())) // one request per second of the run
+			minRequests = defaultMinRequests(tot)
 		}
 		return verify.ZeroFailedRequests(tot, agg.Failures(), windows, max, minRequests)
 	case "load-achieved":

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rehearse-dev/rehearse/load"
 	"github.com/rehearse-dev/rehearse/reports"
 	"github.com/rehearse-dev/rehearse/scenarios"
 	"github.com/rehearse-dev/rehearse/workloads"
@@ -88,5 +89,21 @@ func TestOutcomeTellsSystemFailuresFromHarnessErrors(t *testing.T) {
 	}
 	if got := outcome(errors.New("dial tcp 127.0.0.1:6443: connection refused")); got != "error" {
 		t.Errorf("an unreachable API: %s, want error", got)
+	}
+}
+
+func TestDefaultMinRequests(t *testing.T) {
+	for _, c := range []struct {
+		t    load.Totals
+		want int
+	}{
+		{load.Totals{Duration: 60 * time.Second, Scheduled: 3000}, 60},     // 50/s: one a second
+		{load.Totals{Duration: 60 * time.Second, Scheduled: 30}, 15},       // 0.5/s: half the schedule
+		{load.Totals{Duration: 60 * time.Second}, 60},                      // saturation: no schedule
+		{load.Totals{Duration: 100 * time.Millisecond, Scheduled: 0.5}, 1}, // never below one
+	} {
+		if got := defaultMinRequests(c.t); got != c.want {
+			t.Errorf("%+v: %d, want %d", c.t, got, c.want)
+		}
 	}
 }

@@ -174,7 +174,7 @@ type CheckArg struct {
 	P99        Duration `yaml:"p99,omitempty" json:"p99,omitempty" doc:"latency-slo"`
 	P50        Duration `yaml:"p50,omitempty" json:"p50,omitempty" doc:"latency-slo"`
 	MinShare   float64  `yaml:"minShare,omitempty" json:"minShare,omitempty" doc:"load-achieved: fraction of the target rate (default 0.95)"`
-	MinSamples int      `yaml:"minRequests,omitempty" json:"minRequests,omitempty" doc:"zero-failed-requests, load-achieved: fewest requests that count as measured (zero-failed-requests' default: one per second of the run)"`
+	MinSamples int      `yaml:"minRequests,omitempty" json:"minRequests,omitempty" doc:"zero-failed-requests, load-achieved: fewest requests that count as measured (zero-failed-requests' default: one per second of the run, or half the schedule under 2/s)"`
 	ReadPath   string   `yaml:"readPath,omitempty" json:"readPath,omitempty" doc:"acked-writes-durable on your own manifests: GET path under baseURL that answers 200 for a stored write and 404 for a missing one; must contain {{.ID}}"`
 	Found      *Found   `yaml:"found,omitempty" json:"found,omitempty" doc:"acked-writes-durable: what a stored write's read-back answer looks like"`
 	MinAcked   int      `yaml:"minAcked,omitempty" json:"minAcked,omitempty" doc:"acked-writes-durable: fewest acknowledged writes that make a judgement (default 10)"`
