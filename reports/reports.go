@@ -40,6 +40,7 @@ type Step struct {
 	Name     string    `json:"name"`
 	Kind     string    `json:"kind"`
 	Status   string    `json:"status"` // ok | failed (the system failed it) | error (the harness could not act)
+	Planned  time.Time `json:"planned"` // when the timeline called for it
 	Started  time.Time `json:"started"`
 	Finished time.Time `json:"finished"`
 	Error    string    `json:"error,omitempty"`

@@ -455,48 +455,38 @@ func ownChecksums(ctx context.Context, sys *system, c *scenarios.Checksum) verif
 	return verify.ReplicaOutputs(expected, pods, outs, err)
 }
 
-// runSteps executes the steps in order (a step with `at` starts no earlier than its offset) and
-// records each as an event.
+// runSteps runs the steps on the timeline, each recorded as an event (metrics, progress lines).
 func runSteps(ctx context.Context, sc *scenarios.Loaded, sys *system, start time.Time, progressW io.Writer,
 	metrics *reports.Metrics) []reports.Step {
-	var out []reports.Step
-	startedAt := map[string]time.Time{}
-	for _, st := range sc.Steps {
-		if st.At != "" {
-			if at, ok := atTime(st.At, start, startedAt); ok {
-				sleep(ctx, time.Until(at))
+	return timeline(ctx, sc.Steps, start, func(ctx context.Context, st scenarios.Step) error { return execute(ctx, sys, st) },
+		func(ev reports.Step) {
+			metrics.StepStarted(ev)
+			progress(progressW, "step %s (%s) at %s", ev.Name, ev.Kind, ev.Started.Sub(start).Round(time.Second))
+		},
+		func(ev reports.Step) {
+			if ev.Status != "ok" {
+				progress(progressW, "step %s %s: %s", ev.Name, ev.Status, reports.FirstLine(ev.Error))
 			}
-		}
-		ev := reports.Step{Name: st.Name, Kind: kindOf(st), Started: time.Now(), Status: "ok"}
-		startedAt[st.Name] = ev.Started
-		metrics.StepStarted(ev)
-		progress(progressW, "step %s (%s) at %s", st.Name, ev.Kind, time.Since(start).Round(time.Second))
-		var err error
-		switch {
-		case st.Wait.Duration > 0:
-			sleep(ctx, st.Wait.Duration)
-			err = ctx.Err()
-		case st.Migrate != nil && st.Migrate.Strategy == "rolling":
-			err = sys.sample.SetVersion(ctx, orders.Version(st.Migrate.Version), 5*time.Minute)
-		case st.Migrate != nil && st.Migrate.Strategy == "schema":
-			err = sys.sample.Migrate(ctx, "up", st.Migrate.Step, 5*time.Minute)
-		case st.Scale != nil:
-			err = sys.ops.Scale(ctx, sys.namespaceOf(st.Scale.Target), st.Scale.Target, *st.Scale.Replicas, 5*time.Minute)
-		case st.Exec != nil:
-			err = execStep(ctx, sys, st.Exec)
-		}
-		ev.Finished = time.Now()
-		if err != nil {
-			ev.Status, ev.Error = outcome(err), err.Error()
-			progress(progressW, "step %s %s: %s", st.Name, ev.Status, reports.FirstLine(ev.Error))
-		}
-		metrics.StepFinished(ev)
-		out = append(out, ev)
-		if ctx.Err() != nil {
-			break
-		}
+			metrics.StepFinished(ev)
+		})
+}
+
+// execute carries out one step.
+func execute(ctx context.Context, sys *system, st scenarios.Step) error {
+	switch {
+	case st.Wait.Duration > 0:
+		sleep(ctx, st.Wait.Duration)
+		return ctx.Err()
+	case st.Migrate != nil && st.Migrate.Strategy == "rolling":
+		return sys.sample.SetVersion(ctx, orders.Version(st.Migrate.Version), 5*time.Minute)
+	case st.Migrate != nil && st.Migrate.Strategy == "schema":
+		return sys.sample.Migrate(ctx, "up", st.Migrate.Step, 5*time.Minute)
+	case st.Scale != nil:
+		return sys.ops.Scale(ctx, sys.namespaceOf(st.Scale.Target), st.Scale.Target, *st.Scale.Replicas, 5*time.Minute)
+	case st.Exec != nil:
+		return execStep(ctx, sys, st.Exec)
 	}
-	return out
+	return fmt.Errorf("step %s: nothing to do", st.Name)
 }
 
 // outcome is a failed step's status: "failed" when the system under rehearsal failed it (its check
@@ -541,23 +531,6 @@ func execStep(ctx context.Context, sys *system, e *scenarios.Exec) error {
 		return workloads.Failed(fmt.Errorf("%s failed in %d of %d pods:\n%s", strings.Join(e.Command, " "), len(failed), len(res), strings.Join(failed, "\n")))
 	}
 	return nil
-}
-
-func atTime(at string, start time.Time, startedAt map[string]time.Time) (time.Time, bool) {
-	ref := start
-	offset := at
-	if step, off, ok := strings.Cut(at, "+"); ok {
-		t, found := startedAt[step]
-		if !found {
-			return time.Time{}, false
-		}
-		ref, offset = t, off
-	}
-	d, err := time.ParseDuration(offset)
-	if err != nil {
-		return time.Time{}, false
-	}
-	return ref.Add(d), true
 }
 
 func sleep(ctx context.Context, d time.Duration) {

@@ -5,8 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"go.yaml.in/yaml/v3"
 
 	"github.com/rehearse-dev/rehearse/load"
 	"github.com/rehearse-dev/rehearse/reports"
@@ -14,17 +17,93 @@ import (
 	"github.com/rehearse-dev/rehearse/workloads"
 )
 
-func TestAtTime(t *testing.T) {
-	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	started := map[string]time.Time{"rollout": start.Add(20 * time.Second)}
-	if at, ok := atTime("30s", start, started); !ok || !at.Equal(start.Add(30*time.Second)) {
-		t.Errorf("30s: %v %v", at, ok)
+func step(name, at string) scenarios.Step {
+	st := scenarios.Step{Name: name, Wait: scenarios.Duration{Duration: time.Millisecond}}
+	if at != "" {
+		var a scenarios.At
+		if err := yaml.Unmarshal([]byte(at), &a); err != nil {
+			panic(err)
+		}
+		st.At = a
 	}
-	if at, ok := atTime("rollout+5s", start, started); !ok || !at.Equal(start.Add(25*time.Second)) {
-		t.Errorf("rollout+5s: %v %v", at, ok)
+	return st
+}
+
+// The timeline: steps without at in sequence, steps with at concurrently, from the start, another
+// step's start, or its end.
+func TestTimeline(t *testing.T) {
+	start := time.Now()
+	took := map[string]time.Duration{"rollout": 300 * time.Millisecond, "kill": 50 * time.Millisecond, "after": 20 * time.Millisecond,
+		"drain": 20 * time.Millisecond, "early": 10 * time.Millisecond, "next": 10 * time.Millisecond}
+	steps := []scenarios.Step{step("rollout", ""), step("kill", "rollout+100ms"), step("after", "rollout.end+50ms"),
+		step("drain", ""), step("early", "20ms"), step("next", "")}
+	var mu sync.Mutex
+	var began []string
+	evs := timeline(context.Background(), steps, start, func(ctx context.Context, st scenarios.Step) error {
+		time.Sleep(took[st.Name])
+		if st.Name == "kill" {
+			return workloads.Failed(errors.New("pod did not come back"))
+		}
+		return nil
+	}, func(ev reports.Step) { mu.Lock(); began = append(began, ev.Name); mu.Unlock() }, func(reports.Step) {})
+	if len(evs) != len(steps) {
+		t.Fatalf("%d events: %+v", len(evs), evs)
 	}
-	if _, ok := atTime("later+5s", start, started); ok {
-		t.Errorf("a step that has not started gives no time")
+	by := map[string]reports.Step{}
+	for _, ev := range evs {
+		by[ev.Name] = ev
+	}
+	near := func(what string, got, want time.Time) {
+		if d := got.Sub(want); d < 0 || d > 40*time.Millisecond {
+			t.Errorf("%s at %s, want %s", what, got.Sub(start), want.Sub(start))
+		}
+	}
+	r := by["rollout"]
+	near("rollout", r.Started, start)
+	near("kill (rollout+100ms)", by["kill"].Started, r.Started.Add(100*time.Millisecond))
+	if !by["kill"].Started.Before(r.Finished) {
+		t.Errorf("kill must run during the rollout")
+	}
+	near("after (rollout.end+50ms)", by["after"].Started, r.Finished.Add(50*time.Millisecond))
+	near("early (20ms)", by["early"].Started, start.Add(20*time.Millisecond))
+	// drain has no at: it waits for every earlier step, kill and after included.
+	near("drain", by["drain"].Started, by["after"].Finished)
+	near("next", by["next"].Started, maxTime(by["drain"].Finished, by["early"].Finished))
+	if !by["kill"].Planned.Equal(r.Started.Add(100 * time.Millisecond)) {
+		t.Errorf("kill planned %s", by["kill"].Planned.Sub(start))
+	}
+	if by["kill"].Status != "failed" || by["rollout"].Status != "ok" {
+		t.Errorf("statuses: kill %s, rollout %s", by["kill"].Status, by["rollout"].Status)
+	}
+	if evs[0].Name != "rollout" || evs[5].Name != "next" {
+		t.Errorf("events must be in file order: %v", evs)
+	}
+	if len(began) != 6 || began[0] != "rollout" || began[1] != "early" {
+		t.Errorf("start order %v", began)
+	}
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
+func TestTimelineStopsWhenInterrupted(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	steps := []scenarios.Step{step("long", ""), step("during", "long+10ms"), step("later", ""), step("after-end", "long.end+1s")}
+	begun := time.Now()
+	evs := timeline(ctx, steps, begun, func(ctx context.Context, st scenarios.Step) error {
+		<-ctx.Done()
+		return ctx.Err()
+	}, func(reports.Step) {}, func(reports.Step) {})
+	if time.Since(begun) > time.Second {
+		t.Errorf("took %s after the interrupt", time.Since(begun))
+	}
+	if len(evs) != 2 || evs[0].Name != "long" || evs[1].Name != "during" || evs[0].Status != "error" {
+		t.Errorf("only the steps that started are recorded, as errors: %+v", evs)
 	}
 }
 

@@ -251,8 +251,7 @@ func (v *validator) at(field, format string, args ...any) Problem {
 }
 
 var (
-	dnsName  = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$`)
-	atOffset = regexp.MustCompile(`^(?:([a-z0-9][-a-z0-9]*)\+)?([0-9][0-9a-zµ.]*)$`)
+	dnsName = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$`)
 )
 
 func (v *validator) scenario(s *Scenario) {
@@ -506,18 +505,8 @@ func (v *validator) steps(steps []Step, w *Workload) {
 		if actions != 1 {
 			v.addf(f, "needs exactly one of wait, migrate, fault, rollback, exec or scale (has %d)", actions)
 		}
-		if s.At != "" {
-			m := atOffset.FindStringSubmatch(s.At)
-			if m == nil {
-				v.addf(f+".at", "%q: want an offset (30s) or STEP+offset (rollout+5s)", s.At)
-			} else {
-				if _, err := time.ParseDuration(m[2]); err != nil {
-					v.addf(f+".at", "bad offset %q in %q", m[2], s.At)
-				}
-				if m[1] != "" && !names[m[1]] {
-					v.addf(f+".at", "refers to %q, which is not an earlier step", m[1])
-				}
-			}
+		if s.At.Step != "" && !names[s.At.Step] {
+			v.addf(f+".at", "refers to %q, which is not an earlier step", s.At.Step)
 		}
 		if s.Migrate != nil {
 			if !slices.Contains([]string{"rolling", "blue-green", "canary", "schema"}, s.Migrate.Strategy) {

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 const valid = `apiVersion: rehearse/v1alpha1
@@ -55,6 +56,9 @@ func TestParseRejects(t *testing.T) {
 		{"no checks", "verify:\n  zero-failed-requests: {max: 0}", "verify: {}", "verify: no checks"},
 		{"two actions", "{name: warm, wait: 1m30s}", "{name: warm, wait: 1m30s, exec: {command: [true]}}", "t.yaml:11: steps[0]: needs exactly one"},
 		{"at unknown step", "at: roll+5s", "at: nope+5s", `t.yaml:13: steps[2].at: refers to "nope"`},
+		{"at a later step", "{name: warm, wait: 1m30s}", "{name: warm, at: kill.end+1s, wait: 1m30s}", `t.yaml:11: steps[0].at: refers to "kill", which is not an earlier step`},
+		{"at without a unit", "at: roll+5s", "at: roll.end+5", `t.yaml:13: steps[2].at: bad offset "5" in "roll.end+5"`},
+		{"at of another shape", "at: roll+5s", "at: roll-5s", `t.yaml:13: steps[2].at: "roll-5s": want an offset`},
 		{"bad fault", "type: pod-kill", "type: pod-kil", `t.yaml:13: steps[2].fault.type: unknown fault "pod-kil"`},
 		{"non-loopback URL", "  targets:", "  baseURL: http://10.0.0.1:8080\n  targets:", `t.yaml:8: load.baseURL: host "10.0.0.1"`},
 		{"wrong api", "rehearse/v1alpha1", "rehearse/v9", "t.yaml:1: apiVersion"},
@@ -147,6 +151,19 @@ verify:
 }
 
 // readPath must name the id it reads: "/healthz" would read every write as stored.
+func TestAtIsTyped(t *testing.T) {
+	l, err := Parse("t.yaml", []byte(strings.Replace(valid, "at: roll+5s", "at: roll.end+1m", 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a := l.Steps[2].At; !a.Set || a.Step != "roll" || !a.End || a.Offset != time.Minute || a.String() != "roll.end+1m0s" {
+		t.Errorf("at %+v", a)
+	}
+	if a := l.Steps[0].At; a.Set {
+		t.Errorf("no at: %+v", a)
+	}
+}
+
 func TestParseReadPathNeedsTheID(t *testing.T) {
 	src := strings.Replace(valid, "zero-failed-requests: {max: 0}", `acked-writes-durable: {readPath: /healthz, found: {status: [700]}}`, 1)
 	_, err := Parse("t.yaml", []byte(src))

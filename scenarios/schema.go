@@ -22,6 +22,7 @@ func Schema() ([]byte, error) {
 var (
 	durationType = reflect.TypeOf(Duration{})
 	rateType     = reflect.TypeOf(Rate{})
+	atType       = reflect.TypeOf(At{})
 )
 
 func typeSchema(t reflect.Type) map[string]any {
@@ -31,6 +32,8 @@ func typeSchema(t reflect.Type) map[string]any {
 	switch t {
 	case durationType:
 		return map[string]any{"type": "string", "pattern": `^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`, "description": "a duration such as 500ms, 10s or 1m30s"}
+	case atType:
+		return map[string]any{"type": "string", "pattern": `^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.end)?\+)?[0-9][0-9a-zµ.]*$`, "description": "30s, STEP+5s or STEP.end+5s"}
 	case rateType:
 		return map[string]any{"type": "string", "pattern": `^[0-9]+(\.[0-9]+)?/(s|m|h)$`, "description": "requests per second, minute or hour, such as 50/s"}
 	}

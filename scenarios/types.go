@@ -5,6 +5,7 @@ package scenarios
 
 import (
 	"fmt"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -100,7 +101,7 @@ type Target struct {
 // Step is one event on the timeline: exactly one of wait, migrate, fault, rollback, exec or scale.
 type Step struct {
 	Name     string    `yaml:"name" json:"name"`
-	At       string    `yaml:"at,omitempty" json:"at,omitempty" doc:"start at an offset: 30s (from the start) or STEP+5s (after STEP starts); default: after the previous step ends"`
+	At       At        `yaml:"at,omitempty" json:"at,omitempty" doc:"start concurrently at an offset: 30s (from the load's start), STEP+5s (after STEP starts) or STEP.end+5s (after STEP ends); default: once every earlier step has ended"`
 	Wait     Duration  `yaml:"wait,omitempty" json:"wait,omitempty"`
 	Migrate  *Migrate  `yaml:"migrate,omitempty" json:"migrate,omitempty"`
 	Fault    *Fault    `yaml:"fault,omitempty" json:"fault,omitempty"`
@@ -184,6 +185,49 @@ type CheckArg struct {
 // Checks are the check names a scenario may ask for.
 var Checks = []string{"zero-failed-requests", "acked-writes-durable", "replica-checksums", "rollback-drill",
 	"latency-slo", "load-achieved", "fault-took-effect"}
+
+// At is when a step starts: at an offset from the load's start (30s), from another step's start
+// (rollout+5s) or from its end (rollout.end+5s). The zero At (no at:) means once every earlier step
+// has ended.
+type At struct {
+	Step   string // "" is the load's start
+	End    bool   // from Step's end rather than its start
+	Offset time.Duration
+	Set    bool
+}
+
+var atPattern = regexp.MustCompile(`^(?:([a-z0-9](?:[-a-z0-9]*[a-z0-9])?)(\.end)?\+)?([0-9][0-9a-zµ.]*)$`)
+
+// UnmarshalYAML parses an at.
+func (a *At) UnmarshalYAML(n *yaml.Node) error {
+	m := atPattern.FindStringSubmatch(strings.TrimSpace(n.Value))
+	if n.Kind != yaml.ScalarNode || m == nil {
+		return posErr(n, "%q: want an offset (30s), STEP+offset (rollout+5s) or STEP.end+offset (rollout.end+5s)", n.Value)
+	}
+	d, err := time.ParseDuration(m[3])
+	if err != nil {
+		return posErr(n, "bad offset %q in %q: want a duration such as 5s", m[3], n.Value)
+	}
+	*a = At{Step: m[1], End: m[2] != "", Offset: d, Set: true}
+	return nil
+}
+
+func (a At) String() string {
+	switch {
+	case !a.Set:
+		return ""
+	case a.Step == "":
+		return a.Offset.String()
+	case a.End:
+		return a.Step + ".end+" + a.Offset.String()
+	}
+	return a.Step + "+" + a.Offset.String()
+}
+
+func (a At) MarshalYAML() (any, error) { return a.String(), nil }
+
+// IsZero lets omitempty leave an unset at out.
+func (a At) IsZero() bool { return !a.Set }
 
 // Duration is a time.Duration written as Go writes durations: 500ms, 10s, 1m30s.
 type Duration struct{ time.Duration }

@@ -1,0 +1,113 @@
+package runner
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/rehearse-dev/rehearse/reports"
+	"github.com/rehearse-dev/rehearse/scenarios"
+)
+
+// timeline runs steps on one timeline. A step without at starts once every earlier step has ended;
+// a step with at starts at its offset from the load's start (start), or from another step's start or
+// end, concurrently with whatever is in flight. do carries a step out; began and ended see each step
+// as it starts and ends (for progress and metrics). It returns, in file order, every step that
+// started, once all of them have ended (or ctx ended).
+func timeline(ctx context.Context, steps []scenarios.Step, start time.Time, do func(context.Context, scenarios.Step) error,
+	began, ended func(reports.Step)) []reports.Step {
+	n := len(steps)
+	index := map[string]int{}
+	startedCh, endedCh := make([]chan struct{}, n), make([]chan struct{}, n)
+	for i, st := range steps {
+		index[st.Name] = i
+		startedCh[i], endedCh[i] = make(chan struct{}), make(chan struct{})
+	}
+	var mu sync.Mutex
+	events := make([]*reports.Step, n)
+	// waitFor blocks until ch is closed; false when ctx ended first.
+	waitFor := func(ch chan struct{}) bool {
+		select {
+		case <-ch:
+			return true
+		case <-ctx.Done():
+			return false
+		}
+	}
+	var wg sync.WaitGroup
+	for i, st := range steps {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer close(endedCh[i])
+			planned, ok := plannedStart(st.At, start, index, events, &mu, startedCh, endedCh, i, waitFor)
+			if !ok {
+				close(startedCh[i])
+				return
+			}
+			sleep(ctx, time.Until(planned))
+			if ctx.Err() != nil {
+				close(startedCh[i])
+				return
+			}
+			ev := &reports.Step{Name: st.Name, Kind: kindOf(st), Planned: planned, Started: time.Now(), Status: "ok"}
+			mu.Lock()
+			events[i] = ev
+			mu.Unlock()
+			close(startedCh[i])
+			began(*ev)
+			err := do(ctx, st)
+			mu.Lock()
+			ev.Finished = time.Now()
+			if err != nil {
+				ev.Status, ev.Error = outcome(err), err.Error()
+			}
+			done := *ev
+			mu.Unlock()
+			ended(done)
+		}()
+	}
+	wg.Wait()
+	var out []reports.Step
+	for _, ev := range events {
+		if ev != nil {
+			out = append(out, *ev)
+		}
+	}
+	return out
+}
+
+// plannedStart waits until step i's reference has happened and says when it is due: after every
+// earlier step has ended (no at), or at an offset from the load's start or from a step's start or end.
+func plannedStart(at scenarios.At, start time.Time, index map[string]int, events []*reports.Step, mu *sync.Mutex,
+	startedCh, endedCh []chan struct{}, i int, waitFor func(chan struct{}) bool) (time.Time, bool) {
+	if !at.Set {
+		for j := range i {
+			if !waitFor(endedCh[j]) {
+				return time.Time{}, false
+			}
+		}
+		return time.Now(), true
+	}
+	if at.Step == "" {
+		return start.Add(at.Offset), true
+	}
+	j := index[at.Step]
+	ch := startedCh[j]
+	if at.End {
+		ch = endedCh[j]
+	}
+	if !waitFor(ch) {
+		return time.Time{}, false
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	ref := events[j]
+	if ref == nil { // it never started (the run was interrupted)
+		return time.Time{}, false
+	}
+	if at.End {
+		return ref.Finished.Add(at.Offset), true
+	}
+	return ref.Started.Add(at.Offset), true
+}
