@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -56,8 +57,15 @@ func TestOwnWorkload(t *testing.T) {
 				t.Errorf("exit %d, verdict %s; want 0 and pass", code, sum.Verdict)
 			}
 			kinds := map[string]string{}
+			by := map[string]reports.Step{}
 			for _, s := range sum.Steps {
 				kinds[s.Name] = s.Kind + " " + s.Status
+				by[s.Name] = s
+			}
+			// One timeline: touch ran during the warmup, scale-up waited for both.
+			if w, x, s := by["warmup"], by["touch"], by["scale-up"]; !x.Started.Before(w.Finished) || x.Started.Sub(w.Started) < time.Second ||
+				s.Started.Before(w.Finished) || s.Started.Before(x.Finished) {
+				t.Errorf("timeline: warmup %s-%s, touch %s-%s, scale-up from %s", w.Started, w.Finished, x.Started, x.Finished, s.Started)
 			}
 			if kinds["touch"] != "exec ok" || kinds["scale-up"] != "scale ok" {
 				t.Errorf("steps: %v", kinds)
