@@ -19,11 +19,14 @@ type Second struct {
 	Failed    int            `json:"failed"`              // includes NotSent
 	NotSent   int            `json:"not_sent,omitempty"`  // due, but the client could not send them in time
 	Scheduled float64        `json:"scheduled,omitempty"` // what the pacer called for in this second
-	Versions  map[string]int `json:"versions,omitempty"`
-	P50MS     float64        `json:"p50_ms"`
-	P99MS     float64        `json:"p99_ms"`
-	MaxMS     float64        `json:"max_ms"`
-	hist      [histBuckets]uint32
+	Versions  map[string]int `json:"versions,omitempty"`  // answers by the version header's value
+	// VersionFailed are the failed answers among Versions (a 5xx from a new version, say).
+	VersionFailed map[string]int `json:"version_failed,omitempty"`
+	P50MS         float64        `json:"p50_ms"`
+	P99MS         float64        `json:"p99_ms"`
+	MaxMS         float64        `json:"max_ms"`
+	hist          [histBuckets]uint32
+	vhist         map[string]*[histBuckets]uint32 // latencies per version
 }
 
 // Failure is one failed request, at its scheduled time (its send time at saturation).
@@ -42,6 +45,7 @@ const MaxFailureSamples = 1000
 type Aggregator struct {
 	start     time.Time
 	sched     func(seq uint64) time.Time // a request's scheduled time; zero at saturation
+	version   string                     // the response header that names the serving version
 	succeeded func(target string, code uint16) bool
 	schedule  func(elapsed time.Duration) float64 // requests due by elapsed; nil at saturation
 
@@ -78,7 +82,7 @@ func NewAggregator(start time.Time) *Aggregator {
 }
 
 func newAggregator(start time.Time, sched func(uint64) time.Time, ok func(string, uint16) bool) *Aggregator {
-	return &Aggregator{start: start, sched: sched, succeeded: ok}
+	return &Aggregator{start: start, sched: sched, succeeded: ok, version: VersionHeader}
 }
 
 // Success is the status a rehearsal counts as served when a target states nothing else: 2xx.
@@ -113,8 +117,10 @@ func (a *Aggregator) Add(r *vegeta.Result) {
 		a.byTarget = map[TargetCode]uint64{}
 	}
 	a.byTarget[TargetCode{target, r.Code}]++
+	v := r.Headers.Get(a.version)
+	failed := r.Error != "" || !a.succeeded(target, r.Code)
 	switch {
-	case r.Error == "" && a.succeeded(target, r.Code):
+	case !failed:
 		s.OK++
 		a.ok++
 		base := a.lastOK
@@ -141,13 +147,25 @@ func (a *Aggregator) Add(r *vegeta.Result) {
 			a.failures = append(a.failures, Failure{Time: at, Target: target, Code: r.Code, Error: r.Error})
 		}
 	}
-	if v := r.Headers.Get(VersionHeader); v != "" {
+	ms := float64(latency) / float64(time.Millisecond)
+	if v != "" {
 		if s.Versions == nil {
-			s.Versions = map[string]int{}
+			s.Versions, s.vhist = map[string]int{}, map[string]*[histBuckets]uint32{}
 		}
 		s.Versions[v]++
+		if failed {
+			if s.VersionFailed == nil {
+				s.VersionFailed = map[string]int{}
+			}
+			s.VersionFailed[v]++
+		}
+		h := s.vhist[v]
+		if h == nil {
+			h = new([histBuckets]uint32)
+			s.vhist[v] = h
+		}
+		h[bucket(ms)]++
 	}
-	ms := float64(latency) / float64(time.Millisecond)
 	s.hist[bucket(ms)]++
 	a.sentHist[bucket(float64(r.Latency)/float64(time.Millisecond))]++
 	a.latHist[sort.SearchFloat64s(LatencyBuckets[:], latency.Seconds())]++
@@ -238,6 +256,68 @@ func (a *Aggregator) Window(from, to time.Time) WindowStats {
 		}
 	}
 	w.P50MS, w.P99MS = quantile(&h, 0.5), quantile(&h, 0.99)
+	return w
+}
+
+// VersionStats are the answers of one version (or of none) in a window.
+type VersionStats struct {
+	Requests int     `json:"requests"`
+	Failed   int     `json:"failed"`
+	P99MS    float64 `json:"p99_ms"`
+}
+
+// ErrorRate is the share of requests that failed (0 with no request).
+func (v VersionStats) ErrorRate() float64 {
+	if v.Requests == 0 {
+		return 0
+	}
+	return float64(v.Failed) / float64(v.Requests)
+}
+
+// VersionWindow splits a window's requests by the version that answered them. Unversioned are the
+// requests no version answered: refused connections, timeouts, requests not sent, answers without
+// the header.
+type VersionWindow struct {
+	By          map[string]VersionStats `json:"by"`
+	Unversioned VersionStats            `json:"unversioned"`
+}
+
+// Versions merges, by serving version, the seconds of the run that lie wholly within [from, to]
+// (requests are binned by their scheduled second).
+func (a *Aggregator) Versions(from, to time.Time) VersionWindow {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	w := VersionWindow{By: map[string]VersionStats{}}
+	hists := map[string]*[histBuckets]uint32{}
+	first := max(int(math.Ceil(from.Sub(a.start).Seconds()-1e-9)), 0)
+	last := int(math.Floor(to.Sub(a.start).Seconds()+1e-9)) - 1
+	for i := first; i <= last && i < len(a.seconds); i++ {
+		s := &a.seconds[i]
+		versioned, versionedFailed := 0, 0
+		for v, n := range s.Versions {
+			st := w.By[v]
+			st.Requests += n
+			st.Failed += s.VersionFailed[v]
+			w.By[v] = st
+			versioned += n
+			versionedFailed += s.VersionFailed[v]
+			h := hists[v]
+			if h == nil {
+				h = new([histBuckets]uint32)
+				hists[v] = h
+			}
+			for b, c := range s.vhist[v] {
+				h[b] += c
+			}
+		}
+		w.Unversioned.Requests += s.OK + s.Failed - versioned
+		w.Unversioned.Failed += s.Failed - versionedFailed
+	}
+	for v, h := range hists {
+		st := w.By[v]
+		st.P99MS = quantile(h, 0.99)
+		w.By[v] = st
+	}
 	return w
 }
 

@@ -98,6 +98,9 @@ type Config struct {
 	// DefaultLateness); a later one fails as NotSent.
 	Lateness    time.Duration
 	Connections Connections
+	// VersionHeader names the response header that says which version answered (default
+	// VersionHeader); the timeline and the migration gates split results by it.
+	VersionHeader string
 }
 
 // DefaultMaxInFlight bounds vegeta's workers: unbounded, a saturating run grows workers until file
@@ -203,6 +206,9 @@ func Start(ctx context.Context, cfg Config) (*Run, error) {
 	}
 	r.started = time.Now()
 	r.agg = newAggregator(r.started, r.scheduledAt, r.succeeded)
+	if cfg.VersionHeader != "" {
+		r.agg.version = cfg.VersionHeader
+	}
 	if r.pacer != nil {
 		r.agg.schedule = r.pacer.expected
 	}
