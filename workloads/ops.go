@@ -70,7 +70,6 @@ func (p *Ops) WaitRolledOut(ctx context.Context, namespace, target string, timeo
 	var last string
 	err := wait.For(func(ctx context.Context) (bool, error) {
 		var want, updated, ready int32
-		var sel *metav1.LabelSelector
 		var observed bool
 		switch kind {
 		case "deployment":
@@ -78,14 +77,14 @@ func (p *Ops) WaitRolledOut(ctx context.Context, namespace, target string, timeo
 			if err != nil {
 				return false, err
 			}
-			want, updated, ready, sel = replicasOf(d.Spec.Replicas), d.Status.UpdatedReplicas, d.Status.AvailableReplicas, d.Spec.Selector
+			want, updated, ready = replicasOf(d.Spec.Replicas), d.Status.UpdatedReplicas, d.Status.AvailableReplicas
 			observed = d.Status.ObservedGeneration >= d.Generation && d.Status.Replicas == want
 		case "statefulset":
 			s, err := p.cs.AppsV1().StatefulSets(namespace).Get(ctx, name, metav1.GetOptions{})
 			if err != nil {
 				return false, err
 			}
-			want, updated, ready, sel = replicasOf(s.Spec.Replicas), s.Status.UpdatedReplicas, s.Status.ReadyReplicas, s.Spec.Selector
+			want, updated, ready = replicasOf(s.Spec.Replicas), s.Status.UpdatedReplicas, s.Status.ReadyReplicas
 			observed = s.Status.ObservedGeneration >= s.Generation && s.Status.Replicas == want
 			if s.Spec.UpdateStrategy.Type == appsv1.OnDeleteStatefulSetStrategyType {
 				updated = want
@@ -95,21 +94,17 @@ func (p *Ops) WaitRolledOut(ctx context.Context, namespace, target string, timeo
 			if err != nil {
 				return false, err
 			}
-			want, updated, ready, sel = d.Status.DesiredNumberScheduled, d.Status.UpdatedNumberScheduled, d.Status.NumberReady, d.Spec.Selector
+			want, updated, ready = d.Status.DesiredNumberScheduled, d.Status.UpdatedNumberScheduled, d.Status.NumberReady
 			observed = d.Status.ObservedGeneration >= d.Generation
 		default:
 			return false, fmt.Errorf("%s: want deployment/, statefulset/ or daemonset/NAME", target)
 		}
-		selector, err := metav1.LabelSelectorAsSelector(sel)
+		pods, err := p.ownedPods(ctx, namespace, target)
 		if err != nil {
 			return false, err
 		}
-		pods, err := p.cs.CoreV1().Pods(namespace).List(ctx, metav1.ListOptions{LabelSelector: selector.String()})
-		if err != nil {
-			return false, err
-		}
-		last = fmt.Sprintf("%d wanted, %d updated, %d ready, %d pods", want, updated, ready, len(pods.Items))
-		return observed && updated == want && ready == want && len(pods.Items) == int(want), nil
+		last = fmt.Sprintf("%d wanted, %d updated, %d ready, %d pods", want, updated, ready, len(pods))
+		return observed && updated == want && ready == want && len(pods) == int(want), nil
 	}, wait.WithContext(ctx), wait.WithTimeout(timeout), wait.WithInterval(time.Second))
 	if err != nil {
 		err = fmt.Errorf("%s in %s not rolled out (%s): %w", target, namespace, last, err)

@@ -159,6 +159,12 @@ func ApplyManifests(ctx context.Context, cfg *rest.Config, namespace string, man
 	if err := ops.ensureNamespace(ctx, namespace); err != nil {
 		return o, err
 	}
+	return o, o.Apply(ctx, manifests)
+}
+
+// Apply applies more manifests (a new version of an object, for a rolling change) with server-side
+// apply; they are deleted with the rest.
+func (o *Own) Apply(ctx context.Context, manifests []Manifest) error {
 	for _, m := range manifests {
 		obj := m.Object.DeepCopy()
 		gvk := obj.GroupVersionKind()
@@ -169,14 +175,14 @@ func ApplyManifests(ctx context.Context, cfg *rest.Config, namespace string, man
 			mapping, err = o.mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
 		}
 		if err != nil {
-			return o, fmt.Errorf("%s: %s %s: %w", m.Source, gvk.Kind, obj.GetName(), err)
+			return fmt.Errorf("%s: %s %s: %w", m.Source, gvk.Kind, obj.GetName(), err)
 		}
-		var res dynamic.ResourceInterface = dyn.Resource(mapping.Resource)
+		var res dynamic.ResourceInterface = o.dyn.Resource(mapping.Resource)
 		if mapping.Scope.Name() == meta.RESTScopeNameNamespace {
 			if obj.GetNamespace() == "" {
-				obj.SetNamespace(namespace)
+				obj.SetNamespace(o.Namespace)
 			}
-			res = dyn.Resource(mapping.Resource).Namespace(obj.GetNamespace())
+			res = o.dyn.Resource(mapping.Resource).Namespace(obj.GetNamespace())
 		}
 		labels := obj.GetLabels()
 		if labels == nil {
@@ -186,11 +192,11 @@ func ApplyManifests(ctx context.Context, cfg *rest.Config, namespace string, man
 		obj.SetLabels(labels)
 		applied, err := res.Apply(ctx, obj.GetName(), obj, metav1.ApplyOptions{FieldManager: "rehearse", Force: true})
 		if err != nil {
-			return o, fmt.Errorf("%s: apply %s %s: %w", m.Source, gvk.Kind, obj.GetName(), err)
+			return fmt.Errorf("%s: apply %s %s: %w", m.Source, gvk.Kind, obj.GetName(), err)
 		}
 		o.applied = append(o.applied, appliedObject{res: res, gvr: mapping.Resource, obj: applied, from: m.Source})
 	}
-	return o, nil
+	return nil
 }
 
 // Namespaces are the namespaces the workload's objects live in (its own first).

@@ -11,6 +11,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes/fake"
 )
 
@@ -74,11 +75,20 @@ func int32p(v int32) *int32 { return &v }
 // Scale patches the replicas and is done only when the controller reports them and no surplus pod is
 // left; a pod that lingers keeps it waiting (and the wait times out naming what it saw).
 func TestScaleWaitsForPodsToGo(t *testing.T) {
-	d := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "ns", Generation: 1},
+	d := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "ns", Generation: 1, UID: "d-uid"},
 		Spec:   appsv1.DeploymentSpec{Replicas: int32p(2), Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "web"}}},
 		Status: appsv1.DeploymentStatus{ObservedGeneration: 1, Replicas: 0}}
-	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "web-1", Namespace: "ns", Labels: map[string]string{"app": "web"}}}
-	cs := fake.NewClientset(d, pod)
+	yes := true
+	owned := func(kind, name, uid string) []metav1.OwnerReference {
+		return []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: kind, Name: name, UID: types.UID(uid), Controller: &yes}}
+	}
+	rs := &appsv1.ReplicaSet{ObjectMeta: metav1.ObjectMeta{Name: "web-abc", Namespace: "ns", UID: "rs-uid", OwnerReferences: owned("Deployment", "web", "d-uid")}}
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "web-1", Namespace: "ns", Labels: map[string]string{"app": "web"},
+		OwnerReferences: owned("ReplicaSet", "web-abc", "rs-uid")}}
+	// A canary's pod carries the same labels but belongs to another Deployment: not web's to wait for.
+	canary := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "web-canary-1", Namespace: "ns", Labels: map[string]string{"app": "web", "track": "canary"},
+		OwnerReferences: owned("ReplicaSet", "web-canary-abc", "other-rs-uid")}}
+	cs := fake.NewClientset(d, rs, pod, canary)
 	ops := &Ops{cs: cs}
 	ctx := context.Background()
 	err := ops.Scale(ctx, "ns", "deployment/web", 0, 2*time.Second)

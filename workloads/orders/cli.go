@@ -36,8 +36,8 @@ var errUsage = fmt.Errorf("usage: orders serve [flags] | orders migrate up|down 
 func serve(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("serve", flag.ExitOnError)
 	listen := fs.String("listen", ":8080", "listen address")
-	version := fs.String("version", os.Getenv("ORDERS_VERSION"), "release to serve: v1, v2, v3 or v2-bad")
-	dsn := fs.String("dsn", os.Getenv("DATABASE_URL"), "PostgreSQL connection URL")
+	version := fs.String("version", os.Getenv(VersionEnv), "release to serve: v1, v2, v3 or v2-bad")
+	dsn := fs.String("dsn", os.Getenv("DATABASE_URL"), "PostgreSQL connection URL, or memory: (orders kept in this process only)")
 	drain := fs.Duration("drain", 10*time.Second, "after SIGTERM, keep serving this long with readiness failing")
 	grace := fs.Duration("grace", 15*time.Second, "then wait this long for requests in flight")
 	_ = fs.Parse(args)
@@ -45,9 +45,11 @@ func serve(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	store, err := OpenPG(context.WithoutCancel(ctx), *dsn, v)
-	if err != nil {
-		return err
+	var store Store = newMemStore()
+	if *dsn != "memory:" {
+		if store, err = OpenPG(context.WithoutCancel(ctx), *dsn, v); err != nil {
+			return err
+		}
 	}
 	ln, err := net.Listen("tcp", *listen)
 	if err != nil {

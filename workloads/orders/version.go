@@ -32,6 +32,12 @@ func ParseVersion(s string) (Version, error) {
 	return "", fmt.Errorf("unknown version %q (want v1, v2, v3 or v2-bad)", s)
 }
 
-func (v Version) writesName() bool     { return v != V3 }
+func (v Version) writesName() bool { return v != V3 }
+
+// WritesName says whether v still writes the column contract drops.
+func (v Version) WritesName() bool     { return v.writesName() }
 func (v Version) writesFullName() bool { return v == V2 || v == V2Bad || v == V3 }
 func (v Version) readsFullName() bool  { return v == V3 }
+
+// VersionEnv is the environment variable that sets the release a pod serves.
+const VersionEnv = "ORDERS_VERSION"

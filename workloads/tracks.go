@@ -1,0 +1,303 @@
+package workloads
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"sort"
+	"strings"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/intstr"
+)
+
+// Operations for strategies that run a second Deployment beside the first (blue-green, canary): a
+// copy of a Deployment on another track, the pod-template-hash that pins a Service to one
+// Deployment's pods, Service selectors, and a NodePort Service of one's own for a smoke test.
+
+// TrackLabel marks the pods of a Deployment rehearse runs beside the user's (green, canary).
+const TrackLabel = "rehearse.dev/track"
+
+// Change is a change of one container of a pod template: its image and environment variables.
+type Change struct {
+	Container string // default: the first container
+	Image     string
+	Env       map[string]string
+}
+
+// Apply makes the change to tmpl.
+func (c Change) Apply(tmpl *corev1.PodTemplateSpec) error {
+	if len(tmpl.Spec.Containers) == 0 {
+		return fmt.Errorf("the pod template has no container")
+	}
+	i := 0
+	if c.Container != "" {
+		i = -1
+		for j, ct := range tmpl.Spec.Containers {
+			if ct.Name == c.Container {
+				i = j
+			}
+		}
+		if i < 0 {
+			return fmt.Errorf("no container %q in the pod template", c.Container)
+		}
+	}
+	ct := &tmpl.Spec.Containers[i]
+	if c.Image != "" {
+		ct.Image = c.Image
+	}
+	for _, k := range sortedKeys(c.Env) {
+		set := false
+		for j := range ct.Env {
+			if ct.Env[j].Name == k {
+				ct.Env[j] = corev1.EnvVar{Name: k, Value: c.Env[k]}
+				set = true
+			}
+		}
+		if !set {
+			ct.Env = append(ct.Env, corev1.EnvVar{Name: k, Value: c.Env[k]})
+		}
+	}
+	return nil
+}
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// Deployment reads a Deployment (target deployment/NAME).
+func (p *Ops) Deployment(ctx context.Context, namespace, target string) (*appsv1.Deployment, error) {
+	kind, name, _ := strings.Cut(target, "/")
+	if kind != "deployment" {
+		return nil, fmt.Errorf("%s: want deployment/NAME", target)
+	}
+	return p.cs.AppsV1().Deployments(namespace).Get(ctx, name, metav1.GetOptions{})
+}
+
+// Track creates (or replaces) Deployment name beside target: target's spec with change made, the
+// track label added to its selector and pod labels, and replicas pods. Its pods carry every label of
+// target's, so a Service that selects target's pods by those labels selects them too.
+func (p *Ops) Track(ctx context.Context, namespace, target, name, track string, replicas int32, change Change) error {
+	d, err := p.Deployment(ctx, namespace, target)
+	if err != nil {
+		return err
+	}
+	spec := d.Spec.DeepCopy()
+	spec.Replicas = &replicas
+	spec.Selector = spec.Selector.DeepCopy()
+	if spec.Selector.MatchLabels == nil {
+		spec.Selector.MatchLabels = map[string]string{}
+	}
+	spec.Selector.MatchLabels[TrackLabel] = track
+	spec.Template.Labels = maps.Clone(spec.Template.Labels)
+	if spec.Template.Labels == nil {
+		spec.Template.Labels = map[string]string{}
+	}
+	spec.Template.Labels[TrackLabel] = track
+	if err := change.Apply(&spec.Template); err != nil {
+		return fmt.Errorf("%s: %w", target, err)
+	}
+	labels := maps.Clone(d.Labels)
+	if labels == nil {
+		labels = map[string]string{}
+	}
+	labels[TrackLabel] = track
+	nd := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: namespace, Labels: labels}, Spec: *spec}
+	dc := p.cs.AppsV1().Deployments(namespace)
+	if err := dc.Delete(ctx, name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+		return err
+	}
+	_, err = dc.Create(ctx, nd, metav1.CreateOptions{FieldManager: "rehearse"})
+	return err
+}
+
+// Delete deletes target (deployment/NAME, service/NAME) if it exists, and for a Deployment waits
+// until its pods are gone.
+func (p *Ops) Delete(ctx context.Context, namespace, target string, timeout time.Duration) error {
+	kind, name, _ := strings.Cut(target, "/")
+	fg := metav1.DeletePropagationForeground
+	var err error
+	switch kind {
+	case "deployment":
+		if err = p.Scale(ctx, namespace, target, 0, timeout); err != nil && !apierrors.IsNotFound(err) {
+			return err
+		}
+		err = p.cs.AppsV1().Deployments(namespace).Delete(ctx, name, metav1.DeleteOptions{PropagationPolicy: &fg})
+	case "service":
+		err = p.cs.CoreV1().Services(namespace).Delete(ctx, name, metav1.DeleteOptions{})
+	default:
+		return fmt.Errorf("delete %s: want deployment/NAME or service/NAME", target)
+	}
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	return err
+}
+
+// PodTemplateHash is the pod-template-hash label of the pods of target's current revision (the
+// ReplicaSet at its revision): a Service selector with it picks exactly those pods.
+func (p *Ops) PodTemplateHash(ctx context.Context, namespace, target string) (string, error) {
+	d, err := p.Deployment(ctx, namespace, target)
+	if err != nil {
+		return "", err
+	}
+	rss, err := p.cs.AppsV1().ReplicaSets(namespace).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return "", err
+	}
+	for i, rs := range rss.Items {
+		if metav1.IsControlledBy(&rss.Items[i], d) && rs.Annotations[deploymentRevision] == d.Annotations[deploymentRevision] {
+			if h := rs.Labels[appsv1.DefaultDeploymentUniqueLabelKey]; h != "" {
+				return h, nil
+			}
+		}
+	}
+	return "", fmt.Errorf("%s: no ReplicaSet at revision %s", target, d.Annotations[deploymentRevision])
+}
+
+// Selector is Service name's selector.
+func (p *Ops) Selector(ctx context.Context, namespace, name string) (map[string]string, error) {
+	s, err := p.cs.CoreV1().Services(namespace).Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		return nil, err
+	}
+	return s.Spec.Selector, nil
+}
+
+// SetSelector replaces Service name's selector in one update: the switch of a blue-green.
+func (p *Ops) SetSelector(ctx context.Context, namespace, name string, selector map[string]string) error {
+	patch, err := json.Marshal([]map[string]any{{"op": "replace", "path": "/spec/selector", "value": selector}})
+	if err != nil {
+		return err
+	}
+	_, err = p.cs.CoreV1().Services(namespace).Patch(ctx, name, types.JSONPatchType, patch, metav1.PatchOptions{FieldManager: "rehearse"})
+	if err != nil {
+		return fmt.Errorf("switch Service %s: %w", name, err)
+	}
+	return nil
+}
+
+// NodePortService creates Service name with selector, to the target port of Service like (its first
+// port), on a NodePort the cluster allocates; it returns the node port.
+func (p *Ops) NodePortService(ctx context.Context, namespace, name, like string, selector map[string]string) (int, error) {
+	ref, err := p.cs.CoreV1().Services(namespace).Get(ctx, like, metav1.GetOptions{})
+	if err != nil {
+		return 0, err
+	}
+	if len(ref.Spec.Ports) == 0 {
+		return 0, fmt.Errorf("Service %s has no port", like)
+	}
+	port := ref.Spec.Ports[0]
+	target := port.TargetPort
+	if target == (intstr.IntOrString{}) {
+		target = intstr.FromInt32(port.Port)
+	}
+	svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: namespace, Labels: map[string]string{TrackLabel: "smoke"}},
+		Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeNodePort, Selector: selector,
+			Ports: []corev1.ServicePort{{Name: "http", Port: port.Port, TargetPort: target, Protocol: corev1.ProtocolTCP}}}}
+	_ = p.cs.CoreV1().Services(namespace).Delete(ctx, name, metav1.DeleteOptions{})
+	made, err := p.cs.CoreV1().Services(namespace).Create(ctx, svc, metav1.CreateOptions{FieldManager: "rehearse"})
+	if err != nil {
+		return 0, err
+	}
+	return int(made.Spec.Ports[0].NodePort), nil
+}
+
+// NodePort is the node port of Service name's first port (an error when it has none).
+func (p *Ops) NodePort(ctx context.Context, namespace, name string) (int, error) {
+	s, err := p.cs.CoreV1().Services(namespace).Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		return 0, err
+	}
+	if len(s.Spec.Ports) == 0 || s.Spec.Ports[0].NodePort == 0 {
+		return 0, fmt.Errorf("Service %s in %s has no node port (type %s)", name, namespace, s.Spec.Type)
+	}
+	return int(s.Spec.Ports[0].NodePort), nil
+}
+
+// FreeNodePort is a node port in [first, last] no Service of the cluster uses, tried from a place
+// that depends on key (so rehearsals that start side by side are unlikely to pick the same one).
+func (p *Ops) FreeNodePort(ctx context.Context, first, last int, key string) (int, error) {
+	svcs, err := p.cs.CoreV1().Services("").List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return 0, err
+	}
+	used := map[int]bool{}
+	for _, s := range svcs.Items {
+		for _, port := range s.Spec.Ports {
+			used[int(port.NodePort)] = true
+		}
+	}
+	n := last - first + 1
+	if n <= 0 {
+		return 0, fmt.Errorf("no node port range %d-%d", first, last)
+	}
+	h := 0
+	for _, c := range key {
+		h = (h*31 + int(c)) % n
+	}
+	for i := range n {
+		if port := first + (h+i)%n; !used[port] {
+			return port, nil
+		}
+	}
+	return 0, fmt.Errorf("every node port in %d-%d is taken", first, last)
+}
+
+// Replicas is target's spec.replicas.
+func (p *Ops) Replicas(ctx context.Context, namespace, target string) (int, error) {
+	kind, name, _ := strings.Cut(target, "/")
+	switch kind {
+	case "deployment":
+		d, err := p.cs.AppsV1().Deployments(namespace).Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return 0, err
+		}
+		return int(replicasOf(d.Spec.Replicas)), nil
+	case "statefulset":
+		s, err := p.cs.AppsV1().StatefulSets(namespace).Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return 0, err
+		}
+		return int(replicasOf(s.Spec.Replicas)), nil
+	}
+	return 0, fmt.Errorf("%s: want deployment/NAME or statefulset/NAME", target)
+}
+
+// EnvOf is the value of variable name in container c of target's pod template ("" when unset).
+func (p *Ops) EnvOf(ctx context.Context, namespace, target, container, name string) (string, error) {
+	tmpl, err := p.template(ctx, namespace, target)
+	if err != nil {
+		return "", err
+	}
+	return TemplateEnv(tmpl, container, name), nil
+}
+
+// TemplateEnv is the value of variable name in container c of tmpl ("" when unset).
+func TemplateEnv(tmpl *corev1.PodTemplateSpec, c, name string) string {
+	if tmpl == nil {
+		return ""
+	}
+	for _, ct := range tmpl.Spec.Containers {
+		if ct.Name != c {
+			continue
+		}
+		for _, e := range ct.Env {
+			if e.Name == name {
+				return e.Value
+			}
+		}
+	}
+	return ""
+}
