@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	yaml2 "go.yaml.in/yaml/v2"
 	"go.yaml.in/yaml/v3"
 	"k8s.io/apimachinery/pkg/labels"
 
@@ -69,7 +70,15 @@ type Loaded struct {
 	// Warnings are legal but doubtful choices (a zero load.tail), to be shown, not refused.
 	Warnings Problems
 	// Hash is the sha256 of the file's bytes (reports name it so a verdict is tied to its input).
-	Hash string
+	Hash  string
+	lines map[string]int
+}
+
+// Problem is a problem at field (a dotted path such as steps[2].migrate.version), on the line of the
+// field or of its nearest parent in the file: for checks made after parsing (the step kinds').
+func (l *Loaded) Problem(field, format string, args ...any) Problem {
+	v := &validator{file: l.File, lines: l.lines}
+	return v.at(field, format, args...)
 }
 
 // LoadFile reads, parses and validates a scenario file.
@@ -87,7 +96,7 @@ var typeErrLine = regexp.MustCompile(`line (\d+): (.*)`)
 func Parse(file string, data []byte) (*Loaded, error) {
 	var root yaml.Node
 	if err := yaml.Unmarshal(data, &root); err != nil {
-		return nil, Problems{yamlProblem(file, err)}
+		return nil, Problems{syntaxProblem(file, data, err)}
 	}
 	if root.Kind == 0 || len(root.Content) == 0 {
 		return nil, Problems{{File: file, Msg: "empty file: want a Scenario document"}}
@@ -95,8 +104,13 @@ func Parse(file string, data []byte) (*Loaded, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	var sc Scenario
+	var typed Problems // fields of the wrong type or unknown: the rest of the file is still checked
 	if err := dec.Decode(&sc); err != nil {
-		return nil, decodeProblems(file, err, &root)
+		var te *yaml.TypeError
+		if !errors.As(err, &te) {
+			return nil, decodeProblems(file, err, &root)
+		}
+		typed = decodeProblems(file, err, &root)
 	}
 	var extra yaml.Node
 	if err := dec.Decode(&extra); err != io.EOF {
@@ -105,12 +119,64 @@ func Parse(file string, data []byte) (*Loaded, error) {
 	idx := indexLines(&root)
 	v := &validator{file: file, lines: idx, dir: filepath.Dir(file)}
 	v.scenario(&sc)
-	if len(v.problems) > 0 {
-		sort.SliceStable(v.problems, func(i, j int) bool { return v.problems[i].Line < v.problems[j].Line })
-		return nil, v.problems
-	}
 	sum := sha256.Sum256(data)
-	return &Loaded{Scenario: &sc, File: file, Hash: hex.EncodeToString(sum[:]), Warnings: v.warnings}, nil
+	l := &Loaded{Scenario: &sc, File: file, Hash: hex.EncodeToString(sum[:]), Warnings: v.warnings, lines: idx}
+	if ps := typed.Merge(v.problems); len(ps) > 0 {
+		// The scenario is returned beside its problems so that callers can check more of it (the
+		// step kinds' settings); it must not be run.
+		return l, ps
+	}
+	return l, nil
+}
+
+// Merge adds more problems to ps, leaving out those at, below or directly above a field ps already
+// faults (a field that did not decode looks empty to later checks, and so may its parent's
+// "needs one of" rule), sorted by line.
+func (ps Problems) Merge(more Problems) Problems {
+	out := slices.Clone(ps)
+	for _, p := range more {
+		covered := false
+		for _, q := range ps {
+			if q.Field != "" && p.Field != "" && (within(p.Field, q.Field) || within(q.Field, p.Field)) {
+				covered = true
+			}
+		}
+		if !covered {
+			out = append(out, p)
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Line < out[j].Line })
+	return out
+}
+
+// within says whether field is parent or below it (steps[0].wait is within steps[0]).
+func within(field, parent string) bool {
+	return field == parent || strings.HasPrefix(field, parent+".") || strings.HasPrefix(field, parent+"[")
+}
+
+// syntaxProblem places a YAML syntax error on the line where the parser found it. yaml.v3 names the
+// line where the broken construct began, or the line before the problem (its marks count from 0 and
+// are shifted only for scanner errors); yaml.v2 names the problem's own mark, which is right once a
+// parser error is shifted too. An unterminated construct ends past the last line: there the start
+// of the construct (yaml.v3's line) is what helps.
+func syntaxProblem(file string, data []byte, err error) Problem {
+	p := yamlProblem(file, err)
+	var v any
+	err2 := yaml2.Unmarshal(data, &v)
+	if err2 == nil {
+		return p
+	}
+	p2 := yamlProblem(file, err2)
+	if p2.Line == 0 {
+		return p
+	}
+	if strings.HasPrefix(p2.Msg, "did not find expected") {
+		p2.Line++
+	}
+	if p2.Line > bytes.Count(bytes.TrimRight(data, "\n"), []byte("\n"))+1 {
+		return p
+	}
+	return p2
 }
 
 func yamlProblem(file string, err error) Problem {
@@ -404,6 +470,15 @@ func (v *validator) workload(w *Workload, c *Cluster) {
 			v.addf(fmt.Sprintf("workload.images[%d]", i), "image archives are loaded into kind nodes; an existing cluster pulls its images")
 		}
 	}
+	for i, ref := range w.LocalImages {
+		f := fmt.Sprintf("workload.localImages[%d]", i)
+		switch {
+		case !strings.Contains(ref, ":") || strings.ContainsAny(ref, " \t"):
+			v.addf(f, "%q: want an image reference with its tag, e.g. rehearse.local/orders:dev", ref)
+		case c.Provider == "existing":
+			v.addf(f, "local images are loaded into kind nodes; an existing cluster pulls its images")
+		}
+	}
 	if w.Checksum != nil {
 		if w.Sample != "" {
 			v.addf("workload.checksum", "the sample has its own checksums; checksum is for your own manifests")
@@ -448,8 +523,14 @@ func (v *validator) load(l *Load, w *Workload) {
 		} else if h := u.Hostname(); h != "127.0.0.1" && h != "localhost" && h != "::1" {
 			v.addf("load.baseURL", "host %q: load targets loopback only (127.0.0.1 through the cluster's port mapping)", h)
 		}
-	} else if w.Sample == "" {
-		v.addf("load.baseURL", "is required for a workload of your own manifests")
+		if l.Service != "" {
+			v.addf("load.service", "give baseURL or service, not both")
+		}
+	} else if w.Sample == "" && l.Service == "" {
+		v.addf("load.baseURL", "is required for a workload of your own manifests (or name its NodePort Service in load.service)")
+	}
+	if l.Service != "" && w.Sample != "" {
+		v.addf("load.service", "the sample's load goes to its own Service; service is for your own manifests")
 	}
 	if len(l.Targets) == 0 {
 		v.addf("load.targets", "needs at least one target")
@@ -512,15 +593,7 @@ func (v *validator) steps(steps []Step, w *Workload) {
 			if !slices.Contains([]string{"rolling", "blue-green", "canary", "schema"}, s.Migrate.Strategy) {
 				v.addf(f+".migrate.strategy", "unknown strategy %q; known: rolling, blue-green, canary, schema", s.Migrate.Strategy)
 			}
-			if s.Migrate.Strategy == "schema" && !slices.Contains([]string{"expand", "backfill", "contract"}, s.Migrate.Step) {
-				v.addf(f+".migrate.step", "schema step %q: want expand, backfill or contract", s.Migrate.Step)
-			}
-			if !strings.Contains(s.Migrate.Target, "/") {
-				v.addf(f+".migrate.target", "%q: want KIND/NAME such as deployment/orders", s.Migrate.Target)
-			}
-			if w.Sample == "" {
-				v.addf(f+".migrate", "migrations run on the sample workload; on your own manifests use exec or scale steps")
-			}
+			// The strategy's own settings are its step kind's to check (migrate/).
 		}
 		if s.Fault != nil {
 			switch s.Fault.Type {

@@ -68,7 +68,6 @@ func TestParseRejects(t *testing.T) {
 		{"scale of a service", "{name: warm, wait: 1m30s}", "{name: warm, scale: {target: service/orders, replicas: 0}}", `t.yaml:11: steps[0].scale.target: "service/orders"`},
 		{"negative in-flight cap", "  rate: 3000/m", "  rate: 3000/m\n  maxInFlight: -1", "t.yaml:8: load.maxInFlight: must not be negative"},
 		{"manifests that do not exist", "workload: {sample: orders-postgres}", "workload: {manifests: [nowhere/]}", "t.yaml:5: workload.manifests[0]: nowhere does not exist"},
-		{"migrate on own manifests", "workload: {sample: orders-postgres}", "workload: {manifests: [.]}", "t.yaml:12: steps[1].migrate: migrations run on the sample"},
 		{"image archive on an existing cluster", "cluster: {provider: kind}\nworkload: {sample: orders-postgres}", "cluster: {provider: existing, context: prod}\nworkload: {sample: orders-postgres, images: [parse.go]}", "t.yaml:5: workload.images[0]: image archives are loaded into kind nodes"},
 		{"checksum on the sample", "workload: {sample: orders-postgres}", "workload: {sample: orders-postgres, checksum: {command: [md5sum], selector: app=x}}", "t.yaml:5: workload.checksum: the sample has its own"},
 		{"template field that does not exist", "path: /orders,", "path: /orders, body: '{{.Nope}}',", `t.yaml:9: load.targets[0].body: template: load.targets[0].body:1:2: executing "load.targets[0].body" at <.Nope>`},
@@ -262,5 +261,35 @@ func TestParseReportsEveryProblemAtOnce(t *testing.T) {
 	}
 	if ps[0].Field != "load.burst" || ps[1].Field != "steps[0].wait" || ps[1].Line != 12 {
 		t.Errorf("problems: %+v", ps)
+	}
+}
+
+// A YAML syntax error names the line where the problem is, not the line before it or the line
+// where the broken construct began; an unterminated quote names where it began.
+func TestSyntaxErrorLines(t *testing.T) {
+	for src, line := range map[string]int{
+		"a: 1\nload:\n  targets: [\n    - {name: w\nsteps: []\n": 4,
+		"a: 1\nload:\n  rate: 5/s\n   bad: x\n":                   4,
+		"a: 1\nb: [1, 2\nc: 3\n":                                   3,
+		"a: 1\nb: x\n\tc: 3\n":                                     3,
+		"a: 1\nb: \"unterminated\nc: 3\n":                          2,
+	} {
+		_, err := Parse("t.yaml", []byte(src))
+		ps, ok := err.(Problems)
+		if !ok || len(ps) != 1 || ps[0].Line != line {
+			t.Errorf("%q: %v, want one problem on line %d", src, err, line)
+		}
+	}
+}
+
+// A field of the wrong type does not hide the file's other problems, and the scenario comes back
+// beside them (for the step kinds' checks); a problem it causes above itself is not repeated.
+func TestTypeErrorsHideNothing(t *testing.T) {
+	src := strings.Replace(valid, "  rate: 3000/m", "  rate: -5/s", 1)
+	src = strings.Replace(src, "wait: 1m30s", "wait: 1m30s, at: nowhere+5s", 1)
+	l, err := Parse("t.yaml", []byte(src))
+	ps, ok := err.(Problems)
+	if !ok || l == nil || len(ps) != 2 || ps[0].Field != "load.rate" || !strings.HasPrefix(ps[1].Field, "steps[0].at") {
+		t.Fatalf("got %v (scenario returned: %v), want the rate and the at problems", err, l != nil)
 	}
 }

@@ -47,11 +47,12 @@ type Cluster struct {
 
 // Workload is the system under rehearsal: the built-in sample or the user's own manifests.
 type Workload struct {
-	Sample    string    `yaml:"sample,omitempty" json:"sample,omitempty" enum:"orders-postgres"`
-	Version   string    `yaml:"version,omitempty" json:"version,omitempty" doc:"initial version of the sample app"`
-	Manifests []string  `yaml:"manifests,omitempty" json:"manifests,omitempty" doc:"files or directories of YAML (relative to the scenario file), applied in order; objects without a namespace go to rehearse-<scenario>"`
-	Images    []string  `yaml:"images,omitempty" json:"images,omitempty" doc:"image archives (docker save, relative to the scenario file) loaded into every kind node"`
-	Checksum  *Checksum `yaml:"checksum,omitempty" json:"checksum,omitempty" doc:"your own manifests: command run in each replica pod; its output is that replica's data checksum (replica-checksums compares them)"`
+	Sample      string    `yaml:"sample,omitempty" json:"sample,omitempty" enum:"orders-postgres"`
+	Version     string    `yaml:"version,omitempty" json:"version,omitempty" doc:"initial version of the sample app"`
+	Manifests   []string  `yaml:"manifests,omitempty" json:"manifests,omitempty" doc:"files or directories of YAML (relative to the scenario file), applied in order; objects without a namespace go to rehearse-<scenario>"`
+	Images      []string  `yaml:"images,omitempty" json:"images,omitempty" doc:"image archives (docker save, relative to the scenario file) loaded into every kind node"`
+	LocalImages []string  `yaml:"localImages,omitempty" json:"localImages,omitempty" doc:"images already built on this machine's Docker (e.g. rehearse.local/orders:dev, by rehearse images build), loaded into every kind node"`
+	Checksum    *Checksum `yaml:"checksum,omitempty" json:"checksum,omitempty" doc:"your own manifests: command run in each replica pod; its output is that replica's data checksum (replica-checksums compares them)"`
 }
 
 // Load is the synthetic HTTP traffic that runs for the whole timeline.
@@ -60,6 +61,7 @@ type Load struct {
 	Stages  []Stage  `yaml:"stages,omitempty" json:"stages,omitempty" doc:"stepped rates; after the last stage the rate stays"`
 	Timeout Duration `yaml:"timeout,omitempty" json:"timeout,omitempty" doc:"per-request timeout (default 5s)"`
 	BaseURL string   `yaml:"baseURL,omitempty" json:"baseURL,omitempty" doc:"http://127.0.0.1:PORT (default: the sample's NodePort)"`
+	Service string   `yaml:"service,omitempty" json:"service,omitempty" doc:"your own manifests: a NodePort Service of the workload; the load goes to http://127.0.0.1:<its node port>"`
 	Targets []Target `yaml:"targets" json:"targets"`
 	// MaxInFlight caps concurrent requests, as a client's connection pool does; when the system is
 	// slower than rate × latency allows, the rate falls short (and load-achieved says so).
@@ -69,6 +71,8 @@ type Load struct {
 	Tail        *Duration   `yaml:"tail,omitempty" json:"tail,omitempty" doc:"load goes on this long after the last step ends (default 10s)"`
 	Lateness    Duration    `yaml:"lateness,omitempty" json:"lateness,omitempty" doc:"a request not sent within this of its scheduled time fails as not sent (default 1s)"`
 	Connections Connections `yaml:"connections,omitempty" json:"connections,omitempty" doc:"how clients use connections (default: none reused for new requests after 1s)"`
+	// VersionHeader names the response header that says which version answered.
+	VersionHeader string `yaml:"versionHeader,omitempty" json:"versionHeader,omitempty" doc:"response header naming the version that answered (default X-App-Version); gates, served-version and rollback-drill read it"`
 }
 
 // Connections is the client population's use of connections: through kube-proxy each new connection
@@ -121,8 +125,43 @@ type Scale struct {
 type Migrate struct {
 	Strategy string `yaml:"strategy" json:"strategy" enum:"rolling,blue-green,canary,schema"`
 	Target   string `yaml:"target" json:"target" doc:"KIND/NAME, e.g. deployment/orders"`
-	Version  string `yaml:"version,omitempty" json:"version,omitempty"`
+	Version  string `yaml:"version,omitempty" json:"version,omitempty" doc:"the sample: the app version to move to (v1, v2, v3, v2-bad); your own workload: the value of the version header the new release answers with (gates and served-version read it)"`
 	Step     string `yaml:"step,omitempty" json:"step,omitempty" doc:"schema step: expand, backfill or contract"`
+	Down     bool   `yaml:"down,omitempty" json:"down,omitempty" doc:"schema: run the step's down migration"`
+	// What the change changes (the sample changes its version; one's own workload an image, env, a
+	// manifest or a patch).
+	Container string            `yaml:"container,omitempty" json:"container,omitempty" doc:"the container image/env change (default: the first)"`
+	Image     string            `yaml:"image,omitempty" json:"image,omitempty" doc:"the container's new image"`
+	Env       map[string]string `yaml:"env,omitempty" json:"env,omitempty" doc:"environment variables to set in the container"`
+	Manifest  string            `yaml:"manifest,omitempty" json:"manifest,omitempty" doc:"rolling: a file with the new version of the target (server-side applied)"`
+	Patch     string            `yaml:"patch,omitempty" json:"patch,omitempty" doc:"rolling: a strategic merge patch of the target (YAML or JSON)"`
+	Timeout   Duration          `yaml:"timeout,omitempty" json:"timeout,omitempty" doc:"how long a rollout may take before it counts as stalled (default 5m)"`
+	// Blue-green and canary.
+	Service string   `yaml:"service,omitempty" json:"service,omitempty" doc:"blue-green: the Service whose selector switches (the sample: orders)"`
+	Smoke   *Smoke   `yaml:"smoke,omitempty" json:"smoke,omitempty" doc:"blue-green: the test green must pass, on its own Service, before the switch"`
+	Keep    Duration `yaml:"keep,omitempty" json:"keep,omitempty" doc:"blue-green: blue stays up this long after a good switch, then is scaled to 0"`
+	Weights []int    `yaml:"weights,omitempty" json:"weights,omitempty" doc:"canary: the share of replicas (percent) the canary gets, step by step, e.g. [10, 50, 100]"`
+	Hold    Duration `yaml:"hold,omitempty" json:"hold,omitempty" doc:"canary: how long each weight holds before its gate; blue-green: the gate window after the switch (default 10s)"`
+	Gate    Gate     `yaml:"gate,omitempty" json:"gate,omitempty" doc:"what the new version's live traffic must show in each gate window"`
+	Expect  string   `yaml:"expect,omitempty" json:"expect,omitempty" enum:"promoted,rolled-back" doc:"blue-green, canary: promoted (default), or rolled-back to rehearse the safety net with a bad release"`
+	Within  Duration `yaml:"within,omitempty" json:"within,omitempty" doc:"an automatic rollback must restore service within this (default 30s)"`
+}
+
+// Gate is what a new version's live traffic must show in a gate window: at least MinRequests
+// answered by it (a gate with no traffic to judge errs, it never passes), an error rate at most
+// MaxErrorRate (failures nobody answered count against the new version), and a p99 within P99.
+type Gate struct {
+	MaxErrorRate float64  `yaml:"maxErrorRate,omitempty" json:"maxErrorRate,omitempty" doc:"largest share of failed requests (default 0)"`
+	P99          Duration `yaml:"p99,omitempty" json:"p99,omitempty" doc:"bound on the new version's p99 latency (default: none)"`
+	MinRequests  int      `yaml:"minRequests,omitempty" json:"minRequests,omitempty" doc:"fewest requests the new version must answer in the window (default 20)"`
+}
+
+// Smoke is a pre-switch test: Requests GETs of Path, each of which must answer 2xx from the new
+// version.
+type Smoke struct {
+	Path     string `yaml:"path,omitempty" json:"path,omitempty" doc:"default: / (the sample: /orders?limit=1)"`
+	Requests int    `yaml:"requests,omitempty" json:"requests,omitempty" doc:"default 20"`
+	Skip     bool   `yaml:"skip,omitempty" json:"skip,omitempty" doc:"switch without a smoke test (rehearses a runbook that has none)"`
 }
 
 // Fault injects a failure.
@@ -135,8 +174,9 @@ type Fault struct {
 
 // Rollback drills restoring the previous version.
 type Rollback struct {
-	Target string   `yaml:"target" json:"target"`
-	Within Duration `yaml:"within" json:"within" doc:"service must be restored within this time"`
+	Target  string   `yaml:"target" json:"target" doc:"KIND/NAME: deployment/NAME or statefulset/NAME, rolled back to its previous revision"`
+	Within  Duration `yaml:"within" json:"within" doc:"service must be restored within this time"`
+	Version string   `yaml:"version,omitempty" json:"version,omitempty" doc:"the version header value that means restored (the sample: found from the previous revision)"`
 }
 
 // Exec runs a command in every pod a label selector picks (a runbook command, or the workload's
@@ -184,7 +224,7 @@ type CheckArg struct {
 
 // Checks are the check names a scenario may ask for.
 var Checks = []string{"zero-failed-requests", "acked-writes-durable", "replica-checksums", "rollback-drill",
-	"latency-slo", "load-achieved", "fault-took-effect"}
+	"latency-slo", "load-achieved", "served-version", "fault-took-effect"}
 
 // At is when a step starts: at an offset from the load's start (30s), from another step's start
 // (rollout+5s) or from its end (rollout.end+5s). The zero At (no at:) means once every earlier step
