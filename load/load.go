@@ -63,6 +63,9 @@ type Connections struct {
 	MaxAge time.Duration
 	// Fresh sends every request on a new connection (no keep-alive).
 	Fresh bool
+	// Clients is how many independent clients (each with its own connections) share the requests;
+	// 0 means DefaultClients.
+	Clients int
 }
 
 // DefaultMaxConnAge is how long a connection serves new requests by default.

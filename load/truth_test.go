@@ -3,6 +3,7 @@ package load
 import (
 	"context"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -157,13 +158,14 @@ func TestRunIDsDifferBetweenRunsWithOneSeed(t *testing.T) {
 	}
 }
 
-// kubeProxy stands in for a Service: each new connection goes to the next endpoint (round robin),
-// and stays there, as kube-proxy's conntrack pins an established connection to one pod.
+// kubeProxy stands in for a Service: each new connection goes to an endpoint picked at random (as
+// kube-proxy's iptables rules do), and stays there, as conntrack pins an established connection to
+// one pod.
 type kubeProxy struct {
 	ln        net.Listener
 	mu        sync.Mutex
 	endpoints []string
-	next      int
+	rng       *rand.Rand
 }
 
 func newKubeProxy(t *testing.T, endpoints ...string) *kubeProxy {
@@ -171,7 +173,7 @@ func newKubeProxy(t *testing.T, endpoints ...string) *kubeProxy {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &kubeProxy{ln: ln, endpoints: endpoints}
+	p := &kubeProxy{ln: ln, endpoints: endpoints, rng: rand.New(rand.NewPCG(1, 2))}
 	go func() {
 		for {
 			c, err := ln.Accept()
@@ -179,8 +181,7 @@ func newKubeProxy(t *testing.T, endpoints ...string) *kubeProxy {
 				return
 			}
 			p.mu.Lock()
-			ep := p.endpoints[p.next%len(p.endpoints)]
-			p.next++
+			ep := p.endpoints[p.rng.IntN(len(p.endpoints))]
 			p.mu.Unlock()
 			go func() {
 				defer c.Close()
@@ -236,5 +237,29 @@ func TestRecycledConnectionsReachNewEndpoints(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// A pod that joins the Service gets its fair share of the traffic within about a second, every
+// second: a canary gate judges that share, so it must not hang on which pod one or two long-lived
+// connections happened to reach.
+func TestNewEndpointsGetAFairShare(t *testing.T) {
+	server := func(v string) string {
+		s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set(VersionHeader, v)
+			w.WriteHeader(201)
+		}))
+		t.Cleanup(s.Close)
+		return strings.TrimPrefix(s.URL, "http://")
+	}
+	p := newKubeProxy(t, server("v1"), server("v1"))
+	canary := server("v2")
+	time.AfterFunc(500*time.Millisecond, func() { p.add(canary) })
+	agg, _ := runFor(t, Config{BaseURL: "http://" + p.ln.Addr().String(), Targets: ordersTargets[:1], Rate: 50, Duration: 5 * time.Second})
+	start := agg.start
+	w := agg.Versions(start.Add(2*time.Second), start.Add(5*time.Second))
+	share := float64(w.By["v2"].Requests) / float64(w.By["v1"].Requests+w.By["v2"].Requests)
+	if share < 0.2 || share > 0.47 {
+		t.Errorf("the canary (one pod of three) answered %.0f%% of seconds 2-5 (%+v); want about a third", 100*share, w.By)
 	}
 }
