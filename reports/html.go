@@ -6,6 +6,8 @@ import (
 	"io"
 	"sort"
 	"strings"
+
+	"github.com/rehearse-dev/rehearse/verify"
 )
 
 type bar struct {
@@ -116,6 +118,7 @@ type failureRow struct {
 
 var page = template.Must(template.New("report").Funcs(template.FuncMap{
 	"lower": strings.ToLower,
+	"did":   didText,
 }).Parse(`<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>rehearse: {{.S.Scenario}} — {{.S.Verdict}}</title>
 <style>
@@ -148,8 +151,8 @@ svg text{font-size:10px;fill:#444}
 {{range .C.XTicks}}<text x="{{.X}}" y="{{$.C.Height}}">{{.Label}}</text>{{end}}
 </svg>
 <h2>Steps and faults</h2>
-<table><tr><th>step</th><th>kind</th><th>status</th><th>from</th><th>to</th><th>error</th></tr>
-{{range .S.Steps}}<tr><td>{{.Name}}</td><td>{{.Kind}}</td><td>{{.Status}}</td><td>{{.Started.Format "15:04:05.000"}}</td><td>{{.Finished.Format "15:04:05.000"}}</td><td>{{.Error}}</td></tr>{{end}}
+<table><tr><th>step</th><th>kind</th><th>status</th><th>from</th><th>to</th><th>what it did</th><th>error</th></tr>
+{{range .S.Steps}}<tr><td>{{.Name}}</td><td>{{.Kind}}</td><td>{{.Status}}</td><td>{{.Started.Format "15:04:05.000"}}</td><td>{{.Finished.Format "15:04:05.000"}}</td><td class="msg">{{did .Did}}</td><td class="msg">{{.Error}}</td></tr>{{end}}
 </table>
 <h2>Failures{{if .More}} (first {{len .Failures}} of {{.S.Load.Failed}}){{end}}</h2>
 {{if .Failures}}<table><tr><th>at</th><th>target</th><th>code</th><th>during</th><th>error</th></tr>
@@ -181,4 +184,25 @@ func HTML(w io.Writer, r *Run) error {
 	return page.Execute(w, map[string]any{
 		"S": r.Summary, "C": buildChart(r), "Failures": rows, "More": r.Summary.Load.Failed > len(rows),
 	})
+}
+
+// didText renders what a step did as "key: value" lines, gates by their messages.
+func didText(did map[string]any) string {
+	keys := make([]string, 0, len(did))
+	for k := range did {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var b strings.Builder
+	for _, k := range keys {
+		v := did[k]
+		if gates, ok := v.([]verify.Result); ok {
+			for _, g := range gates {
+				fmt.Fprintf(&b, "%s: %s\n", g.Status, g.Message)
+			}
+			continue
+		}
+		fmt.Fprintf(&b, "%s: %v\n", k, v)
+	}
+	return strings.TrimSpace(b.String())
 }

@@ -39,11 +39,13 @@ type LoadSummary struct {
 type Step struct {
 	Name     string    `json:"name"`
 	Kind     string    `json:"kind"`
-	Status   string    `json:"status"` // ok | failed (the system failed it) | error (the harness could not act)
+	Status   string    `json:"status"`  // ok | failed (the system failed it) | error (the harness could not act)
 	Planned  time.Time `json:"planned"` // when the timeline called for it
 	Started  time.Time `json:"started"`
 	Finished time.Time `json:"finished"`
 	Error    string    `json:"error,omitempty"`
+	// Did is what the step did: revisions before and after, pods, the version restored, ...
+	Did map[string]any `json:"did,omitempty"`
 }
 
 // Summary is summary.json.

@@ -12,6 +12,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -19,8 +20,10 @@ import (
 
 	"github.com/rehearse-dev/rehearse/clusters"
 	"github.com/rehearse-dev/rehearse/load"
+	"github.com/rehearse-dev/rehearse/migrate"
 	"github.com/rehearse-dev/rehearse/reports"
 	"github.com/rehearse-dev/rehearse/scenarios"
+	"github.com/rehearse-dev/rehearse/steps"
 	"github.com/rehearse-dev/rehearse/verify"
 	"github.com/rehearse-dev/rehearse/workloads"
 	"github.com/rehearse-dev/rehearse/workloads/orders"
@@ -57,47 +60,60 @@ type system struct {
 	own    *workloads.Own
 	ops    *workloads.Ops
 	url    string // default load base URL
+	ports  clusters.PortRange
 }
 
-// namespaceOf is where target (KIND/NAME) lives.
-func (s *system) namespaceOf(target string) string {
-	if s.own != nil {
-		return s.own.NamespaceOf(target)
-	}
-	return s.ns
-}
+// Kinds is the table of step kinds a rehearsal knows: the runbook kinds and the migrations.
+var Kinds = append(append(steps.Table{}, steps.Builtin...), migrate.Kinds...)
 
-func (s *system) namespaces() []string {
-	if s.own != nil {
-		return s.own.Namespaces()
-	}
-	return []string{s.ns}
-}
-
-// supported refuses, before anything is created, what this version cannot rehearse yet.
-func supported(sc *scenarios.Loaded) error {
-	for _, st := range sc.Steps {
-		switch {
-		case st.Fault != nil:
-			return harness("%s: step %s: fault steps are not implemented yet", sc.File, st.Name)
-		case st.Rollback != nil:
-			return harness("%s: step %s: rollback drills are not implemented yet", sc.File, st.Name)
-		case st.Migrate != nil && st.Migrate.Strategy != "rolling" && st.Migrate.Strategy != "schema":
-			return harness("%s: step %s: the %s strategy is not implemented yet", sc.File, st.Name, st.Migrate.Strategy)
-		}
-	}
-	for _, c := range []string{"rollback-drill", "fault-took-effect"} {
+// Check finds, before any cluster is touched, what a run would refuse or trip on: steps no kind
+// implements, a kind's own settings, and checks not implemented yet. validate and run both call it.
+func Check(sc *scenarios.Loaded) scenarios.Problems {
+	ps := Kinds.Check(sc)
+	for _, c := range []string{"fault-took-effect"} {
 		if _, ok := sc.Verify[c]; ok {
-			return harness("%s: verify.%s: needs fault and rollback steps, which are not implemented yet", sc.File, c)
+			ps = append(ps, sc.Problem("verify."+c, "needs fault steps, which are not implemented yet"))
 		}
 	}
-	return nil
+	if _, ok := sc.Verify["rollback-drill"]; ok && sc.Workload.Sample != "" {
+		for _, need := range []string{"acked-writes-durable", "replica-checksums"} {
+			if _, ok := sc.Verify[need]; !ok {
+				ps = append(ps, sc.Problem("verify.rollback-drill", "needs %s too: a drill passes only when no acknowledged write was lost and the replicas agree after it", need))
+			}
+		}
+	}
+	if _, ok := sc.Verify["rollback-drill"]; ok && !slices.ContainsFunc(sc.Steps, func(st scenarios.Step) bool { return st.Rollback != nil }) {
+		ps = append(ps, sc.Problem("verify.rollback-drill", "no rollback step to judge"))
+	}
+	if _, ok := sc.Verify["served-version"]; ok && !slices.ContainsFunc(sc.Steps, func(st scenarios.Step) bool {
+		return st.Rollback != nil || (st.Migrate != nil && st.Migrate.Strategy != "schema")
+	}) {
+		ps = append(ps, sc.Problem("verify.served-version", "no step moves the workload to a version"))
+	}
+	return ps
+}
+
+// Load reads a scenario file and checks it as a run would: the file's own problems and the step
+// kinds' (a badly typed field hides none of the others). validate and run both call it.
+func Load(path string) (*scenarios.Loaded, error) {
+	l, err := scenarios.LoadFile(path)
+	if l == nil {
+		return nil, err
+	}
+	var ps scenarios.Problems
+	if err != nil && !errors.As(err, &ps) {
+		return nil, err
+	}
+	if all := ps.Merge(Check(l)); len(all) > 0 {
+		return nil, all
+	}
+	return l, nil
 }
 
 // Run rehearses one scenario and returns its summary (reports are written to OutDir/<name>).
 func Run(ctx context.Context, sc *scenarios.Loaded, opts Options) (sum *reports.Summary, err error) {
-	if err := supported(sc); err != nil {
-		return nil, err
+	if ps := Check(sc); len(ps) > 0 {
+		return nil, &HarnessError{ps}
 	}
 	out := filepath.Join(opts.OutDir, sc.Metadata.Name)
 	if err := os.MkdirAll(out, 0o755); err != nil {
@@ -148,7 +164,9 @@ func Run(ctx context.Context, sc *scenarios.Loaded, opts Options) (sum *reports.
 	}
 	lcfg := load.Config{BaseURL: base, Rate: sc.Load.Rate.PerSecond, Timeout: sc.Load.Timeout.Duration, Seed: seed, Dir: out,
 		RunID: load.NewRunID(sc.Metadata.Name, seed), MaxInFlight: sc.Load.MaxInFlight, Lateness: sc.Load.Lateness.Duration,
-		Connections: load.Connections{MaxAge: sc.Load.Connections.MaxAge.Duration, Fresh: sc.Load.Connections.Fresh}}
+		Connections: load.Connections{MaxAge: sc.Load.Connections.MaxAge.Duration, Fresh: sc.Load.Connections.Fresh,
+			Clients: sc.Load.Connections.Clients},
+		VersionHeader: versionHeader(sc)}
 	for _, st := range sc.Load.Stages {
 		lcfg.Stages = append(lcfg.Stages, load.Stage{Rate: st.Rate.PerSecond, Duration: st.Duration.Duration})
 	}
@@ -169,7 +187,11 @@ func Run(ctx context.Context, sc *scenarios.Loaded, opts Options) (sum *reports.
 	metrics.LoadStarted(lr.Aggregates(), sc.Load.Rate.PerSecond)
 	stopProgress := startProgress(opts.Progress, lr, started, metrics)
 
-	steps := runSteps(ctx, sc, sys, started, opts.Progress, metrics)
+	env := &steps.Env{Ops: sys.ops, Sample: sys.sample, Own: sys.own, Namespace: sys.ns, Dir: filepath.Dir(sc.File),
+		Live: lr.Aggregates(), URL: base, NodePorts: [2]int{sys.ports.First, sys.ports.First + sys.ports.Count - 1},
+		VersionHeader: versionHeader(sc), Start: started, Logf: func(f string, a ...any) { progress(opts.Progress, f, a...) }}
+	defer env.Cleanup(cleanup)
+	ran := runSteps(ctx, env, sc, opts.Progress, metrics)
 	tail := scenarios.DefaultTail
 	if sc.Load.Tail != nil {
 		tail = sc.Load.Tail.Duration
@@ -192,18 +214,35 @@ func Run(ctx context.Context, sc *scenarios.Loaded, opts Options) (sum *reports.
 	// Verify.
 	tot := agg.Totals()
 	var windows []verify.Window
-	for _, s := range steps {
+	for _, s := range ran {
 		windows = append(windows, verify.Window{Name: s.Name, Kind: s.Kind, Start: s.Started, End: s.Finished})
 	}
 	var checks []verify.Result
+	done := map[string]verify.Result{}
 	for _, name := range scenarios.Checks {
 		arg, ok := sc.Verify[name]
 		if !ok {
 			continue
 		}
-		checks = append(checks, check(ctx, name, arg, tot, agg, windows, sys, sc, out, base, lr.RunID()))
+		var r verify.Result
+		switch name {
+		case "served-version":
+			r = verify.ServedVersion(servedWindows(ran, finished), agg.Seconds(), started, arg.MinSamples, 2*time.Second)
+		case "rollback-drill":
+			var data []verify.Result
+			for _, n := range []string{"acked-writes-durable", "replica-checksums"} {
+				if d, ok := done[n]; ok {
+					data = append(data, d)
+				}
+			}
+			r = verify.RollbackDrill(drills(sc, ran, finished), agg.Seconds(), started, data...)
+		default:
+			r = check(ctx, name, arg, tot, agg, windows, env, sc, out, base, lr.RunID())
+		}
+		checks = append(checks, r)
+		done[name] = r
 	}
-	for _, s := range steps {
+	for _, s := range ran {
 		switch s.Status {
 		case "failed":
 			checks = append(checks, verify.Result{Name: "step-" + s.Name, Status: verify.Fail, Message: "the system failed the step: " + s.Error})
@@ -221,7 +260,7 @@ func Run(ctx context.Context, sc *scenarios.Loaded, opts Options) (sum *reports.
 		Load: reports.LoadSummary{Requests: tot.Requests, Succeeded: tot.Succeeded, Failed: tot.Failed,
 			NotSent: tot.NotSent, Scheduled: math.Round(tot.Scheduled), TargetRate: targetRate(tot, sc.Load.Rate.PerSecond),
 			AchievedRate: tot.AchievedRate, LatencyMS: tot.LatencyMS},
-		Steps: steps, Checks: checks,
+		Steps: ran, Checks: checks,
 	}
 	metrics.Verified(checks, sum.Verdict)
 	if err := reports.Write(out, &reports.Run{Summary: *sum, Timeline: agg.Seconds(), Failures: agg.Failures()}); err != nil {
@@ -231,6 +270,60 @@ func Run(ctx context.Context, sc *scenarios.Loaded, opts Options) (sum *reports.
 		return sum, harness("metrics: %v", err)
 	}
 	return sum, nil
+}
+
+func versionHeader(sc *scenarios.Loaded) string {
+	if sc.Load.VersionHeader != "" {
+		return sc.Load.VersionHeader
+	}
+	return load.VersionHeader
+}
+
+// servedWindows are the windows in which one version should answer: from the end of each step that
+// moved the workload to a version (it recorded "serves") to the start of the next one, or the end.
+func servedWindows(ran []reports.Step, end time.Time) []verify.Served {
+	var out []verify.Served
+	for _, s := range ran {
+		v, _ := s.Did["serves"].(string)
+		if v == "" || (s.Status != "ok" && s.Status != "promoted" && s.Status != "rolled-back") {
+			continue
+		}
+		if n := len(out); n > 0 && out[n-1].To.After(s.Started) {
+			out[n-1].To = s.Started
+		}
+		out = append(out, verify.Served{Step: s.Name, Version: v, From: s.Finished, To: end})
+	}
+	return out
+}
+
+// drills are the rollback steps as the rollback-drill check judges them: each observed until the
+// next step that changes something starts, or the end of the run.
+func drills(sc *scenarios.Loaded, ran []reports.Step, end time.Time) []verify.Drill {
+	within := map[string]time.Duration{}
+	for _, st := range sc.Steps {
+		if st.Rollback != nil {
+			within[st.Name] = st.Rollback.Within.Duration
+		}
+	}
+	var out []verify.Drill
+	for i, s := range ran {
+		if s.Kind != "rollback" {
+			continue
+		}
+		d := verify.Drill{Step: s.Name, Start: s.Started, Within: within[s.Name], Status: s.Status, Error: s.Error, Until: end}
+		d.Version, _ = s.Did["serves"].(string)
+		d.NothingToRollBack, _ = s.Did["nothing_to_roll_back"].(bool)
+		if s.Status == "ok" {
+			d.Done = s.Finished
+		}
+		for _, next := range ran[i+1:] {
+			if next.Kind != "wait" && next.Started.After(s.Started) && next.Started.Before(d.Until) {
+				d.Until = next.Started
+			}
+		}
+		out = append(out, d)
+	}
+	return out
 }
 
 // defaultMinRequests is the evidence zero-failed-requests needs by default: one request per second
@@ -328,6 +421,7 @@ func deploy(ctx context.Context, sc *scenarios.Loaded, cfg *rest.Config, kc *kin
 	if kc != nil {
 		nodePorts = kc.NodePortsOrDefault()
 	}
+	sys.ports = nodePorts
 
 	if sc.Workload.Sample != "" {
 		if kc != nil {
@@ -338,8 +432,14 @@ func deploy(ctx context.Context, sc *scenarios.Loaded, cfg *rest.Config, kc *kin
 		}
 		progress(w, "deploying orders-postgres in namespace %s", sys.ns)
 		teardown := func(ctx context.Context) { _ = ops.DeleteNamespace(ctx, sys.ns, 3*time.Minute) }
+		// Any free port of the published range: rehearsals side by side on one cluster (and a sample
+		// deployed by hand) each keep their own.
+		port, err := ops.FreeNodePort(ctx, nodePorts.First+1, nodePorts.First+nodePorts.Count-1, sys.ns)
+		if err != nil {
+			return sys, teardown, harness("workload: %v", err)
+		}
 		sample, err := workloads.DeploySample(ctx, cfg, workloads.SampleOptions{
-			Namespace: sys.ns, Version: orders.Version(sc.Workload.Version), NodePort: int32(nodePorts.First + 1),
+			Namespace: sys.ns, Version: orders.Version(sc.Workload.Version), NodePort: int32(port),
 		}, 6*time.Minute)
 		if err != nil {
 			return sys, teardown, harness("workload: %v", err)
@@ -355,6 +455,15 @@ func deploy(ctx context.Context, sc *scenarios.Loaded, cfg *rest.Config, kc *kin
 		progress(w, "loading image archive %s into %s", a, kc.Name)
 		if err := kc.LoadImageArchive(sc.Path(a)); err != nil {
 			return nil, nil, harness("workload.images: %s: %v", a, err)
+		}
+	}
+	if len(sc.Workload.LocalImages) > 0 {
+		if kc == nil {
+			return nil, nil, harness("workload.localImages: images are loaded into kind nodes; this cluster is not a local kind cluster")
+		}
+		progress(w, "loading %s into %s", strings.Join(sc.Workload.LocalImages, ", "), kc.Name)
+		if err := kc.LoadImages(ctx, sc.Workload.LocalImages...); err != nil {
+			return nil, nil, harness("workload.localImages: %v (build rehearse's own with `rehearse images build`)", err)
 		}
 	}
 	var paths []string
@@ -378,11 +487,18 @@ func deploy(ctx context.Context, sc *scenarios.Loaded, cfg *rest.Config, kc *kin
 	if err := own.WaitReady(ctx, 5*time.Minute); err != nil {
 		return sys, teardown, harness("workload: %v", err)
 	}
+	if svc := sc.Load.Service; svc != "" {
+		port, err := ops.NodePort(ctx, own.NamespaceOf("service/"+svc), svc)
+		if err != nil {
+			return sys, teardown, harness("load.service: %v", err)
+		}
+		sys.url = fmt.Sprintf("http://127.0.0.1:%d", port)
+	}
 	return sys, teardown, nil
 }
 
 func check(ctx context.Context, name string, arg scenarios.CheckArg, tot load.Totals, agg *load.Aggregator,
-	windows []verify.Window, sys *system, sc *scenarios.Loaded, out, base, runID string) verify.Result {
+	windows []verify.Window, env *steps.Env, sc *scenarios.Loaded, out, base, runID string) verify.Result {
 	switch name {
 	case "zero-failed-requests":
 		max := 0
@@ -414,14 +530,14 @@ func check(ctx context.Context, name string, arg scenarios.CheckArg, tot load.To
 			}
 			d.Missing = func(ids []string) ([]string, error) { return load.ReadBack(ctx, base, arg.ReadPath, found, ids, 8) }
 		} else {
-			d.Missing = func(ids []string) ([]string, error) { return sys.sample.MissingIDs(ctx, ids) }
+			d.Missing = func(ids []string) ([]string, error) { return env.Sample.MissingIDs(ctx, ids) }
 		}
 		return verify.AckedWritesDurable(d)
 	case "replica-checksums":
-		if sys.own != nil {
-			return ownChecksums(ctx, sys, sc.Workload.Checksum)
+		if env.Own != nil {
+			return ownChecksums(ctx, env, sc.Workload.Checksum)
 		}
-		sums, err := sys.sample.Checksums(ctx, time.Minute)
+		sums, err := env.Sample.Checksums(ctx, time.Minute)
 		return verify.ReplicaChecksums(sums, err)
 	}
 	return verify.Result{Name: name, Status: verify.Error, Message: "this check is not implemented yet"}
@@ -429,11 +545,11 @@ func check(ctx context.Context, name string, arg scenarios.CheckArg, tot load.To
 
 // ownChecksums lets the replicas settle (a pause, a barrier command in each), then reads the
 // checksum command's output in every replica beside how many replicas there should be.
-func ownChecksums(ctx context.Context, sys *system, c *scenarios.Checksum) verify.Result {
+func ownChecksums(ctx context.Context, env *steps.Env, c *scenarios.Checksum) verify.Result {
 	sleep(ctx, c.Settle.Duration)
-	nss := sys.namespaces()
+	nss := env.Namespaces()
 	if len(c.Barrier) > 0 {
-		if err := execStep(ctx, sys, &scenarios.Exec{Command: c.Barrier, Selector: c.Selector, Container: c.Container}); err != nil {
+		if _, err := steps.RunEverywhere(ctx, env, &scenarios.Exec{Command: c.Barrier, Selector: c.Selector, Container: c.Container}); err != nil {
 			return verify.Result{Name: "replica-checksums", Status: verify.Error, Message: "the barrier command did not settle the replicas: " + err.Error()}
 		}
 	}
@@ -441,27 +557,32 @@ func ownChecksums(ctx context.Context, sys *system, c *scenarios.Checksum) verif
 	if c.Replicas != nil {
 		expected = *c.Replicas
 	} else {
-		n, err := sys.ops.ExpectedReplicas(ctx, nss, c.Selector)
+		n, err := env.Ops.ExpectedReplicas(ctx, nss, c.Selector)
 		if err != nil {
 			return verify.ReplicaOutputs(0, nil, nil, err)
 		}
 		expected = n
 	}
-	pods, err := sys.ops.PodStates(ctx, nss, c.Selector)
+	pods, err := env.Ops.PodStates(ctx, nss, c.Selector)
 	if err != nil {
 		return verify.ReplicaOutputs(expected, nil, nil, err)
 	}
-	outs, err := sys.ops.Exec(ctx, nss, c.Selector, c.Container, c.Command)
+	outs, err := env.Ops.Exec(ctx, nss, c.Selector, c.Container, c.Command)
 	return verify.ReplicaOutputs(expected, pods, outs, err)
 }
 
 // runSteps runs the steps on the timeline, each recorded as an event (metrics, progress lines).
-func runSteps(ctx context.Context, sc *scenarios.Loaded, sys *system, start time.Time, progressW io.Writer,
-	metrics *reports.Metrics) []reports.Step {
-	return timeline(ctx, sc.Steps, start, func(ctx context.Context, st scenarios.Step) error { return execute(ctx, sys, st) },
+func runSteps(ctx context.Context, env *steps.Env, sc *scenarios.Loaded, progressW io.Writer, metrics *reports.Metrics) []reports.Step {
+	return timeline(ctx, sc.Steps, env.Start, Kinds, func(ctx context.Context, st scenarios.Step, rec *steps.Record) error {
+		k := Kinds.Find(st)
+		if k == nil {
+			return fmt.Errorf("step %s: no step kind takes it", st.Name)
+		}
+		return k.Run(ctx, env, st, rec)
+	},
 		func(ev reports.Step) {
 			metrics.StepStarted(ev)
-			progress(progressW, "step %s (%s) at %s", ev.Name, ev.Kind, ev.Started.Sub(start).Round(time.Second))
+			progress(progressW, "step %s (%s) at %s", ev.Name, ev.Kind, ev.Started.Sub(env.Start).Round(time.Second))
 		},
 		func(ev reports.Step) {
 			if ev.Status != "ok" {
@@ -471,24 +592,6 @@ func runSteps(ctx context.Context, sc *scenarios.Loaded, sys *system, start time
 		})
 }
 
-// execute carries out one step.
-func execute(ctx context.Context, sys *system, st scenarios.Step) error {
-	switch {
-	case st.Wait.Duration > 0:
-		sleep(ctx, st.Wait.Duration)
-		return ctx.Err()
-	case st.Migrate != nil && st.Migrate.Strategy == "rolling":
-		return sys.sample.SetVersion(ctx, orders.Version(st.Migrate.Version), 5*time.Minute)
-	case st.Migrate != nil && st.Migrate.Strategy == "schema":
-		return sys.sample.Migrate(ctx, "up", st.Migrate.Step, 5*time.Minute)
-	case st.Scale != nil:
-		return sys.ops.Scale(ctx, sys.namespaceOf(st.Scale.Target), st.Scale.Target, *st.Scale.Replicas, 5*time.Minute)
-	case st.Exec != nil:
-		return execStep(ctx, sys, st.Exec)
-	}
-	return fmt.Errorf("step %s: nothing to do", st.Name)
-}
-
 // outcome is a failed step's status: "failed" when the system under rehearsal failed it (its check
 // fails), "error" when the harness could not act (its check could not measure).
 func outcome(err error) string {
@@ -496,41 +599,6 @@ func outcome(err error) string {
 		return "failed"
 	}
 	return "error"
-}
-
-func kindOf(st scenarios.Step) string {
-	switch {
-	case st.Migrate != nil:
-		return "migrate/" + st.Migrate.Strategy
-	case st.Fault != nil:
-		return "fault/" + st.Fault.Type
-	case st.Rollback != nil:
-		return "rollback"
-	case st.Exec != nil:
-		return "exec"
-	case st.Scale != nil:
-		return "scale"
-	}
-	return "wait"
-}
-
-// execStep runs a runbook command in every pod the selector picks; it fails when it ran nowhere or
-// failed anywhere.
-func execStep(ctx context.Context, sys *system, e *scenarios.Exec) error {
-	res, err := sys.ops.Exec(ctx, sys.namespaces(), e.Selector, e.Container, e.Command)
-	if err != nil {
-		return err
-	}
-	var failed []string
-	for _, r := range res {
-		if r.Err != "" {
-			failed = append(failed, fmt.Sprintf("%s: %s: %s", r.Pod, r.Err, strings.TrimSpace(r.Stderr)))
-		}
-	}
-	if len(failed) > 0 {
-		return workloads.Failed(fmt.Errorf("%s failed in %d of %d pods:\n%s", strings.Join(e.Command, " "), len(failed), len(res), strings.Join(failed, "\n")))
-	}
-	return nil
 }
 
 func sleep(ctx context.Context, d time.Duration) {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -14,6 +16,7 @@ import (
 	"github.com/rehearse-dev/rehearse/load"
 	"github.com/rehearse-dev/rehearse/reports"
 	"github.com/rehearse-dev/rehearse/scenarios"
+	"github.com/rehearse-dev/rehearse/steps"
 	"github.com/rehearse-dev/rehearse/workloads"
 )
 
@@ -35,18 +38,18 @@ func TestTimeline(t *testing.T) {
 	start := time.Now()
 	took := map[string]time.Duration{"rollout": 300 * time.Millisecond, "kill": 50 * time.Millisecond, "after": 20 * time.Millisecond,
 		"drain": 20 * time.Millisecond, "early": 10 * time.Millisecond, "next": 10 * time.Millisecond}
-	steps := []scenarios.Step{step("rollout", ""), step("kill", "rollout+100ms"), step("after", "rollout.end+50ms"),
+	list := []scenarios.Step{step("rollout", ""), step("kill", "rollout+100ms"), step("after", "rollout.end+50ms"),
 		step("drain", ""), step("early", "20ms"), step("next", "")}
 	var mu sync.Mutex
 	var began []string
-	evs := timeline(context.Background(), steps, start, func(ctx context.Context, st scenarios.Step) error {
+	evs := timeline(context.Background(), list, start, steps.Builtin, func(ctx context.Context, st scenarios.Step, _ *steps.Record) error {
 		time.Sleep(took[st.Name])
 		if st.Name == "kill" {
 			return workloads.Failed(errors.New("pod did not come back"))
 		}
 		return nil
 	}, func(ev reports.Step) { mu.Lock(); began = append(began, ev.Name); mu.Unlock() }, func(reports.Step) {})
-	if len(evs) != len(steps) {
+	if len(evs) != len(list) {
 		t.Fatalf("%d events: %+v", len(evs), evs)
 	}
 	by := map[string]reports.Step{}
@@ -93,9 +96,9 @@ func maxTime(a, b time.Time) time.Time {
 func TestTimelineStopsWhenInterrupted(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
-	steps := []scenarios.Step{step("long", ""), step("during", "long+10ms"), step("later", ""), step("after-end", "long.end+1s")}
+	list := []scenarios.Step{step("long", ""), step("during", "long+10ms"), step("later", ""), step("after-end", "long.end+1s")}
 	begun := time.Now()
-	evs := timeline(ctx, steps, begun, func(ctx context.Context, st scenarios.Step) error {
+	evs := timeline(ctx, list, begun, steps.Builtin, func(ctx context.Context, st scenarios.Step, _ *steps.Record) error {
 		<-ctx.Done()
 		return ctx.Err()
 	}, func(reports.Step) {}, func(reports.Step) {})
@@ -128,7 +131,9 @@ func TestExitCode(t *testing.T) {
 }
 
 // What this version cannot rehearse is refused before anything is created, with exit 2.
-func TestSupportedRefusesWhatIsNotImplemented(t *testing.T) {
+// Check finds, from the kinds' table, what a run would refuse, with file:line and field; validate
+// and run call the same function.
+func TestCheckReadsTheKindsTable(t *testing.T) {
 	base := `apiVersion: rehearse/v1alpha1
 kind: Scenario
 metadata: {name: t}
@@ -139,25 +144,55 @@ verify: {zero-failed-requests: {}}
 steps:
 `
 	for step, want := range map[string]string{
-		"  - {name: k, fault: {type: pod-kill, selector: app=orders}}":                           "fault steps are not implemented",
-		"  - {name: b, migrate: {strategy: blue-green, target: deployment/orders, version: v2}}": "blue-green strategy is not implemented",
-		"  - {name: d, rollback: {target: deployment/orders, within: 30s}}":                      "rollback drills are not implemented",
+		"  - {name: k, fault: {type: pod-kill, selector: app=orders}}":                                                               "t.yaml:9: steps[0]: step k: fault/pod-kill steps are not implemented yet",
+		"  - {name: b, migrate: {strategy: blue-green, target: deployment/orders}}":                                                  "t.yaml:9: steps[0].migrate.version: the version to move the sample to is required",
+		"  - {name: c, migrate: {strategy: canary, target: deployment/orders, version: v2}}":                                         "t.yaml:9: steps[0].migrate.weights: a canary needs weights",
+		"  - {name: c, migrate: {strategy: canary, target: deployment/orders, version: v2, weights: [50, 10]}}":                      "t.yaml:9: steps[0].migrate.weights[1]: 10: weights rise",
+		"  - {name: c, migrate: {strategy: canary, target: statefulset/orders-db, version: v2, weights: [50]}}":                      `t.yaml:9: steps[0].migrate.target: "statefulset/orders-db": want deployment/NAME`,
+		"  - {name: c, migrate: {strategy: canary, target: deployment/orders, version: v2, weights: [50], expect: maybe}}":           `t.yaml:9: steps[0].migrate.expect: "maybe"`,
+		"  - {name: c, migrate: {strategy: canary, target: deployment/orders, version: v2, weights: [50], keep: 5s}}":                "t.yaml:9: steps[0].migrate.keep: is for the blue-green strategy, not canary",
+		"  - {name: c, migrate: {strategy: canary, target: deployment/orders, version: v2, weights: [50], gate: {maxErrorRate: 2}}}": "t.yaml:9: steps[0].migrate.gate.maxErrorRate: 2",
+		"  - {name: c, migrate: {strategy: blue-green, target: deployment/orders, version: v2, image: x:1}}":                         "t.yaml:9: steps[0].migrate: the sample's releases are versions",
+		"  - {name: p, migrate: {strategy: rolling, target: statefulset/orders-db, env: {A: b}, partitions: [2, 1]}}":                "t.yaml:9: steps[0].migrate.partitions: the last partition is 1",
+		"  - {name: p, migrate: {strategy: rolling, target: statefulset/orders-db, env: {A: b}, partitions: [1, 2, 0]}}":             "t.yaml:9: steps[0].migrate.partitions[1]: 2: partitions fall",
+		"  - {name: p, migrate: {strategy: rolling, target: deployment/orders, version: v2, partitions: [0]}}":                       "t.yaml:9: steps[0].migrate.partitions: partitions are a StatefulSet's",
+		"  - {name: v, migrate: {strategy: schema, step: contract, version: v3}}":                                                    "t.yaml:9: steps[0].migrate: a schema step changes no version",
+		"  - {name: v, migrate: {strategy: rolling, target: deployment/orders, version: v7}}":                                        `t.yaml:9: steps[0].migrate.version: unknown version "v7"`,
+		"  - {name: v, migrate: {strategy: rolling, target: deployment/orders}}":                                                     "t.yaml:9: steps[0].migrate: a rolling change needs exactly one of",
+		"  - {name: v, migrate: {strategy: rolling, target: service/orders, version: v2}}":                                           `t.yaml:9: steps[0].migrate.target: "service/orders"`,
+		"  - {name: v, migrate: {strategy: schema, target: deployment/orders, step: shrink}}":                                        `t.yaml:9: steps[0].migrate.step: schema step "shrink"`,
+		"  - {name: v, migrate: {strategy: rolling, target: deployment/orders, manifest: x.yaml}}":                                   "t.yaml:9: steps[0].migrate.manifest: a manifest rolls one's own workload",
 	} {
 		sc, err := scenarios.Parse("t.yaml", []byte(base+step+"\n"))
 		if err != nil {
 			t.Fatal(err)
 		}
-		err = supported(sc)
-		if err == nil || !strings.Contains(err.Error(), want) || ExitCode(nil, err) != 2 {
-			t.Errorf("%s: %v", step, err)
+		ps := Check(sc)
+		if len(ps) == 0 || !strings.Contains(ps.Error(), want) {
+			t.Errorf("%s: %v, want %q", step, ps, want)
 		}
 	}
-	sc, err := scenarios.Parse("t.yaml", []byte(base+"  - {name: s, scale: {target: deployment/orders, replicas: 0}}\n"))
+	for _, step := range []string{"  - {name: s, scale: {target: deployment/orders, replicas: 0}}",
+		"  - {name: r, migrate: {strategy: rolling, target: deployment/orders, version: v2}}",
+		"  - {name: d, rollback: {target: deployment/orders, within: 30s}}",
+		"  - {name: b, migrate: {strategy: blue-green, target: deployment/orders, version: v2, keep: 5s, smoke: {path: /healthz}}}",
+		"  - {name: c, migrate: {strategy: canary, target: deployment/orders, version: v2-bad, weights: [34, 100], hold: 5s, expect: rolled-back, gate: {maxErrorRate: 0.01}}}",
+		"  - {name: e, migrate: {strategy: schema, step: expand, down: true}}",
+		"  - {name: p, migrate: {strategy: rolling, target: statefulset/orders-db, container: postgres, env: {A: b}, partitions: [2, 1, 0]}}"} {
+		sc, err := scenarios.Parse("t.yaml", []byte(base+step+"\n"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ps := Check(sc); len(ps) > 0 {
+			t.Errorf("%s is implemented: %v", step, ps)
+		}
+	}
+	sc, err := scenarios.Parse("t.yaml", []byte(strings.Replace(base, "verify: {zero-failed-requests: {}}", "verify: {rollback-drill: {}}", 1)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := supported(sc); err != nil {
-		t.Errorf("scale is supported: %v", err)
+	if ps := Check(sc); len(ps) != 3 || !strings.Contains(ps.Error(), "t.yaml:7: verify.rollback-drill: no rollback step to judge") {
+		t.Errorf("rollback-drill without a drill or its companion checks: %v", ps)
 	}
 }
 
@@ -183,6 +218,36 @@ func TestDefaultMinRequests(t *testing.T) {
 	} {
 		if got := defaultMinRequests(c.t); got != c.want {
 			t.Errorf("%+v: %d, want %d", c.t, got, c.want)
+		}
+	}
+}
+
+// Load reports the file's problems and the step kinds' at once: a badly typed rate hides neither an
+// unknown version of the sample nor a template field that does not exist.
+func TestLoadReportsEverything(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "t.yaml")
+	src := `apiVersion: rehearse/v1alpha1
+kind: Scenario
+metadata: {name: t}
+cluster: {provider: kind}
+workload: {sample: orders-postgres}
+load:
+  rate: -5/s
+  targets: [{name: w, method: POST, path: /orders, body: '{{.Nope}}'}]
+steps:
+  - {name: r, migrate: {strategy: rolling, target: deployment/orders, version: v7}}
+verify: {zero-failed-requests: {}}
+`
+	if err := os.WriteFile(p, []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Load(p)
+	if err == nil {
+		t.Fatal("no problem found")
+	}
+	for _, want := range []string{"t.yaml:7: load.rate", "t.yaml:8: load.targets[0].body", `t.yaml:10: steps[0].migrate.version: unknown version "v7"`} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("%v\nwant %q", err, want)
 		}
 	}
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/rehearse-dev/rehearse/reports"
 	"github.com/rehearse-dev/rehearse/scenarios"
+	"github.com/rehearse-dev/rehearse/steps"
 )
 
 // timeline runs steps on one timeline. A step without at starts once every earlier step has ended;
@@ -14,12 +15,12 @@ import (
 // end, concurrently with whatever is in flight. do carries a step out; began and ended see each step
 // as it starts and ends (for progress and metrics). It returns, in file order, every step that
 // started, once all of them have ended (or ctx ended).
-func timeline(ctx context.Context, steps []scenarios.Step, start time.Time, do func(context.Context, scenarios.Step) error,
-	began, ended func(reports.Step)) []reports.Step {
-	n := len(steps)
+func timeline(ctx context.Context, list []scenarios.Step, start time.Time, kinds steps.Table,
+	do func(context.Context, scenarios.Step, *steps.Record) error, began, ended func(reports.Step)) []reports.Step {
+	n := len(list)
 	index := map[string]int{}
 	startedCh, endedCh := make([]chan struct{}, n), make([]chan struct{}, n)
-	for i, st := range steps {
+	for i, st := range list {
 		index[st.Name] = i
 		startedCh[i], endedCh[i] = make(chan struct{}), make(chan struct{})
 	}
@@ -35,7 +36,7 @@ func timeline(ctx context.Context, steps []scenarios.Step, start time.Time, do f
 		}
 	}
 	var wg sync.WaitGroup
-	for i, st := range steps {
+	for i, st := range list {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -50,17 +51,25 @@ func timeline(ctx context.Context, steps []scenarios.Step, start time.Time, do f
 				close(startedCh[i])
 				return
 			}
-			ev := &reports.Step{Name: st.Name, Kind: kindOf(st), Planned: planned, Started: time.Now(), Status: "ok"}
+			kind := "unknown"
+			if k := kinds.Find(st); k != nil {
+				kind = k.Name()
+			}
+			ev := &reports.Step{Name: st.Name, Kind: kind, Planned: planned, Started: time.Now(), Status: "ok"}
 			mu.Lock()
 			events[i] = ev
 			mu.Unlock()
 			close(startedCh[i])
 			began(*ev)
-			err := do(ctx, st)
+			var rec steps.Record
+			err := do(ctx, st, &rec)
 			mu.Lock()
-			ev.Finished = time.Now()
-			if err != nil {
+			ev.Finished, ev.Did = time.Now(), rec.Data()
+			switch {
+			case err != nil:
 				ev.Status, ev.Error = outcome(err), err.Error()
+			case rec.Outcome() != "":
+				ev.Status = rec.Outcome()
 			}
 			done := *ev
 			mu.Unlock()

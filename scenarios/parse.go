@@ -535,6 +535,9 @@ func (v *validator) load(l *Load, w *Workload) {
 	if len(l.Targets) == 0 {
 		v.addf("load.targets", "needs at least one target")
 	}
+	if l.Connections.Clients < 0 {
+		v.addf("load.connections.clients", "must not be negative")
+	}
 	if l.MaxInFlight < 0 {
 		v.addf("load.maxInFlight", "must not be negative")
 	}

@@ -78,8 +78,9 @@ type Load struct {
 // Connections is the client population's use of connections: through kube-proxy each new connection
 // picks an endpoint, so recycled connections bring traffic to pods that joined during the run.
 type Connections struct {
-	MaxAge Duration `yaml:"maxAge,omitempty" json:"maxAge,omitempty" doc:"a connection takes no new request after this age (default 1s)"`
-	Fresh  bool     `yaml:"fresh,omitempty" json:"fresh,omitempty" doc:"a new connection for every request (no keep-alive)"`
+	MaxAge  Duration `yaml:"maxAge,omitempty" json:"maxAge,omitempty" doc:"a connection takes no new request after this age (default 1s)"`
+	Fresh   bool     `yaml:"fresh,omitempty" json:"fresh,omitempty" doc:"a new connection for every request (no keep-alive)"`
+	Clients int      `yaml:"clients,omitempty" json:"clients,omitempty" doc:"independent clients sharing the requests, each with its own connections (default 16): new pods get a fair share, not the luck of one connection"`
 }
 
 // DefaultTail is load.tail when not given.
@@ -130,12 +131,13 @@ type Migrate struct {
 	Down     bool   `yaml:"down,omitempty" json:"down,omitempty" doc:"schema: run the step's down migration"`
 	// What the change changes (the sample changes its version; one's own workload an image, env, a
 	// manifest or a patch).
-	Container string            `yaml:"container,omitempty" json:"container,omitempty" doc:"the container image/env change (default: the first)"`
-	Image     string            `yaml:"image,omitempty" json:"image,omitempty" doc:"the container's new image"`
-	Env       map[string]string `yaml:"env,omitempty" json:"env,omitempty" doc:"environment variables to set in the container"`
-	Manifest  string            `yaml:"manifest,omitempty" json:"manifest,omitempty" doc:"rolling: a file with the new version of the target (server-side applied)"`
-	Patch     string            `yaml:"patch,omitempty" json:"patch,omitempty" doc:"rolling: a strategic merge patch of the target (YAML or JSON)"`
-	Timeout   Duration          `yaml:"timeout,omitempty" json:"timeout,omitempty" doc:"how long a rollout may take before it counts as stalled (default 5m)"`
+	Container  string            `yaml:"container,omitempty" json:"container,omitempty" doc:"the container image/env change (default: the first)"`
+	Image      string            `yaml:"image,omitempty" json:"image,omitempty" doc:"the container's new image"`
+	Env        map[string]string `yaml:"env,omitempty" json:"env,omitempty" doc:"environment variables to set in the container"`
+	Manifest   string            `yaml:"manifest,omitempty" json:"manifest,omitempty" doc:"rolling: a file with the new version of the target (server-side applied)"`
+	Patch      string            `yaml:"patch,omitempty" json:"patch,omitempty" doc:"rolling: a strategic merge patch of the target (YAML or JSON)"`
+	Timeout    Duration          `yaml:"timeout,omitempty" json:"timeout,omitempty" doc:"how long a rollout may take before it counts as stalled (default 5m)"`
+	Partitions []int             `yaml:"partitions,omitempty" json:"partitions,omitempty" doc:"rolling a StatefulSet: its rollingUpdate partition, step by step (e.g. [2, 1, 0]: the highest ordinal first); each step waits until the pods at or above it run the new revision and are ready; the last must be 0"`
 	// Blue-green and canary.
 	Service string   `yaml:"service,omitempty" json:"service,omitempty" doc:"blue-green: the Service whose selector switches (the sample: orders)"`
 	Smoke   *Smoke   `yaml:"smoke,omitempty" json:"smoke,omitempty" doc:"blue-green: the test green must pass, on its own Service, before the switch"`

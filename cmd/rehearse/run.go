@@ -41,7 +41,7 @@ func newRunCmd() *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var loaded []*scenarios.Loaded
 			for _, f := range args {
-				l, err := scenarios.LoadFile(f)
+				l, err := runner.Load(f)
 				if err != nil {
 					return exitCode{2, err.Error()}
 				}

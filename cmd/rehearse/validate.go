@@ -6,6 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/rehearse-dev/rehearse/runner"
 	"github.com/rehearse-dev/rehearse/scenarios"
 )
 
@@ -28,7 +29,7 @@ func newValidateCmd() *cobra.Command {
 			}
 			bad := 0
 			for _, f := range args {
-				l, err := scenarios.LoadFile(f)
+				l, err := runner.Load(f)
 				if err != nil {
 					fmt.Fprintln(cmd.ErrOrStderr(), err)
 					bad++

@@ -1,0 +1,263 @@
+package migrate
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"maps"
+	"math"
+	"net/http"
+	"strings"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+
+	"github.com/rehearse-dev/rehearse/scenarios"
+	"github.com/rehearse-dev/rehearse/steps"
+	"github.com/rehearse-dev/rehearse/verify"
+	"github.com/rehearse-dev/rehearse/workloads"
+)
+
+// sampleService is the sample app's Service.
+const sampleService = "orders"
+
+// BlueGreen deploys the new release as green (NAME-green: a copy of the blue Deployment with the
+// change made) beside blue, with the Service pinned to blue's pods (their pod-template-hash) so
+// green gets no traffic before its time. Green must roll out, then pass a smoke test through a
+// NodePort Service of its own (on 127.0.0.1) answering 2xx from the new version every time. Then
+// one update of the Service's selector switches all traffic to green's pods, and a gate watches the
+// live load: green must answer, within its error and latency bounds, and no answer may come from
+// another version. A breach switches back to blue at once (time to restore recorded); a good switch
+// keeps blue for keep, then scales it to 0, and leaves a switch-back for a rollback drill.
+type BlueGreen struct{}
+
+func (BlueGreen) Name() string { return "migrate/blue-green" }
+func (BlueGreen) Takes(st scenarios.Step) bool {
+	return st.Migrate != nil && st.Migrate.Strategy == "blue-green"
+}
+
+func (BlueGreen) Check(st scenarios.Step, sc *scenarios.Loaded) []steps.Problem {
+	m := st.Migrate
+	ps := checkTracked(m, sc)
+	if sc.Workload.Sample == "" && m.Service == "" {
+		ps = append(ps, steps.Problemf("migrate.service", "the Service whose selector switches is required"))
+	}
+	if m.Smoke != nil && m.Smoke.Requests < 0 {
+		ps = append(ps, steps.Problemf("migrate.smoke.requests", "must not be negative"))
+	}
+	if m.Smoke != nil && m.Smoke.Path != "" && !strings.HasPrefix(m.Smoke.Path, "/") {
+		ps = append(ps, steps.Problemf("migrate.smoke.path", "%q: want a path such as /healthz", m.Smoke.Path))
+	}
+	return append(ps, notFor(m, "blue-green")...)
+}
+
+func (BlueGreen) Run(ctx context.Context, env *steps.Env, st scenarios.Step, rec *steps.Record) error {
+	m := st.Migrate
+	ns := env.NamespaceOf(m.Target)
+	expect := m.Expect
+	if expect == "" {
+		expect = Promoted
+	}
+	svc := m.Service
+	if svc == "" {
+		svc = sampleService
+	}
+	timeout := timeoutOf(m)
+	n, err := env.Ops.Replicas(ctx, ns, m.Target)
+	if err != nil {
+		return err
+	}
+	blueVersion := servedBy(ctx, env, ns, m.Target)
+	orig, err := env.Ops.Selector(ctx, ns, svc)
+	if err != nil {
+		return err
+	}
+	blueHash, err := env.Ops.PodTemplateHash(ctx, ns, m.Target)
+	if err != nil {
+		return err
+	}
+	pinned := func(hash string) map[string]string {
+		s := maps.Clone(orig)
+		s[appsv1.DefaultDeploymentUniqueLabelKey] = hash
+		return s
+	}
+	_, name, _ := strings.Cut(m.Target, "/")
+	green := "deployment/" + name + "-green"
+	rec.Set("service", svc)
+	rec.Set("blue_version", blueVersion)
+	rec.Set("version", m.Version)
+	rec.Set("green", green)
+	// Pin the Service to blue's pods: the same endpoints as now, none of green's.
+	if err := env.Ops.SetSelector(ctx, ns, svc, pinned(blueHash)); err != nil {
+		return err
+	}
+	if err := env.Ops.Track(ctx, ns, m.Target, name+"-green", "green", int32(n), release(env, m)); err != nil {
+		return err
+	}
+	env.Defer(func(ctx context.Context) { _ = env.Ops.Delete(ctx, ns, green, 2*time.Minute) })
+	// giveUp removes green and gives the Service its selector back (it picks only blue again).
+	giveUp := func(cause error) error {
+		cctx := context.WithoutCancel(ctx)
+		_ = env.Ops.Delete(cctx, ns, green, timeout)
+		if err := env.Ops.SetSelector(cctx, ns, svc, orig); err != nil {
+			return fmt.Errorf("%w; and the Service could not be given its selector back: %v", cause, err)
+		}
+		return cause
+	}
+	if err := env.Ops.WaitRollout(ctx, ns, green, timeout); err != nil {
+		rec.Set("outcome", "aborted")
+		return giveUp(fmt.Errorf("green did not roll out, nothing was switched: %w", err))
+	}
+	greenHash, err := env.Ops.PodTemplateHash(ctx, ns, green)
+	if err != nil {
+		return giveUp(err)
+	}
+	if err := smoke(ctx, env, ns, svc, name+"-green-smoke", pinned(greenHash), m, rec); err != nil {
+		rec.Set("outcome", "aborted")
+		if ctx.Err() != nil {
+			return giveUp(err)
+		}
+		return giveUp(workloads.Failed(fmt.Errorf("green failed its smoke test, nothing was switched: %w", err)))
+	}
+	switchBack := func(ctx context.Context) (time.Duration, error) {
+		at := time.Now()
+		if err := env.Ops.Scale(ctx, ns, m.Target, n, timeout); err != nil {
+			return time.Since(at), err
+		}
+		if err := env.Ops.SetSelector(ctx, ns, svc, pinned(blueHash)); err != nil {
+			return time.Since(at), err
+		}
+		took := time.Since(at)
+		_ = env.Ops.Delete(ctx, ns, green, timeout)
+		return took, env.Ops.SetSelector(ctx, ns, svc, orig)
+	}
+	env.Log("blue-green %s: switching Service %s to green (%s)", st.Name, svc, m.Version)
+	if err := env.Ops.SetSelector(ctx, ns, svc, pinned(greenHash)); err != nil {
+		return giveUp(err)
+	}
+	switched := time.Now()
+	rec.Set("switched_at_s", math.Round(switched.Sub(env.Start).Seconds()*10)/10)
+	// Connections are recycled within about a second and kube-proxy follows the switch within about
+	// another; the gate judges from 3 s after the switch, so an answer from blue in its window means
+	// the switch did not take.
+	res, _, err := watch(ctx, env, "after the switch", switched.Add(3*time.Second), nil, holdOf(m), m.Version, gateSpec(m, true))
+	if err != nil {
+		return err
+	}
+	rec.Set("gates", []verify.Result{res})
+	if res.Status != verify.Pass {
+		env.Log("blue-green %s: %s; switching back to blue", st.Name, res.Message)
+		took, err := switchBack(context.WithoutCancel(ctx))
+		rec.Set("breach", res.Message)
+		rec.Set("time_to_restore_s", math.Round(took.Seconds()*10)/10)
+		rec.Set("outcome", RolledBack)
+		if blueVersion != "" {
+			rec.Set("serves", blueVersion)
+		}
+		if res.Status == verify.Error {
+			return fmt.Errorf("could not judge green after the switch (switched back): %s", res.Message)
+		}
+		return judgeRollback(res.Message, took, err, expect, withinOf(m), rec)
+	}
+	rec.Set("outcome", Promoted)
+	rec.Set("serves", m.Version)
+	if m.Keep.Duration > 0 {
+		env.Log("blue-green %s: green serves; blue kept for %s", st.Name, m.Keep.Duration)
+		t := time.NewTimer(m.Keep.Duration)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+	if err := env.Ops.Scale(ctx, ns, m.Target, 0, timeout); err != nil {
+		return err
+	}
+	env.PushUndo(m.Target, steps.Undo{Kind: "migrate/blue-green", Do: func(ctx context.Context, rec *steps.Record) error {
+		rec.Set("switch_back_to", m.Target)
+		if blueVersion != "" {
+			rec.Set("serves", blueVersion)
+		}
+		if _, err := switchBack(ctx); err != nil {
+			return workloads.Failed(fmt.Errorf("switch back to blue: %w", err))
+		}
+		return nil
+	}})
+	if expect != Promoted {
+		return workloads.Failed(fmt.Errorf("the gate passed a release expected to be switched back: green %s serves", m.Version))
+	}
+	rec.SetOutcome(Promoted)
+	return nil
+}
+
+// smoke tests green alone before the switch: a NodePort Service of its own selecting only green's
+// pods, then requests GETs of the smoke path, each of which must answer 2xx from the new version.
+func smoke(ctx context.Context, env *steps.Env, ns, like, name string, selector map[string]string, m *scenarios.Migrate, rec *steps.Record) error {
+	if m.Smoke != nil && m.Smoke.Skip {
+		rec.Set("smoke", "skipped")
+		return nil
+	}
+	path, n := "/", 20
+	if env.Sample != nil {
+		path = "/orders?limit=1"
+	}
+	if m.Smoke != nil {
+		if m.Smoke.Path != "" {
+			path = m.Smoke.Path
+		}
+		if m.Smoke.Requests > 0 {
+			n = m.Smoke.Requests
+		}
+	}
+	port, err := env.Ops.NodePortService(ctx, ns, name, like, selector)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = env.Ops.Delete(context.WithoutCancel(ctx), ns, "service/"+name, time.Minute) }()
+	if port < env.NodePorts[0] || port > env.NodePorts[1] {
+		return fmt.Errorf("smoke Service got node port %d, outside the ports published on 127.0.0.1 (%d-%d)", port, env.NodePorts[0], env.NodePorts[1])
+	}
+	url := fmt.Sprintf("http://127.0.0.1:%d%s", port, path)
+	client := &http.Client{Timeout: 5 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	get := func() (int, string, error) {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if err != nil {
+			return 0, "", err
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			return 0, "", err
+		}
+		defer resp.Body.Close()
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
+		return resp.StatusCode, resp.Header.Get(env.VersionHeader), nil
+	}
+	// A new NodePort takes kube-proxy a moment: wait (up to 30 s) for the first answer of any kind.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if _, _, err := get(); err == nil {
+			break
+		} else if time.Now().After(deadline) || ctx.Err() != nil {
+			return fmt.Errorf("GET %s never answered: %v", url, err)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	var bad []string
+	for range n {
+		code, version, err := get()
+		switch {
+		case err != nil:
+			bad = append(bad, err.Error())
+		case code < 200 || code > 299:
+			bad = append(bad, fmt.Sprintf("status %d", code))
+		case version != m.Version:
+			bad = append(bad, fmt.Sprintf("answered by version %q, not %q", version, m.Version))
+		}
+	}
+	rec.Set("smoke", fmt.Sprintf("%d of %d GET %s good", n-len(bad), n, path))
+	if len(bad) > 0 {
+		return fmt.Errorf("%d of %d GET %s failed: %s", len(bad), n, path, strings.Join(bad[:min(len(bad), 3)], "; "))
+	}
+	return nil
+}

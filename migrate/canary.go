@@ -1,0 +1,308 @@
+package migrate
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"strings"
+	"time"
+
+	"github.com/rehearse-dev/rehearse/scenarios"
+	"github.com/rehearse-dev/rehearse/steps"
+	"github.com/rehearse-dev/rehearse/verify"
+	"github.com/rehearse-dev/rehearse/workloads"
+)
+
+// DefaultHold is how long a canary weight holds, and how long a blue-green gate watches after the
+// switch, when the scenario does not say.
+const DefaultHold = 10 * time.Second
+
+// DefaultWithin bounds an automatic rollback's time to restore when the scenario does not say.
+const DefaultWithin = 30 * time.Second
+
+// Expected outcomes of a canary or blue-green.
+const (
+	Promoted   = "promoted"
+	RolledBack = "rolled-back"
+)
+
+// Canary runs the new release as a second Deployment (NAME-canary, a copy of the stable one with the
+// change made) behind the same Service, and moves replicas to it weight by weight: at weight w the
+// canary has w% of the replicas (at least one) and the stable Deployment the rest. Each weight holds
+// while a gate reads the live load: the canary's answers (by the version header) and every failure no
+// version answered. A breach (errors, latency) aborts at once; a hold with too few canary answers to
+// judge aborts too (a gate that read nothing never passes). Aborting scales the stable Deployment back
+// to full and the canary to 0, and records the time from the breach to restored service. When every
+// gate passed, the stable Deployment takes the change and the canary goes. The outcome is promoted or
+// rolled-back; the step fails when it is not the one expected.
+type Canary struct{}
+
+func (Canary) Name() string { return "migrate/canary" }
+func (Canary) Takes(st scenarios.Step) bool {
+	return st.Migrate != nil && st.Migrate.Strategy == "canary"
+}
+
+func (Canary) Check(st scenarios.Step, sc *scenarios.Loaded) []steps.Problem {
+	m := st.Migrate
+	ps := checkTracked(m, sc)
+	if len(m.Weights) == 0 {
+		ps = append(ps, steps.Problemf("migrate.weights", "a canary needs weights, e.g. [10, 50, 100]"))
+	}
+	prev := 0
+	for i, w := range m.Weights {
+		if w <= prev || w > 100 {
+			ps = append(ps, steps.Problemf(fmt.Sprintf("migrate.weights[%d]", i), "%d: weights rise, each above the last and at most 100", w))
+		}
+		prev = w
+	}
+	return append(ps, notFor(m, "canary")...)
+}
+
+// checkTracked checks what blue-green and canary share: a Deployment, a change of image/env (or the
+// sample's version), the version the new pods answer with, the expected outcome and the gate.
+func checkTracked(m *scenarios.Migrate, sc *scenarios.Loaded) []steps.Problem {
+	var ps []steps.Problem
+	if kind, name, _ := strings.Cut(m.Target, "/"); kind != "deployment" || name == "" {
+		ps = append(ps, steps.Problemf("migrate.target", "%q: want deployment/NAME", m.Target))
+	}
+	switch {
+	case sc.Workload.Sample != "" && m.Version == "":
+		ps = append(ps, steps.Problemf("migrate.version", "the version to move the sample to is required"))
+	case sc.Workload.Sample == "" && m.Version == "":
+		ps = append(ps, steps.Problemf("migrate.version", "the version header value the new release answers with is required: the gates judge its traffic by it"))
+	case sc.Workload.Sample == "" && m.Image == "" && len(m.Env) == 0:
+		ps = append(ps, steps.Problemf("migrate", "the new release needs an image or env change"))
+	case sc.Workload.Sample != "" && (m.Image != "" || len(m.Env) > 0):
+		ps = append(ps, steps.Problemf("migrate", "the sample's releases are versions; image and env are for one's own workload"))
+	}
+	ps = append(ps, checkSample(m, sc)...)
+	if m.Expect != "" && m.Expect != Promoted && m.Expect != RolledBack {
+		ps = append(ps, steps.Problemf("migrate.expect", "%q: want promoted or rolled-back", m.Expect))
+	}
+	if r := m.Gate.MaxErrorRate; r < 0 || r >= 1 {
+		ps = append(ps, steps.Problemf("migrate.gate.maxErrorRate", "%v: want a share from 0 up to (not including) 1", r))
+	}
+	if m.Gate.MinRequests < 0 {
+		ps = append(ps, steps.Problemf("migrate.gate.minRequests", "must not be negative"))
+	}
+	if m.Hold.Duration < 0 {
+		ps = append(ps, steps.Problemf("migrate.hold", "must not be negative"))
+	}
+	return ps
+}
+
+func gateSpec(m *scenarios.Migrate, only bool) verify.GateSpec {
+	return verify.GateSpec{MaxErrorRate: m.Gate.MaxErrorRate, P99: m.Gate.P99.Duration, MinRequests: m.Gate.MinRequests, Only: only}
+}
+
+func holdOf(m *scenarios.Migrate) time.Duration {
+	if m.Hold.Duration > 0 {
+		return m.Hold.Duration
+	}
+	return DefaultHold
+}
+
+func withinOf(m *scenarios.Migrate) time.Duration {
+	if m.Within.Duration > 0 {
+		return m.Within.Duration
+	}
+	return DefaultWithin
+}
+
+// watch reads the gate every second over [from, a second ago] until the window is over: hold after
+// scaled reports the change in place (a nil error; nil scaled means it already is). A breach already
+// beyond what the whole window could absorb ends the watch at once; otherwise the whole window is
+// judged at its end. A change that could not be made ends it too (serr).
+func watch(ctx context.Context, env *steps.Env, name string, from time.Time, scaled <-chan error, hold time.Duration,
+	version string, g verify.GateSpec) (res verify.Result, serr, err error) {
+	var end time.Time // zero until the change is in place
+	if scaled == nil {
+		end = from.Add(hold)
+	}
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return verify.Result{}, nil, ctx.Err()
+		case serr := <-scaled:
+			if serr != nil {
+				return verify.Result{}, serr, nil
+			}
+			end, scaled = time.Now().Add(hold), nil
+		case now := <-tick.C:
+			// Requests of the last second may still be in flight: read whole seconds up to a
+			// second ago, and the whole window once it is a second past.
+			to := now.Add(-time.Second)
+			span := to.Sub(from) + hold // while the change is being made, at least a hold is to come
+			if !end.IsZero() {
+				to = minTime(to, end)
+				span = end.Sub(from)
+			}
+			if to.Sub(from) <= 0 {
+				continue
+			}
+			share := float64(to.Sub(from)) / float64(span)
+			res := verify.Gate(name, env.Live.Versions(from, to), version, g, share)
+			if res.Status == verify.Fail || (!end.IsZero() && share >= 1) {
+				return res, nil, nil
+			}
+		}
+	}
+}
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
+}
+
+func (Canary) Run(ctx context.Context, env *steps.Env, st scenarios.Step, rec *steps.Record) error {
+	m := st.Migrate
+	ns := env.NamespaceOf(m.Target)
+	expect := m.Expect
+	if expect == "" {
+		expect = Promoted
+	}
+	n, err := env.Ops.Replicas(ctx, ns, m.Target)
+	if err != nil {
+		return err
+	}
+	stableVersion := servedBy(ctx, env, ns, m.Target)
+	_, name, _ := strings.Cut(m.Target, "/")
+	canary := "deployment/" + name + "-canary"
+	change := release(env, m)
+	rec.Set("canary", canary)
+	rec.Set("stable_version", stableVersion)
+	rec.Set("version", m.Version)
+	if err := env.Ops.Track(ctx, ns, m.Target, name+"-canary", "canary", 0, change); err != nil {
+		return err
+	}
+	env.Defer(func(ctx context.Context) { _ = env.Ops.Delete(ctx, ns, canary, 2*time.Minute) })
+	timeout := timeoutOf(m)
+	var gates []verify.Result
+	rollBack := func(why string) (time.Duration, error) {
+		env.Log("canary %s: %s; rolling back", st.Name, why)
+		breach := time.Now()
+		err := restore(ctx, env, ns, []scaleTo{{m.Target, n}, {canary, 0}}, timeout)
+		took := time.Since(breach)
+		rec.Set("breach", why)
+		rec.Set("time_to_restore_s", math.Round(took.Seconds()*10)/10)
+		rec.Set("outcome", RolledBack)
+		if stableVersion != "" {
+			rec.Set("serves", stableVersion)
+		}
+		return took, err
+	}
+	abort := func(why string) error {
+		took, err := rollBack(why)
+		return judgeRollback(why, took, err, expect, withinOf(m), rec)
+	}
+	for i, w := range m.Weights {
+		c := max(1, int(math.Round(float64(n)*float64(w)/100)))
+		if c > n {
+			c = n
+		}
+		env.Log("canary %s: weight %d%%: %d canary, %d stable", st.Name, w, c, n-c)
+		// The gate watches from before the canary grows: its pods take traffic as soon as they are
+		// ready, and the stable Deployment shrinks (a drain of many seconds) while they do.
+		from := time.Now()
+		sctx, stopScaling := context.WithCancel(ctx)
+		scaled := make(chan error, 1)
+		go func() {
+			if err := env.Ops.Scale(sctx, ns, canary, c, timeout); err != nil {
+				scaled <- fmt.Errorf("weight %d%%: the canary's pods did not become ready: %v", w, firstLine(err))
+				return
+			}
+			if err := env.Ops.Scale(sctx, ns, m.Target, n-c, timeout); err != nil {
+				scaled <- fmt.Errorf("weight %d%%: the stable Deployment did not scale to %d: %v", w, n-c, firstLine(err))
+				return
+			}
+			scaled <- nil
+		}()
+		res, serr, err := watch(ctx, env, fmt.Sprintf("gate %d (%d%%)", i+1, w), from, scaled, holdOf(m), m.Version, gateSpec(m, false))
+		stopScaling()
+		if err != nil {
+			return err
+		}
+		if serr != nil {
+			return abort(serr.Error())
+		}
+		gates = append(gates, res)
+		rec.Set("gates", gates)
+		switch res.Status {
+		case verify.Fail:
+			return abort(res.Message)
+		case verify.Error:
+			// A gate that could not judge is no safety net, whatever was expected: roll back, and
+			// say the rehearsal could not measure.
+			if _, err := rollBack(res.Message); err != nil {
+				return fmt.Errorf("could not judge the canary: %s; rolling back did not restore the stable version: %w", res.Message, err)
+			}
+			return fmt.Errorf("could not judge the canary (rolled back): %s", res.Message)
+		}
+	}
+	// Promote: the stable Deployment takes the release, then the canary goes.
+	env.Log("canary %s: every gate passed; promoting %s", st.Name, m.Version)
+	before, _ := env.Ops.Revision(ctx, ns, m.Target)
+	rec.Set("revision_before", before)
+	if err := env.Ops.SetContainer(ctx, ns, m.Target, change); err != nil {
+		return err
+	}
+	if err := env.Ops.Scale(ctx, ns, m.Target, n, timeout); err != nil {
+		return err
+	}
+	if err := env.Ops.Scale(ctx, ns, canary, 0, timeout); err != nil {
+		return err
+	}
+	after, _ := env.Ops.Revision(ctx, ns, m.Target)
+	rec.Set("revision_after", after)
+	rec.Set("outcome", Promoted)
+	rec.Set("serves", m.Version)
+	if expect != Promoted {
+		return workloads.Failed(fmt.Errorf("every gate passed a release expected to be rolled back: promoted %s", m.Version))
+	}
+	rec.SetOutcome(Promoted)
+	return nil
+}
+
+// judgeRollback is a step's outcome after an automatic rollback: ok (rolled-back) only when one was
+// expected and it restored service within its bound.
+func judgeRollback(why string, took time.Duration, err error, expect string, within time.Duration, rec *steps.Record) error {
+	switch {
+	case err != nil:
+		return workloads.Failed(fmt.Errorf("%s, and the rollback did not restore the previous version: %w", why, err))
+	case expect != RolledBack:
+		return workloads.Failed(fmt.Errorf("rolled back: %s (restored in %s)", why, took.Round(100*time.Millisecond)))
+	case took > within:
+		return workloads.Failed(fmt.Errorf("rolled back as expected (%s), but restoring took %s, over the %s bound", why, took.Round(100*time.Millisecond), within))
+	}
+	rec.SetOutcome(RolledBack)
+	return nil
+}
+
+type scaleTo struct {
+	target string
+	n      int
+}
+
+// restore scales several targets at once and waits for all of them: the quickest way back.
+func restore(ctx context.Context, env *steps.Env, ns string, to []scaleTo, timeout time.Duration) error {
+	errs := make(chan error, len(to))
+	for _, s := range to {
+		go func() { errs <- env.Ops.Scale(context.WithoutCancel(ctx), ns, s.target, s.n, timeout) }()
+	}
+	var first error
+	for range to {
+		if err := <-errs; err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+func firstLine(err error) string {
+	first, _, _ := strings.Cut(err.Error(), "\n")
+	return first
+}
