@@ -25,6 +25,7 @@ func rehearse(t *testing.T, ctx context.Context, file string) (*reports.Summary,
 		t.Fatal(err)
 	}
 	sc.Cluster.Kubeconfig = shared.Kubeconfig
+	sc.Cluster.Name = clusterName // shipped scenarios name the default cluster
 	out := t.TempDir()
 	sum, err := runner.Run(ctx, sc, runner.Options{OutDir: out, Seed: 7})
 	code := runner.ExitCode(sum, err)

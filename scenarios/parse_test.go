@@ -269,10 +269,10 @@ func TestParseReportsEveryProblemAtOnce(t *testing.T) {
 func TestSyntaxErrorLines(t *testing.T) {
 	for src, line := range map[string]int{
 		"a: 1\nload:\n  targets: [\n    - {name: w\nsteps: []\n": 4,
-		"a: 1\nload:\n  rate: 5/s\n   bad: x\n":                   4,
-		"a: 1\nb: [1, 2\nc: 3\n":                                   3,
-		"a: 1\nb: x\n\tc: 3\n":                                     3,
-		"a: 1\nb: \"unterminated\nc: 3\n":                          2,
+		"a: 1\nload:\n  rate: 5/s\n   bad: x\n":                  4,
+		"a: 1\nb: [1, 2\nc: 3\n":                                 3,
+		"a: 1\nb: x\n\tc: 3\n":                                   3,
+		"a: 1\nb: \"unterminated\nc: 3\n":                        2,
 	} {
 		_, err := Parse("t.yaml", []byte(src))
 		ps, ok := err.(Problems)

@@ -7,6 +7,7 @@
 //	                            listen-after=D   listens only D after starting (a slow start)
 //	                            redirect-writes  answers every POST with 302 to /maintenance (a 200 page)
 //	                            ack-only         answers 201 to writes it never keeps, 200 to any read
+//	                          every answer names $PROBE_VERSION in X-App-Version when it is set
 //	probe cat FILE            prints FILE
 //	probe hostname            prints the pod's hostname
 //	probe get URL             one GET with retries for 60 s; prints the body; exit 1 on failure
@@ -78,7 +79,14 @@ func main() {
 				http.NotFound(w, r)
 			}
 		})
-		fail(http.ListenAndServe(addr, nil).Error())
+		var h http.Handler = http.DefaultServeMux
+		if v := os.Getenv("PROBE_VERSION"); v != "" {
+			h = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("X-App-Version", v)
+				http.DefaultServeMux.ServeHTTP(w, r)
+			})
+		}
+		fail(http.ListenAndServe(addr, h).Error())
 	case "get":
 		need(3)
 		retry(func() error {
