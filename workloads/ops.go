@@ -59,7 +59,7 @@ func (p *Ops) Scale(ctx context.Context, namespace, target string, replicas int,
 	if err != nil {
 		return fmt.Errorf("scale %s in %s: %w", target, namespace, err)
 	}
-	return p.WaitRolledOut(ctx, namespace, target, timeout)
+	return p.WaitRollout(ctx, namespace, target, timeout)
 }
 
 // WaitRolledOut waits until target (deployment/, statefulset/ or daemonset/NAME) has observed its

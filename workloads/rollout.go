@@ -13,6 +13,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/e2e-framework/klient/wait"
 	"sigs.k8s.io/yaml"
 )
 
@@ -373,3 +374,59 @@ func (p *Ops) Undo(ctx context.Context, namespace, target string) (from, to stri
 
 // ErrNoPrevious: a rollback found no earlier revision.
 var ErrNoPrevious = errors.New("no previous revision to roll back to")
+
+// SetPartition sets a StatefulSet's rollingUpdate partition: pods with an ordinal below it keep
+// their revision when the template changes.
+func (p *Ops) SetPartition(ctx context.Context, namespace, target string, partition int) error {
+	patch := fmt.Sprintf(`{"spec":{"updateStrategy":{"type":"RollingUpdate","rollingUpdate":{"partition":%d}}}}`, partition)
+	return p.Patch(ctx, namespace, target, []byte(patch))
+}
+
+// WaitPartition waits until every pod of StatefulSet target with an ordinal at or above partition
+// runs its update revision and is ready (pods below it are left as they are).
+func (p *Ops) WaitPartition(ctx context.Context, namespace, target string, partition int, timeout time.Duration) error {
+	_, name, _ := strings.Cut(target, "/")
+	var last string
+	err := wait.For(func(ctx context.Context) (bool, error) {
+		s, err := p.cs.AppsV1().StatefulSets(namespace).Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return false, err
+		}
+		pods, err := p.ownedPods(ctx, namespace, target)
+		if err != nil {
+			return false, err
+		}
+		want := int(replicasOf(s.Spec.Replicas)) - partition
+		done := 0
+		var behind []string
+		for _, pod := range pods {
+			ord, err := strconv.Atoi(pod.Name[strings.LastIndex(pod.Name, "-")+1:])
+			if err != nil || ord < partition {
+				continue
+			}
+			if pod.Labels[appsv1.ControllerRevisionHashLabelKey] == s.Status.UpdateRevision && podReady(&pod) && pod.DeletionTimestamp == nil {
+				done++
+			} else {
+				behind = append(behind, pod.Name)
+			}
+		}
+		last = fmt.Sprintf("%d of %d pods at or above ordinal %d updated and ready; behind: %s", done, want, partition, strings.Join(behind, ", "))
+		return s.Status.ObservedGeneration >= s.Generation && done == want, nil
+	}, wait.WithContext(ctx), wait.WithTimeout(timeout), wait.WithInterval(time.Second))
+	if err != nil {
+		if ctx.Err() != nil {
+			return err
+		}
+		return Failed(fmt.Errorf("partition %d of %s not rolled out (%s): %w\n%s", partition, target, last, err, p.Diagnose(ctx, namespace, target)))
+	}
+	return nil
+}
+
+func podReady(pod *corev1.Pod) bool {
+	for _, c := range pod.Status.Conditions {
+		if c.Type == corev1.PodReady && c.Status == corev1.ConditionTrue {
+			return true
+		}
+	}
+	return false
+}
