@@ -184,9 +184,8 @@ func (Canary) Run(ctx context.Context, env *steps.Env, st scenarios.Step, rec *s
 	var gates []verify.Result
 	rollBack := func(why string) (time.Duration, error) {
 		env.Log("canary %s: %s; rolling back", st.Name, why)
-		breach := time.Now()
-		err := restore(ctx, env, ns, []scaleTo{{m.Target, n}, {canary, 0}}, timeout)
-		took := time.Since(breach)
+		rec.Set("breach_detected_at_s", sinceStart(env, time.Now()))
+		took, err := restore(ctx, env, ns, []scaleTo{{m.Target, n}, {canary, 0}}, timeout)
 		rec.Set("breach", why)
 		rec.Set("time_to_restore_s", math.Round(took.Seconds()*10)/10)
 		rec.Set("outcome", RolledBack)
@@ -228,6 +227,11 @@ func (Canary) Run(ctx context.Context, env *steps.Env, st scenarios.Step, rec *s
 		}
 		if serr != nil {
 			return abort(serr.Error())
+		}
+		if res.Status == verify.Fail {
+			if t, ok := firstFailure(env, from, m.Version); ok {
+				rec.Set("first_failure_at_s", sinceStart(env, t))
+			}
 		}
 		gates = append(gates, res)
 		rec.Set("gates", gates)
@@ -287,11 +291,21 @@ type scaleTo struct {
 	n      int
 }
 
-// restore scales several targets at once and waits for all of them: the quickest way back.
-func restore(ctx context.Context, env *steps.Env, ns string, to []scaleTo, timeout time.Duration) error {
+// restore scales several targets at once, and returns when service is restored: each target has
+// exactly its number of ready pods and none of the others serves (pods that are terminating are out
+// of the endpoints already). Then it waits, outside the time it reports, until the surplus pods
+// are gone.
+func restore(ctx context.Context, env *steps.Env, ns string, to []scaleTo, timeout time.Duration) (time.Duration, error) {
+	ctx = context.WithoutCancel(ctx)
+	start := time.Now()
+	for _, s := range to {
+		if err := env.Ops.SetReplicas(ctx, ns, s.target, s.n); err != nil {
+			return time.Since(start), err
+		}
+	}
 	errs := make(chan error, len(to))
 	for _, s := range to {
-		go func() { errs <- env.Ops.Scale(context.WithoutCancel(ctx), ns, s.target, s.n, timeout) }()
+		go func() { errs <- env.Ops.WaitServing(ctx, ns, s.target, s.n, timeout) }()
 	}
 	var first error
 	for range to {
@@ -299,7 +313,34 @@ func restore(ctx context.Context, env *steps.Env, ns string, to []scaleTo, timeo
 			first = err
 		}
 	}
-	return first
+	took := time.Since(start)
+	if first != nil {
+		return took, first
+	}
+	for _, s := range to {
+		if err := env.Ops.WaitRollout(ctx, ns, s.target, timeout); err != nil {
+			return took, err
+		}
+	}
+	return took, nil
+}
+
+// sinceStart is t in seconds from the load's start, to a tenth.
+func sinceStart(env *steps.Env, t time.Time) float64 {
+	return math.Round(t.Sub(env.Start).Seconds()*10) / 10
+}
+
+// firstFailure is the start of the first whole second since from in which version, or no version,
+// failed a request: where a gate's breach began.
+func firstFailure(env *steps.Env, from time.Time, version string) (time.Time, bool) {
+	k := math.Ceil(from.Sub(env.Start).Seconds())
+	for t := env.Start.Add(time.Duration(k) * time.Second); t.Add(time.Second).Before(time.Now()); t = t.Add(time.Second) {
+		w := env.Live.Versions(t, t.Add(time.Second))
+		if w.By[version].Failed > 0 || w.Unversioned.Failed > 0 {
+			return t, true
+		}
+	}
+	return time.Time{}, false
 }
 
 func firstLine(err error) string {

@@ -41,10 +41,8 @@ func NewOps(cfg *rest.Config) (*Ops, error) {
 	return &Ops{cs: cs, r: r}, nil
 }
 
-// Scale sets the replicas of target (deployment/NAME or statefulset/NAME) in namespace and waits
-// until exactly that many of its pods exist and are ready: scaling down is done when the last
-// surplus pod has terminated, not when the controller has been told.
-func (p *Ops) Scale(ctx context.Context, namespace, target string, replicas int, timeout time.Duration) error {
+// SetReplicas sets target's replicas and does not wait.
+func (p *Ops) SetReplicas(ctx context.Context, namespace, target string, replicas int) error {
 	kind, name, _ := strings.Cut(target, "/")
 	patch := []byte(fmt.Sprintf(`{"spec":{"replicas":%d}}`, replicas))
 	var err error
@@ -58,6 +56,40 @@ func (p *Ops) Scale(ctx context.Context, namespace, target string, replicas int,
 	}
 	if err != nil {
 		return fmt.Errorf("scale %s in %s: %w", target, namespace, err)
+	}
+	return nil
+}
+
+// WaitServing waits until exactly n of target's pods are ready and not terminating: the pods that
+// can be endpoints of a Service (a terminating pod is out of them already, while it drains).
+func (p *Ops) WaitServing(ctx context.Context, namespace, target string, n int, timeout time.Duration) error {
+	var last string
+	err := wait.For(func(ctx context.Context) (bool, error) {
+		pods, err := p.ownedPods(ctx, namespace, target)
+		if err != nil {
+			return false, err
+		}
+		serving := 0
+		for _, pod := range pods {
+			if pod.DeletionTimestamp == nil && podReady(&pod) {
+				serving++
+			}
+		}
+		last = fmt.Sprintf("%d of %d pods serving", serving, n)
+		return serving == n, nil
+	}, wait.WithContext(ctx), wait.WithTimeout(timeout), wait.WithInterval(250*time.Millisecond))
+	if err != nil && ctx.Err() == nil {
+		return Failed(fmt.Errorf("%s in %s: %s: %w", target, namespace, last, err))
+	}
+	return err
+}
+
+// Scale sets the replicas of target (deployment/NAME or statefulset/NAME) in namespace and waits
+// until exactly that many of its pods exist and are ready: scaling down is done when the last
+// surplus pod has terminated, not when the controller has been told.
+func (p *Ops) Scale(ctx context.Context, namespace, target string, replicas int, timeout time.Duration) error {
+	if err := p.SetReplicas(ctx, namespace, target, replicas); err != nil {
+		return err
 	}
 	return p.WaitRollout(ctx, namespace, target, timeout)
 }

@@ -109,3 +109,32 @@ func TestScaleWaitsForPodsToGo(t *testing.T) {
 		t.Errorf("a Service cannot be scaled")
 	}
 }
+
+// Service is restored when exactly the wanted pods are ready and not terminating: a draining pod is
+// out of the endpoints already, so a rollback need not wait for it to be gone.
+func TestWaitServingCountsReadyPodsNotTerminating(t *testing.T) {
+	yes := true
+	owned := func(kind, name, uid string) []metav1.OwnerReference {
+		return []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: kind, Name: name, UID: types.UID(uid), Controller: &yes}}
+	}
+	d := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "ns", UID: "d"},
+		Spec: appsv1.DeploymentSpec{Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "web"}}}}
+	rs := &appsv1.ReplicaSet{ObjectMeta: metav1.ObjectMeta{Name: "web-1", Namespace: "ns", UID: "rs", OwnerReferences: owned("Deployment", "web", "d")}}
+	ready := corev1.PodStatus{Conditions: []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}}}
+	now := metav1.Now()
+	pod := func(name string, terminating bool) *corev1.Pod {
+		p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "ns", Labels: map[string]string{"app": "web"},
+			OwnerReferences: owned("ReplicaSet", "web-1", "rs")}, Status: ready}
+		if terminating {
+			p.DeletionTimestamp, p.Finalizers = &now, []string{"test"}
+		}
+		return p
+	}
+	ops := &Ops{cs: fake.NewClientset(d, rs, pod("a", false), pod("b", true))}
+	if err := ops.WaitServing(context.Background(), "ns", "deployment/web", 1, 2*time.Second); err != nil {
+		t.Errorf("one pod ready, one draining: %v", err)
+	}
+	if err := ops.WaitServing(context.Background(), "ns", "deployment/web", 2, time.Second); err == nil || !strings.Contains(err.Error(), "1 of 2 pods serving") {
+		t.Errorf("a draining pod counted as serving: %v", err)
+	}
+}
