@@ -72,8 +72,8 @@ func TestMigrations(t *testing.T) {
 			wants: []want{{"served-version", verify.Pass, "all v3"}, {"acked-writes-durable", verify.Pass, ""}, {"zero-failed-requests", verify.Pass, ""}},
 			steps: []stepWant{{"contract", "ok", "schema_step"}}},
 		{file: "../scenarios/postgres-rolling.yaml", code: 0,
-			wants: []want{{"acked-writes-durable", verify.Pass, ""}, {"replica-checksums", verify.Pass, "identical"}},
-			steps: []stepWant{{"db-config", "ok", "partition_0_s"}},
+			wants: []want{{"acked-writes-durable", verify.Pass, ""}, {"replica-checksums", verify.Pass, "identical"}, {"rollback-drill", verify.Pass, "restored to v1"}},
+			steps: []stepWant{{"db-config", "ok", "partition_0_s"}, {"undo-db-config", "ok", "revision_to"}},
 			check: func(t *testing.T, sum *reports.Summary) {
 				s := stepByName(sum, "db-config")
 				t.Logf("db-config: replicas in %v s, primary in %v s; %d requests failed", s.Did["partition_1_s"], s.Did["partition_0_s"], sum.Load.Failed)
@@ -89,7 +89,8 @@ func TestMigrations(t *testing.T) {
 		{file: "testdata/migrate/rolling-unready-broken.yaml", code: 1,
 			wants: []want{{"zero-failed-requests", verify.Fail, "to-v2"}}},
 		{file: "testdata/migrate/rolling-ready-sound.yaml", code: 0,
-			wants: []want{{"zero-failed-requests", verify.Pass, ""}, {"served-version", verify.Pass, "all v2"}}},
+			wants: []want{{"zero-failed-requests", verify.Pass, ""}, {"served-version", verify.Pass, "all v4"}},
+			steps: []stepWant{{"to-v2", "ok", "revision_after"}, {"to-v3", "ok", "revision_after"}, {"to-v4", "ok", "revision_after"}}},
 		{file: "testdata/migrate/bluegreen-unready-broken.yaml", code: 1,
 			wants: []want{{"zero-failed-requests", verify.Fail, "switch-to-v2"}, {"step-switch-to-v2", verify.Fail, "rolled back"}}},
 		{file: "testdata/migrate/bluegreen-ready-sound.yaml", code: 0,

@@ -20,7 +20,13 @@ func execute(args ...string) (string, error) {
 }
 
 func TestValidate(t *testing.T) {
-	if out, err := execute("validate", "../../scenarios/smoke.yaml", "../../scenarios/rolling-orders.yaml"); err != nil {
+	// Every shipped scenario validates as run would check it (the step kinds included).
+	shipped, _ := filepath.Glob("../../scenarios/*.yaml")
+	own, _ := filepath.Glob("../../scenarios/*/*.yaml")
+	if len(shipped) < 7 || len(own) < 2 {
+		t.Fatalf("shipped scenarios missing: %v %v", shipped, own)
+	}
+	if out, err := execute(append([]string{"validate"}, append(shipped, own...)...)...); err != nil {
 		t.Fatalf("shipped scenarios: %v\n%s", err, out)
 	}
 	bad := filepath.Join(t.TempDir(), "bad.yaml")
