@@ -69,8 +69,9 @@ func TestMigrations(t *testing.T) {
 				t.Logf("canary-v2-bad: breach %v; restored in %v s", s.Did["breach"], s.Did["time_to_restore_s"])
 			}},
 		{file: "../scenarios/schema-expand-contract.yaml", code: 0,
-			wants: []want{{"served-version", verify.Pass, "all v3"}, {"acked-writes-durable", verify.Pass, ""}, {"zero-failed-requests", verify.Pass, ""}},
-			steps: []stepWant{{"contract", "ok", "schema_step"}}},
+			wants: []want{{"served-version", verify.Pass, "all v3"}, {"acked-writes-durable", verify.Pass, ""}, {"zero-failed-requests", verify.Pass, ""},
+				{"rollback-drill", verify.Pass, "restored to v3"}},
+			steps: []stepWant{{"contract", "ok", "schema_step"}, {"undo-contract", "ok", "schema_step"}}},
 		{file: "../scenarios/postgres-rolling.yaml", code: 0,
 			wants: []want{{"acked-writes-durable", verify.Pass, ""}, {"replica-checksums", verify.Pass, "identical"}, {"rollback-drill", verify.Pass, "restored to v1"}},
 			steps: []stepWant{{"db-config", "ok", "partition_0_s"}, {"undo-db-config", "ok", "revision_to"}},

@@ -42,6 +42,16 @@ func (BlueGreen) Check(st scenarios.Step, sc *scenarios.Loaded) []steps.Problem 
 	if sc.Workload.Sample == "" && m.Service == "" {
 		ps = append(ps, steps.Problemf("migrate.service", "the Service whose selector switches is required"))
 	}
+	if m.Manifest != "" {
+		switch {
+		case sc.Workload.Sample != "":
+			ps = append(ps, steps.Problemf("migrate.manifest", "the sample's green is its app at another version; a manifest is for one's own workload"))
+		default:
+			if _, err := greenManifest(sc.Path(m.Manifest), m.Target); err != nil {
+				ps = append(ps, steps.Problemf("migrate.manifest", "%v", err))
+			}
+		}
+	}
 	if m.Smoke != nil && m.Smoke.Requests < 0 {
 		ps = append(ps, steps.Problemf("migrate.smoke.requests", "must not be negative"))
 	}
@@ -91,7 +101,17 @@ func (BlueGreen) Run(ctx context.Context, env *steps.Env, st scenarios.Step, rec
 	if err := env.Ops.SetSelector(ctx, ns, svc, pinned(blueHash)); err != nil {
 		return err
 	}
-	if err := env.Ops.Track(ctx, ns, m.Target, name+"-green", "green", int32(n), release(env, m)); err != nil {
+	if m.Manifest != "" {
+		g, err := greenManifest(env.Path(m.Manifest), m.Target)
+		if err != nil {
+			return err
+		}
+		green = "deployment/" + g.Object.GetName()
+		rec.Set("green", green)
+		if err := env.Own.Apply(ctx, []workloads.Manifest{g}); err != nil {
+			return err
+		}
+	} else if err := env.Ops.Track(ctx, ns, m.Target, name+"-green", "green", int32(n), release(env, m)); err != nil {
 		return err
 	}
 	env.Defer(func(ctx context.Context) { _ = env.Ops.Delete(ctx, ns, green, 2*time.Minute) })
@@ -111,6 +131,11 @@ func (BlueGreen) Run(ctx context.Context, env *steps.Env, st scenarios.Step, rec
 	greenHash, err := env.Ops.PodTemplateHash(ctx, ns, green)
 	if err != nil {
 		return giveUp(err)
+	}
+	if gd, err := env.Ops.Deployment(ctx, ns, green); err != nil {
+		return giveUp(err)
+	} else if !selects(orig, gd.Spec.Template.Labels) {
+		return giveUp(workloads.Failed(fmt.Errorf("green's pods (%s) do not carry the labels Service %s selects (%v): a switch could never reach them", green, svc, orig)))
 	}
 	if err := smoke(ctx, env, ns, svc, name+"-green-smoke", pinned(greenHash), m, rec); err != nil {
 		rec.Set("outcome", "aborted")
@@ -260,4 +285,29 @@ func smoke(ctx context.Context, env *steps.Env, ns, like, name string, selector 
 		return fmt.Errorf("%d of %d GET %s failed: %s", len(bad), n, path, strings.Join(bad[:min(len(bad), 3)], "; "))
 	}
 	return nil
+}
+
+// selects says whether a Service selector picks pods with these labels.
+func selects(selector, labels map[string]string) bool {
+	for k, v := range selector {
+		if labels[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+// greenManifest reads green's Deployment from file: exactly one Deployment, not named as blue.
+func greenManifest(file, blue string) (workloads.Manifest, error) {
+	ms, err := workloads.ReadManifests([]string{file})
+	if err != nil {
+		return workloads.Manifest{}, err
+	}
+	if len(ms) != 1 || ms[0].Object.GetKind() != "Deployment" {
+		return workloads.Manifest{}, fmt.Errorf("%s: want exactly one Deployment (green), found %d objects", file, len(ms))
+	}
+	if "deployment/"+ms[0].Object.GetName() == blue {
+		return workloads.Manifest{}, fmt.Errorf("%s: green is named as blue (%s); give it a name of its own", file, blue)
+	}
+	return ms[0], nil
 }

@@ -70,8 +70,10 @@ func checkTracked(m *scenarios.Migrate, sc *scenarios.Loaded) []steps.Problem {
 		ps = append(ps, steps.Problemf("migrate.version", "the version to move the sample to is required"))
 	case sc.Workload.Sample == "" && m.Version == "":
 		ps = append(ps, steps.Problemf("migrate.version", "the version header value the new release answers with is required: the gates judge its traffic by it"))
-	case sc.Workload.Sample == "" && m.Image == "" && len(m.Env) == 0:
-		ps = append(ps, steps.Problemf("migrate", "the new release needs an image or env change"))
+	case sc.Workload.Sample == "" && m.Image == "" && len(m.Env) == 0 && m.Manifest == "":
+		ps = append(ps, steps.Problemf("migrate", "the new release needs an image or env change (blue-green: or green's manifest)"))
+	case m.Manifest != "" && (m.Image != "" || len(m.Env) > 0):
+		ps = append(ps, steps.Problemf("migrate.manifest", "green comes from its manifest, or from blue with an image/env change, not both"))
 	case sc.Workload.Sample != "" && (m.Image != "" || len(m.Env) > 0):
 		ps = append(ps, steps.Problemf("migrate", "the sample's releases are versions; image and env are for one's own workload"))
 	}

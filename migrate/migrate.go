@@ -117,7 +117,7 @@ func notFor(m *scenarios.Migrate, strategy string) []steps.Problem {
 	}{
 		{"step", m.Step != "", []string{"schema"}},
 		{"down", m.Down, []string{"schema"}},
-		{"manifest", m.Manifest != "", []string{"rolling"}},
+		{"manifest", m.Manifest != "", []string{"rolling", "blue-green"}},
 		{"patch", m.Patch != "", []string{"rolling"}},
 		{"partitions", len(m.Partitions) > 0, []string{"rolling"}},
 		{"service", m.Service != "", []string{"blue-green"}},
@@ -274,8 +274,8 @@ func (Schema) Run(ctx context.Context, env *steps.Env, st scenarios.Step, rec *s
 	return env.Sample.Migrate(ctx, direction, m.Step, timeoutOf(m))
 }
 
-// Rollback drills restoring service: the target's latest blue-green is switched back, or else the
-// target goes back to its previous revision (a Deployment's previous ReplicaSet, a StatefulSet's
+// Rollback drills restoring service: a schema step's down migration (target schema/STEP, the
+// sample), the target's latest blue-green switched back, or else the target back to its previous revision (a Deployment's previous ReplicaSet, a StatefulSet's
 // previous ControllerRevision); the rollout is waited for. It records the revisions and the version
 // that means "restored"; the rollback-drill check measures the time to restore from the results.
 type Rollback struct{}
@@ -284,6 +284,15 @@ func (Rollback) Name() string                 { return "rollback" }
 func (Rollback) Takes(st scenarios.Step) bool { return st.Rollback != nil }
 
 func (Rollback) Check(st scenarios.Step, sc *scenarios.Loaded) []steps.Problem {
+	if step, ok := strings.CutPrefix(st.Rollback.Target, "schema/"); ok {
+		switch {
+		case sc.Workload.Sample == "":
+			return []steps.Problem{steps.Problemf("rollback.target", "schema drills are the sample's (its down migrations)")}
+		case !slices.Contains([]string{"expand", "backfill", "contract"}, step):
+			return []steps.Problem{steps.Problemf("rollback.target", "%q: want schema/expand, schema/backfill or schema/contract", st.Rollback.Target)}
+		}
+		return nil
+	}
 	return checkTarget("rollback.target", st.Rollback.Target) // scenarios requires within
 }
 
@@ -293,6 +302,17 @@ func (Rollback) Run(ctx context.Context, env *steps.Env, st scenarios.Step, rec 
 	rec.Set("within", r.Within.Duration.String())
 	if r.Version != "" {
 		rec.Set("serves", r.Version)
+	}
+	if step, ok := strings.CutPrefix(r.Target, "schema/"); ok {
+		// A schema drill: the step's down migration; the app keeps its version, which must go on
+		// serving without failures.
+		if r.Version == "" {
+			if v := servedBy(ctx, env, env.NamespaceOf(sampleApp), sampleApp); v != "" {
+				rec.Set("serves", v)
+			}
+		}
+		rec.Set("schema_step", step+" down")
+		return env.Sample.Migrate(ctx, "down", step, max(2*r.Within.Duration, DefaultTimeout))
 	}
 	if u, ok := env.PopUndo(r.Target); ok {
 		rec.Set("undoes", u.Kind)

@@ -156,6 +156,7 @@ steps:
 		"  - {name: p, migrate: {strategy: rolling, target: statefulset/orders-db, env: {A: b}, partitions: [2, 1]}}":                "t.yaml:9: steps[0].migrate.partitions: the last partition is 1",
 		"  - {name: p, migrate: {strategy: rolling, target: statefulset/orders-db, env: {A: b}, partitions: [1, 2, 0]}}":             "t.yaml:9: steps[0].migrate.partitions[1]: 2: partitions fall",
 		"  - {name: p, migrate: {strategy: rolling, target: deployment/orders, version: v2, partitions: [0]}}":                       "t.yaml:9: steps[0].migrate.partitions: partitions are a StatefulSet's",
+		"  - {name: d, rollback: {target: schema/shrink, within: 30s}}":                                                              `t.yaml:9: steps[0].rollback.target: "schema/shrink": want schema/expand`,
 		"  - {name: v, migrate: {strategy: schema, step: contract, version: v3}}":                                                    "t.yaml:9: steps[0].migrate: a schema step changes no version",
 		"  - {name: v, migrate: {strategy: rolling, target: deployment/orders, version: v7}}":                                        `t.yaml:9: steps[0].migrate.version: unknown version "v7"`,
 		"  - {name: v, migrate: {strategy: rolling, target: deployment/orders}}":                                                     "t.yaml:9: steps[0].migrate: a rolling change needs exactly one of",
@@ -178,6 +179,7 @@ steps:
 		"  - {name: b, migrate: {strategy: blue-green, target: deployment/orders, version: v2, keep: 5s, smoke: {path: /healthz}}}",
 		"  - {name: c, migrate: {strategy: canary, target: deployment/orders, version: v2-bad, weights: [34, 100], hold: 5s, expect: rolled-back, gate: {maxErrorRate: 0.01}}}",
 		"  - {name: e, migrate: {strategy: schema, step: expand, down: true}}",
+		"  - {name: d, rollback: {target: schema/expand, within: 30s}}",
 		"  - {name: p, migrate: {strategy: rolling, target: statefulset/orders-db, container: postgres, env: {A: b}, partitions: [2, 1, 0]}}"} {
 		sc, err := scenarios.Parse("t.yaml", []byte(base+step+"\n"))
 		if err != nil {

@@ -176,7 +176,7 @@ type Fault struct {
 
 // Rollback drills restoring the previous version.
 type Rollback struct {
-	Target  string   `yaml:"target" json:"target" doc:"KIND/NAME: deployment/NAME or statefulset/NAME, rolled back to its previous revision"`
+	Target  string   `yaml:"target" json:"target" doc:"deployment/NAME or statefulset/NAME (its latest blue-green switched back, else its previous revision), or schema/STEP (the sample's down migration of expand, backfill or contract)"`
 	Within  Duration `yaml:"within" json:"within" doc:"service must be restored within this time"`
 	Version string   `yaml:"version,omitempty" json:"version,omitempty" doc:"the version header value that means restored (the sample: found from the previous revision)"`
 }
