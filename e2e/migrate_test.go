@@ -43,8 +43,9 @@ func TestMigrations(t *testing.T) {
 		check func(t *testing.T, sum *reports.Summary)
 	}{
 		{file: "../scenarios/rolling-orders.yaml", code: 0,
-			wants: []want{{"rollback-drill", verify.Pass, "restored to v1 in"}, {"served-version", verify.Pass, "all v2"}, {"zero-failed-requests", verify.Pass, ""}},
-			steps: []stepWant{{"rollout-v2", "ok", "revision_after"}, {"rollback-drill", "ok", "revision_to"}},
+			wants: []want{{"rollback-drill", verify.Pass, "restored to v1 in"}, {"served-version", verify.Pass, "all v2"}, {"zero-failed-requests", verify.Pass, ""},
+				{"fault-took-effect", verify.Pass, "1 pods killed and replaced"}},
+			steps: []stepWant{{"rollout-v2", "ok", "revision_after"}, {"rollback-drill", "ok", "revision_to"}, {"kill-a-pod", "ok", "kills"}},
 			check: func(t *testing.T, sum *reports.Summary) {
 				// The runbook command ran while the rollout was in flight.
 				ro, db := stepByName(sum, "rollout-v2"), stepByName(sum, "db-check")

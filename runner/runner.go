@@ -19,6 +19,7 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/rehearse-dev/rehearse/clusters"
+	"github.com/rehearse-dev/rehearse/faults"
 	"github.com/rehearse-dev/rehearse/load"
 	"github.com/rehearse-dev/rehearse/migrate"
 	"github.com/rehearse-dev/rehearse/reports"
@@ -63,17 +64,16 @@ type system struct {
 	ports  clusters.PortRange
 }
 
-// Kinds is the table of step kinds a rehearsal knows: the runbook kinds and the migrations.
-var Kinds = append(append(steps.Table{}, steps.Builtin...), migrate.Kinds...)
+// Kinds is the table of step kinds a rehearsal knows: the runbook kinds, the migrations and the
+// faults.
+var Kinds = slices.Concat(steps.Builtin, migrate.Kinds, faults.Kinds)
 
 // Check finds, before any cluster is touched, what a run would refuse or trip on: steps no kind
 // implements, a kind's own settings, and checks not implemented yet. validate and run both call it.
 func Check(sc *scenarios.Loaded) scenarios.Problems {
 	ps := Kinds.Check(sc)
-	for _, c := range []string{"fault-took-effect"} {
-		if _, ok := sc.Verify[c]; ok {
-			ps = append(ps, sc.Problem("verify."+c, "needs fault steps, which are not implemented yet"))
-		}
+	if _, ok := sc.Verify["fault-took-effect"]; ok && !slices.ContainsFunc(sc.Steps, isFault) {
+		ps = append(ps, sc.Problem("verify.fault-took-effect", "no fault step to judge"))
 	}
 	if _, ok := sc.Verify["rollback-drill"]; ok && sc.Workload.Sample != "" {
 		for _, need := range []string{"acked-writes-durable", "replica-checksums"} {
@@ -189,7 +189,7 @@ func Run(ctx context.Context, sc *scenarios.Loaded, opts Options) (sum *reports.
 
 	env := &steps.Env{Ops: sys.ops, Sample: sys.sample, Own: sys.own, Namespace: sys.ns, Dir: filepath.Dir(sc.File),
 		Live: lr.Aggregates(), URL: base, NodePorts: [2]int{sys.ports.First, sys.ports.First + sys.ports.Count - 1},
-		VersionHeader: versionHeader(sc), Start: started, Logf: func(f string, a ...any) { progress(opts.Progress, f, a...) }}
+		VersionHeader: versionHeader(sc), Seed: seed, RunID: lcfg.RunID, Start: started, Logf: func(f string, a ...any) { progress(opts.Progress, f, a...) }}
 	defer env.Cleanup(cleanup)
 	ran := runSteps(ctx, env, sc, opts.Progress, metrics)
 	tail := scenarios.DefaultTail
@@ -221,13 +221,15 @@ func Run(ctx context.Context, sc *scenarios.Loaded, opts Options) (sum *reports.
 	done := map[string]verify.Result{}
 	for _, name := range scenarios.Checks {
 		arg, ok := sc.Verify[name]
-		if !ok {
-			continue
+		if !ok && !(name == "fault-took-effect" && slices.ContainsFunc(sc.Steps, isFault)) {
+			continue // a fault is always proved to have happened, asked or not
 		}
 		var r verify.Result
 		switch name {
 		case "served-version":
 			r = verify.ServedVersion(servedWindows(ran, finished), agg.Seconds(), started, arg.MinSamples, 2*time.Second)
+		case "fault-took-effect":
+			r = verify.FaultTookEffect(faultEvidence(ran))
 		case "rollback-drill":
 			var data []verify.Result
 			for _, n := range []string{"acked-writes-durable", "replica-checksums"} {
@@ -277,6 +279,25 @@ func versionHeader(sc *scenarios.Loaded) string {
 		return sc.Load.VersionHeader
 	}
 	return load.VersionHeader
+}
+
+func isFault(st scenarios.Step) bool { return st.Fault != nil }
+
+// faultEvidence is what every fault step recorded, for fault-took-effect.
+func faultEvidence(ran []reports.Step) []verify.Fault {
+	var out []verify.Fault
+	for _, s := range ran {
+		if !strings.HasPrefix(s.Kind, "fault/") {
+			continue
+		}
+		f := verify.Fault{Step: s.Name, Kind: s.Kind, Status: s.Status, Error: s.Error}
+		f.Kills, _ = s.Did["kills"].([]verify.Kill)
+		if d, ok := s.Did["drain"].(verify.Drain); ok {
+			f.Drain = &d
+		}
+		out = append(out, f)
+	}
+	return out
 }
 
 // servedWindows are the windows in which one version should answer: from the end of each step that
@@ -414,6 +435,12 @@ func deploy(ctx context.Context, sc *scenarios.Loaded, cfg *rest.Config, kc *kin
 		return nil, nil, harness("workload: %v", err)
 	}
 	sys := &system{ns: "rehearse-" + sc.Metadata.Name, ops: ops}
+	// What a crashed run left behind (a node it cordoned) is repaired before anything else.
+	if fixed, err := faults.Repair(ctx, ops.Clientset()); err != nil {
+		return nil, nil, harness("repairing what an earlier run left: %v", err)
+	} else if len(fixed) > 0 {
+		progress(w, "uncordoned what an earlier run left cordoned: %s", strings.Join(fixed, ", "))
+	}
 	if err := ops.DeleteNamespace(ctx, sys.ns, 3*time.Minute); err != nil {
 		return nil, nil, harness("workload: leftover namespace: %v", err)
 	}

@@ -144,7 +144,12 @@ verify: {zero-failed-requests: {}}
 steps:
 `
 	for step, want := range map[string]string{
-		"  - {name: k, fault: {type: pod-kill, selector: app=orders}}":                                                               "t.yaml:9: steps[0]: step k: fault/pod-kill steps are not implemented yet",
+		"  - {name: k, fault: {type: node-loss, node: w}}":                                                                           "t.yaml:9: steps[0]: step k: fault/node-loss steps are not implemented yet",
+		"  - {name: k, fault: {type: pod-kill, selector: app=orders, mode: percent}}":                                                "t.yaml:9: steps[0].fault.percent: 0: want 1 to 100",
+		"  - {name: k, fault: {type: pod-kill, selector: app=orders, every: 5s}}":                                                    "t.yaml:9: steps[0].fault.every: every and for go together",
+		"  - {name: k, fault: {type: pod-kill, selector: app=orders, keep: true}}":                                                   "t.yaml:9: steps[0].fault.keep: is for node-drain, not pod-kill",
+		"  - {name: k, fault: {type: node-drain, node: a, label: b=c}}":                                                              "t.yaml:9: steps[0].fault: node-drain needs exactly one of node, label or running (has 2)",
+		"  - {name: k, fault: {type: node-drain, selector: app=x, node: a}}":                                                         "t.yaml:9: steps[0].fault.selector: is for pod-kill, not node-drain",
 		"  - {name: b, migrate: {strategy: blue-green, target: deployment/orders}}":                                                  "t.yaml:9: steps[0].migrate.version: the version to move the sample to is required",
 		"  - {name: c, migrate: {strategy: canary, target: deployment/orders, version: v2}}":                                         "t.yaml:9: steps[0].migrate.weights: a canary needs weights",
 		"  - {name: c, migrate: {strategy: canary, target: deployment/orders, version: v2, weights: [50, 10]}}":                      "t.yaml:9: steps[0].migrate.weights[1]: 10: weights rise",
@@ -180,6 +185,9 @@ steps:
 		"  - {name: c, migrate: {strategy: canary, target: deployment/orders, version: v2-bad, weights: [34, 100], hold: 5s, expect: rolled-back, gate: {maxErrorRate: 0.01}}}",
 		"  - {name: e, migrate: {strategy: schema, step: expand, down: true}}",
 		"  - {name: d, rollback: {target: schema/expand, within: 30s}}",
+		"  - {name: k, fault: {type: pod-kill, selector: app=orders, mode: percent, percent: 50, grace: 0s, every: 5s, for: 20s}}",
+		"  - {name: k, fault: {type: node-drain, running: {selector: statefulset.kubernetes.io/pod-name=orders-db-0}, timeout: 30s}}",
+		"  - {name: k, fault: {type: node-drain, node: random-worker, keep: true}}",
 		"  - {name: p, migrate: {strategy: rolling, target: statefulset/orders-db, container: postgres, env: {A: b}, partitions: [2, 1, 0]}}"} {
 		sc, err := scenarios.Parse("t.yaml", []byte(base+step+"\n"))
 		if err != nil {

@@ -168,10 +168,27 @@ type Smoke struct {
 
 // Fault injects a failure.
 type Fault struct {
-	Type     string `yaml:"type" json:"type" enum:"pod-kill,node-drain,node-loss"`
-	Selector string `yaml:"selector,omitempty" json:"selector,omitempty" doc:"label selector of the pods (pod-kill)"`
-	Count    int    `yaml:"count,omitempty" json:"count,omitempty"`
-	Node     string `yaml:"node,omitempty" json:"node,omitempty" doc:"node name, or worker-with-primary"`
+	Type string `yaml:"type" json:"type" enum:"pod-kill,node-drain,node-loss"`
+	// pod-kill
+	Selector  string    `yaml:"selector,omitempty" json:"selector,omitempty" doc:"pod-kill: label selector of the pods"`
+	Namespace string    `yaml:"namespace,omitempty" json:"namespace,omitempty" doc:"pod-kill: the pods' namespace (default: the workload's)"`
+	Mode      string    `yaml:"mode,omitempty" json:"mode,omitempty" enum:"one,count,percent,all" doc:"pod-kill: how many of the matching pods (default one; count with count:, percent with percent:)"`
+	Count     int       `yaml:"count,omitempty" json:"count,omitempty" doc:"pod-kill: this many pods"`
+	Percent   int       `yaml:"percent,omitempty" json:"percent,omitempty" doc:"pod-kill: this share of the pods (rounded up)"`
+	Grace     *Duration `yaml:"grace,omitempty" json:"grace,omitempty" doc:"pod-kill: termination grace period; 0s is SIGKILL (default: the pod's own)"`
+	Every     Duration  `yaml:"every,omitempty" json:"every,omitempty" doc:"pod-kill: kill again at this interval, for for:"`
+	For       Duration  `yaml:"for,omitempty" json:"for,omitempty" doc:"pod-kill with every: how long to go on killing"`
+	// node-drain
+	Node    string       `yaml:"node,omitempty" json:"node,omitempty" doc:"node-drain: a node name, random-worker (seeded), or worker-with-primary (the sample's primary)"`
+	Label   string       `yaml:"label,omitempty" json:"label,omitempty" doc:"node-drain: a label selector of nodes (the first by name)"`
+	Running *NodeRunning `yaml:"running,omitempty" json:"running,omitempty" doc:"node-drain: the node running a pod the selector picks"`
+	Keep    bool         `yaml:"keep,omitempty" json:"keep,omitempty" doc:"node-drain: leave the node cordoned until the run ends"`
+	Timeout Duration     `yaml:"timeout,omitempty" json:"timeout,omitempty" doc:"node-drain: how long evictions may be retried (PodDisruptionBudgets) before the drain gives up (default 2m)"`
+}
+
+// NodeRunning picks the node that runs a pod a selector picks.
+type NodeRunning struct {
+	Selector string `yaml:"selector" json:"selector" doc:"label selector of the pod, e.g. statefulset.kubernetes.io/pod-name=orders-db-0"`
 }
 
 // Rollback drills restoring the previous version.

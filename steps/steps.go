@@ -34,6 +34,10 @@ type Env struct {
 	// a step that needs to reach a Service of its own (a pre-switch smoke test).
 	URL       string
 	NodePorts [2]int
+	// Seed makes the steps' random choices (victims, nodes) reproducible; RunID names this run on
+	// what it marks in the cluster (a cordoned node).
+	Seed  uint64
+	RunID string
 	// VersionHeader is the response header that names the version that answered.
 	VersionHeader string
 	Start         time.Time

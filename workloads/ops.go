@@ -84,6 +84,9 @@ func (p *Ops) WaitServing(ctx context.Context, namespace, target string, n int, 
 	return err
 }
 
+// Clientset is the client the operations use, for steps that act on the cluster directly.
+func (p *Ops) Clientset() kubernetes.Interface { return p.cs }
+
 // Scale sets the replicas of target (deployment/NAME or statefulset/NAME) in namespace and waits
 // until exactly that many of its pods exist and are ready: scaling down is done when the last
 // surplus pod has terminated, not when the controller has been told.
@@ -326,3 +329,6 @@ func IsSystemFailure(err error) bool {
 	var sf *SystemFailure
 	return errors.As(err, &sf)
 }
+
+// OpsFor wraps a clientset (a fake one in tests of the steps that act on a cluster).
+func OpsFor(cs kubernetes.Interface) *Ops { return &Ops{cs: cs} }

@@ -5,9 +5,11 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"k8s.io/client-go/kubernetes"
 	kindcmd "sigs.k8s.io/kind/pkg/cmd"
 
 	"github.com/rehearse-dev/rehearse/clusters"
+	"github.com/rehearse-dev/rehearse/faults"
 )
 
 func newClusterCmd() *cobra.Command {
@@ -84,10 +86,33 @@ func newClusterCmd() *cobra.Command {
 			return nil
 		},
 	}
-	for _, c := range []*cobra.Command{create, del} {
+	doctor := &cobra.Command{
+		Use:   "doctor",
+		Short: "Find and repair what a crashed rehearsal left on a cluster (nodes it cordoned and never uncordoned)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := clusters.RESTConfig(kubeconfig, clusters.Context(name))
+			if err != nil {
+				return err
+			}
+			cs, err := kubernetes.NewForConfig(cfg)
+			if err != nil {
+				return err
+			}
+			fixed, err := faults.Repair(cmd.Context(), cs)
+			for _, f := range fixed {
+				fmt.Fprintf(cmd.OutOrStdout(), "uncordoned %s\n", f)
+			}
+			if err == nil && len(fixed) == 0 {
+				fmt.Fprintf(cmd.OutOrStdout(), "cluster %s: nothing left behind\n", name)
+			}
+			return err
+		},
+	}
+	for _, c := range []*cobra.Command{create, del, doctor} {
 		c.Flags().StringVar(&name, "name", clusters.DefaultName, "cluster name")
 		c.Flags().StringVar(&kubeconfig, "kubeconfig", "", "kubeconfig file to update (default $KUBECONFIG or ~/.kube/config)")
 	}
-	cmd.AddCommand(create, del, list)
+	cmd.AddCommand(create, del, list, doctor)
 	return cmd
 }

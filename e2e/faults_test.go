@@ -1,0 +1,76 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"sigs.k8s.io/e2e-framework/pkg/envconf"
+	"sigs.k8s.io/e2e-framework/pkg/features"
+
+	"github.com/rehearse-dev/rehearse/faults"
+	"github.com/rehearse-dev/rehearse/verify"
+)
+
+// Faults proven to take effect, and undone: each rehearsal runs alone (a drain moves every pod of
+// its node, the shared cluster's included), and after each no node is left cordoned or marked.
+func TestFaults(t *testing.T) {
+	type want struct {
+		check  string
+		status verify.Status
+		text   string
+	}
+	cases := []struct {
+		file  string
+		code  int
+		wants []want
+	}{
+		{"testdata/faults/podkill-sound.yaml", 0, []want{{"fault-took-effect", verify.Pass, "3 pods killed and replaced"}, {"zero-failed-requests", verify.Pass, ""}}},
+		{"testdata/faults/podkill-nothing-broken.yaml", 1, []want{{"fault-took-effect", verify.Fail, "kill: pod-kill matched no pod"}}},
+		{"testdata/faults/drain-sound.yaml", 0, []want{{"fault-took-effect", verify.Pass, "pods evicted"}, {"zero-failed-requests", verify.Pass, ""}}},
+		{"testdata/faults/drain-single-broken.yaml", 1, []want{{"zero-failed-requests", verify.Fail, "drain"}, {"fault-took-effect", verify.Pass, "pods evicted"}}},
+		{"testdata/faults/drain-blocked-broken.yaml", 1, []want{{"fault-took-effect", verify.Fail, "evicted nothing"}}},
+	}
+	f := features.New("faults").
+		Assess("faults that took effect pass; faults that did nothing, and systems that cannot take them, fail", func(ctx context.Context, t *testing.T, cfg *envconf.Config) context.Context {
+			cs, err := kubernetes.NewForConfig(cfg.Client().RESTConfig())
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, c := range cases {
+				name := strings.TrimSuffix(c.file[strings.LastIndex(c.file, "/")+1:], ".yaml")
+				t.Run(name, func(t *testing.T) {
+					start := time.Now()
+					sum, _, code := rehearse(t, ctx, c.file)
+					t.Logf("%s: exit %d in %s", name, code, time.Since(start).Round(time.Second))
+					for _, s := range sum.Steps {
+						t.Logf("  step %-8s %-8s %5.1fs %v %s", s.Name, s.Status, s.Finished.Sub(s.Started).Seconds(), s.Did, s.Error)
+					}
+					if code != c.code {
+						t.Errorf("exit %d, verdict %s; want exit %d", code, sum.Verdict, c.code)
+					}
+					for _, w := range c.wants {
+						if got := checkByName(sum, w.check); got.Status != w.status || !strings.Contains(got.Message, w.text) {
+							t.Errorf("%s: %s %q; want %s containing %q", w.check, got.Status, got.Message, w.status, w.text)
+						}
+					}
+					nodes, err := cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+					if err != nil {
+						t.Fatal(err)
+					}
+					for _, n := range nodes.Items {
+						if n.Spec.Unschedulable || n.Annotations[faults.CordonedBy] != "" {
+							t.Errorf("node %s left cordoned (%v) or marked (%q)", n.Name, n.Spec.Unschedulable, n.Annotations[faults.CordonedBy])
+						}
+					}
+				})
+			}
+			return ctx
+		}).Feature()
+	testenv.Test(t, f)
+}

@@ -1,0 +1,258 @@
+package faults
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/kubectl/pkg/drain"
+
+	"github.com/rehearse-dev/rehearse/scenarios"
+	"github.com/rehearse-dev/rehearse/steps"
+	"github.com/rehearse-dev/rehearse/verify"
+	"github.com/rehearse-dev/rehearse/workloads"
+)
+
+// CordonedBy marks a node rehearse cordoned, with the run that did it: a run that crashed before it
+// could uncordon leaves the mark, and the next run (Repair) uncordons the node.
+const CordonedBy = "rehearse.dev/cordoned-by"
+
+// DefaultDrainTimeout bounds how long a drain retries evictions a PodDisruptionBudget refuses.
+const DefaultDrainTimeout = 2 * time.Minute
+
+// NodeDrain drains a node as kubectl drain does (k8s.io/kubectl's pkg/drain): cordon, then evict
+// every pod through the Eviction API, honouring PodDisruptionBudgets with retries until a deadline,
+// DaemonSet pods left, emptyDir data allowed to go. The node is chosen by name, by label, at random
+// among the workers (seeded), or by what it runs. It is uncordoned when the step ends (at the end of
+// the run with keep: true, and on every exit path). It records the pods evicted, the time to drain,
+// the evictions a budget refused (429) and whether the node was left with no evictable pod: the
+// evidence fault-took-effect judges.
+type NodeDrain struct{}
+
+func (NodeDrain) Name() string { return "fault/node-drain" }
+func (NodeDrain) Takes(st scenarios.Step) bool {
+	return st.Fault != nil && st.Fault.Type == "node-drain"
+}
+
+func (NodeDrain) Check(st scenarios.Step, sc *scenarios.Loaded) []steps.Problem {
+	f := st.Fault
+	var ps []steps.Problem
+	chosen := 0
+	for _, set := range []bool{f.Node != "", f.Label != "", f.Running != nil} {
+		if set {
+			chosen++
+		}
+	}
+	if chosen != 1 {
+		ps = append(ps, steps.Problemf("fault", "node-drain needs exactly one of node, label or running (has %d)", chosen))
+	}
+	if f.Node == "worker-with-primary" && sc.Workload.Sample == "" {
+		ps = append(ps, steps.Problemf("fault.node", "worker-with-primary is the sample's; on your own workload use running: {selector: ...}"))
+	}
+	if f.Label != "" {
+		if _, err := labels.Parse(f.Label); err != nil {
+			ps = append(ps, steps.Problemf("fault.label", "%q: %v", f.Label, err))
+		}
+	}
+	if f.Running != nil {
+		if _, err := labels.Parse(f.Running.Selector); err != nil || f.Running.Selector == "" {
+			ps = append(ps, steps.Problemf("fault.running.selector", "%q: want a label selector of the pod", f.Running.Selector))
+		}
+	}
+	return append(ps, notFor(f, "node-drain")...)
+}
+
+func (NodeDrain) Run(ctx context.Context, env *steps.Env, st scenarios.Step, rec *steps.Record) error {
+	f := st.Fault
+	cs := env.Ops.Clientset()
+	node, err := pickNode(ctx, env, st.Name, f)
+	if err != nil {
+		return err
+	}
+	d := verify.Drain{Node: node}
+	rec.Set("drain", d)
+	timeout := f.Timeout.Duration
+	if timeout <= 0 {
+		timeout = DefaultDrainTimeout
+	}
+	var mu sync.Mutex
+	var errOut bytes.Buffer
+	h := &drain.Helper{
+		Ctx: ctx, Client: cs, Force: true, GracePeriodSeconds: -1, IgnoreAllDaemonSets: true, DeleteEmptyDirData: true,
+		Timeout: timeout, EvictErrorRetryDelay: time.Second, Out: &bytes.Buffer{}, ErrOut: &lockedWriter{mu: &mu, w: &errOut},
+		OnPodDeletionOrEvictionFinished: func(p *corev1.Pod, _ bool, err error) {
+			if err == nil {
+				mu.Lock()
+				d.Evicted = append(d.Evicted, p.Namespace+"/"+p.Name)
+				mu.Unlock()
+			}
+		},
+	}
+	// Mark, then cordon; unmark and uncordon when the step ends (or the run does, with keep).
+	if err := mark(ctx, cs, node, env.RunID); err != nil {
+		return err
+	}
+	undo := func(ctx context.Context) {
+		if err := Uncordon(ctx, cs, node); err == nil {
+			mu.Lock()
+			d.Uncordoned = true
+			mu.Unlock()
+		}
+	}
+	env.Defer(undo)
+	n, err := cs.CoreV1().Nodes().Get(ctx, node, metav1.GetOptions{})
+	if err != nil {
+		return err
+	}
+	env.Log("node-drain: draining %s", node)
+	start := time.Now()
+	if err := drain.RunCordonOrUncordon(h, n, true); err != nil {
+		return fmt.Errorf("cordon %s: %w", node, err)
+	}
+	derr := drain.RunNodeDrain(h, node)
+	mu.Lock()
+	d.DrainS = math.Round(time.Since(start).Seconds()*10) / 10
+	d.Refused429 = strings.Count(errOut.String(), "will retry after")
+	if derr != nil {
+		d.Error = derr.Error()
+	}
+	mu.Unlock()
+	left, lerr := evictable(context.WithoutCancel(ctx), h, node)
+	mu.Lock()
+	d.Left, d.Emptied = left, lerr == nil && len(left) == 0
+	rec.Set("drain", d)
+	mu.Unlock()
+	if !f.Keep {
+		undo(context.WithoutCancel(ctx))
+		mu.Lock()
+		rec.Set("drain", d)
+		mu.Unlock()
+	}
+	if derr != nil && ctx.Err() != nil {
+		return ctx.Err()
+	}
+	// A drain a budget blocked is the system refusing the fault: fault-took-effect judges it from
+	// the record; the step itself ends normally so that the run goes on and uncordons.
+	return nil
+}
+
+// evictable are the pods on node a drain would evict (none after a complete drain).
+func evictable(ctx context.Context, h *drain.Helper, node string) ([]string, error) {
+	hc := *h
+	hc.Ctx = ctx
+	list, errs := hc.GetPodsForDeletion(node)
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	var out []string
+	for _, p := range list.Pods() {
+		if p.DeletionTimestamp == nil {
+			out = append(out, p.Namespace+"/"+p.Name)
+		}
+	}
+	return out, nil
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  *bytes.Buffer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+// pickNode resolves the fault's node: a name, random-worker, worker-with-primary, a label, or the
+// node running a pod.
+func pickNode(ctx context.Context, env *steps.Env, step string, f *scenarios.Fault) (string, error) {
+	cs := env.Ops.Clientset()
+	running := ""
+	switch {
+	case f.Running != nil:
+		running = f.Running.Selector
+	case f.Node == "worker-with-primary":
+		running = "statefulset.kubernetes.io/pod-name=orders-db-0"
+	}
+	if running != "" {
+		for _, ns := range env.Namespaces() {
+			pods, err := cs.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: running})
+			if err != nil {
+				return "", err
+			}
+			for _, p := range pods.Items {
+				if p.Spec.NodeName != "" && p.DeletionTimestamp == nil {
+					return p.Spec.NodeName, nil
+				}
+			}
+		}
+		return "", workloads.Failed(fmt.Errorf("no running pod matches %q: no node to drain", running))
+	}
+	if f.Node != "" && f.Node != "random-worker" {
+		return f.Node, nil
+	}
+	sel := f.Label
+	nodes, err := cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{LabelSelector: sel})
+	if err != nil {
+		return "", err
+	}
+	var names []string
+	for _, n := range nodes.Items {
+		if _, cp := n.Labels["node-role.kubernetes.io/control-plane"]; f.Node == "random-worker" && cp {
+			continue
+		}
+		names = append(names, n.Name)
+	}
+	slices.Sort(names)
+	if len(names) == 0 {
+		return "", fmt.Errorf("no node matches (label %q, %s)", sel, f.Node)
+	}
+	if f.Node == "random-worker" {
+		return names[rng(env, step).IntN(len(names))], nil
+	}
+	return names[0], nil
+}
+
+func mark(ctx context.Context, cs kubernetes.Interface, node, runID string) error {
+	patch := fmt.Sprintf(`{"metadata":{"annotations":{%q:%q}}}`, CordonedBy, runID)
+	_, err := cs.CoreV1().Nodes().Patch(ctx, node, types.MergePatchType, []byte(patch), metav1.PatchOptions{FieldManager: "rehearse"})
+	return err
+}
+
+// Uncordon makes node schedulable again and removes rehearse's mark.
+func Uncordon(ctx context.Context, cs kubernetes.Interface, node string) error {
+	patch := fmt.Sprintf(`{"metadata":{"annotations":{%q:null}},"spec":{"unschedulable":null}}`, CordonedBy)
+	_, err := cs.CoreV1().Nodes().Patch(ctx, node, types.MergePatchType, []byte(patch), metav1.PatchOptions{FieldManager: "rehearse"})
+	return err
+}
+
+// Repair uncordons every node a rehearsal cordoned and never uncordoned (a run that crashed), and
+// says which.
+func Repair(ctx context.Context, cs kubernetes.Interface) ([]string, error) {
+	nodes, err := cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, err
+	}
+	var fixed []string
+	for _, n := range nodes.Items {
+		if by, ok := n.Annotations[CordonedBy]; ok {
+			if err := Uncordon(ctx, cs, n.Name); err != nil {
+				return fixed, err
+			}
+			fixed = append(fixed, fmt.Sprintf("%s (cordoned by %s)", n.Name, by))
+		}
+	}
+	return fixed, nil
+}

@@ -1,0 +1,112 @@
+package verify
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Kill is one round of a pod kill: the evidence a pod-kill fault leaves.
+type Kill struct {
+	AtS      float64  `json:"at_s"` // seconds since the load started
+	Pods     []string `json:"pods"`
+	Matched  int      `json:"matched"`
+	Gone     bool     `json:"gone"`     // every victim went away
+	Replaced bool     `json:"replaced"` // as many pods running and ready as before, within the wait
+	// ReplacedInS is how long after the kill the pods were back (when Replaced).
+	ReplacedInS float64 `json:"replaced_in_s,omitempty"`
+}
+
+// Drain is what a node drain did: the evidence a node-drain fault leaves.
+type Drain struct {
+	Node       string   `json:"node"`
+	Evicted    []string `json:"evicted"`
+	Refused429 int      `json:"refused_429"` // evictions a PodDisruptionBudget refused (each retried)
+	DrainS     float64  `json:"drain_s"`
+	Emptied    bool     `json:"emptied"` // no evictable pod left on the node
+	Left       []string `json:"left,omitempty"`
+	Error      string   `json:"error,omitempty"`
+	Uncordoned bool     `json:"uncordoned"`
+}
+
+// Fault is one fault step as the check sees it: its outcome and its evidence.
+type Fault struct {
+	Step, Kind    string
+	Status, Error string
+	Kills         []Kill
+	Drain         *Drain
+}
+
+// FaultTookEffect passes when every fault shows that it happened: a pod kill killed pods that went
+// away and were replaced; a drain evicted pods and left the node with none to evict. A fault that
+// did nothing fails by name (a selector that matched no pod, a drain a budget blocked); a fault the
+// harness could not carry out, or no fault at all, is an error.
+func FaultTookEffect(faults []Fault) Result {
+	const name = "fault-took-effect"
+	if len(faults) == 0 {
+		return result(name, Error, nil, "no fault ran: nothing took effect")
+	}
+	var fails, errs, oks []string
+	obs := map[string]any{}
+	for _, f := range faults {
+		switch {
+		case f.Status == "error":
+			errs = append(errs, fmt.Sprintf("%s could not be carried out: %s", f.Step, firstLine(f.Error)))
+		case strings.HasSuffix(f.Kind, "pod-kill"):
+			killed := 0
+			for i, k := range f.Kills {
+				round := f.Step
+				if len(f.Kills) > 1 {
+					round = fmt.Sprintf("%s (round %d at %.0fs)", f.Step, i+1, k.AtS)
+				}
+				switch {
+				case k.Matched == 0:
+					fails = append(fails, round+": pod-kill matched no pod")
+				case !k.Gone:
+					fails = append(fails, fmt.Sprintf("%s: the pods killed (%s) did not go away", round, strings.Join(k.Pods, ", ")))
+				case !k.Replaced:
+					fails = append(fails, fmt.Sprintf("%s: the pods killed (%s) were not replaced by ready ones", round, strings.Join(k.Pods, ", ")))
+				default:
+					killed += len(k.Pods)
+				}
+			}
+			switch {
+			case len(f.Kills) == 0:
+				errs = append(errs, f.Step+": no kill was recorded")
+			case killed > 0:
+				oks = append(oks, fmt.Sprintf("%s: %d pods killed and replaced", f.Step, killed))
+			}
+			obs[f.Step] = f.Kills
+		case strings.HasSuffix(f.Kind, "node-drain"):
+			d := f.Drain
+			switch {
+			case d == nil:
+				errs = append(errs, f.Step+": no drain was recorded")
+			case len(d.Evicted) == 0 && d.Error != "":
+				fails = append(fails, fmt.Sprintf("%s: drain of %s evicted nothing (%d evictions refused by a PodDisruptionBudget): %s", f.Step, d.Node, d.Refused429, firstLine(d.Error)))
+			case len(d.Evicted) == 0:
+				fails = append(fails, fmt.Sprintf("%s: drain of %s evicted nothing: the node ran no evictable pod", f.Step, d.Node))
+			case !d.Emptied:
+				fails = append(fails, fmt.Sprintf("%s: drain of %s left evictable pods (%s)%s", f.Step, d.Node, strings.Join(d.Left, ", "), orErr(d.Error)))
+			default:
+				oks = append(oks, fmt.Sprintf("%s: %s drained in %.1fs, %d pods evicted", f.Step, d.Node, d.DrainS, len(d.Evicted)))
+			}
+			obs[f.Step] = d
+		default:
+			errs = append(errs, fmt.Sprintf("%s: no evidence is known for %s", f.Step, f.Kind))
+		}
+	}
+	switch {
+	case len(fails) > 0:
+		return result(name, Fail, obs, "%s", strings.Join(append(fails, errs...), "; "))
+	case len(errs) > 0:
+		return result(name, Error, obs, "%s", strings.Join(errs, "; "))
+	}
+	return result(name, Pass, obs, "%s", strings.Join(oks, "; "))
+}
+
+func orErr(s string) string {
+	if s == "" {
+		return ""
+	}
+	return ": " + firstLine(s)
+}
