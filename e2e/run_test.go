@@ -27,6 +27,9 @@ func rehearse(t *testing.T, ctx context.Context, file string) (*reports.Summary,
 	sc.Cluster.Kubeconfig = shared.Kubeconfig
 	sc.Cluster.Name = clusterName // shipped scenarios name the default cluster
 	out := t.TempDir()
+	if keep := os.Getenv("REHEARSE_E2E_OUT"); keep != "" { // keep the reports to look at
+		out = keep
+	}
 	sum, err := runner.Run(ctx, sc, runner.Options{OutDir: out, Seed: 7})
 	code := runner.ExitCode(sum, err)
 	if err != nil {

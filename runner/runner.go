@@ -459,14 +459,10 @@ func deploy(ctx context.Context, sc *scenarios.Loaded, cfg *rest.Config, kc *kin
 		}
 		progress(w, "deploying orders-postgres in namespace %s", sys.ns)
 		teardown := func(ctx context.Context) { _ = ops.DeleteNamespace(ctx, sys.ns, 3*time.Minute) }
-		// Any free port of the published range: rehearsals side by side on one cluster (and a sample
-		// deployed by hand) each keep their own.
-		port, err := ops.FreeNodePort(ctx, nodePorts.First+1, nodePorts.First+nodePorts.Count-1, sys.ns)
-		if err != nil {
-			return sys, teardown, harness("workload: %v", err)
-		}
 		sample, err := workloads.DeploySample(ctx, cfg, workloads.SampleOptions{
-			Namespace: sys.ns, Version: orders.Version(sc.Workload.Version), NodePort: int32(port),
+			// The cluster allocates the NodePort from its published range: rehearsals side by side on
+			// one cluster (and a sample deployed by hand) each get their own.
+			Namespace: sys.ns, Version: orders.Version(sc.Workload.Version),
 		}, 6*time.Minute)
 		if err != nil {
 			return sys, teardown, harness("workload: %v", err)

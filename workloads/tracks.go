@@ -226,35 +226,6 @@ func (p *Ops) NodePort(ctx context.Context, namespace, name string) (int, error)
 	return int(s.Spec.Ports[0].NodePort), nil
 }
 
-// FreeNodePort is a node port in [first, last] no Service of the cluster uses, tried from a place
-// that depends on key (so rehearsals that start side by side are unlikely to pick the same one).
-func (p *Ops) FreeNodePort(ctx context.Context, first, last int, key string) (int, error) {
-	svcs, err := p.cs.CoreV1().Services("").List(ctx, metav1.ListOptions{})
-	if err != nil {
-		return 0, err
-	}
-	used := map[int]bool{}
-	for _, s := range svcs.Items {
-		for _, port := range s.Spec.Ports {
-			used[int(port.NodePort)] = true
-		}
-	}
-	n := last - first + 1
-	if n <= 0 {
-		return 0, fmt.Errorf("no node port range %d-%d", first, last)
-	}
-	h := 0
-	for _, c := range key {
-		h = (h*31 + int(c)) % n
-	}
-	for i := range n {
-		if port := first + (h+i)%n; !used[port] {
-			return port, nil
-		}
-	}
-	return 0, fmt.Errorf("every node port in %d-%d is taken", first, last)
-}
-
 // Replicas is target's spec.replicas.
 func (p *Ops) Replicas(ctx context.Context, namespace, target string) (int, error) {
 	kind, name, _ := strings.Cut(target, "/")

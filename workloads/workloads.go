@@ -35,7 +35,7 @@ type SampleOptions struct {
 	Version     orders.Version // initial app version; default v1
 	AppReplicas int            // default 3
 	DBReplicas  int            // default 3: a primary and two streaming replicas
-	NodePort    int32          // the app's NodePort (answers on 127.0.0.1 of a rehearse kind cluster)
+	NodePort    int32          // the app's NodePort (answers on 127.0.0.1 of a rehearse kind cluster); 0: one the cluster allocates
 	StorageSize string         // per database member; default 256Mi
 	// OrdersImage and PostgresImage default to the locally built images; PullPolicy to Never (they
 	// are loaded into nodes, never pulled).
@@ -124,6 +124,13 @@ func DeploySample(ctx context.Context, cfg *rest.Config, opts SampleOptions, tim
 	}
 	if err := decoder.DecodeEach(ctx, strings.NewReader(manifest), decoder.CreateHandler(r)); err != nil {
 		return nil, fmt.Errorf("create sample objects: %w", err)
+	}
+	if s.Options.NodePort == 0 {
+		port, err := ops.NodePort(ctx, opts.Namespace, "orders")
+		if err != nil {
+			return s, err
+		}
+		s.Options.NodePort = int32(port)
 	}
 	deadline := time.Now().Add(timeout)
 	if err := s.waitDB(ctx, time.Until(deadline)); err != nil {
