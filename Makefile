@@ -33,7 +33,7 @@ integration: images
 
 # End-to-end tests on a real kind cluster (built offline).
 e2e: images browser
-	REHEARSE_REQUIRE_BROWSER=1 $(GO) test -count=1 -tags e2e -timeout 50m -v ./e2e/
+	REHEARSE_REQUIRE_BROWSER=1 $(GO) test -count=1 -tags e2e -timeout 60m -parallel 3 -v ./e2e/
 
 test: vet unit integration e2e
 

@@ -38,6 +38,11 @@ type Store interface {
 	Close()
 }
 
+// QueryTimeout bounds one request's work in the database: a query stuck on a connection to a member
+// that went away fails after it (and the pool drops that connection) rather than holding the request
+// until the client gives up.
+const QueryTimeout = 2 * time.Second
+
 // PGStore is the PostgreSQL store; which columns it reads and writes depends on the version.
 type PGStore struct {
 	pool *pgxpool.Pool
@@ -51,6 +56,10 @@ func OpenPG(ctx context.Context, dsn string, v Version) (*PGStore, error) {
 		return nil, fmt.Errorf("database DSN: %w", err)
 	}
 	cfg.MaxConns = 16
+	// A database member that restarts leaves connections to an address that no longer answers:
+	// find them out quickly instead of hanging requests on them.
+	cfg.HealthCheckPeriod = 2 * time.Second
+	cfg.ConnConfig.ConnectTimeout = 2 * time.Second
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, err
@@ -66,6 +75,8 @@ func (s *PGStore) nameColumn() string {
 }
 
 func (s *PGStore) Put(ctx context.Context, o Order) (Order, bool, error) {
+	ctx, cancel := context.WithTimeout(ctx, QueryTimeout)
+	defer cancel()
 	var q string
 	switch {
 	case s.v.writesName() && s.v.writesFullName():
@@ -97,6 +108,8 @@ func (s *PGStore) Put(ctx context.Context, o Order) (Order, bool, error) {
 }
 
 func (s *PGStore) Get(ctx context.Context, id string) (Order, error) {
+	ctx, cancel := context.WithTimeout(ctx, QueryTimeout)
+	defer cancel()
 	var o Order
 	var name *string
 	err := s.pool.QueryRow(ctx, `SELECT id, `+s.nameColumn()+`, amount_cents, created_at FROM orders WHERE id = $1`, id).
@@ -111,6 +124,8 @@ func (s *PGStore) Get(ctx context.Context, id string) (Order, error) {
 }
 
 func (s *PGStore) List(ctx context.Context, after string, limit int) ([]Order, error) {
+	ctx, cancel := context.WithTimeout(ctx, QueryTimeout)
+	defer cancel()
 	rows, err := s.pool.Query(ctx, `SELECT id, coalesce(`+s.nameColumn()+`, ''), amount_cents, created_at FROM orders
 		WHERE id > $1 ORDER BY id LIMIT $2`, after, limit)
 	if err != nil {
@@ -124,6 +139,8 @@ func (s *PGStore) List(ctx context.Context, after string, limit int) ([]Order, e
 }
 
 func (s *PGStore) Count(ctx context.Context) (int64, error) {
+	ctx, cancel := context.WithTimeout(ctx, QueryTimeout)
+	defer cancel()
 	var n int64
 	err := s.pool.QueryRow(ctx, `SELECT count(*) FROM orders`).Scan(&n)
 	return n, err
