@@ -113,3 +113,17 @@ func TestRepairUncordonsWhatRehearseCordoned(t *testing.T) {
 		t.Errorf("w2 was cordoned by someone else and must be left so")
 	}
 }
+
+// every/for: rounds are due at 0, every, 2×every, ... while within for.
+func TestPodKillRounds(t *testing.T) {
+	cs := clusterWithController(t, true, "a", "b", "c")
+	st := scenarios.Step{Name: "kill", Fault: &scenarios.Fault{Type: "pod-kill", Selector: "app=web",
+		Every: scenarios.Duration{Duration: 300 * time.Millisecond}, For: scenarios.Duration{Duration: 800 * time.Millisecond}}}
+	var rec steps.Record
+	if err := (PodKill{}).Run(context.Background(), env(t, cs, 3), st, &rec); err != nil {
+		t.Fatal(err)
+	}
+	if k := kills(t, &rec); len(k) != 3 {
+		t.Errorf("%d rounds, want 3 (at 0, 0.3 and 0.6 s): %+v", len(k), k)
+	}
+}

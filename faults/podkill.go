@@ -103,18 +103,22 @@ func (PodKill) Run(ctx context.Context, env *steps.Env, st scenarios.Step, rec *
 	}
 	r := rng(env, st.Name)
 	var kills []verify.Kill
-	end := time.Now().Add(f.For.Duration)
-	for {
+	// Rounds are due every `every` from the step's start while within `for` (0, 10s, 20s, ... for
+	// every: 10s, for: 60s); a round that waited long for its replacements delays the next one, never
+	// drops it.
+	start := time.Now()
+	for round := 1; ; round++ {
 		k, err := killOnce(ctx, env, nss, sel, f, r.Perm)
 		kills = append(kills, k)
 		rec.Set("kills", kills)
 		if err != nil {
 			return err
 		}
-		if f.Every.Duration <= 0 || time.Now().Add(f.Every.Duration).After(end) {
+		due := start.Add(time.Duration(round) * f.Every.Duration)
+		if f.Every.Duration <= 0 || due.Sub(start) >= f.For.Duration {
 			return nil
 		}
-		t := time.NewTimer(f.Every.Duration)
+		t := time.NewTimer(time.Until(due))
 		select {
 		case <-ctx.Done():
 			t.Stop()

@@ -333,6 +333,9 @@ func (r *Run) Wait() (*Aggregator, error) {
 // Aggregates gives the live aggregates (for progress lines).
 func (r *Run) Aggregates() *Aggregator { return r.agg }
 
+// Started is when the load started: second 0 of its per-second results.
+func (r *Run) Started() time.Time { return r.started }
+
 // RunID is the prefix of this run's ids.
 func (r *Run) RunID() string { return r.cfg.RunID }
 

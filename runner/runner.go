@@ -179,11 +179,12 @@ func Run(ctx context.Context, sc *scenarios.Loaded, opts Options) (sum *reports.
 	}
 	runCtx, stopLoad := context.WithCancel(ctx)
 	defer stopLoad()
-	started := time.Now()
 	lr, err := load.Start(runCtx, lcfg)
 	if err != nil {
 		return nil, harness("load: %v", err)
 	}
+	// Second 0 of the load's results: every window a step or check reads is counted from it.
+	started := lr.Started()
 	metrics.LoadStarted(lr.Aggregates(), sc.Load.Rate.PerSecond)
 	stopProgress := startProgress(opts.Progress, lr, started, metrics)
 
