@@ -95,13 +95,7 @@ func FaultTookEffect(faults []Fault) Result {
 			errs = append(errs, fmt.Sprintf("%s: no evidence is known for %s", f.Step, f.Kind))
 		}
 	}
-	switch {
-	case len(fails) > 0:
-		return result(name, Fail, obs, "%s", strings.Join(append(fails, errs...), "; "))
-	case len(errs) > 0:
-		return result(name, Error, obs, "%s", strings.Join(errs, "; "))
-	}
-	return result(name, Pass, obs, "%s", strings.Join(oks, "; "))
+	return judged(name, obs, fails, errs, oks)
 }
 
 func orErr(s string) string {

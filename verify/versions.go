@@ -255,6 +255,12 @@ func RollbackDrill(drills []Drill, seconds []load.Second, start time.Time, data 
 			errs = append(errs, fmt.Sprintf("after the drill %s could not measure: %s", dep.Name, firstLine(dep.Message)))
 		}
 	}
+	return judged(name, obs, fails, errs, oks)
+}
+
+// judged is a check's result from what it found: fail when anything failed (what could not be
+// measured is said beside), error when anything could not be measured, else pass.
+func judged(name string, obs map[string]any, fails, errs, oks []string) Result {
 	switch {
 	case len(fails) > 0:
 		return result(name, Fail, obs, "%s", strings.Join(append(fails, errs...), "; "))
