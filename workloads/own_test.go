@@ -138,3 +138,24 @@ func TestWaitServingCountsReadyPodsNotTerminating(t *testing.T) {
 		t.Errorf("a draining pod counted as serving: %v", err)
 	}
 }
+
+// A stalled rollout says why: the pods not ready, their waiting reasons, restarts, and the last log
+// lines of a crashing container.
+func TestDiagnoseNamesCrashingPods(t *testing.T) {
+	yes := true
+	d := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "ns", UID: "d"},
+		Spec: appsv1.DeploymentSpec{Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "web"}}}}
+	rs := &appsv1.ReplicaSet{ObjectMeta: metav1.ObjectMeta{Name: "web-2", Namespace: "ns", UID: "rs",
+		OwnerReferences: []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "Deployment", Name: "web", UID: "d", Controller: &yes}}}}
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "web-2-x", Namespace: "ns", Labels: map[string]string{"app": "web"},
+		OwnerReferences: []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "ReplicaSet", Name: "web-2", UID: "rs", Controller: &yes}}},
+		Status: corev1.PodStatus{Phase: corev1.PodRunning, ContainerStatuses: []corev1.ContainerStatus{{Name: "web", RestartCount: 4,
+			State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "CrashLoopBackOff", Message: "back-off 40s"}}}}}}
+	ops := &Ops{cs: fake.NewClientset(d, rs, pod)}
+	got := ops.Diagnose(context.Background(), "ns", "deployment/web")
+	for _, want := range []string{"pod web-2-x: Running, not ready", "web: CrashLoopBackOff back-off 40s", "web restarted 4 times", "last log lines of web"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("diagnosis %q lacks %q", got, want)
+		}
+	}
+}
