@@ -189,7 +189,7 @@ func Run(ctx context.Context, sc *scenarios.Loaded, opts Options) (sum *reports.
 	stopProgress := startProgress(opts.Progress, lr, started, metrics)
 
 	env := &steps.Env{Ops: sys.ops, Sample: sys.sample, Own: sys.own, Namespace: sys.ns, Dir: filepath.Dir(sc.File),
-		Live: lr.Aggregates(), URL: base, NodePorts: [2]int{sys.ports.First, sys.ports.First + sys.ports.Count - 1},
+		Live: lr.Aggregates(), NodePorts: [2]int{sys.ports.First, sys.ports.First + sys.ports.Count - 1},
 		VersionHeader: versionHeader(sc), Seed: seed, RunID: lcfg.RunID, Start: started, Logf: func(f string, a ...any) { progress(opts.Progress, f, a...) }}
 	defer env.Cleanup(cleanup)
 	ran := runSteps(ctx, env, sc, opts.Progress, metrics)
