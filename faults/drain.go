@@ -46,7 +46,11 @@ func (NodeDrain) Takes(st scenarios.Step) bool {
 }
 
 func (NodeDrain) Check(st scenarios.Step, sc *scenarios.Loaded) []steps.Problem {
-	f := st.Fault
+	return append(nodeChoice(st.Fault, sc), notFor(st.Fault, "node-drain")...)
+}
+
+// nodeChoice checks how a node fault names its node: exactly one of node, label or running.
+func nodeChoice(f *scenarios.Fault, sc *scenarios.Loaded) []steps.Problem {
 	var ps []steps.Problem
 	chosen := 0
 	for _, set := range []bool{f.Node != "", f.Label != "", f.Running != nil} {
@@ -55,7 +59,7 @@ func (NodeDrain) Check(st scenarios.Step, sc *scenarios.Loaded) []steps.Problem 
 		}
 	}
 	if chosen != 1 {
-		ps = append(ps, steps.Problemf("fault", "node-drain needs exactly one of node, label or running (has %d)", chosen))
+		ps = append(ps, steps.Problemf("fault", "%s needs exactly one of node, label or running (has %d)", f.Type, chosen))
 	}
 	if f.Node == "worker-with-primary" && sc.Workload.Sample == "" {
 		ps = append(ps, steps.Problemf("fault.node", "worker-with-primary is the sample's; on your own workload use running: {selector: ...}"))
@@ -69,8 +73,11 @@ func (NodeDrain) Check(st scenarios.Step, sc *scenarios.Loaded) []steps.Problem 
 		if _, err := labels.Parse(f.Running.Selector); err != nil || f.Running.Selector == "" {
 			ps = append(ps, steps.Problemf("fault.running.selector", "%q: want a label selector of the pod", f.Running.Selector))
 		}
+		if _, err := labels.Parse(f.Running.Avoid); err != nil {
+			ps = append(ps, steps.Problemf("fault.running.avoid", "%q: %v", f.Running.Avoid, err))
+		}
 	}
-	return append(ps, notFor(f, "node-drain")...)
+	return ps
 }
 
 func (NodeDrain) Run(ctx context.Context, env *steps.Env, st scenarios.Step, rec *steps.Record) error {
@@ -187,18 +194,41 @@ func pickNode(ctx context.Context, env *steps.Env, step string, f *scenarios.Fau
 		running = "statefulset.kubernetes.io/pod-name=orders-db-0"
 	}
 	if running != "" {
+		avoid := ""
+		if f.Running != nil {
+			avoid = f.Running.Avoid
+		}
+		// Nodes that run a pod avoid picks are not chosen.
+		avoided := map[string]bool{}
+		if avoid != "" {
+			for _, ns := range env.Namespaces() {
+				pods, err := cs.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: avoid})
+				if err != nil {
+					return "", err
+				}
+				for _, p := range pods.Items {
+					avoided[p.Spec.NodeName] = true
+				}
+			}
+		}
+		var candidates []corev1.Pod
 		for _, ns := range env.Namespaces() {
 			pods, err := cs.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: running})
 			if err != nil {
 				return "", err
 			}
-			for _, p := range pods.Items {
-				if p.Spec.NodeName != "" && p.DeletionTimestamp == nil {
-					return p.Spec.NodeName, nil
-				}
+			candidates = append(candidates, pods.Items...)
+		}
+		slices.SortFunc(candidates, func(a, b corev1.Pod) int { return cmpString(a.Namespace+"/"+a.Name, b.Namespace+"/"+b.Name) })
+		for _, p := range candidates {
+			if p.Spec.NodeName != "" && p.DeletionTimestamp == nil && !avoided[p.Spec.NodeName] {
+				return p.Spec.NodeName, nil
 			}
 		}
-		return "", workloads.Failed(fmt.Errorf("no running pod matches %q: no node to drain", running))
+		if avoid != "" {
+			return "", workloads.Failed(fmt.Errorf("no node runs a pod matching %q and none matching %q: no node for %s", running, avoid, f.Type))
+		}
+		return "", workloads.Failed(fmt.Errorf("no running pod matches %q: no node for %s", running, f.Type))
 	}
 	if f.Node != "" && f.Node != "random-worker" {
 		return f.Node, nil
@@ -238,20 +268,55 @@ func Uncordon(ctx context.Context, cs kubernetes.Interface, node string) error {
 	return err
 }
 
-// Repair uncordons every node a rehearsal cordoned and never uncordoned (a run that crashed), and
-// says which.
-func Repair(ctx context.Context, cs kubernetes.Interface) ([]string, error) {
+// Stopped is what Repair needs of a local kind cluster: its node containers a crashed run left
+// stopped, and a way to start them.
+type Stopped interface {
+	steps.Machines
+	StoppedNodes(ctx context.Context) ([]string, error)
+}
+
+// Repair puts right what a crashed rehearsal left behind, and says what: node containers it stopped
+// (node-loss) are started and waited for until Ready, nodes it cordoned are uncordoned. m is nil
+// when the cluster is not a local kind cluster.
+func Repair(ctx context.Context, cs kubernetes.Interface, m Stopped) ([]string, error) {
+	var fixed []string
+	if m != nil {
+		down, err := m.StoppedNodes(ctx)
+		if err != nil {
+			return nil, err
+		}
+		for _, n := range down {
+			if err := m.StartNode(ctx, n); err != nil {
+				return fixed, err
+			}
+			started := time.Now()
+			for {
+				ready, beat, err := nodeReady(ctx, cs, n)
+				if err == nil && ready && !beat.Before(started.Truncate(time.Second)) {
+					break
+				}
+				if time.Since(started) > DefaultLossTimeout {
+					return fixed, fmt.Errorf("node %s was started again but is not Ready after %s", n, DefaultLossTimeout)
+				}
+				select {
+				case <-ctx.Done():
+					return fixed, ctx.Err()
+				case <-time.After(time.Second):
+				}
+			}
+			fixed = append(fixed, fmt.Sprintf("started %s (stopped by a node-loss) and it is Ready", n))
+		}
+	}
 	nodes, err := cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
 	if err != nil {
-		return nil, err
+		return fixed, err
 	}
-	var fixed []string
 	for _, n := range nodes.Items {
 		if by, ok := n.Annotations[CordonedBy]; ok {
 			if err := Uncordon(ctx, cs, n.Name); err != nil {
 				return fixed, err
 			}
-			fixed = append(fixed, fmt.Sprintf("%s (cordoned by %s)", n.Name, by))
+			fixed = append(fixed, fmt.Sprintf("uncordoned %s (cordoned by %s)", n.Name, by))
 		}
 	}
 	return fixed, nil

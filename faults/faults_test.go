@@ -100,7 +100,7 @@ func TestRepairUncordonsWhatRehearseCordoned(t *testing.T) {
 	ours := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "w1", Annotations: map[string]string{CordonedBy: "run-1"}}, Spec: corev1.NodeSpec{Unschedulable: true}}
 	theirs := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "w2"}, Spec: corev1.NodeSpec{Unschedulable: true}}
 	cs := fake.NewClientset(ours, theirs)
-	fixed, err := Repair(context.Background(), cs)
+	fixed, err := Repair(context.Background(), cs, nil)
 	if err != nil || len(fixed) != 1 {
 		t.Fatalf("repaired %v: %v", fixed, err)
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -73,19 +74,22 @@ func mode(f *scenarios.Fault) string {
 // notFor refuses the settings of other fault types, so a misplaced one is not silently ignored.
 func notFor(f *scenarios.Fault, typ string) []steps.Problem {
 	var ps []steps.Problem
+	const kill, drain, loss = "pod-kill", "node-drain", "node-loss"
 	for _, s := range []struct {
 		field string
 		set   bool
-		for_  string
+		for_  []string
 	}{
-		{"selector", f.Selector != "", "pod-kill"}, {"namespace", f.Namespace != "", "pod-kill"}, {"mode", f.Mode != "", "pod-kill"},
-		{"count", f.Count != 0, "pod-kill"}, {"percent", f.Percent != 0, "pod-kill"}, {"grace", f.Grace != nil, "pod-kill"},
-		{"every", f.Every.Duration != 0, "pod-kill"},
-		{"node", f.Node != "", "node-drain"}, {"label", f.Label != "", "node-drain"}, {"running", f.Running != nil, "node-drain"},
-		{"keep", f.Keep, "node-drain"}, {"timeout", f.Timeout.Duration != 0, "node-drain"},
+		{"selector", f.Selector != "", []string{kill}}, {"namespace", f.Namespace != "", []string{kill}},
+		{"mode", f.Mode != "", []string{kill}}, {"count", f.Count != 0, []string{kill}}, {"percent", f.Percent != 0, []string{kill}},
+		{"grace", f.Grace != nil, []string{kill}}, {"every", f.Every.Duration != 0, []string{kill}},
+		{"for", f.For.Duration != 0, []string{kill, loss}},
+		{"node", f.Node != "", []string{drain, loss}}, {"label", f.Label != "", []string{drain, loss}},
+		{"running", f.Running != nil, []string{drain, loss}},
+		{"keep", f.Keep, []string{drain}}, {"timeout", f.Timeout.Duration != 0, []string{drain, loss}},
 	} {
-		if s.set && s.for_ != typ {
-			ps = append(ps, steps.Problemf("fault."+s.field, "is for %s, not %s", s.for_, typ))
+		if s.set && !slices.Contains(s.for_, typ) {
+			ps = append(ps, steps.Problemf("fault."+s.field, "is for %s, not %s", strings.Join(s.for_, " and "), typ))
 		}
 	}
 	return ps

@@ -131,6 +131,11 @@ func Run(ctx context.Context, sc *scenarios.Loaded, opts Options) (sum *reports.
 			_ = kindCl.Delete(cleanup)
 		}()
 	}
+	// A step that needs more than the cluster's API (node-loss: its node containers) is refused here,
+	// before anything is deployed.
+	if err := Kinds.Preflight(sc, kindCl.machines()); err != nil {
+		return nil, harness("%v", err)
+	}
 
 	sys, teardown, err := deploy(ctx, sc, cfg, kindCl, opts.Progress)
 	if teardown != nil {
@@ -190,7 +195,7 @@ func Run(ctx context.Context, sc *scenarios.Loaded, opts Options) (sum *reports.
 
 	env := &steps.Env{Ops: sys.ops, Sample: sys.sample, Own: sys.own, Namespace: sys.ns, Dir: filepath.Dir(sc.File),
 		Live: lr.Aggregates(), NodePorts: [2]int{sys.ports.First, sys.ports.First + sys.ports.Count - 1},
-		VersionHeader: versionHeader(sc), Seed: seed, RunID: lcfg.RunID, Start: started, Logf: func(f string, a ...any) { progress(opts.Progress, f, a...) }}
+		VersionHeader: versionHeader(sc), Machines: kindCl.machines(), Seed: seed, RunID: lcfg.RunID, Start: started, Logf: func(f string, a ...any) { progress(opts.Progress, f, a...) }}
 	defer env.Cleanup(cleanup)
 	ran := runSteps(ctx, env, sc, opts.Progress, metrics)
 	tail := scenarios.DefaultTail
@@ -296,6 +301,9 @@ func faultEvidence(ran []reports.Step) []verify.Fault {
 		if d, ok := s.Did["drain"].(verify.Drain); ok {
 			f.Drain = &d
 		}
+		if l, ok := s.Did["loss"].(verify.Loss); ok {
+			f.Loss = &l
+		}
 		out = append(out, f)
 	}
 	return out
@@ -372,6 +380,14 @@ type kindCluster struct {
 	created bool
 }
 
+// machines are the cluster's node containers, nil (untyped) when it is not a local kind cluster.
+func (kc *kindCluster) machines() faults.Stopped {
+	if kc == nil || kc.Cluster == nil {
+		return nil
+	}
+	return kc.Cluster
+}
+
 // getCluster returns the cluster's client config and, when it is a kind cluster on this engine, the
 // cluster (to load images into and to know its published NodePorts).
 func getCluster(ctx context.Context, sc *scenarios.Loaded, opts Options) (*rest.Config, *kindCluster, error) {
@@ -437,10 +453,10 @@ func deploy(ctx context.Context, sc *scenarios.Loaded, cfg *rest.Config, kc *kin
 	}
 	sys := &system{ns: "rehearse-" + sc.Metadata.Name, ops: ops}
 	// What a crashed run left behind (a node it cordoned) is repaired before anything else.
-	if fixed, err := faults.Repair(ctx, ops.Clientset()); err != nil {
+	if fixed, err := faults.Repair(ctx, ops.Clientset(), kc.machines()); err != nil {
 		return nil, nil, harness("repairing what an earlier run left: %v", err)
 	} else if len(fixed) > 0 {
-		progress(w, "uncordoned what an earlier run left cordoned: %s", strings.Join(fixed, ", "))
+		progress(w, "repaired what an earlier run left: %s", strings.Join(fixed, "; "))
 	}
 	if err := ops.DeleteNamespace(ctx, sys.ns, 3*time.Minute); err != nil {
 		return nil, nil, harness("workload: leftover namespace: %v", err)
@@ -464,6 +480,7 @@ func deploy(ctx context.Context, sc *scenarios.Loaded, cfg *rest.Config, kc *kin
 			// The cluster allocates the NodePort from its published range: rehearsals side by side on
 			// one cluster (and a sample deployed by hand) each get their own.
 			Namespace: sys.ns, Version: orders.Version(sc.Workload.Version),
+			AppReplicas: sc.Workload.Replicas.AppOr(0), DBReplicas: sc.Workload.Replicas.DBOr(0),
 		}, 6*time.Minute)
 		if err != nil {
 			return sys, teardown, harness("workload: %v", err)

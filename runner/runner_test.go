@@ -144,7 +144,9 @@ verify: {zero-failed-requests: {}}
 steps:
 `
 	for step, want := range map[string]string{
-		"  - {name: k, fault: {type: node-loss, node: w}}":                                                                           "t.yaml:9: steps[0]: step k: fault/node-loss steps are not implemented yet",
+		"  - {name: k, fault: {type: node-loss, node: w, keep: true}}":                                                               "t.yaml:9: steps[0].fault.keep: is for node-drain, not node-loss",
+		"  - {name: k, fault: {type: node-loss, for: 30s}}":                                                                          "t.yaml:9: steps[0].fault: node-loss needs exactly one of node, label or running (has 0)",
+		"  - {name: k, fault: {type: node-drain, node: w, for: 30s}}":                                                                "t.yaml:9: steps[0].fault.for: is for pod-kill and node-loss, not node-drain",
 		"  - {name: k, fault: {type: pod-kill, selector: app=orders, mode: percent}}":                                                "t.yaml:9: steps[0].fault.percent: 0: want 1 to 100",
 		"  - {name: k, fault: {type: pod-kill, selector: app=orders, every: 5s}}":                                                    "t.yaml:9: steps[0].fault.every: every and for go together",
 		"  - {name: k, fault: {type: pod-kill, selector: app=orders, keep: true}}":                                                   "t.yaml:9: steps[0].fault.keep: is for node-drain, not pod-kill",

@@ -461,6 +461,16 @@ func (v *validator) workload(w *Workload, c *Cluster) {
 	if w.Version != "" && !slices.Contains([]string{"v1", "v2", "v3", "v2-bad"}, w.Version) {
 		v.addf("workload.version", "unknown version %q", w.Version)
 	}
+	if r := w.Replicas; r != nil {
+		switch {
+		case w.Sample == "":
+			v.addf("workload.replicas", "sizes the sample; your own manifests say their replicas")
+		case r.App < 0 || r.App > 20:
+			v.addf("workload.replicas.app", "%d: want 1 to 20", r.App)
+		case r.DB < 0 || r.DB == 1 || r.DB > 5:
+			v.addf("workload.replicas.db", "%d: want 2 to 5 (a primary and at least one streaming replica)", r.DB)
+		}
+	}
 	for i, m := range w.Manifests {
 		v.path(fmt.Sprintf("workload.manifests[%d]", i), m, true)
 	}

@@ -49,10 +49,33 @@ type Cluster struct {
 type Workload struct {
 	Sample      string    `yaml:"sample,omitempty" json:"sample,omitempty" enum:"orders-postgres"`
 	Version     string    `yaml:"version,omitempty" json:"version,omitempty" doc:"initial version of the sample app"`
+	Replicas    *Replicas `yaml:"replicas,omitempty" json:"replicas,omitempty" doc:"the sample's replica counts"`
 	Manifests   []string  `yaml:"manifests,omitempty" json:"manifests,omitempty" doc:"files or directories of YAML (relative to the scenario file), applied in order; objects without a namespace go to rehearse-<scenario>"`
 	Images      []string  `yaml:"images,omitempty" json:"images,omitempty" doc:"image archives (docker save, relative to the scenario file) loaded into every kind node"`
 	LocalImages []string  `yaml:"localImages,omitempty" json:"localImages,omitempty" doc:"images already built on this machine's Docker (e.g. rehearse.local/orders:dev, by rehearse images build), loaded into every kind node"`
 	Checksum    *Checksum `yaml:"checksum,omitempty" json:"checksum,omitempty" doc:"your own manifests: command run in each replica pod; its output is that replica's data checksum (replica-checksums compares them)"`
+}
+
+// Replicas size the sample: app pods, and database members (a primary and streaming replicas).
+type Replicas struct {
+	App int `yaml:"app,omitempty" json:"app,omitempty" doc:"app pods (default 3)"`
+	DB  int `yaml:"db,omitempty" json:"db,omitempty" doc:"database members, the primary included (default 3; 2 puts one on each of two workers, so that a drain of either is not blocked by the database's disruption budget while its evicted member waits for its node-bound volume)"`
+}
+
+// AppOr is the app's replicas, or def when not given.
+func (r *Replicas) AppOr(def int) int {
+	if r == nil || r.App == 0 {
+		return def
+	}
+	return r.App
+}
+
+// DBOr is the database's members, or def when not given.
+func (r *Replicas) DBOr(def int) int {
+	if r == nil || r.DB == 0 {
+		return def
+	}
+	return r.DB
 }
 
 // Load is the synthetic HTTP traffic that runs for the whole timeline.
@@ -177,18 +200,19 @@ type Fault struct {
 	Percent   int       `yaml:"percent,omitempty" json:"percent,omitempty" doc:"pod-kill: this share of the pods (rounded up)"`
 	Grace     *Duration `yaml:"grace,omitempty" json:"grace,omitempty" doc:"pod-kill: termination grace period; 0s is SIGKILL (default: the pod's own)"`
 	Every     Duration  `yaml:"every,omitempty" json:"every,omitempty" doc:"pod-kill: kill again at this interval, for for:"`
-	For       Duration  `yaml:"for,omitempty" json:"for,omitempty" doc:"pod-kill with every: how long to go on killing"`
-	// node-drain
-	Node    string       `yaml:"node,omitempty" json:"node,omitempty" doc:"node-drain: a node name, random-worker (seeded), or worker-with-primary (the sample's primary)"`
-	Label   string       `yaml:"label,omitempty" json:"label,omitempty" doc:"node-drain: a label selector of nodes (the first by name)"`
-	Running *NodeRunning `yaml:"running,omitempty" json:"running,omitempty" doc:"node-drain: the node running a pod the selector picks"`
+	For       Duration  `yaml:"for,omitempty" json:"for,omitempty" doc:"pod-kill with every: how long to go on killing; node-loss: how long the node stays down (default 60s)"`
+	// node-drain, node-loss
+	Node    string       `yaml:"node,omitempty" json:"node,omitempty" doc:"node-drain, node-loss: a node name, random-worker (seeded), or worker-with-primary (the sample's primary)"`
+	Label   string       `yaml:"label,omitempty" json:"label,omitempty" doc:"node-drain, node-loss: a label selector of nodes (the first by name)"`
+	Running *NodeRunning `yaml:"running,omitempty" json:"running,omitempty" doc:"node-drain, node-loss: the node running a pod the selector picks"`
 	Keep    bool         `yaml:"keep,omitempty" json:"keep,omitempty" doc:"node-drain: leave the node cordoned until the run ends"`
-	Timeout Duration     `yaml:"timeout,omitempty" json:"timeout,omitempty" doc:"node-drain: how long evictions may be retried (PodDisruptionBudgets) before the drain gives up (default 2m)"`
+	Timeout Duration     `yaml:"timeout,omitempty" json:"timeout,omitempty" doc:"node-drain: how long evictions may be retried (PodDisruptionBudgets) before the drain gives up (default 2m); node-loss: how long the node may take to be Ready again once started (default 3m)"`
 }
 
 // NodeRunning picks the node that runs a pod a selector picks.
 type NodeRunning struct {
 	Selector string `yaml:"selector" json:"selector" doc:"label selector of the pod, e.g. statefulset.kubernetes.io/pod-name=orders-db-0"`
+	Avoid    string `yaml:"avoid,omitempty" json:"avoid,omitempty" doc:"and no pod this label selector picks, e.g. a replica's node that does not hold the primary"`
 }
 
 // Rollback drills restoring the previous version.

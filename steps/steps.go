@@ -39,8 +39,10 @@ type Env struct {
 	RunID string
 	// VersionHeader is the response header that names the version that answered.
 	VersionHeader string
-	Start         time.Time
-	Logf          func(format string, args ...any)
+	// Machines stops and starts the cluster's nodes; nil unless it is a local kind cluster.
+	Machines Machines
+	Start    time.Time
+	Logf     func(format string, args ...any)
 
 	mu       sync.Mutex
 	undo     map[string][]Undo
@@ -144,6 +146,33 @@ type Kind interface {
 	// Run carries st out, noting in rec what it did. An error wrapped by workloads.Failed means the
 	// system under rehearsal failed the step; any other error, that the harness could not act.
 	Run(ctx context.Context, env *Env, st scenarios.Step, rec *Record) error
+}
+
+// Machines stops and starts a cluster's nodes: a local kind cluster's node containers.
+type Machines interface {
+	// StopNode stops a node as a crash would (no graceful shutdown, no eviction).
+	StopNode(ctx context.Context, node string) error
+	// StartNode starts it again.
+	StartNode(ctx context.Context, node string) error
+}
+
+// Preflight is implemented by a kind that needs more of the cluster than its API (node-loss needs
+// Machines): the runner asks every step before the workload is deployed and refuses the run (exit 2)
+// with the error, instead of failing halfway through the load.
+type Preflight interface {
+	Preflight(st scenarios.Step, m Machines) error
+}
+
+// Preflight asks each step whose kind implements Preflight whether it can run with m.
+func (t Table) Preflight(sc *scenarios.Loaded, m Machines) error {
+	for _, st := range sc.Steps {
+		if p, ok := t.Find(st).(Preflight); ok {
+			if err := p.Preflight(st, m); err != nil {
+				return fmt.Errorf("step %s: %w", st.Name, err)
+			}
+		}
+	}
+	return nil
 }
 
 // Problem is what Check found wrong, at a field below the step (e.g. migrate.version).

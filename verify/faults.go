@@ -28,16 +28,35 @@ type Drain struct {
 	Uncordoned bool     `json:"uncordoned"`
 }
 
+// Loss is what a node loss did: the evidence a node-loss fault leaves. Times are seconds since the
+// node was stopped.
+type Loss struct {
+	Node string `json:"node"`
+	// AtS is when the node was stopped, in seconds since the load started.
+	AtS float64 `json:"at_s"`
+	// NotReadyAfterS is when the control plane first saw the node NotReady (when it did).
+	NotReadyAfterS *float64 `json:"not_ready_after_s,omitempty"`
+	// StartedAfterS is when the node was started again; ReadyAfterS when it was Ready again (a
+	// heartbeat after the start).
+	StartedAfterS *float64 `json:"started_after_s,omitempty"`
+	ReadyAfterS   *float64 `json:"ready_after_s,omitempty"`
+	// Pods are the pods that ran on the node when it was lost.
+	Pods  []string `json:"pods"`
+	Error string   `json:"error,omitempty"`
+}
+
 // Fault is one fault step as the check sees it: its outcome and its evidence.
 type Fault struct {
 	Step, Kind    string
 	Status, Error string
 	Kills         []Kill
 	Drain         *Drain
+	Loss          *Loss
 }
 
 // FaultTookEffect passes when every fault shows that it happened: a pod kill killed pods that went
-// away and were replaced; a drain evicted pods and left the node with none to evict. A fault that
+// away and were replaced; a drain evicted pods and left the node with none to evict; a lost node was
+// seen NotReady and was Ready again after it was started. A fault that
 // did nothing fails by name (a selector that matched no pod, a drain a budget blocked); a fault the
 // harness could not carry out, or no fault at all, is an error.
 func FaultTookEffect(faults []Fault) Result {
@@ -91,11 +110,31 @@ func FaultTookEffect(faults []Fault) Result {
 				oks = append(oks, fmt.Sprintf("%s: %s drained in %.1fs, %d pods evicted", f.Step, d.Node, d.DrainS, len(d.Evicted)))
 			}
 			obs[f.Step] = d
+		case strings.HasSuffix(f.Kind, "node-loss"):
+			l := f.Loss
+			switch {
+			case l == nil:
+				errs = append(errs, f.Step+": no node loss was recorded")
+			case l.NotReadyAfterS == nil:
+				fails = append(fails, fmt.Sprintf("%s: %s was never seen NotReady while it was down%s (the control plane marks a node NotReady after its node-monitor-grace-period, 50s by default: lengthen for)", f.Step, l.Node, downFor(l)))
+			case l.ReadyAfterS == nil:
+				fails = append(fails, fmt.Sprintf("%s: %s was lost (NotReady %.0fs after it stopped) but never Ready again%s", f.Step, l.Node, *l.NotReadyAfterS, orErr(l.Error)))
+			default:
+				oks = append(oks, fmt.Sprintf("%s: %s NotReady %.0fs after it stopped, Ready %.0fs after it started, %d pods lost with it", f.Step, l.Node, *l.NotReadyAfterS, *l.ReadyAfterS-*l.StartedAfterS, len(l.Pods)))
+			}
+			obs[f.Step] = l
 		default:
 			errs = append(errs, fmt.Sprintf("%s: no evidence is known for %s", f.Step, f.Kind))
 		}
 	}
 	return judged(name, obs, fails, errs, oks)
+}
+
+func downFor(l *Loss) string {
+	if l.StartedAfterS == nil {
+		return ""
+	}
+	return fmt.Sprintf(" (%.0fs)", *l.StartedAfterS)
 }
 
 func orErr(s string) string {

@@ -88,7 +88,7 @@ func newClusterCmd() *cobra.Command {
 	}
 	doctor := &cobra.Command{
 		Use:   "doctor",
-		Short: "Find and repair what a crashed rehearsal left on a cluster (nodes it cordoned and never uncordoned)",
+		Short: "Find and repair what a crashed rehearsal left on a cluster (nodes it cordoned and never uncordoned, node containers it stopped)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := clusters.RESTConfig(kubeconfig, clusters.Context(name))
@@ -99,9 +99,13 @@ func newClusterCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			fixed, err := faults.Repair(cmd.Context(), cs)
+			var m faults.Stopped
+			if cl, err := clusters.Get(name, kubeconfig); err == nil {
+				m = cl
+			}
+			fixed, err := faults.Repair(cmd.Context(), cs, m)
 			for _, f := range fixed {
-				fmt.Fprintf(cmd.OutOrStdout(), "uncordoned %s\n", f)
+				fmt.Fprintln(cmd.OutOrStdout(), f)
 			}
 			if err == nil && len(fixed) == 0 {
 				fmt.Fprintf(cmd.OutOrStdout(), "cluster %s: nothing left behind\n", name)

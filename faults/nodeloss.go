@@ -1,0 +1,176 @@
+package faults
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/rehearse-dev/rehearse/scenarios"
+	"github.com/rehearse-dev/rehearse/steps"
+	"github.com/rehearse-dev/rehearse/verify"
+)
+
+// DefaultLossFor is how long a lost node stays down when the step does not say: longer than the
+// 50 s after which Kubernetes 1.34's control plane marks a silent node NotReady, so that the loss
+// is seen.
+const DefaultLossFor = 60 * time.Second
+
+// DefaultLossTimeout bounds how long a started node may take to be Ready again.
+const DefaultLossTimeout = 3 * time.Minute
+
+// NodeLoss loses a node as a crash would: its container is killed (no graceful shutdown, no
+// eviction; its pods stop with it and stay bound to it), and started again after `for`. Local kind
+// clusters only. It records the pods lost with the node, when the control plane saw it NotReady and
+// when it was Ready again: the evidence fault-took-effect judges. The node is started on every
+// exit path, and a crashed run's stopped node is started by the next run (Repair).
+type NodeLoss struct{}
+
+func (NodeLoss) Name() string                 { return "fault/node-loss" }
+func (NodeLoss) Takes(st scenarios.Step) bool { return st.Fault != nil && st.Fault.Type == "node-loss" }
+
+func (NodeLoss) Check(st scenarios.Step, sc *scenarios.Loaded) []steps.Problem {
+	ps := nodeChoice(st.Fault, sc)
+	if st.Fault.For.Duration < 0 {
+		ps = append(ps, steps.Problemf("fault.for", "must not be negative"))
+	}
+	return append(ps, notFor(st.Fault, "node-loss")...)
+}
+
+func (NodeLoss) Preflight(st scenarios.Step, m steps.Machines) error {
+	if m == nil {
+		return errors.New("node-loss stops a node's container: it runs on local kind clusters only, and this cluster is not one")
+	}
+	return nil
+}
+
+func (NodeLoss) Run(ctx context.Context, env *steps.Env, st scenarios.Step, rec *steps.Record) error {
+	f := st.Fault
+	if env.Machines == nil {
+		return errors.New("node-loss runs on local kind clusters only")
+	}
+	cs := env.Ops.Clientset()
+	node, err := pickNode(ctx, env, st.Name, f)
+	if err != nil {
+		return err
+	}
+	down, timeout := f.For.Duration, f.Timeout.Duration
+	if down <= 0 {
+		down = DefaultLossFor
+	}
+	if timeout <= 0 {
+		timeout = DefaultLossTimeout
+	}
+	pods, err := cs.CoreV1().Pods("").List(ctx, metav1.ListOptions{FieldSelector: fields.OneTermEqualSelector("spec.nodeName", node).String()})
+	if err != nil {
+		return err
+	}
+	l := verify.Loss{Node: node, AtS: since(env.Start)}
+	for _, p := range pods.Items {
+		l.Pods = append(l.Pods, p.Namespace+"/"+p.Name)
+	}
+	var mu sync.Mutex
+	set := func(change func(*verify.Loss)) {
+		mu.Lock()
+		defer mu.Unlock()
+		change(&l)
+		rec.Set("loss", l)
+	}
+	set(func(*verify.Loss) {})
+
+	// Started again on every exit path: here once `for` is over, or by the run's clean-up when the
+	// step ends early (Ctrl-C, an error).
+	var once sync.Once
+	var startErr error
+	stopped := time.Now()
+	start := func(ctx context.Context) {
+		once.Do(func() {
+			startErr = env.Machines.StartNode(ctx, node)
+			set(func(l *verify.Loss) { t := since(stopped); l.StartedAfterS = &t })
+		})
+	}
+	env.Defer(start)
+	env.Log("node-loss: stopping %s for %s (%d pods on it)", node, down, len(l.Pods))
+	if err := env.Machines.StopNode(ctx, node); err != nil {
+		once.Do(func() {}) // never stopped: nothing to start
+		return err
+	}
+	stopped = time.Now()
+	set(func(l *verify.Loss) { l.AtS = since(env.Start) })
+
+	// Down: watch for the control plane to see it NotReady.
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for end := stopped.Add(down); time.Now().Before(end); {
+		if l.NotReadyAfterS == nil {
+			if ready, _, err := nodeReady(ctx, cs, node); err == nil && !ready {
+				set(func(l *verify.Loss) { t := since(stopped); l.NotReadyAfterS = &t })
+				env.Log("node-loss: %s NotReady %.0fs after it stopped", node, since(stopped))
+			}
+		}
+		select {
+		case <-ctx.Done():
+			start(context.WithoutCancel(ctx))
+			return ctx.Err()
+		case <-tick.C:
+		}
+	}
+	start(context.WithoutCancel(ctx))
+	if startErr != nil {
+		set(func(l *verify.Loss) { l.Error = startErr.Error() })
+		return fmt.Errorf("starting %s again: %w", node, startErr)
+	}
+	started := time.Now()
+	env.Log("node-loss: started %s again", node)
+
+	// Up: Ready again means a Ready heartbeat posted after the start (a node the control plane
+	// never marked NotReady still shows its old Ready condition).
+	for deadline := started.Add(timeout); ; {
+		ready, beat, err := nodeReady(ctx, cs, node)
+		if err == nil && !ready && l.NotReadyAfterS == nil {
+			set(func(l *verify.Loss) { t := since(stopped); l.NotReadyAfterS = &t })
+		}
+		if err == nil && ready && !beat.Before(started.Truncate(time.Second)) {
+			set(func(l *verify.Loss) { t := since(stopped); l.ReadyAfterS = &t })
+			env.Log("node-loss: %s Ready %.0fs after it started", node, time.Since(started).Seconds())
+			return nil
+		}
+		if time.Now().After(deadline) {
+			set(func(l *verify.Loss) { l.Error = fmt.Sprintf("not Ready %s after it was started", timeout) })
+			return nil // fault-took-effect judges it from the record
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-tick.C:
+		}
+	}
+}
+
+// nodeReady reads node's Ready condition and its last heartbeat.
+func nodeReady(ctx context.Context, cs kubernetes.Interface, node string) (bool, time.Time, error) {
+	n, err := cs.CoreV1().Nodes().Get(ctx, node, metav1.GetOptions{})
+	if err != nil {
+		return false, time.Time{}, err
+	}
+	ready, beat := readyCondition(n)
+	return ready, beat, nil
+}
+
+func since(t time.Time) float64 { return math.Round(time.Since(t).Seconds()*10) / 10 }
+
+func readyCondition(n *corev1.Node) (bool, time.Time) {
+	for _, c := range n.Status.Conditions {
+		if c.Type == corev1.NodeReady {
+			return c.Status == corev1.ConditionTrue, c.LastHeartbeatTime.Time
+		}
+	}
+	return false, time.Time{}
+}

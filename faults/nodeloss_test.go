@@ -1,0 +1,187 @@
+package faults
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes/fake"
+
+	"github.com/rehearse-dev/rehearse/scenarios"
+	"github.com/rehearse-dev/rehearse/steps"
+	"github.com/rehearse-dev/rehearse/verify"
+)
+
+// machines is a fake kind cluster: stopping a node makes the "control plane" mark it NotReady after
+// notReadyAfter (never when 0); starting it makes its kubelet post a Ready heartbeat after
+// readyAfter (never when 0).
+type machines struct {
+	t                         *testing.T
+	cs                        *fake.Clientset
+	notReadyAfter, readyAfter time.Duration
+	mu                        sync.Mutex
+	down                      map[string]bool
+	stops, starts             int
+}
+
+func (m *machines) setReady(node string, s corev1.ConditionStatus) {
+	n, err := m.cs.CoreV1().Nodes().Get(context.Background(), node, metav1.GetOptions{})
+	if err != nil {
+		m.t.Error(err)
+		return
+	}
+	n.Status.Conditions = []corev1.NodeCondition{{Type: corev1.NodeReady, Status: s, LastHeartbeatTime: metav1.Now()}}
+	if _, err := m.cs.CoreV1().Nodes().UpdateStatus(context.Background(), n, metav1.UpdateOptions{}); err != nil {
+		m.t.Error(err)
+	}
+}
+
+func (m *machines) StopNode(_ context.Context, node string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.down[node], m.stops = true, m.stops+1
+	if m.notReadyAfter > 0 {
+		time.AfterFunc(m.notReadyAfter, func() { m.setReady(node, corev1.ConditionUnknown) })
+	}
+	return nil
+}
+
+func (m *machines) StartNode(_ context.Context, node string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.down[node], m.starts = false, m.starts+1
+	if m.readyAfter > 0 {
+		time.AfterFunc(m.readyAfter, func() { m.setReady(node, corev1.ConditionTrue) })
+	}
+	return nil
+}
+
+func (m *machines) StoppedNodes(context.Context) ([]string, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []string
+	for n, d := range m.down {
+		if d {
+			out = append(out, n)
+		}
+	}
+	return out, nil
+}
+
+func lossCluster(t *testing.T, notReadyAfter, readyAfter time.Duration) (*steps.Env, *machines) {
+	old := metav1.NewTime(time.Now().Add(-time.Minute))
+	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "w1"},
+		Status: corev1.NodeStatus{Conditions: []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionTrue, LastHeartbeatTime: old}}}}
+	pod := readyPod("db-1")
+	pod.Spec.NodeName = "w1"
+	cs := fake.NewClientset(node, pod)
+	m := &machines{t: t, cs: cs, notReadyAfter: notReadyAfter, readyAfter: readyAfter, down: map[string]bool{}}
+	e := env(t, cs, 1)
+	e.Machines = m
+	return e, m
+}
+
+func lossStep(down time.Duration) scenarios.Step {
+	return scenarios.Step{Name: "lose", Fault: &scenarios.Fault{Type: "node-loss", Node: "w1",
+		For: scenarios.Duration{Duration: down}, Timeout: scenarios.Duration{Duration: 3 * time.Second}}}
+}
+
+func judgeLoss(rec *steps.Record) (verify.Loss, verify.Result) {
+	l, _ := rec.Data()["loss"].(verify.Loss)
+	return l, verify.FaultTookEffect([]verify.Fault{{Step: "lose", Kind: "fault/node-loss", Status: "ok", Loss: &l}})
+}
+
+// A lost node is stopped, seen NotReady, started after for, and Ready again: the evidence passes.
+func TestNodeLossRecordsNotReadyAndReady(t *testing.T) {
+	e, m := lossCluster(t, 300*time.Millisecond, 300*time.Millisecond)
+	var rec steps.Record
+	if err := (NodeLoss{}).Run(context.Background(), e, lossStep(2*time.Second), &rec); err != nil {
+		t.Fatal(err)
+	}
+	l, r := judgeLoss(&rec)
+	if m.stops != 1 || m.starts != 1 || m.down["w1"] {
+		t.Fatalf("stops %d starts %d down %v", m.stops, m.starts, m.down)
+	}
+	if l.NotReadyAfterS == nil || *l.NotReadyAfterS > 2 || l.StartedAfterS == nil || *l.StartedAfterS < 2 || l.ReadyAfterS == nil || *l.ReadyAfterS < *l.StartedAfterS {
+		t.Errorf("loss: %+v", l)
+	}
+	if len(l.Pods) != 1 || l.Pods[0] != "ns/db-1" {
+		t.Errorf("pods lost with the node: %v", l.Pods)
+	}
+	if r.Status != verify.Pass {
+		t.Errorf("fault-took-effect: %s %s", r.Status, r.Message)
+	}
+}
+
+// A node back before the control plane noticed it was gone proves nothing: fault-took-effect fails
+// and says why; an old Ready condition is not taken for the node being back.
+func TestNodeLossNeverSeenNotReadyFails(t *testing.T) {
+	e, _ := lossCluster(t, 0, 0)
+	var rec steps.Record
+	if err := (NodeLoss{}).Run(context.Background(), e, lossStep(time.Second), &rec); err != nil {
+		t.Fatal(err)
+	}
+	l, r := judgeLoss(&rec)
+	if l.ReadyAfterS != nil {
+		t.Errorf("the old Ready condition was taken for the node being back: %+v", l)
+	}
+	if r.Status != verify.Fail || !strings.Contains(r.Message, "never seen NotReady") {
+		t.Errorf("fault-took-effect: %s %s", r.Status, r.Message)
+	}
+}
+
+// A node that never comes back fails the check by name.
+func TestNodeLossNeverReadyAgainFails(t *testing.T) {
+	e, _ := lossCluster(t, 200*time.Millisecond, 0)
+	var rec steps.Record
+	if err := (NodeLoss{}).Run(context.Background(), e, lossStep(time.Second), &rec); err != nil {
+		t.Fatal(err)
+	}
+	_, r := judgeLoss(&rec)
+	if r.Status != verify.Fail || !strings.Contains(r.Message, "never Ready again") {
+		t.Errorf("fault-took-effect: %s %s", r.Status, r.Message)
+	}
+}
+
+// Ctrl-C while the node is down starts it at once; the run's clean-up does not start it twice.
+func TestNodeLossInterruptedStartsTheNode(t *testing.T) {
+	e, m := lossCluster(t, 200*time.Millisecond, 200*time.Millisecond)
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(1500*time.Millisecond, cancel)
+	var rec steps.Record
+	err := (NodeLoss{}).Run(ctx, e, lossStep(time.Minute), &rec)
+	if err == nil {
+		t.Fatal("an interrupted loss returned no error")
+	}
+	e.Cleanup(context.Background())
+	if m.down["w1"] || m.starts != 1 {
+		t.Errorf("after Ctrl-C: down %v, started %d times", m.down, m.starts)
+	}
+}
+
+// Elsewhere than a local kind cluster, node-loss is refused before anything runs.
+func TestNodeLossPreflight(t *testing.T) {
+	if err := (NodeLoss{}).Preflight(lossStep(time.Second), nil); err == nil || !strings.Contains(err.Error(), "kind") {
+		t.Errorf("preflight without machines: %v", err)
+	}
+	if err := (NodeLoss{}).Preflight(lossStep(time.Second), &machines{}); err != nil {
+		t.Errorf("preflight with machines: %v", err)
+	}
+}
+
+// Repair starts a node container a crashed run left stopped and waits until it is Ready.
+func TestRepairStartsStoppedNodes(t *testing.T) {
+	e, m := lossCluster(t, 0, 200*time.Millisecond)
+	m.down["w1"] = true
+	fixed, err := Repair(context.Background(), e.Ops.Clientset(), m)
+	if err != nil || len(fixed) != 1 || !strings.Contains(fixed[0], "started w1") {
+		t.Fatalf("repaired %v: %v", fixed, err)
+	}
+	if m.down["w1"] {
+		t.Error("w1 still down")
+	}
+}
