@@ -51,7 +51,7 @@ func TestSampleManifestRenders(t *testing.T) {
 		}
 	}
 	want := []string{"Secret/orders-db", "Service/orders-db", "Service/orders-db-primary", "Service/orders-db-read",
-		"PodDisruptionBudget/orders-db", "StatefulSet/orders-db", "Deployment/orders", "Service/orders"}
+		"PodDisruptionBudget/orders-db", "StatefulSet/orders-db", "PodDisruptionBudget/orders", "Deployment/orders", "Service/orders"}
 	if diff := cmp.Diff(want, kinds); diff != "" {
 		t.Errorf("objects (-want +got):\n%s", diff)
 	}
