@@ -185,3 +185,24 @@ func TestRepairStartsStoppedNodes(t *testing.T) {
 		t.Error("w1 still down")
 	}
 }
+
+// running.avoid: the node chosen runs a pod the selector picks and none that avoid picks; when every
+// such node also runs an avoided pod, nothing is chosen and the step says why.
+func TestPickNodeAvoids(t *testing.T) {
+	pod := func(name, node string) *corev1.Pod {
+		p := readyPod(name)
+		p.Labels = map[string]string{"app": "db", "name": name}
+		p.Spec.NodeName = node
+		return p
+	}
+	cs := fake.NewClientset(pod("db-0", "w1"), pod("db-1", "w1"), pod("db-2", "w2"))
+	e := env(t, cs, 1)
+	f := &scenarios.Fault{Type: "node-loss", Running: &scenarios.NodeRunning{Selector: "app=db", Avoid: "name=db-0"}}
+	if n, err := pickNode(context.Background(), e, "s", f); err != nil || n != "w2" {
+		t.Errorf("picked %q, %v; want w2", n, err)
+	}
+	f.Running.Avoid = "app=db"
+	if n, err := pickNode(context.Background(), e, "s", f); err == nil || !strings.Contains(err.Error(), "no node runs") {
+		t.Errorf("picked %q, %v; want none", n, err)
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/rehearse-dev/rehearse/load"
@@ -163,6 +164,19 @@ func JUnit(sums []Summary) ([]byte, error) {
 				{"seed", fmt.Sprint(s.Seed)}, {"node_image", s.NodeImage},
 				{"target_rate", fmt.Sprint(s.Load.TargetRate)}, {"scenario_hash", s.ScenarioHash},
 			},
+		}
+		// Each fault is an event a reader can find beside the checks: when it ran and what it did.
+		for _, st := range s.Steps {
+			if strings.HasPrefix(st.Kind, "fault/") {
+				v := fmt.Sprintf("%s %.1fs-%.1fs %s", st.Kind, st.Started.Sub(s.Started).Seconds(), st.Finished.Sub(s.Started).Seconds(), st.Status)
+				if d := didText(st.Did); d != "" {
+					v += ": " + strings.ReplaceAll(d, "\n", "; ")
+				}
+				if st.Error != "" {
+					v += ": " + FirstLine(st.Error)
+				}
+				suite.Properties = append(suite.Properties, junitProperty{"fault." + st.Name, v})
+			}
 		}
 		for _, c := range s.Checks {
 			tc := junitCase{Name: c.Name, Classname: s.Scenario, Time: "0"}

@@ -46,8 +46,10 @@ func sampleRun() *Run {
 		Summary: Summary{
 			Scenario: "smoke", Verdict: Verdict(checks), Started: t0, Finished: t0.Add(12 * time.Second), Seed: 42,
 			ScenarioHash: "abcdef0123456789", NodeImage: "rehearse.local/kind-node:v1.34.4",
-			Load:   LoadSummary{Requests: 600, Succeeded: 588, Failed: 12, TargetRate: 50, AchievedRate: 49.8, LatencyMS: map[string]float64{"p50": 3, "p99": 20, "max": 80}},
-			Steps:  []Step{{Name: "scale-to-zero", Kind: "exec", Status: "ok", Started: t0.Add(5 * time.Second), Finished: t0.Add(8 * time.Second)}},
+			Load: LoadSummary{Requests: 600, Succeeded: 588, Failed: 12, TargetRate: 50, AchievedRate: 49.8, LatencyMS: map[string]float64{"p50": 3, "p99": 20, "max": 80}},
+			Steps: []Step{{Name: "scale-to-zero", Kind: "exec", Status: "ok", Started: t0.Add(5 * time.Second), Finished: t0.Add(8 * time.Second)},
+				{Name: "drain", Kind: "fault/node-drain", Status: "ok", Started: t0.Add(8 * time.Second), Finished: t0.Add(10 * time.Second),
+					Did: map[string]any{"drain": verify.Drain{Node: "w1", Evicted: []string{"ns/a"}, DrainS: 1.5, Emptied: true, Uncordoned: true}}}},
 			Checks: checks,
 		},
 		Timeline: tl,
@@ -88,6 +90,9 @@ func TestWriteProducesAllThreeFiles(t *testing.T) {
 	props := map[string]string{}
 	for _, p := range suite.Properties {
 		props[p.Name] = p.Value
+	}
+	if want := "fault/node-drain 8.0s-10.0s ok: drain: w1: 1 pods evicted in 1.5s, emptied, uncordoned"; props["fault.drain"] != want {
+		t.Errorf("junit property of the fault: %q, want %q", props["fault.drain"], want)
 	}
 	if props["seed"] != "42" || props["target_rate"] != "50" || props["node_image"] == "" || props["scenario_hash"] == "" {
 		t.Errorf("junit properties %v", props)

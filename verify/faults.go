@@ -16,6 +16,18 @@ type Kill struct {
 	ReplacedInS float64 `json:"replaced_in_s,omitempty"`
 }
 
+func (k Kill) String() string {
+	switch {
+	case k.Matched == 0:
+		return fmt.Sprintf("at %.1fs: matched no pod", k.AtS)
+	case k.Replaced:
+		return fmt.Sprintf("at %.1fs killed %s (of %d), replaced in %.1fs", k.AtS, strings.Join(k.Pods, ", "), k.Matched, k.ReplacedInS)
+	case k.Gone:
+		return fmt.Sprintf("at %.1fs killed %s (of %d), not replaced", k.AtS, strings.Join(k.Pods, ", "), k.Matched)
+	}
+	return fmt.Sprintf("at %.1fs killed %s (of %d), still there", k.AtS, strings.Join(k.Pods, ", "), k.Matched)
+}
+
 // Drain is what a node drain did: the evidence a node-drain fault leaves.
 type Drain struct {
 	Node       string   `json:"node"`
@@ -26,6 +38,26 @@ type Drain struct {
 	Left       []string `json:"left,omitempty"`
 	Error      string   `json:"error,omitempty"`
 	Uncordoned bool     `json:"uncordoned"`
+}
+
+func (d Drain) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s: %d pods evicted in %.1fs", d.Node, len(d.Evicted), d.DrainS)
+	if d.Refused429 > 0 {
+		fmt.Fprintf(&b, ", %d evictions refused by a disruption budget", d.Refused429)
+	}
+	if d.Emptied {
+		b.WriteString(", emptied")
+	} else {
+		fmt.Fprintf(&b, ", left %s", strings.Join(d.Left, ", "))
+	}
+	if d.Uncordoned {
+		b.WriteString(", uncordoned")
+	}
+	if d.Error != "" {
+		b.WriteString("; " + firstLine(d.Error))
+	}
+	return b.String()
 }
 
 // Loss is what a node loss did: the evidence a node-loss fault leaves. Times are seconds since the
@@ -43,6 +75,25 @@ type Loss struct {
 	// Pods are the pods that ran on the node when it was lost.
 	Pods  []string `json:"pods"`
 	Error string   `json:"error,omitempty"`
+}
+
+func (l Loss) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s stopped at %.1fs (%d pods on it)", l.Node, l.AtS, len(l.Pods))
+	for _, t := range []struct {
+		what string
+		at   *float64
+	}{{"NotReady", l.NotReadyAfterS}, {"started", l.StartedAfterS}, {"Ready", l.ReadyAfterS}} {
+		if t.at != nil {
+			fmt.Fprintf(&b, ", %s after %.1fs", t.what, *t.at)
+		} else {
+			fmt.Fprintf(&b, ", never %s", t.what)
+		}
+	}
+	if l.Error != "" {
+		b.WriteString("; " + l.Error)
+	}
+	return b.String()
 }
 
 // Fault is one fault step as the check sees it: its outcome and its evidence.
