@@ -39,6 +39,10 @@ func TestFaults(t *testing.T) {
 		{"testdata/faults/drain-sound.yaml", 0, []want{{"fault-took-effect", verify.Pass, "pods evicted"}, {"zero-failed-requests", verify.Pass, ""}}},
 		{"testdata/faults/drain-single-broken.yaml", 1, []want{{"zero-failed-requests", verify.Fail, "drain"}, {"fault-took-effect", verify.Pass, "pods evicted"}}},
 		{"testdata/faults/drain-blocked-broken.yaml", 1, []want{{"fault-took-effect", verify.Fail, "evicted nothing"}}},
+		// Shipped scenarios, as they stand.
+		{"../scenarios/node-loss-replica.yaml", 0, []want{{"fault-took-effect", verify.Pass, "NotReady"}, {"acked-writes-durable", verify.Pass, ""}, {"replica-checksums", verify.Pass, ""}}},
+		{"../scenarios/drain-during-rolling.yaml", 0, []want{{"fault-took-effect", verify.Pass, "pods evicted"}, {"zero-failed-requests", verify.Pass, ""}, {"served-version", verify.Pass, "all v2"}}},
+		{"../scenarios/primary-node-drain.yaml", 0, []want{{"fault-took-effect", verify.Pass, "pods evicted"}, {"acked-writes-durable", verify.Pass, ""}, {"replica-checksums", verify.Pass, ""}}},
 	}
 	f := features.New("faults").
 		Assess("faults that took effect pass; faults that did nothing, and systems that cannot take them, fail", func(ctx context.Context, t *testing.T, cfg *envconf.Config) context.Context {
