@@ -9,10 +9,14 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
+	"slices"
+	"sync"
 	"time"
 )
 
@@ -37,6 +41,10 @@ type Step struct {
 	// Ref and the label KeyLabel=s.Key.
 	Build func(ctx context.Context, b *Builder, s *Step) error
 
+	// Lock names a resource the step's build must not share with another step's (debootstrap's
+	// package cache): steps with the same Lock build one at a time.
+	Lock string
+
 	// Key is set by the Builder before Build runs.
 	Key string
 	// Dir is, for a file step, the directory holding its outputs (set by the Builder).
@@ -52,7 +60,9 @@ type Result struct {
 	Duration time.Duration `json:"duration"`
 }
 
-// Builder runs steps in dependency order, skipping those already built with the same key.
+// Builder runs steps in dependency order, skipping those already built with the same key. Steps
+// whose dependencies are ready build at the same time, up to Jobs at once; steps that share a Lock
+// (debootstrap's package cache) take turns.
 type Builder struct {
 	Docker Docker
 	// CacheDir holds file-step outputs and scratch space.
@@ -61,41 +71,122 @@ type Builder struct {
 	Progress io.Writer
 	// Force rebuilds every step even when its key is already built.
 	Force bool
+	// Jobs bounds the steps building at once; 0 means one per CPU.
+	Jobs int
 
-	done    map[*Step]bool
+	mu      sync.Mutex
+	state   map[*Step]*stepState
+	locks   map[string]*sync.Mutex
+	sem     chan struct{}
 	results []Result
 }
 
-// Results lists the steps ensured so far, in the order they finished.
-func (b *Builder) Results() []Result { return b.results }
+type stepState struct {
+	done chan struct{}
+	err  error
+}
 
-// Ensure builds s and its dependencies unless they are already built with the same key.
-func (b *Builder) Ensure(ctx context.Context, s *Step) error {
-	if b.done == nil {
-		b.done = map[*Step]bool{}
+// Results lists the steps ensured so far, in the order they finished.
+func (b *Builder) Results() []Result {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return slices.Clone(b.results)
+}
+
+// Ensure builds steps and their dependencies unless they are already built with the same key.
+// Independent steps build concurrently; the first failure cancels the others.
+func (b *Builder) Ensure(ctx context.Context, steps ...*Step) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	errs := make(chan error, len(steps))
+	for _, s := range steps {
+		go func() {
+			err := b.ensureTree(ctx, s)
+			if err != nil {
+				cancel(err)
+			}
+			errs <- err
+		}()
 	}
-	if b.done[s] {
-		return nil
-	}
-	for _, d := range s.Deps {
-		if err := b.Ensure(ctx, d); err != nil {
-			return err
+	var first error
+	for range steps {
+		if err := <-errs; err != nil && (first == nil || errors.Is(first, context.Canceled)) {
+			first = err
 		}
 	}
+	if cause := context.Cause(ctx); first != nil && cause != nil && !errors.Is(cause, context.Canceled) {
+		return cause // the failure that cancelled the rest, not a step it cancelled
+	}
+	return first
+}
+
+// ensureTree builds s once its dependencies are built; a step asked for twice (a shared
+// dependency) is built once and waited for by the others.
+func (b *Builder) ensureTree(ctx context.Context, s *Step) error {
+	b.mu.Lock()
+	if b.state == nil {
+		b.state, b.locks = map[*Step]*stepState{}, map[string]*sync.Mutex{}
+		jobs := b.Jobs
+		if jobs <= 0 {
+			jobs = runtime.NumCPU()
+		}
+		b.sem = make(chan struct{}, jobs)
+	}
+	st, started := b.state[s]
+	if !started {
+		st = &stepState{done: make(chan struct{})}
+		b.state[s] = st
+	}
+	b.mu.Unlock()
+	if started {
+		select {
+		case <-st.done:
+			return st.err
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		}
+	}
+	st.err = b.build(ctx, s)
+	close(st.done)
+	return st.err
+}
+
+func (b *Builder) build(ctx context.Context, s *Step) error {
+	if err := b.Ensure(ctx, s.Deps...); err != nil {
+		return err
+	}
 	s.Key = stepKey(s)
+	if s.Lock != "" {
+		b.mu.Lock()
+		l := b.locks[s.Lock]
+		if l == nil {
+			l = &sync.Mutex{}
+			b.locks[s.Lock] = l
+		}
+		b.mu.Unlock()
+		l.Lock()
+		defer l.Unlock()
+	}
+	select {
+	case b.sem <- struct{}{}:
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	}
 	start := time.Now()
 	cached, err := b.ensure(ctx, s)
+	<-b.sem
 	if err != nil {
 		return fmt.Errorf("build %s: %w", s.Name, err)
 	}
 	r := Result{Name: s.Name, Ref: s.Ref, Key: s.Key, Cached: cached, Duration: time.Since(start).Round(time.Millisecond)}
+	b.mu.Lock()
 	b.results = append(b.results, r)
+	b.mu.Unlock()
 	if cached {
 		b.progress("cached  %-28s %s", s.Name, describe(s))
 	} else {
 		b.progress("built   %-28s %s in %s", s.Name, describe(s), r.Duration.Round(100*time.Millisecond))
 	}
-	b.done[s] = true
 	return nil
 }
 
@@ -171,7 +262,10 @@ func (b *Builder) ScratchDir(name string) (string, error) {
 
 func (b *Builder) progress(format string, args ...any) {
 	if b.Progress != nil {
-		fmt.Fprintf(b.Progress, format+"\n", args...)
+		line := fmt.Sprintf(format+"\n", args...)
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		io.WriteString(b.Progress, line)
 	}
 }
 

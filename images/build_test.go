@@ -4,11 +4,15 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 )
@@ -170,5 +174,79 @@ func TestBinaryName(t *testing.T) {
 		if got := binaryName(pkg); got != want {
 			t.Errorf("binaryName(%q) = %q, want %q", pkg, got, want)
 		}
+	}
+}
+
+// gauge counts the builds running at once and the most seen.
+type gauge struct {
+	mu       sync.Mutex
+	now, max int
+}
+
+func (g *gauge) step(name, lock string, hold time.Duration, builds *atomic.Int32, deps ...*Step) *Step {
+	return &Step{Name: name, Inputs: []string{name}, Lock: lock, Deps: deps,
+		Build: func(ctx context.Context, _ *Builder, s *Step) error {
+			builds.Add(1)
+			g.mu.Lock()
+			g.now++
+			g.max = max(g.max, g.now)
+			g.mu.Unlock()
+			defer func() { g.mu.Lock(); g.now--; g.mu.Unlock() }()
+			select {
+			case <-time.After(hold):
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+			return os.WriteFile(filepath.Join(s.Dir, "out"), []byte(name), 0o644)
+		}}
+}
+
+// Independent steps build at once, up to Jobs; a dependency shared by several builds once, before
+// them; steps sharing a Lock take turns.
+func TestBuilderRunsIndependentStepsConcurrently(t *testing.T) {
+	for _, c := range []struct {
+		jobs    int
+		lock    string
+		wantMax int
+	}{{2, "", 2}, {1, "", 1}, {4, "debootstrap", 1}} {
+		var g gauge
+		var builds, baseBuilds atomic.Int32
+		base := g.step("base", "", 10*time.Millisecond, &baseBuilds)
+		var tops []*Step
+		for _, n := range []string{"a", "b", "c"} {
+			tops = append(tops, g.step(n, c.lock, 150*time.Millisecond, &builds, base))
+		}
+		b := &Builder{CacheDir: t.TempDir(), Jobs: c.jobs}
+		if err := b.Ensure(context.Background(), tops...); err != nil {
+			t.Fatal(err)
+		}
+		if baseBuilds.Load() != 1 || builds.Load() != 3 || len(b.Results()) != 4 {
+			t.Errorf("jobs %d: base built %d times, tops %d, results %d", c.jobs, baseBuilds.Load(), builds.Load(), len(b.Results()))
+		}
+		if b.Results()[0].Name != "base" {
+			t.Errorf("jobs %d: %s finished before its dependency", c.jobs, b.Results()[0].Name)
+		}
+		if g.max != c.wantMax {
+			t.Errorf("jobs %d lock %q: %d builds at once, want %d", c.jobs, c.lock, g.max, c.wantMax)
+		}
+	}
+}
+
+// A failing step stops the others and is the error reported.
+func TestBuilderFirstFailureCancelsTheRest(t *testing.T) {
+	var g gauge
+	var builds atomic.Int32
+	slow := g.step("slow", "", time.Minute, &builds)
+	bad := &Step{Name: "bad", Inputs: []string{"x"}, Build: func(context.Context, *Builder, *Step) error {
+		time.Sleep(50 * time.Millisecond)
+		return errors.New("mirror unreachable")
+	}}
+	start := time.Now()
+	err := (&Builder{CacheDir: t.TempDir(), Jobs: 2}).Ensure(context.Background(), slow, bad)
+	if err == nil || !strings.Contains(err.Error(), "build bad: mirror unreachable") {
+		t.Errorf("error %v, want bad's", err)
+	}
+	if time.Since(start) > 10*time.Second {
+		t.Errorf("the slow step was not cancelled")
 	}
 }

@@ -33,6 +33,7 @@ func DebianImage(name, ref string, d Debian) *Step {
 		Name:   name,
 		Ref:    ref,
 		Inputs: inputs,
+		Lock:   "debootstrap", // one package cache (CacheDir/debs), one writer
 		Build: func(ctx context.Context, b *Builder, s *Step) error {
 			return buildDebian(ctx, b, s, d)
 		},

@@ -17,6 +17,7 @@ import (
 func newImagesCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "images", Short: "Build the images clusters and workloads run, offline"}
 	var force, verbose bool
+	var jobs int
 	build := &cobra.Command{
 		Use:   "build",
 		Short: "Build every image offline (node image, cluster images); reuses what is already built",
@@ -34,6 +35,7 @@ func newImagesCmd() *cobra.Command {
 				CacheDir: cacheDir(),
 				Progress: cmd.OutOrStdout(),
 				Force:    force,
+				Jobs:     jobs,
 			}
 			start := time.Now()
 			exe, err := os.Executable()
@@ -44,10 +46,8 @@ func newImagesCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			for _, s := range append(nodeimage.NewPlan().Steps, workloadSteps...) {
-				if err := b.Ensure(cmd.Context(), s); err != nil {
-					return err
-				}
+			if err := b.Ensure(cmd.Context(), append(nodeimage.NewPlan().Steps, workloadSteps...)...); err != nil {
+				return err
 			}
 			built := 0
 			for _, r := range b.Results() {
@@ -61,6 +61,7 @@ func newImagesCmd() *cobra.Command {
 		},
 	}
 	build.Flags().BoolVar(&force, "force", false, "rebuild every step even when it is up to date")
+	build.Flags().IntVarP(&jobs, "jobs", "j", 0, "steps built at once (default: one per CPU; 1 builds one after another)")
 	build.Flags().BoolVarP(&verbose, "verbose", "v", false, "stream docker build output to stderr")
 	cmd.AddCommand(build)
 	return cmd
