@@ -425,9 +425,11 @@ func getCluster(ctx context.Context, sc *scenarios.Loaded, opts Options) (*rest.
 		if workers == 0 {
 			workers = 2
 		}
-		progress(opts.Progress, "creating kind cluster %s (%d workers)", name, workers)
+		kind := &clusters.StatusLogger{}
+		done := phase(opts.Progress, fmt.Sprintf("creating kind cluster %s (%d workers)", name, workers), kind.Status)
 		var err error
-		cl, err = clusters.Create(ctx, clusters.CreateOptions{Name: name, Workers: workers, Kubeconfig: kubeconfig})
+		cl, err = clusters.Create(ctx, clusters.CreateOptions{Name: name, Workers: workers, Kubeconfig: kubeconfig, Logger: kind})
+		done(err)
 		if err != nil {
 			return nil, nil, harness("cluster: %v", err)
 		}
@@ -469,12 +471,14 @@ func deploy(ctx context.Context, sc *scenarios.Loaded, cfg *rest.Config, kc *kin
 
 	if sc.Workload.Sample != "" {
 		if kc != nil {
-			progress(w, "loading the sample's images into %s", kc.Name)
-			if err := kc.LoadImages(ctx, workloads.OrdersImage, workloads.PostgresImage); err != nil {
+			done := phase(w, fmt.Sprintf("loading the sample's images into %s", kc.Name), nil)
+			err := kc.LoadImages(ctx, workloads.OrdersImage, workloads.PostgresImage)
+			done(err)
+			if err != nil {
 				return nil, nil, harness("load images (build them with `rehearse images build`): %v", err)
 			}
 		}
-		progress(w, "deploying orders-postgres in namespace %s", sys.ns)
+		done := phase(w, fmt.Sprintf("deploying orders-postgres in namespace %s", sys.ns), func() string { return podsStatus(ctx, ops.Clientset(), sys.ns) })
 		teardown := func(ctx context.Context) { _ = ops.DeleteNamespace(ctx, sys.ns, 3*time.Minute) }
 		sample, err := workloads.DeploySample(ctx, cfg, workloads.SampleOptions{
 			// The cluster allocates the NodePort from its published range: rehearsals side by side on
@@ -482,6 +486,7 @@ func deploy(ctx context.Context, sc *scenarios.Loaded, cfg *rest.Config, kc *kin
 			Namespace: sys.ns, Version: orders.Version(sc.Workload.Version),
 			AppReplicas: sc.Workload.Replicas.AppOr(0), DBReplicas: sc.Workload.Replicas.DBOr(0),
 		}, 6*time.Minute)
+		done(err)
 		if err != nil {
 			return sys, teardown, harness("workload: %v", err)
 		}
@@ -493,8 +498,10 @@ func deploy(ctx context.Context, sc *scenarios.Loaded, cfg *rest.Config, kc *kin
 		if kc == nil {
 			return nil, nil, harness("workload.images: archives are loaded into kind nodes; this cluster is not a local kind cluster")
 		}
-		progress(w, "loading image archive %s into %s", a, kc.Name)
-		if err := kc.LoadImageArchive(sc.Path(a)); err != nil {
+		done := phase(w, fmt.Sprintf("loading image archive %s into %s", a, kc.Name), nil)
+		err := kc.LoadImageArchive(sc.Path(a))
+		done(err)
+		if err != nil {
 			return nil, nil, harness("workload.images: %s: %v", a, err)
 		}
 	}
@@ -502,8 +509,10 @@ func deploy(ctx context.Context, sc *scenarios.Loaded, cfg *rest.Config, kc *kin
 		if kc == nil {
 			return nil, nil, harness("workload.localImages: images are loaded into kind nodes; this cluster is not a local kind cluster")
 		}
-		progress(w, "loading %s into %s", strings.Join(sc.Workload.LocalImages, ", "), kc.Name)
-		if err := kc.LoadImages(ctx, sc.Workload.LocalImages...); err != nil {
+		done := phase(w, fmt.Sprintf("loading %s into %s", strings.Join(sc.Workload.LocalImages, ", "), kc.Name), nil)
+		err := kc.LoadImages(ctx, sc.Workload.LocalImages...)
+		done(err)
+		if err != nil {
 			return nil, nil, harness("workload.localImages: %v (build rehearse's own with `rehearse images build`)", err)
 		}
 	}
@@ -525,7 +534,16 @@ func deploy(ctx context.Context, sc *scenarios.Loaded, cfg *rest.Config, kc *kin
 		return sys, teardown, harness("workload.manifests: %v", err)
 	}
 	sys.own = own
-	if err := own.WaitReady(ctx, 5*time.Minute); err != nil {
+	done := phase(w, "waiting for the workload to be ready", func() string {
+		var parts []string
+		for _, ns := range own.Namespaces() {
+			parts = append(parts, podsStatus(ctx, ops.Clientset(), ns))
+		}
+		return strings.Join(parts, "; ")
+	})
+	err = own.WaitReady(ctx, 5*time.Minute)
+	done(err)
+	if err != nil {
 		return sys, teardown, harness("workload: %v", err)
 	}
 	if svc := sc.Load.Service; svc != "" {
