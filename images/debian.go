@@ -21,6 +21,9 @@ type Debian struct {
 	Packages []string // --include
 	// Changes are `docker import --change` instructions for the image (ENV, ENTRYPOINT, …).
 	Changes []string
+	// Remove are globs, relative to the root, of what the image does not need (documentation, a JIT
+	// compiler's libraries): removed before the import, so the image never holds them.
+	Remove []string
 }
 
 // DebianImage returns an image step that debootstraps d and imports the result as ref.
@@ -29,6 +32,9 @@ func DebianImage(name, ref string, d Debian) *Step {
 	sort.Strings(pk)
 	inputs := []string{"suite=" + d.Suite, "variant=" + d.Variant, "packages=" + strings.Join(pk, ",")}
 	inputs = append(inputs, d.Changes...)
+	for _, r := range d.Remove {
+		inputs = append(inputs, "remove="+r)
+	}
 	return &Step{
 		Name:   name,
 		Ref:    ref,
@@ -76,7 +82,7 @@ func buildDebian(ctx context.Context, b *Builder, s *Step, d Debian) error {
 		return fmt.Errorf("debootstrap %s: %w: %s", strings.Join(args, " "), err, tail(string(out), 3000))
 	}
 	// Downloaded package lists and archives are not part of the image.
-	for _, g := range []string{"var/cache/apt/archives/*.deb", "var/lib/apt/lists/*", "var/log/*.log", "var/cache/debconf/*-old"} {
+	for _, g := range append([]string{"var/cache/apt/archives/*.deb", "var/lib/apt/lists/*", "var/log/*.log", "var/cache/debconf/*-old"}, d.Remove...) {
 		matches, _ := filepath.Glob(filepath.Join(root, g))
 		for _, m := range matches {
 			_ = os.RemoveAll(m)
