@@ -314,10 +314,9 @@ func (c *Cluster) Nodes() ([]string, error) {
 	return names, nil
 }
 
-// loadedMarker is where a node records the docker image ID of each image rehearse loaded into it.
-func loadedMarker(ref string) string {
-	return "/kind/rehearse-loaded/" + strings.NewReplacer("/", "_", ":", "_", "@", "_").Replace(ref)
-}
+// loadedMarker is where a node records the docker image ID of each image rehearse loaded into it
+// (or its node image was built with).
+func loadedMarker(ref string) string { return nodeimage.LoadedMarker(ref) }
 
 func localImageID(ctx context.Context, ref string) string {
 	out, err := exec.CommandContext(ctx, "docker", "image", "inspect", "--format", "{{.Id}}", ref).Output()

@@ -15,7 +15,7 @@ const stage1Image = "rehearse.local/kind-node-stage1:" + KubernetesVersion
 // node's files to the Debian base; then the component images are imported into the containerd of a
 // container from that stage (without unpacking: the node's containerd unpacks on first use, on its /var
 // volume, where overlayfs works) and the container is committed.
-func nodeStep(base, kube *images.Step, comps []*images.Step) *images.Step {
+func nodeStep(base, kube *images.Step, comps, preload []*images.Step) *images.Step {
 	ctxFiles := []images.File{
 		{Path: "bin/kubelet", Mode: 0o755, Step: kube, Name: "kubelet"},
 		{Path: "bin/kubeadm", Mode: 0o755, Step: kube, Name: "kubeadm"},
@@ -39,22 +39,38 @@ func nodeStep(base, kube *images.Step, comps []*images.Step) *images.Step {
 		"",
 	}, "\n")
 	stage1 := images.DockerfileImage("node-stage1", stage1Image, dockerfile, []*images.Step{base}, ctxFiles...)
-	var refs []string
+	var refs, pre []string
 	for _, c := range comps {
 		refs = append(refs, c.Ref)
 	}
+	inputs := append([]string{"import --no-unpack, then label pinned"}, refs...)
+	for _, p := range preload {
+		pre = append(pre, p.Ref)
+		inputs = append(inputs, "preload "+p.Ref)
+	}
+	deps := append([]*images.Step{stage1}, comps...)
 	return &images.Step{
 		Name:   "node",
 		Ref:    Image,
-		Inputs: append([]string{"import --no-unpack, then label pinned"}, refs...),
-		Deps:   append([]*images.Step{stage1}, comps...),
+		Inputs: inputs,
+		Deps:   append(deps, preload...),
 		Build: func(ctx context.Context, b *images.Builder, s *images.Step) error {
-			return importAndCommit(ctx, b, s, refs)
+			return importAndCommit(ctx, b, s, refs, pre)
 		},
 	}
 }
 
-func importAndCommit(ctx context.Context, b *images.Builder, s *images.Step, refs []string) error {
+// LoadedMarker is where a node records the docker image ID of an image rehearse put into its
+// containerd (at node image build time, or loaded into a cluster's nodes): an image whose local ID
+// matches is not loaded again.
+func LoadedMarker(ref string) string {
+	return "/kind/rehearse-loaded/" + strings.NewReplacer("/", "_", ":", "_", "@", "_").Replace(ref)
+}
+
+// importAndCommit imports the cluster's component images and the preloaded workload images (both
+// pinned: neither could be pulled back) into the node's containerd, marks the preloaded ones with
+// their docker image IDs, and commits the node image.
+func importAndCommit(ctx context.Context, b *images.Builder, s *images.Step, refs, preload []string) error {
 	d := b.Docker
 	name := "rehearse-nodebuild-" + s.Key[:8]
 	_, _ = d.Run(ctx, nil, "rm", "-f", name)
@@ -73,11 +89,22 @@ func importAndCommit(ctx context.Context, b *images.Builder, s *images.Step, ref
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
-	for _, ref := range refs {
+	for _, ref := range append(refs, preload...) {
 		if err := pipeSave(ctx, d, name, ref); err != nil {
 			return err
 		}
 	}
+	for _, ref := range preload {
+		id, err := d.Run(ctx, nil, "image", "inspect", "--format", "{{.Id}}", ref)
+		if err != nil {
+			return err
+		}
+		if _, err := d.Run(ctx, nil, "exec", name, "sh", "-c",
+			fmt.Sprintf("mkdir -p /kind/rehearse-loaded && echo %s > %s", strings.TrimSpace(id), LoadedMarker(ref))); err != nil {
+			return err
+		}
+	}
+	refs = append(refs, preload...)
 	listed, err := d.Run(ctx, nil, "exec", name, "ctr", "-n", "k8s.io", "images", "ls", "-q")
 	if err != nil {
 		return err

@@ -86,8 +86,10 @@ type Plan struct {
 	Steps []*images.Step // every image step, dependencies first
 }
 
-// NewPlan lays out the build.
-func NewPlan() *Plan {
+// NewPlan lays out the build. The images of preload (workload images that do not change from run to
+// run, such as PostgreSQL) are imported into the node image, so that a new cluster starts with them
+// instead of loading them into every node.
+func NewPlan(preload ...*images.Step) *Plan {
 	var replace []string
 	for _, m := range stagingModules {
 		replace = append(replace, fmt.Sprintf("k8s.io/%s => k8s.io/%s %s", m, m, stagingVersion))
@@ -185,7 +187,7 @@ func NewPlan() *Plan {
 			[]*images.Step{slim}, iptWrapper, bin(flannel, "flanneld", "flanneld"),
 			embedded("files/images/flannel-install-cni", "install-cni", 0o755)),
 	)
-	node := nodeStep(nodeBase, kube, comps)
+	node := nodeStep(nodeBase, kube, comps, preload)
 	all := append([]*images.Step{nodeBase, slim}, comps...)
 	all = append(all, node)
 	return &Plan{Node: node, Steps: all}

@@ -46,7 +46,15 @@ func newImagesCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if err := b.Ensure(cmd.Context(), append(nodeimage.NewPlan().Steps, workloadSteps...)...); err != nil {
+			// PostgreSQL does not change from run to run: the node image starts with it. The orders
+			// image holds this very executable, so it is loaded per run.
+			var preload []*images.Step
+			for _, s := range workloadSteps {
+				if s.Ref == workloads.PostgresImage {
+					preload = append(preload, s)
+				}
+			}
+			if err := b.Ensure(cmd.Context(), append(nodeimage.NewPlan(preload...).Steps, workloadSteps...)...); err != nil {
 				return err
 			}
 			built := 0
