@@ -2,7 +2,7 @@
 GO ?= go
 BIN := bin/rehearse
 
-.PHONY: all build docker browser images test unit integration e2e vet clean-clusters bench soak
+.PHONY: all build docker browser images test unit integration e2e vet clean-clusters bench soak bench-e2e
 
 all: build
 
@@ -50,3 +50,8 @@ soak: images
 	/usr/bin/time -v ./$(BIN) run scenarios/soak-200.yaml --out out 2> out-soak.log; code=$$?; \
 	grep -E "Maximum resident|Elapsed" out-soak.log; grep -E "^process_resident_memory_bytes|^rehearse_achieved_rate" out/soak-200/metrics.prom; \
 	ls -l out/soak-200; exit $$code
+
+# Time to a first verdict, phase by phase: cold `images build` (empty caches, --force; wall and CPU),
+# image sizes, then the smoke scenario on a new cluster and again on the kept one. ~16 min.
+bench-e2e: build docker
+	bash scripts/bench-e2e.sh

@@ -1,12 +1,15 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 
 	"github.com/spf13/cobra"
 
+	"github.com/rehearse-dev/rehearse/clusters"
 	"github.com/rehearse-dev/rehearse/reports"
 	"github.com/rehearse-dev/rehearse/runner"
 	"github.com/rehearse-dev/rehearse/scenarios"
@@ -23,10 +26,11 @@ func (e exitCode) Error() string { return e.msg }
 
 func newRunCmd() *cobra.Command {
 	var (
-		out  string
-		keep bool
-		seed uint64
-		ro   runner.Options
+		out   string
+		keep  bool
+		reuse bool
+		seed  uint64
+		ro    runner.Options
 	)
 	cmd := &cobra.Command{
 		Use:   "run SCENARIO...",
@@ -52,12 +56,28 @@ func newRunCmd() *cobra.Command {
 			}
 			worst := 0
 			var sums []reports.Summary
+			if reuse && !keep {
+				// One cluster for the whole suite: each scenario keeps it; the kind clusters this
+				// invocation created are deleted at its end (Ctrl-C included).
+				before, _ := clusters.List()
+				defer func() {
+					now, _ := clusters.List()
+					for _, n := range now {
+						if !slices.Contains(before, n) && usedCluster(loaded, n) {
+							fmt.Fprintf(cmd.ErrOrStderr(), "rehearse: deleting kind cluster %s (created for this suite)\n", n)
+							if err := clusters.Delete(context.WithoutCancel(cmd.Context()), n, clusterKubeconfig(loaded, n, ro.Kubeconfig)); err != nil {
+								fmt.Fprintf(cmd.ErrOrStderr(), "rehearse: %v\n", err)
+							}
+						}
+					}
+				}()
+			}
 			for _, l := range loaded {
 				if cmd.Context().Err() != nil {
 					break // interrupted: the scenario that was running has cleaned up; start no other
 				}
 				opts := ro
-				opts.OutDir, opts.KeepCluster, opts.Seed, opts.Progress = out, keep, seed, cmd.ErrOrStderr()
+				opts.OutDir, opts.KeepCluster, opts.Seed, opts.Progress = out, keep || reuse, seed, cmd.ErrOrStderr()
 				sum, err := runner.Run(cmd.Context(), l, opts)
 				code := runner.ExitCode(sum, err)
 				worst = max(worst, code)
@@ -95,10 +115,39 @@ func newRunCmd() *cobra.Command {
 	}
 	cmd.Flags().StringVar(&out, "out", "out", "directory for reports")
 	cmd.Flags().BoolVar(&keep, "keep-cluster", false, "keep a cluster this run created")
+	cmd.Flags().BoolVar(&reuse, "reuse", false, "several scenarios share their cluster: created once, images loaded once, each scenario's workload in its own namespace; deleted at the end unless --keep-cluster")
 	cmd.Flags().Uint64Var(&seed, "seed", 0, "seed of the load's random choices (0: from the clock)")
 	cmd.Flags().StringVar(&ro.Kubeconfig, "kubeconfig", "", "kubeconfig file (default $KUBECONFIG or ~/.kube/config)")
 	cmd.Flags().StringVar(&ro.Context, "context", "", "run on the existing cluster of this kubeconfig context instead of the scenario's cluster")
 	cmd.Flags().StringArrayVar(&ro.AllowContexts, "allow-context", nil, "a non-kind context the rehearsal may change (repeatable)")
 	cmd.Flags().StringVar(&ro.MetricsAddr, "metrics-addr", "", "serve the run's Prometheus metrics on HOST:PORT/metrics while it runs (port 0 picks one)")
 	return cmd
+}
+
+// usedCluster says whether a scenario of the suite runs on the kind cluster called name.
+func usedCluster(loaded []*scenarios.Loaded, name string) bool {
+	return slices.ContainsFunc(loaded, func(l *scenarios.Loaded) bool { return kindName(l) == name })
+}
+
+func kindName(l *scenarios.Loaded) string {
+	if l.Cluster.Provider == "existing" {
+		return ""
+	}
+	if l.Cluster.Name == "" {
+		return clusters.DefaultName
+	}
+	return l.Cluster.Name
+}
+
+// clusterKubeconfig is the kubeconfig the suite's scenarios on cluster name wrote it into.
+func clusterKubeconfig(loaded []*scenarios.Loaded, name, flag string) string {
+	if flag != "" {
+		return flag
+	}
+	for _, l := range loaded {
+		if kindName(l) == name {
+			return l.Cluster.Kubeconfig
+		}
+	}
+	return ""
 }
