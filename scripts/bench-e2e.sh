@@ -6,13 +6,20 @@
 #   2. the smoke scenario on a cluster the run creates (warm: images built): cluster create, image
 #      load, deploy, first request, end to end.
 #   3. the smoke scenario again on the cluster the first run kept (--keep-cluster): the reused path.
-# Usage: scripts/bench-e2e.sh [--skip-cold]   (make bench-e2e)
+# Usage: scripts/bench-e2e.sh [--skip-cold] [--cold-only]   (make bench-e2e); JOBS=1 builds the
+# steps one after another (the build before parallel steps), for comparison.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${BIN:-bin/rehearse}
 OUT=$(mktemp -d /tmp/rehearse-bench-XXXXXX)
-cold=1
-[ "${1:-}" = --skip-cold ] && cold=0
+cold=1 smoke=1
+for a in "$@"; do
+  case $a in
+    --skip-cold) cold=0 ;;
+    --cold-only) smoke=0 ;;
+    *) echo "usage: $0 [--skip-cold] [--cold-only]" >&2; exit 2 ;;
+  esac
+done
 
 report=()
 note() { report+=("$(printf '%-44s %s' "$1" "$2")"); }
@@ -20,12 +27,12 @@ note() { report+=("$(printf '%-44s %s' "$1" "$2")"); }
 if [ "$cold" = 1 ]; then
   cache=$(mktemp -d /var/tmp/rehearse-bench-cache-XXXXXX)
   export REHEARSE_CACHE_DIR=$cache/rehearse GOCACHE=$cache/gocache GOMODCACHE=$cache/gomod
-  /usr/bin/time -f "%e %P" -o "$OUT/cold.time" "$BIN" images build --force | tee "$OUT/images.log"
+  /usr/bin/time -f "%e %P" -o "$OUT/cold.time" "$BIN" images build --force --jobs "${JOBS:-0}" | tee "$OUT/images.log"
   GOMODCACHE=$cache/gomod go clean -modcache >/dev/null 2>&1 || true
   rm -rf "$cache"
   unset REHEARSE_CACHE_DIR GOCACHE GOMODCACHE
   read -r secs cpu <"$OUT/cold.time"
-  note "images build, cold (wall, CPU)" "$(printf '%.0f s (%dm%02ds), %s CPU' "$secs" "$((${secs%.*} / 60))" "$((${secs%.*} % 60))" "$cpu")"
+  note "images build, cold, jobs ${JOBS:-$(nproc)} (wall, CPU)" "$(printf '%.0f s (%dm%02ds), %s CPU' "$secs" "$((${secs%.*} / 60))" "$((${secs%.*} % 60))" "$cpu")"
   while read -r _ name _ rest; do
     note "  step $name" "${rest##* in }"
   done < <(grep '^built ' "$OUT/images.log")
@@ -54,9 +61,11 @@ smoke() { # $1: label, $2...: extra flags
   note "smoke ($label): first request after start" "${first:--}"
   note "smoke ($label): end to end" "$(( (t1 - t0) / 1000000 )) s"
 }
-smoke warm --keep-cluster
-smoke reused
-"$BIN" cluster delete --name rehearse >/dev/null 2>&1 || true
+if [ "$smoke" = 1 ]; then
+  smoke warm --keep-cluster
+  smoke reused
+  "$BIN" cluster delete --name rehearse >/dev/null 2>&1 || true
+fi
 
 echo
 echo "bench-e2e ($(nproc) CPUs, $(date -u +%Y-%m-%dT%H:%MZ)); logs in $OUT"
