@@ -203,7 +203,8 @@ func (p *Ops) Exec(ctx context.Context, namespaces []string, selector, container
 	return out, nil
 }
 
-// DeleteNamespace deletes a namespace and waits until it is gone.
+// DeleteNamespace deletes a namespace, and its pods at once (no grace period), and waits until it
+// is gone.
 func (p *Ops) DeleteNamespace(ctx context.Context, name string, timeout time.Duration) error {
 	err := p.cs.CoreV1().Namespaces().Delete(ctx, name, metav1.DeleteOptions{})
 	if apierrors.IsNotFound(err) {
@@ -211,6 +212,12 @@ func (p *Ops) DeleteNamespace(ctx context.Context, name string, timeout time.Dur
 	}
 	if err != nil {
 		return err
+	}
+	// The rehearsal is over: its pods need no graceful shutdown (the app's drain and grace period
+	// made a teardown take ~40 s). A terminating namespace admits no new pod, so none comes back.
+	zero := int64(0)
+	if err := p.cs.CoreV1().Pods(name).DeleteCollection(ctx, metav1.DeleteOptions{GracePeriodSeconds: &zero}, metav1.ListOptions{}); err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("namespace %s: delete its pods: %w", name, err)
 	}
 	err = wait.For(func(ctx context.Context) (bool, error) {
 		_, err := p.cs.CoreV1().Namespaces().Get(ctx, name, metav1.GetOptions{})

@@ -4,10 +4,13 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes/fake"
 	"sigs.k8s.io/e2e-framework/klient/decoder"
 )
 
@@ -80,5 +83,24 @@ func TestCheckStaticRejectsDynamicExecutables(t *testing.T) {
 	// /bin/sh on any glibc system is dynamically linked.
 	if err := checkStatic("/bin/sh"); err == nil || !strings.Contains(err.Error(), "dynamically linked") {
 		t.Errorf("checkStatic(/bin/sh) = %v", err)
+	}
+}
+
+// Tearing a rehearsal's namespace down deletes its pods itself (with no grace period: the fake
+// records no options), after the namespace, which then admits no new pod.
+func TestDeleteNamespaceDeletesItsPods(t *testing.T) {
+	cs := fake.NewClientset(&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "rehearse-x"}},
+		&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "a", Namespace: "rehearse-x"}})
+	if err := OpsFor(cs).DeleteNamespace(context.Background(), "rehearse-x", 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	var order []string
+	for _, a := range cs.Actions() {
+		if a.GetVerb() == "delete" || a.GetVerb() == "delete-collection" {
+			order = append(order, a.GetVerb()+" "+a.GetResource().Resource)
+		}
+	}
+	if want := []string{"delete namespaces", "delete-collection pods"}; !cmp.Equal(order, want) {
+		t.Errorf("deletes %v, want %v", order, want)
 	}
 }
