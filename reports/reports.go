@@ -47,16 +47,30 @@ type Step struct {
 	Error    string    `json:"error,omitempty"`
 	// Did is what the step did: revisions before and after, pods, the version restored, ...
 	Did map[string]any `json:"did,omitempty"`
+	// Load is the load scheduled while the step ran (nil in summaries written before it existed).
+	Load *StepLoad `json:"load,omitempty"`
+}
+
+// StepLoad is the share of the load scheduled in the seconds a step overlaps: what compare reads
+// to find a step whose latency or failures regressed while the run's totals hid it.
+type StepLoad struct {
+	Requests int     `json:"requests"`
+	Failed   int     `json:"failed"`
+	P50MS    float64 `json:"p50_ms"`
+	P99MS    float64 `json:"p99_ms"`
 }
 
 // Summary is summary.json.
 type Summary struct {
-	Scenario     string          `json:"scenario"`
-	Verdict      string          `json:"verdict"`
-	Started      time.Time       `json:"started"`
-	Finished     time.Time       `json:"finished"`
-	Seed         uint64          `json:"seed"`
-	ScenarioHash string          `json:"scenario_hash"`
+	Scenario     string    `json:"scenario"`
+	Verdict      string    `json:"verdict"`
+	Started      time.Time `json:"started"`
+	Finished     time.Time `json:"finished"`
+	Seed         uint64    `json:"seed"`
+	ScenarioHash string    `json:"scenario_hash"`
+	// ScenarioFile is the scenario's path relative to the working directory rehearse ran in (JUnit
+	// readers link a test case to it).
+	ScenarioFile string          `json:"scenario_file,omitempty"`
 	NodeImage    string          `json:"node_image,omitempty"`
 	Load         LoadSummary     `json:"load"`
 	Steps        []Step          `json:"steps"`
