@@ -87,7 +87,8 @@ func newRunCmd() *cobra.Command {
 				if sum == nil {
 					// The suite's junit.xml still shows the scenario, with why it could not run.
 					sums = append(sums, reports.Summary{Scenario: l.Metadata.Name, Verdict: reports.VerdictError, ScenarioHash: l.Hash,
-						Checks: []verify.Result{{Name: "harness", Status: verify.Error, Message: fmt.Sprint(err)}}})
+						ScenarioFile: runner.RelativeFile(l.File),
+						Checks:       []verify.Result{{Name: "harness", Status: verify.Error, Message: fmt.Sprint(err)}}})
 				}
 				if sum != nil {
 					sums = append(sums, *sum)
