@@ -2,7 +2,8 @@
 // see DESIGN.md), junit.xml (one testsuite per scenario, one testcase per check and per step, with
 // the totals and attributes every common JUnit reader expects: see junit.go), and report.html, a
 // single file with no external assets (verdict, checks, a timeline of requests by status, latency and
-// serving version with step and fault bands, and the failures with their attribution).
+// serving version with step and fault bands, and the failures with their attribution). summary.md is
+// the same verdict for a PR comment or a CI job summary, under 64 KB whatever the run (markdown.go).
 package reports
 
 import (
@@ -100,7 +101,7 @@ type Run struct {
 	Failures []load.Failure
 }
 
-// Write writes summary.json, junit.xml and report.html into dir.
+// Write writes summary.json, summary.md, junit.xml and report.html into dir.
 func Write(dir string, r *Run) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
@@ -117,6 +118,9 @@ func Write(dir string, r *Run) error {
 		return err
 	}
 	if err := os.WriteFile(filepath.Join(dir, "junit.xml"), j, 0o644); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "summary.md"), Markdown(r, filepath.Join(dir, "report.html")), 0o644); err != nil {
 		return err
 	}
 	f, err := os.Create(filepath.Join(dir, "report.html"))
