@@ -3,7 +3,8 @@
 // the totals and attributes every common JUnit reader expects: see junit.go), and report.html, a
 // single file with no external assets (verdict, checks, a timeline of requests by status, latency and
 // serving version with step and fault bands, and the failures with their attribution). summary.md is
-// the same verdict for a PR comment or a CI job summary, under 64 KB whatever the run (markdown.go).
+// the same verdict for a PR comment or a CI job summary, under 64 KB whatever the run (markdown.go). Compare reads
+// summaries back (ReadSummaries) and finds what regressed between two runs (compare.go).
 package reports
 
 import (
