@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"sort"
@@ -283,11 +284,15 @@ func rateChange(b, n LoadSummary, drop float64) Change {
 func pct(b, n float64) string {
 	if b == 0 {
 		if n == 0 {
-			return "+0%"
+			return "+0.0%"
 		}
 		return "from 0"
 	}
-	return fmt.Sprintf("%+.0f%%", 100*(n-b)/b)
+	d := 100 * (n - b) / b
+	if math.Abs(d) < 10 {
+		return fmt.Sprintf("%+.1f%%", d)
+	}
+	return fmt.Sprintf("%+.0f%%", d)
 }
 
 func pctOf(f float64) string {

@@ -233,7 +233,7 @@ func TestCompareRenderings(t *testing.T) {
 		"                 120 of 3000 requests failed | by step in flight: rollout: 120\n",
 		"  REGRESSION   p99: 20.0 ms → 100.0 ms (+400%, limit +20% and +5.0 ms)",
 		"  same         failed requests: 0 → 0 (+0, limit +0)",
-		"  same         drain time (drain): 10.0 s → 10.0 s (+0%, limit +50% and +2.0 s)",
+		"  same         drain time (drain): 10.0 s → 10.0 s (+0.0%, limit +50% and +2.0 s)",
 		"  same         3 checks unchanged",
 		"smoke: only in out-main (verdict pass), not compared",
 	} {
@@ -252,7 +252,7 @@ func TestCompareRenderings(t *testing.T) {
 		"Not compared: smoke (only in base)",
 		"| rolling-orders | check zero-failed-requests: 120 of 3000 requests failed \\| by step in flight: rollout: 120 | pass | fail |  | **REGRESSION** |",
 		"| rolling-orders | p99 | 20.0 ms | 100.0 ms | +400%, limit +20% and +5.0 ms | **REGRESSION** |",
-		"| rolling-orders | achieved rate | 49.9 req/s | 49.9 req/s | +0%, limit -5% | same |",
+		"| rolling-orders | achieved rate | 49.9 req/s | 49.9 req/s | +0.0%, limit -5% | same |",
 	} {
 		if !strings.Contains(md, want) {
 			t.Errorf("markdown lacks %q:\n%s", want, md)
