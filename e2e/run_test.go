@@ -54,7 +54,7 @@ func TestRunScenarios(t *testing.T) {
 			if sum.Load.Requests < 250 {
 				t.Errorf("only %d requests", sum.Load.Requests)
 			}
-			for _, f := range []string{"summary.json", "junit.xml", "report.html", "results.bin", "ledger.tsv"} {
+			for _, f := range []string{"summary.json", "summary.md", "junit.xml", "report.html", "results.bin", "ledger.tsv"} {
 				if st, err := os.Stat(filepath.Join(dir, f)); err != nil || st.Size() == 0 {
 					t.Errorf("%s missing or empty: %v", f, err)
 				}
@@ -67,7 +67,8 @@ func TestRunScenarios(t *testing.T) {
 					} `xml:"testcase"`
 				} `xml:"testsuite"`
 			}
-			if err := xml.Unmarshal(b, &j); err != nil || len(j.Suites) != 1 || len(j.Suites[0].Cases) != len(sum.Checks) {
+			// A testcase per check and per step.
+			if err := xml.Unmarshal(b, &j); err != nil || len(j.Suites) != 1 || len(j.Suites[0].Cases) != len(sum.Checks)+len(sum.Steps) {
 				t.Errorf("junit.xml: %v %+v", err, j)
 			}
 			// The report renders in a real browser with the timeline's bars on screen.

@@ -1,16 +1,16 @@
 // Package reports owns what a rehearsal leaves behind for people and CI: summary.json (stable fields,
-// see DESIGN.md), junit.xml (one testsuite per scenario, one testcase per check), and report.html, a
+// see DESIGN.md), junit.xml (one testsuite per scenario, one testcase per check and per step, with
+// the totals and attributes every common JUnit reader expects: see junit.go), and report.html, a
 // single file with no external assets (verdict, checks, a timeline of requests by status, latency and
-// serving version with step and fault bands, and the failures with their attribution).
+// serving version with step and fault bands, and the failures with their attribution). summary.md is
+// the same verdict for a PR comment or a CI job summary, under 64 KB whatever the run (markdown.go). Compare reads
+// summaries back (ReadSummaries) and finds what regressed between two runs (compare.go).
 package reports
 
 import (
 	"encoding/json"
-	"encoding/xml"
-	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/rehearse-dev/rehearse/load"
@@ -47,16 +47,30 @@ type Step struct {
 	Error    string    `json:"error,omitempty"`
 	// Did is what the step did: revisions before and after, pods, the version restored, ...
 	Did map[string]any `json:"did,omitempty"`
+	// Load is the load scheduled while the step ran (nil in summaries written before it existed).
+	Load *StepLoad `json:"load,omitempty"`
+}
+
+// StepLoad is the share of the load scheduled in the seconds a step overlaps: what compare reads
+// to find a step whose latency or failures regressed while the run's totals hid it.
+type StepLoad struct {
+	Requests int     `json:"requests"`
+	Failed   int     `json:"failed"`
+	P50MS    float64 `json:"p50_ms"`
+	P99MS    float64 `json:"p99_ms"`
 }
 
 // Summary is summary.json.
 type Summary struct {
-	Scenario     string          `json:"scenario"`
-	Verdict      string          `json:"verdict"`
-	Started      time.Time       `json:"started"`
-	Finished     time.Time       `json:"finished"`
-	Seed         uint64          `json:"seed"`
-	ScenarioHash string          `json:"scenario_hash"`
+	Scenario     string    `json:"scenario"`
+	Verdict      string    `json:"verdict"`
+	Started      time.Time `json:"started"`
+	Finished     time.Time `json:"finished"`
+	Seed         uint64    `json:"seed"`
+	ScenarioHash string    `json:"scenario_hash"`
+	// ScenarioFile is the scenario's path relative to the working directory rehearse ran in (JUnit
+	// readers link a test case to it).
+	ScenarioFile string          `json:"scenario_file,omitempty"`
 	NodeImage    string          `json:"node_image,omitempty"`
 	Load         LoadSummary     `json:"load"`
 	Steps        []Step          `json:"steps"`
@@ -88,7 +102,7 @@ type Run struct {
 	Failures []load.Failure
 }
 
-// Write writes summary.json, junit.xml and report.html into dir.
+// Write writes summary.json, summary.md, junit.xml and report.html into dir.
 func Write(dir string, r *Run) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
@@ -107,6 +121,9 @@ func Write(dir string, r *Run) error {
 	if err := os.WriteFile(filepath.Join(dir, "junit.xml"), j, 0o644); err != nil {
 		return err
 	}
+	if err := os.WriteFile(filepath.Join(dir, "summary.md"), Markdown(r, filepath.Join(dir, "report.html")), 0o644); err != nil {
+		return err
+	}
 	f, err := os.Create(filepath.Join(dir, "report.html"))
 	if err != nil {
 		return err
@@ -116,89 +133,6 @@ func Write(dir string, r *Run) error {
 		return err
 	}
 	return f.Close()
-}
-
-type junitSuites struct {
-	XMLName xml.Name     `xml:"testsuites"`
-	Suites  []junitSuite `xml:"testsuite"`
-}
-
-type junitSuite struct {
-	Name       string          `xml:"name,attr"`
-	Tests      int             `xml:"tests,attr"`
-	Failures   int             `xml:"failures,attr"`
-	Errors     int             `xml:"errors,attr"`
-	Time       string          `xml:"time,attr"`
-	Timestamp  string          `xml:"timestamp,attr"`
-	Properties []junitProperty `xml:"properties>property"`
-	Cases      []junitCase     `xml:"testcase"`
-}
-
-type junitProperty struct {
-	Name  string `xml:"name,attr"`
-	Value string `xml:"value,attr"`
-}
-
-type junitCase struct {
-	Name      string        `xml:"name,attr"`
-	Classname string        `xml:"classname,attr"`
-	Time      string        `xml:"time,attr"`
-	Failure   *junitMessage `xml:"failure,omitempty"`
-	Error     *junitMessage `xml:"error,omitempty"`
-	SystemOut string        `xml:"system-out,omitempty"`
-}
-
-type junitMessage struct {
-	Message string `xml:"message,attr"`
-	Text    string `xml:",chardata"`
-}
-
-// JUnit renders summaries as JUnit XML: a testsuite per scenario, a testcase per check.
-func JUnit(sums []Summary) ([]byte, error) {
-	var out junitSuites
-	for _, s := range sums {
-		suite := junitSuite{
-			Name: s.Scenario, Tests: len(s.Checks), Timestamp: s.Started.UTC().Format(time.RFC3339),
-			Time: fmt.Sprintf("%.3f", s.Finished.Sub(s.Started).Seconds()),
-			Properties: []junitProperty{
-				{"seed", fmt.Sprint(s.Seed)}, {"node_image", s.NodeImage},
-				{"target_rate", fmt.Sprint(s.Load.TargetRate)}, {"scenario_hash", s.ScenarioHash},
-			},
-		}
-		// Each fault is an event a reader can find beside the checks: when it ran and what it did.
-		for _, st := range s.Steps {
-			if strings.HasPrefix(st.Kind, "fault/") {
-				v := fmt.Sprintf("%s %.1fs-%.1fs %s", st.Kind, st.Started.Sub(s.Started).Seconds(), st.Finished.Sub(s.Started).Seconds(), st.Status)
-				if d := didText(st.Did); d != "" {
-					v += ": " + strings.ReplaceAll(d, "\n", "; ")
-				}
-				if st.Error != "" {
-					v += ": " + FirstLine(st.Error)
-				}
-				suite.Properties = append(suite.Properties, junitProperty{"fault." + st.Name, v})
-			}
-		}
-		for _, c := range s.Checks {
-			tc := junitCase{Name: c.Name, Classname: s.Scenario, Time: "0"}
-			switch c.Status {
-			case verify.Fail:
-				suite.Failures++
-				tc.Failure = &junitMessage{Message: FirstLine(c.Message), Text: c.Message}
-			case verify.Error:
-				suite.Errors++
-				tc.Error = &junitMessage{Message: FirstLine(c.Message), Text: c.Message}
-			default:
-				tc.SystemOut = c.Message
-			}
-			suite.Cases = append(suite.Cases, tc)
-		}
-		out.Suites = append(out.Suites, suite)
-	}
-	b, err := xml.MarshalIndent(out, "", "  ")
-	if err != nil {
-		return nil, err
-	}
-	return append([]byte(xml.Header), append(b, '\n')...), nil
 }
 
 // FirstLine is the first line of s (a check message's headline).

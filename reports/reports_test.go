@@ -75,27 +75,14 @@ func TestWriteProducesAllThreeFiles(t *testing.T) {
 	if s["verdict"] != "fail" {
 		t.Errorf("verdict %v", s["verdict"])
 	}
+	// junit.xml's shape is TestJUnit*'s; here: it is written, and it is the scenario's.
 	var j junitSuites
 	b, _ = os.ReadFile(filepath.Join(dir, "junit.xml"))
 	if err := xml.Unmarshal(b, &j); err != nil {
 		t.Fatal(err)
 	}
-	suite := j.Suites[0]
-	if len(j.Suites) != 1 || suite.Tests != 3 || len(suite.Cases) != 3 || suite.Failures != 1 || suite.Errors != 1 {
+	if len(j.Suites) != 1 || j.Suites[0].Name != "smoke" || j.Suites[0].Failures != 1 || j.Suites[0].Errors != 1 {
 		t.Fatalf("junit: %+v", j)
-	}
-	if suite.Cases[0].Failure == nil || suite.Cases[2].Error == nil || suite.Cases[1].Failure != nil {
-		t.Errorf("junit cases: %+v", suite.Cases)
-	}
-	props := map[string]string{}
-	for _, p := range suite.Properties {
-		props[p.Name] = p.Value
-	}
-	if want := "fault/node-drain 8.0s-10.0s ok: drain: w1: 1 pods evicted in 1.5s, emptied, uncordoned"; props["fault.drain"] != want {
-		t.Errorf("junit property of the fault: %q, want %q", props["fault.drain"], want)
-	}
-	if props["seed"] != "42" || props["target_rate"] != "50" || props["node_image"] == "" || props["scenario_hash"] == "" {
-		t.Errorf("junit properties %v", props)
 	}
 	h, _ := os.ReadFile(filepath.Join(dir, "report.html"))
 	html := string(h)

@@ -258,13 +258,14 @@ func Run(ctx context.Context, sc *scenarios.Loaded, opts Options) (sum *reports.
 			checks = append(checks, verify.Result{Name: "step-" + s.Name, Status: verify.Error, Message: "the step could not be carried out: " + s.Error})
 		}
 	}
+	stepLoads(ran, agg.Window, agg.Seconds(), started)
 	nodeImage := ""
 	if kindCl != nil {
 		nodeImage = kindCl.Image
 	}
 	sum = &reports.Summary{
 		Scenario: sc.Metadata.Name, Verdict: reports.Verdict(checks), Started: started, Finished: finished, Seed: seed,
-		ScenarioHash: sc.Hash, NodeImage: nodeImage,
+		ScenarioHash: sc.Hash, ScenarioFile: RelativeFile(sc.File), NodeImage: nodeImage,
 		Load: reports.LoadSummary{Requests: tot.Requests, Succeeded: tot.Succeeded, Failed: tot.Failed,
 			NotSent: tot.NotSent, Scheduled: math.Round(tot.Scheduled), TargetRate: targetRate(tot, sc.Load.Rate.PerSecond),
 			AchievedRate: tot.AchievedRate, LatencyMS: tot.LatencyMS},
@@ -278,6 +279,43 @@ func Run(ctx context.Context, sc *scenarios.Loaded, opts Options) (sum *reports.
 		return sum, harness("metrics: %v", err)
 	}
 	return sum, nil
+}
+
+// RelativeFile is path relative to the working directory, with forward slashes (as JUnit readers
+// and CI annotations expect); path as given when it cannot be made relative.
+func RelativeFile(path string) string {
+	if path == "" {
+		return ""
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return path
+	}
+	wd, err := os.Getwd()
+	if err != nil {
+		return path
+	}
+	rel, err := filepath.Rel(wd, abs)
+	if err != nil {
+		return path
+	}
+	return filepath.ToSlash(rel)
+}
+
+// stepLoads records in each step the load scheduled in the seconds it overlaps (as the latency
+// check's step windows count them): requests, failed requests and latency percentiles.
+func stepLoads(ran []reports.Step, window func(from, to time.Time) load.WindowStats, secs []load.Second, start time.Time) {
+	for i := range ran {
+		st := &ran[i]
+		w := window(st.Started, st.Finished)
+		sl := &reports.StepLoad{Requests: w.Requests, P50MS: w.P50MS, P99MS: w.P99MS}
+		first := max(int(st.Started.Sub(start)/time.Second), 0)
+		last := int(st.Finished.Sub(start) / time.Second)
+		for j := first; j <= last && j < len(secs); j++ {
+			sl.Failed += secs[j].Failed
+		}
+		st.Load = sl
+	}
 }
 
 func versionHeader(sc *scenarios.Loaded) string {

@@ -263,3 +263,46 @@ verify: {zero-failed-requests: {}}
 		}
 	}
 }
+
+func TestRelativeFile(t *testing.T) {
+	wd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ in, want string }{
+		{filepath.Join(wd, "testdata", "x.yaml"), "testdata/x.yaml"},
+		{"./scenarios/../s.yaml", "s.yaml"},
+		{filepath.Join(filepath.Dir(wd), "scenarios", "smoke.yaml"), "../scenarios/smoke.yaml"},
+		{"", ""},
+	} {
+		if got := RelativeFile(c.in); got != c.want {
+			t.Errorf("RelativeFile(%q) = %q, want %q", c.in, got, c.want)
+		}
+	}
+}
+
+// Each step gets the load of the seconds it overlaps: its failures, not the run's.
+func TestStepLoads(t *testing.T) {
+	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	secs := make([]load.Second, 10)
+	secs[4].Failed, secs[5].Failed, secs[9].Failed = 3, 2, 7
+	var asked [][2]time.Time
+	window := func(from, to time.Time) load.WindowStats {
+		asked = append(asked, [2]time.Time{from, to})
+		return load.WindowStats{Requests: 100, P50MS: 2, P99MS: 40}
+	}
+	ran := []reports.Step{
+		{Name: "rollout", Started: start.Add(3500 * time.Millisecond), Finished: start.Add(5200 * time.Millisecond)},
+		{Name: "calm", Started: start.Add(6 * time.Second), Finished: start.Add(8 * time.Second)},
+	}
+	stepLoads(ran, window, secs, start)
+	if l := ran[0].Load; l == nil || l.Failed != 5 || l.Requests != 100 || l.P99MS != 40 {
+		t.Errorf("rollout: %+v, want 5 failed (seconds 3-5), 100 requests, p99 40", l)
+	}
+	if l := ran[1].Load; l == nil || l.Failed != 0 {
+		t.Errorf("calm: %+v, want 0 failed", l)
+	}
+	if len(asked) != 2 || !asked[0][0].Equal(ran[0].Started) || !asked[0][1].Equal(ran[0].Finished) {
+		t.Errorf("windows asked: %v", asked)
+	}
+}

@@ -40,6 +40,6 @@ func newRoot() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newRunCmd(), newValidateCmd(), newImagesCmd(), newClusterCmd(), newSampleCmd(), newOrdersCmd())
+	root.AddCommand(newRunCmd(), newValidateCmd(), newCompareCmd(), newImagesCmd(), newClusterCmd(), newSampleCmd(), newOrdersCmd())
 	return root
 }

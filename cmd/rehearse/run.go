@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -34,11 +35,12 @@ func newRunCmd() *cobra.Command {
 	)
 	cmd := &cobra.Command{
 		Use:   "run SCENARIO...",
-		Short: "Rehearse scenarios; writes DIR/<scenario>/{summary.json,junit.xml,report.html,results.bin}",
+		Short: "Rehearse scenarios; writes DIR/<scenario>/{summary.json,summary.md,junit.xml,report.html,results.bin}",
 		Long: "Runs each scenario: cluster (reused when a kind cluster of that name exists, else created and\n" +
 			"deleted afterwards unless --keep-cluster; or an existing cluster with --context), the workload, load\n" +
 			"for the whole timeline while the steps run, then the checks. Writes DIR/<scenario>/{summary.json,\n" +
-			"junit.xml,report.html,results.bin,ledger.tsv,metrics.prom}, and DIR/junit.xml for several scenarios.\n" +
+			"summary.md,junit.xml,report.html,results.bin,ledger.tsv,metrics.prom} and prints where; for several\n" +
+			"scenarios also DIR/junit.xml and DIR/summary.md for the suite.\n" +
 			"Exit 0 when every check passed, 1 when one failed or could not measure, 2 when the harness could not run.\n" +
 			"A context other than kind-* must be named with --allow-context: a rehearsal changes the cluster.",
 		Args: cobra.MinimumNArgs(1),
@@ -56,6 +58,7 @@ func newRunCmd() *cobra.Command {
 			}
 			worst := 0
 			var sums []reports.Summary
+			var suite []reports.SuiteEntry
 			if reuse && !keep {
 				// One cluster for the whole suite: each scenario keeps it; the kind clusters this
 				// invocation created are deleted at its end (Ctrl-C included).
@@ -87,25 +90,28 @@ func newRunCmd() *cobra.Command {
 				if sum == nil {
 					// The suite's junit.xml still shows the scenario, with why it could not run.
 					sums = append(sums, reports.Summary{Scenario: l.Metadata.Name, Verdict: reports.VerdictError, ScenarioHash: l.Hash,
-						Checks: []verify.Result{{Name: "harness", Status: verify.Error, Message: fmt.Sprint(err)}}})
+						ScenarioFile: runner.RelativeFile(l.File),
+						Checks:       []verify.Result{{Name: "harness", Status: verify.Error, Message: fmt.Sprint(err)}}})
+					suite = append(suite, reports.SuiteEntry{Summary: sums[len(sums)-1]})
+					fmt.Fprintf(cmd.OutOrStdout(), "%s: error (it could not run)\n  reports: none written\n", l.Metadata.Name)
 				}
 				if sum != nil {
 					sums = append(sums, *sum)
+					dir := filepath.Join(out, sum.Scenario)
+					suite = append(suite, reports.SuiteEntry{Summary: *sum, Dir: dir})
 					fmt.Fprintf(cmd.OutOrStdout(), "%s: %s (%d requests, %d failed)\n", sum.Scenario, sum.Verdict, sum.Load.Requests, sum.Load.Failed)
 					for _, c := range sum.Checks {
 						fmt.Fprintf(cmd.OutOrStdout(), "  %-22s %-5s %s\n", c.Name, c.Status, reports.FirstLine(c.Message))
 					}
+					fmt.Fprintf(cmd.OutOrStdout(), "  %s\n", reportsLine(dir))
 				}
 			}
 			if len(loaded) > 1 {
-				j, err := reports.JUnit(sums)
-				if err == nil {
-					err = os.WriteFile(filepath.Join(out, "junit.xml"), j, 0o644)
-				}
-				if err != nil {
-					fmt.Fprintf(cmd.ErrOrStderr(), "rehearse: suite junit.xml: %v\n", err)
+				if err := writeSuite(out, sums, suite); err != nil {
+					fmt.Fprintf(cmd.ErrOrStderr(), "rehearse: suite reports: %v\n", err)
 					worst = 2
 				}
+				fmt.Fprintf(cmd.OutOrStdout(), "suite: %s\n", reportsLine(out))
 			}
 			if worst != 0 {
 				return exitCode{worst, fmt.Sprintf("exit %d", worst)}
@@ -122,6 +128,39 @@ func newRunCmd() *cobra.Command {
 	cmd.Flags().StringArrayVar(&ro.AllowContexts, "allow-context", nil, "a non-kind context the rehearsal may change (repeatable)")
 	cmd.Flags().StringVar(&ro.MetricsAddr, "metrics-addr", "", "serve the run's Prometheus metrics on HOST:PORT/metrics while it runs (port 0 picks one)")
 	return cmd
+}
+
+// reportFiles are the files a run writes, in the order reportsLine names them.
+var reportFiles = []string{"summary.md", "summary.json", "junit.xml", "report.html", "results.bin", "ledger.tsv", "metrics.prom"}
+
+// reportsLine says where a scenario's (or a suite's) reports were written: the directory and the
+// report files found in it (a file a failed run did not write is not named).
+func reportsLine(dir string) string {
+	var found []string
+	for _, f := range reportFiles {
+		if st, err := os.Stat(filepath.Join(dir, f)); err == nil && st.Mode().IsRegular() {
+			found = append(found, f)
+		}
+	}
+	if len(found) == 0 {
+		return "reports: none written in " + dir
+	}
+	return fmt.Sprintf("reports in %s%c: %s", filepath.Clean(dir), filepath.Separator, strings.Join(found, " "))
+}
+
+// writeSuite writes the suite's junit.xml (a testsuite per scenario) and summary.md into out.
+func writeSuite(out string, sums []reports.Summary, entries []reports.SuiteEntry) error {
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		return err
+	}
+	j, err := reports.JUnit(sums)
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(out, "junit.xml"), j, 0o644); err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(out, "summary.md"), reports.SuiteMarkdown(entries), 0o644)
 }
 
 // usedCluster says whether a scenario of the suite runs on the kind cluster called name.

@@ -1,0 +1,196 @@
+package reports
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rehearse-dev/rehearse/load"
+	"github.com/rehearse-dev/rehearse/verify"
+)
+
+// mdRun is sampleRun with what summary.md must also render: a killed pod, a canary rolled back,
+// the check's attribution, the per-step load.
+func mdRun() *Run {
+	r := sampleRun()
+	t0 := r.Summary.Started
+	r.Summary.ScenarioFile = "scenarios/smoke.yaml"
+	r.Summary.Checks[0].Observed = map[string]any{"attribution": map[string]int{"scale-to-zero": 12}}
+	r.Summary.Steps[0].Load = &StepLoad{Requests: 150, Failed: 12, P50MS: 3, P99MS: 812.5}
+	r.Summary.Steps = append(r.Summary.Steps,
+		Step{Name: "kill", Kind: "fault/pod-kill", Status: "ok", Started: t0.Add(2 * time.Second), Finished: t0.Add(4 * time.Second),
+			Did: map[string]any{"kills": []verify.Kill{{AtS: 2, Pods: []string{"orders-1"}, Matched: 3, Gone: true, Replaced: true, ReplacedInS: 3.2}}}},
+		Step{Name: "canary", Kind: "migrate/canary", Status: "rolled-back", Started: t0.Add(9 * time.Second), Finished: t0.Add(11 * time.Second),
+			Did: map[string]any{"outcome": "rolled-back", "breach": "gate 10%: 9 of 40 failed\nmore", "time_to_restore_s": 4.5, "serves": "v1"}})
+	return r
+}
+
+func TestMarkdownPutsTheVerdictFirst(t *testing.T) {
+	md := string(Markdown(mdRun(), "out/smoke/report.html"))
+	lines := strings.Split(md, "\n")
+	// The first screen: the verdict and every check that did not pass, by name.
+	first := strings.Join(lines[:4], "\n")
+	for _, want := range []string{"## smoke: FAIL", "**Verdict: fail.** 2 of 3 checks did not pass", "**zero-failed-requests** (fail)", "**replica-checksums** (error)"} {
+		if !strings.Contains(first, want) {
+			t.Errorf("first lines lack %q:\n%s", want, first)
+		}
+	}
+	for _, want := range []string{
+		"**Load:** 600 requests, 12 failed; 49.8 of 50.0 req/s achieved; p99 20.0 ms",
+		"full report `out/smoke/report.html`", "scenario `scenarios/smoke.yaml`",
+		// checks, those not passing first, with their first line and what was left out
+		"| **FAIL** | zero-failed-requests | 12 of 600 requests failed (+1 more line) |",
+		"| **ERROR** | replica-checksums | could not compute checksums: \\<exec\\> failed \\& more |",
+		"| pass | load-achieved | achieved 49.8 req/s |",
+		// steps: kind, start, duration, load, what they did
+		"| scale-to-zero | exec | ok | +5.0s | 3.0s | 812.5 ms | 12 |",
+		"| drain | fault/node-drain | ok | +8.0s | 2.0s |", "drain w1: 1 pods evicted in 1.5s, emptied, uncordoned",
+		"| 2.0s |  |  | at 2.0s killed orders-1 (of 3), replaced in 3.2s",
+		"| canary | migrate/canary | rolled-back | +9.0s | 2.0s |", "breach: gate 10%: 9 of 40 failed; restored in 4.5s; serves v1",
+		// failures with the step in flight
+		"# First failures (1 of 12)", "By step in flight: scale-to-zero: 12",
+		"| +6.5s | write | 503 | scale-to-zero | no endpoints |",
+	} {
+		if !strings.Contains(md, want) {
+			t.Errorf("summary.md lacks %q:\n%s", want, md)
+		}
+	}
+	if strings.Contains(md, "Cut to stay") {
+		t.Errorf("a small run was cut:\n%s", md)
+	}
+}
+
+// A run of any length stays under the limit, keeps its verdict on top, and says what it cut.
+func TestMarkdownStaysUnder64KB(t *testing.T) {
+	r := mdRun()
+	t0 := r.Summary.Started
+	long := strings.Repeat("x|<y> ", 2000)
+	for i := range 500 {
+		r.Summary.Checks = append(r.Summary.Checks, verify.Result{Name: fmt.Sprintf("step-s%d", i), Status: verify.Fail, Message: long + "\n" + long})
+		r.Summary.Steps = append(r.Summary.Steps, Step{Name: fmt.Sprintf("s%d", i), Kind: "exec", Status: "failed",
+			Started: t0, Finished: t0.Add(time.Second), Error: long})
+	}
+	for i := range load.MaxFailureSamples {
+		r.Failures = append(r.Failures, load.Failure{Time: t0.Add(time.Duration(i) * time.Millisecond), Target: "write", Code: 500, Error: long})
+	}
+	r.Summary.Load.Failed = 100000
+	b := Markdown(r, "out/smoke/report.html")
+	if len(b) > MaxMarkdownBytes || len(b) >= 64<<10 {
+		t.Fatalf("summary.md is %d bytes, over %d", len(b), MaxMarkdownBytes)
+	}
+	md := string(b)
+	if !strings.HasPrefix(md, "## smoke: FAIL\n**Verdict: fail.** 502 of 503 checks did not pass: **zero-failed-requests** (fail), **replica-checksums** (error)") ||
+		!strings.Contains(strings.SplitN(md, "\n", 3)[1], "and 494 more checks") {
+		t.Errorf("verdict not on top:\n%.600s", md)
+	}
+	for _, want := range []string{"more characters)", "Cut to stay under 64 KB:", "smoke checks: 60 of 503 shown", "# First failures (10 of 100000)"} {
+		if !strings.Contains(md, want) {
+			t.Errorf("summary.md lacks %q", want)
+		}
+	}
+	// Every table row has its columns: a pipe in a message does not open a new one.
+	for _, l := range strings.Split(md, "\n") {
+		if strings.HasPrefix(l, "| **FAIL** | step-s") {
+			if n := strings.Count(strings.ReplaceAll(l, `\|`, ""), "|"); n != 4 {
+				t.Fatalf("row with %d unescaped pipes: %.200s", n, l)
+			}
+		}
+	}
+}
+
+// A summary read back from summary.json renders the steps' evidence as the run's own did.
+func TestStepEvidenceFromJSON(t *testing.T) {
+	s := mdRun().Summary
+	s.Checks = append(s.Checks, verify.Result{Name: "rollback-drill", Status: verify.Pass,
+		Observed: map[string]any{"undo": map[string]any{"restored": true, "time_to_restore_s": 7.25}}})
+	s.Steps = append(s.Steps, Step{Name: "undo", Kind: "rollback", Status: "ok", Started: s.Started, Finished: s.Finished, Did: map[string]any{"serves": "v1"}},
+		Step{Name: "crash", Kind: "fault/node-loss", Status: "ok", Did: map[string]any{"loss": verify.Loss{Node: "w2", AtS: 3, Pods: []string{"a"}}}})
+	b, err := json.Marshal(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back Summary
+	if err := json.Unmarshal(b, &back); err != nil {
+		t.Fatal(err)
+	}
+	for i, st := range s.Steps {
+		mem, disk := StepEvidence(s, st), StepEvidence(back, back.Steps[i])
+		if mem != disk {
+			t.Errorf("%s: %q in memory, %q from JSON", st.Name, mem, disk)
+		}
+	}
+	want := map[string]string{"undo": "restored in 7.2s; serves v1", "crash": "lost w2 stopped at 3.0s (1 pods on it), never NotReady, never started, never Ready"}
+	for i, st := range back.Steps {
+		if w, ok := want[st.Name]; ok && StepEvidence(back, back.Steps[i]) != w {
+			t.Errorf("%s: %q, want %q", st.Name, StepEvidence(back, back.Steps[i]), w)
+		}
+	}
+	if d, ok := DrainSeconds(back.Steps[1]); !ok || d != 1.5 {
+		t.Errorf("drain seconds from JSON: %v %v", d, ok)
+	}
+	if _, ok := DrainSeconds(back.Steps[0]); ok {
+		t.Error("a step without a drain has a drain time")
+	}
+}
+
+func TestSuiteMarkdown(t *testing.T) {
+	a := mdRun().Summary
+	ok := Summary{Scenario: "canary-orders", Verdict: VerdictPass, Started: a.Started, Finished: a.Finished,
+		Checks: []verify.Result{{Name: "zero-failed-requests", Status: verify.Pass, Message: "0 failed"}}, Load: LoadSummary{Requests: 500}}
+	broken := Summary{Scenario: "own-web", Verdict: VerdictError, Checks: []verify.Result{{Name: "harness", Status: verify.Error, Message: "no cluster"}}}
+	md := string(SuiteMarkdown([]SuiteEntry{{a, "out/smoke"}, {ok, "out/canary-orders"}, {broken, ""}}))
+	lines := strings.Split(md, "\n")
+	if lines[0] != "# rehearse: FAIL — 1 of 3 scenarios passed" || !strings.HasPrefix(lines[1], "**Not passing:** **smoke** (fail), **own-web** (error)") {
+		t.Errorf("suite verdict:\n%.300s", md)
+	}
+	for _, want := range []string{
+		"| smoke | **FAIL** | zero-failed-requests (fail), replica-checksums (error) | 600 | 12 | 20.0 ms | `out/smoke/summary.md` |",
+		"| canary-orders | pass |  | 500 | 0 | n/a | `out/canary-orders/summary.md` |",
+		"| own-web | **ERROR** | harness (error) | 0 | 0 | n/a | (no reports: it could not run) |",
+		"## smoke: FAIL", "## canary-orders: PASS", "**Verdict: pass.** All 1 checks passed.", "## own-web: ERROR",
+		"full report `out/smoke/report.html`", "|\n\nFirst failures: `out/smoke/summary.md`",
+	} {
+		if !strings.Contains(md, want) {
+			t.Errorf("suite summary.md lacks %q:\n%s", want, md)
+		}
+	}
+
+	// A suite of many long scenarios stays under the limit and names those it could not show.
+	var many []SuiteEntry
+	big := mdRun().Summary
+	for i := range 60 {
+		big.Checks = append(big.Checks, verify.Result{Name: fmt.Sprintf("c%d", i), Status: verify.Fail, Message: strings.Repeat("y", 1000)})
+	}
+	for i := range 150 {
+		s := big
+		s.Scenario = fmt.Sprintf("sc-%03d", i)
+		many = append(many, SuiteEntry{s, "out/" + s.Scenario})
+	}
+	b := SuiteMarkdown(many)
+	if len(b) > MaxMarkdownBytes {
+		t.Fatalf("suite summary.md is %d bytes", len(b))
+	}
+	for _, want := range []string{"# rehearse: FAIL — 0 of 150 scenarios passed", "scenario table: 100 of 150 scenarios shown", "scenarios not shown: sc-0", "Cut to stay under 64 KB"} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("big suite lacks %q", want)
+		}
+	}
+}
+
+func TestWriteWritesSummaryMD(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "smoke")
+	if err := Write(dir, mdRun()); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "summary.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "full report `" + filepath.Join(dir, "report.html") + "`"; !strings.HasPrefix(string(b), "## smoke: FAIL") || !strings.Contains(string(b), want) {
+		t.Errorf("summary.md lacks the verdict or %q:\n%s", want, b)
+	}
+}
