@@ -7,8 +7,6 @@ package images
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -155,7 +153,7 @@ func (b *Builder) build(ctx context.Context, s *Step) error {
 	if err := b.Ensure(ctx, s.Deps...); err != nil {
 		return err
 	}
-	s.Key = stepKey(s)
+	s.Key = stepKey(s, func(d *Step) string { return d.Key })
 	if s.Lock != "" {
 		b.mu.Lock()
 		l := b.locks[s.Lock]
@@ -274,16 +272,4 @@ func describe(s *Step) string {
 		return s.Ref
 	}
 	return "(files)"
-}
-
-func stepKey(s *Step) string {
-	h := sha256.New()
-	fmt.Fprintf(h, "%s\x00%s\x00%s\x00", recipeEpoch, s.Name, s.Ref)
-	for _, in := range s.Inputs {
-		fmt.Fprintf(h, "in\x00%d\x00%s\x00", len(in), in)
-	}
-	for _, d := range s.Deps {
-		fmt.Fprintf(h, "dep\x00%s\x00%s\x00", d.Name, d.Key)
-	}
-	return hex.EncodeToString(h.Sum(nil))[:20]
 }

@@ -105,30 +105,6 @@ func TestBuilderFailedStepLeavesNoCompleteOutput(t *testing.T) {
 	}
 }
 
-func TestStepKeyCoversEveryInput(t *testing.T) {
-	base := func() *Step { return &Step{Name: "n", Ref: "r:1", Inputs: []string{"a", "b"}} }
-	k := stepKey(base())
-	variants := map[string]*Step{
-		"name":         {Name: "m", Ref: "r:1", Inputs: []string{"a", "b"}},
-		"ref":          {Name: "n", Ref: "r:2", Inputs: []string{"a", "b"}},
-		"input":        {Name: "n", Ref: "r:1", Inputs: []string{"a", "c"}},
-		"input order":  {Name: "n", Ref: "r:1", Inputs: []string{"b", "a"}},
-		"input split":  {Name: "n", Ref: "r:1", Inputs: []string{"ab"}},
-		"dependency":   {Name: "n", Ref: "r:1", Inputs: []string{"a", "b"}, Deps: []*Step{{Name: "d", Key: "1"}}},
-		"no input":     {Name: "n", Ref: "r:1"},
-		"extra input":  {Name: "n", Ref: "r:1", Inputs: []string{"a", "b", ""}},
-		"renamed file": {Name: "n", Ref: "r:1", Inputs: []string{"a", "b "}},
-	}
-	for what, s := range variants {
-		if stepKey(s) == k {
-			t.Errorf("changing the %s does not change the key", what)
-		}
-	}
-	if stepKey(base()) != k {
-		t.Error("key is not deterministic")
-	}
-}
-
 func TestWriteTarAddsParentsAndLinks(t *testing.T) {
 	var buf bytes.Buffer
 	err := writeTar(&buf, []File{
