@@ -3,13 +3,15 @@ package images
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
-	"regexp"
+	"slices"
 	"strings"
 )
 
@@ -26,7 +28,7 @@ type Manifest struct {
 	Images  []Archive `json:"images"`
 }
 
-// Archive is one image saved with `docker save`.
+// Archive is one image in a `docker save` archive.
 type Archive struct {
 	// Ref is the image's name, as the archive tags it.
 	Ref string `json:"ref"`
@@ -34,7 +36,7 @@ type Archive struct {
 	Key string `json:"key"`
 	// ID is the docker image ID when it was saved.
 	ID string `json:"id"`
-	// File is the archive's name in the export directory.
+	// File is the name, in the export directory, of the archive holding the image.
 	File string `json:"file"`
 }
 
@@ -60,15 +62,19 @@ func inspect(ctx context.Context, d Runner, ref string) (id, key string, exists 
 	return id, key, id != ""
 }
 
-// Export saves the image of every image step in the graphs of steps into dir, one `docker save`
-// archive each, and writes dir/manifest.json listing them with their keys and IDs. Each image must
-// carry its build key (run the build first): a step of steps that is missing or stale is an error;
-// a dependency that is only an intermediate of other images and is missing or stale is left out
-// (a build does not need it while the images made from it are built). File steps are not exported.
+// Export saves the image of every image step in the graphs of steps into dir, in one `docker save`
+// archive, and writes dir/manifest.json listing each image with its key, ID and archive. Each image
+// must carry its build key (run the build first): a step of steps that is missing or stale is an
+// error; a dependency that is only an intermediate of other images and is missing or stale is left
+// out (a build does not need it while the images made from it are built). File steps are not
+// exported.
 //
-// An archive dir already holds for the same image ID and key is kept rather than saved again, and
-// archives the new manifest does not list are removed, so that a directory a CI cache restored is
-// brought up to date cheaply.
+// One archive, because the images share layers (the node image is made from its base, kube-proxy and
+// flannel from the slim Debian image, PostgreSQL from its base) and docker save writes a layer once
+// per archive: by the sizes docker gives rehearse's images, about 2.5 GB in one archive against
+// 3.9 GB in one archive each. When dir already holds an archive of the same images (IDs and keys) it
+// is kept; archives the new manifest does not list are removed, so a directory a CI cache restored
+// is brought up to date.
 func Export(ctx context.Context, d Runner, dir string, steps []*Step, log io.Writer) (*Manifest, error) {
 	order, err := Graph(steps...)
 	if err != nil {
@@ -90,7 +96,7 @@ func Export(ctx context.Context, d Runner, dir string, steps []*Step, log io.Wri
 		}
 		id, key, ok := inspect(ctx, d, s.Ref)
 		if ok && key == keys[s] {
-			m.Images = append(m.Images, Archive{Ref: s.Ref, Key: key, ID: id, File: archiveName(s.Name, key)})
+			m.Images = append(m.Images, Archive{Ref: s.Ref, Key: key, ID: id})
 			continue
 		}
 		state := "not built"
@@ -100,55 +106,51 @@ func Export(ctx context.Context, d Runner, dir string, steps []*Step, log io.Wri
 		if root[s] {
 			missing = append(missing, fmt.Sprintf("%s (%s): %s", s.Ref, s.Name, state))
 		} else {
-			logf(log, "skip    %-28s %s: %s; not needed while the images made from it are built", s.Name, s.Ref, state)
+			logf(log, "skip    %s (%s): %s; not needed while the images made from it are built", s.Ref, s.Name, state)
 		}
 	}
 	if len(missing) > 0 {
 		return nil, fmt.Errorf("images not built with their current keys (run `rehearse images build` first):\n  %s",
 			strings.Join(missing, "\n  "))
 	}
+	if len(m.Images) == 0 {
+		return nil, fmt.Errorf("no image to export")
+	}
+	file := archiveName(m.Images)
+	refs := make([]string, len(m.Images))
+	for i := range m.Images {
+		m.Images[i].File = file
+		refs[i] = m.Images[i].Ref
+	}
 
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
-	old := map[string]Archive{}
-	if prev, err := ReadManifest(dir); err == nil {
-		for _, a := range prev.Images {
-			old[a.File] = a
-		}
-	}
-	for _, a := range m.Images {
-		path := filepath.Join(dir, a.File)
-		if o, ok := old[a.File]; ok && o == a {
-			if st, err := os.Stat(path); err == nil && st.Size() > 0 {
-				logf(log, "kept    %s (%s)", a.Ref, a.File)
-				continue
-			}
-		}
+	path := filepath.Join(dir, file)
+	prev, _ := ReadManifest(dir)
+	if st, err := os.Stat(path); err == nil && st.Size() > 0 && prev != nil && slices.Equal(prev.Images, m.Images) {
+		logf(log, "kept    %s: %d images, unchanged", file, len(m.Images))
+	} else {
 		tmp := path + ".partial"
-		if _, err := d.Run(ctx, nil, "save", "-o", tmp, a.Ref); err != nil {
+		if _, err := d.Run(ctx, nil, append([]string{"save", "-o", tmp}, refs...)...); err != nil {
 			os.Remove(tmp)
 			return nil, err
 		}
 		if err := os.Rename(tmp, path); err != nil {
 			return nil, err
 		}
-		logf(log, "saved   %s -> %s%s", a.Ref, a.File, sizeOf(path))
+		logf(log, "saved   %s: %d images%s", file, len(m.Images), sizeOf(path))
 	}
 	if err := writeManifest(dir, m); err != nil {
 		return nil, err
 	}
-	// Archives of earlier keys, and leftovers of an interrupted export, are garbage now.
-	listed := map[string]bool{ManifestName: true}
-	for _, a := range m.Images {
-		listed[a.File] = true
-	}
+	// Archives of other images, and leftovers of an interrupted export, are garbage now.
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return nil, err
 	}
 	for _, e := range entries {
-		if n := e.Name(); !listed[n] && (strings.HasSuffix(n, ".tar") || strings.HasSuffix(n, ".partial")) {
+		if n := e.Name(); n != file && (strings.HasSuffix(n, ".tar") || strings.HasSuffix(n, ".partial")) {
 			if err := os.Remove(filepath.Join(dir, n)); err != nil {
 				return nil, err
 			}
@@ -157,22 +159,37 @@ func Export(ctx context.Context, d Runner, dir string, steps []*Step, log io.Wri
 	return m, nil
 }
 
-// Import loads every archive dir/manifest.json lists with `docker load` and checks that each image
-// then carries the build key the manifest records, so that a following build reuses it. An image
-// already present with that key is not loaded again (the build would reuse it as it is). Every archive is tried; the error
-// names each that failed.
+// Import loads the archives dir/manifest.json lists with `docker load` and checks that each image
+// then carries the build key the manifest records, so that a following build reuses it. When every
+// image an archive holds is already present with its key, the archive is not loaded (the build would
+// reuse them as they are). The error names every image that failed.
 func Import(ctx context.Context, d Runner, dir string, log io.Writer) (*Manifest, error) {
 	m, err := ReadManifest(dir)
 	if err != nil {
 		return nil, err
 	}
-	var errs []error
+	present := map[string]bool{}
+	var load []string // archives with an image not present, in manifest order
 	for _, a := range m.Images {
 		if _, key, ok := inspect(ctx, d, a.Ref); ok && key == a.Key {
+			present[a.Ref] = true
+		} else if !slices.Contains(load, a.File) {
+			load = append(load, a.File)
+		}
+	}
+	var errs []error
+	failed := map[string]error{}
+	for _, f := range load {
+		if _, err := d.Run(ctx, nil, "load", "-i", filepath.Join(dir, f)); err != nil {
+			failed[f] = err
+		}
+	}
+	for _, a := range m.Images {
+		if present[a.Ref] {
 			logf(log, "present %s (key %s)", a.Ref, a.Key)
 			continue
 		}
-		if _, err := d.Run(ctx, nil, "load", "-i", filepath.Join(dir, a.File)); err != nil {
+		if err := failed[a.File]; err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", a.Ref, err))
 			continue
 		}
@@ -230,12 +247,14 @@ func writeManifest(dir string, m *Manifest) error {
 	return os.Rename(tmp, filepath.Join(dir, ManifestName))
 }
 
-var unsafeName = regexp.MustCompile(`[^A-Za-z0-9._-]+`)
-
-// archiveName is the file an image step's archive is saved as: its name and key, so that archives of
-// other keys never overwrite one a manifest still lists.
-func archiveName(step, key string) string {
-	return unsafeName.ReplaceAllString(step, "_") + "-" + key + ".tar"
+// archiveName names the archive of images after their refs, keys and IDs, so that an archive of
+// other images never overwrites one a manifest still lists.
+func archiveName(images []Archive) string {
+	h := sha256.New()
+	for _, a := range images {
+		fmt.Fprintf(h, "%s\x00%s\x00%s\n", a.Ref, a.Key, a.ID)
+	}
+	return "images-" + hex.EncodeToString(h.Sum(nil))[:20] + ".tar"
 }
 
 func sizeOf(path string) string {
