@@ -104,12 +104,13 @@ func imageSteps() (steps, perBinary []*images.Step, err error) {
 func newImagesExportCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "export DIR",
-		Short: "Save every built image into DIR (docker save archives and manifest.json), for a CI cache",
+		Short: "Save every built image into DIR (a docker save archive and manifest.json), for a CI cache",
 		Long: "Saves the image of every step `rehearse images build` makes (the node image, the images inside it,\n" +
-			"the sample workload's) into DIR as docker save archives, with DIR/manifest.json listing each\n" +
-			"one's ref, build key, image ID and file. Every image must be built with its current key (run\n" +
-			"`rehearse images build` first). Archives DIR already holds for the same image are kept, those of\n" +
-			"other keys removed. `rehearse images import DIR` loads them on another machine.",
+			"the sample workload's) into DIR as one docker save archive (they share layers), with\n" +
+			"DIR/manifest.json listing each image's ref, build key, image ID and archive. Every image must be\n" +
+			"built with its current key (run `rehearse images build` first). An archive DIR already holds of\n" +
+			"the same images is kept, any other removed. `rehearse images import DIR` loads them on another\n" +
+			"machine.",
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			steps, _, err := imageSteps()
@@ -130,8 +131,8 @@ func newImagesImportCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "import DIR",
 		Short: "Load the images `rehearse images export DIR` saved, checking their build keys",
-		Long: "Loads every archive DIR/manifest.json lists with docker load (an image already present with its\n" +
-			"key is skipped) and checks that each image carries the build key the manifest records\n" +
+		Long: "Loads the archive DIR/manifest.json lists with docker load (not when every image is already\n" +
+			"present with its key) and checks that each image carries the build key the manifest records\n" +
 			"(label " + images.KeyLabel + "). A following `rehearse images build` reuses every image whose\n" +
 			"key is still current and builds the rest.",
 		Args: cobra.ExactArgs(1),
