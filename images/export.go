@@ -46,8 +46,9 @@ type Runner interface {
 	Run(ctx context.Context, stdin io.Reader, args ...string) (string, error)
 }
 
-// inspectFormat prints an image's ID and its build key label, separated by a space.
-var inspectFormat = fmt.Sprintf("{{.Id}} {{index .Config.Labels %q}}", KeyLabel)
+// inspectFormat prints an image's ID and its build key label, separated by a space (only the ID for
+// an image without labels, where index alone would fail the template).
+var inspectFormat = fmt.Sprintf("{{.Id}} {{with .Config.Labels}}{{index . %q}}{{end}}", KeyLabel)
 
 // inspect returns ref's image ID and build key label; exists is false when there is no such image.
 func inspect(ctx context.Context, d Runner, ref string) (id, key string, exists bool) {

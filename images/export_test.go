@@ -50,11 +50,8 @@ func (f *fakeDocker) Run(_ context.Context, _ io.Reader, args ...string) (string
 		if !ok {
 			return "", fmt.Errorf("Error: No such image: %s", args[4])
 		}
-		key := im.Key
-		if key == "" {
-			key = "<no value>"
-		}
-		return im.ID + " " + key, nil
+		// As docker prints inspectFormat: the ID, a space, the label; trimmed.
+		return strings.TrimSpace(im.ID + " " + im.Key), nil
 	case len(args) >= 4 && args[0] == "save" && args[1] == "-o":
 		var ims []fakeImage
 		for _, ref := range args[3:] {
@@ -210,12 +207,14 @@ func TestExportRefusesImagesNotBuilt(t *testing.T) {
 	buildAll(t, f, roots)
 	delete(f.images, all["image-postgres"].Ref)
 	f.images[all["node"].Ref] = fakeImage{Ref: all["node"].Ref, ID: "sha256:old", Key: "stale"}
+	f.images[all["node-base"].Ref] = fakeImage{Ref: all["node-base"].Ref, ID: "sha256:unlabelled"}
 	dir := filepath.Join(t.TempDir(), "cache")
 	_, err := Export(context.Background(), f, dir, roots, nil)
 	if err == nil {
 		t.Fatal("export of images not built succeeded")
 	}
-	for _, want := range []string{"rehearse.local/postgres:15 (image-postgres): not built", `rehearse.local/kind-node:v1 (node): built with key "stale"`, "rehearse images build"} {
+	for _, want := range []string{"rehearse.local/postgres:15 (image-postgres): not built", `rehearse.local/kind-node:v1 (node): built with key "stale"`,
+		`rehearse.local/kind-node-base:bookworm (node-base): built with key ""`, "rehearse images build"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error lacks %q:\n%v", want, err)
 		}
