@@ -7,8 +7,6 @@ package images
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -60,8 +58,9 @@ type Result struct {
 	Duration time.Duration `json:"duration"`
 }
 
-// Builder runs steps in dependency order, skipping those already built with the same key. Steps
-// whose dependencies are ready build at the same time, up to Jobs at once; steps that share a Lock
+// Builder runs steps in dependency order, skipping those already built with the same key, and the
+// dependencies of those, which only a build would need. Steps whose dependencies are ready build at
+// the same time, up to Jobs at once; steps that share a Lock
 // (debootstrap's package cache) take turns.
 type Builder struct {
 	Docker Docker
@@ -75,6 +74,7 @@ type Builder struct {
 	Jobs int
 
 	mu      sync.Mutex
+	keys    map[*Step]string
 	state   map[*Step]*stepState
 	locks   map[string]*sync.Mutex
 	sem     chan struct{}
@@ -125,7 +125,7 @@ func (b *Builder) Ensure(ctx context.Context, steps ...*Step) error {
 func (b *Builder) ensureTree(ctx context.Context, s *Step) error {
 	b.mu.Lock()
 	if b.state == nil {
-		b.state, b.locks = map[*Step]*stepState{}, map[string]*sync.Mutex{}
+		b.state, b.locks, b.keys = map[*Step]*stepState{}, map[string]*sync.Mutex{}, map[*Step]string{}
 		jobs := b.Jobs
 		if jobs <= 0 {
 			jobs = runtime.NumCPU()
@@ -152,10 +152,24 @@ func (b *Builder) ensureTree(ctx context.Context, s *Step) error {
 }
 
 func (b *Builder) build(ctx context.Context, s *Step) error {
+	key, err := b.key(s)
+	if err != nil {
+		return err
+	}
+	s.Key = key
+	// Keys come from inputs alone, so a step already built with its key needs none of its
+	// dependencies: images imported from a CI cache are reused without rebuilding the intermediate
+	// files (Go binaries) they were made from.
+	if !b.Force {
+		start := time.Now()
+		if b.built(ctx, s) {
+			b.record(s, true, start)
+			return nil
+		}
+	}
 	if err := b.Ensure(ctx, s.Deps...); err != nil {
 		return err
 	}
-	s.Key = stepKey(s)
 	if s.Lock != "" {
 		b.mu.Lock()
 		l := b.locks[s.Lock]
@@ -173,11 +187,28 @@ func (b *Builder) build(ctx context.Context, s *Step) error {
 		return context.Cause(ctx)
 	}
 	start := time.Now()
-	cached, err := b.ensure(ctx, s)
+	err = b.make(ctx, s)
 	<-b.sem
 	if err != nil {
 		return fmt.Errorf("build %s: %w", s.Name, err)
 	}
+	b.record(s, false, start)
+	return nil
+}
+
+// key is s's build key, computed once per Builder for s and its dependencies.
+func (b *Builder) key(s *Step) (string, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if _, ok := b.keys[s]; !ok {
+		if err := computeKeys(b.keys, s); err != nil {
+			return "", err
+		}
+	}
+	return b.keys[s], nil
+}
+
+func (b *Builder) record(s *Step, cached bool, start time.Time) {
 	r := Result{Name: s.Name, Ref: s.Ref, Key: s.Key, Cached: cached, Duration: time.Since(start).Round(time.Millisecond)}
 	b.mu.Lock()
 	b.results = append(b.results, r)
@@ -187,56 +218,61 @@ func (b *Builder) build(ctx context.Context, s *Step) error {
 	} else {
 		b.progress("built   %-28s %s in %s", s.Name, describe(s), r.Duration.Round(100*time.Millisecond))
 	}
-	return nil
 }
 
-func (b *Builder) ensure(ctx context.Context, s *Step) (cached bool, err error) {
+// built says whether s's output already exists with s.Key: its image carries the key label, or its
+// cache directory is complete (then s.Dir points at it).
+func (b *Builder) built(ctx context.Context, s *Step) bool {
 	if s.Ref != "" {
-		if !b.Force {
-			if v, ok := b.Docker.ImageLabel(ctx, s.Ref, KeyLabel); ok && v == s.Key {
-				return true, nil
-			}
-		}
+		v, ok := b.Docker.ImageLabel(ctx, s.Ref, KeyLabel)
+		return ok && v == s.Key
+	}
+	final := filepath.Join(b.CacheDir, "steps", s.Name, s.Key)
+	if _, err := os.Stat(filepath.Join(final, ".complete")); err != nil {
+		return false
+	}
+	s.Dir = final
+	return true
+}
+
+// make builds s, whose dependencies are built.
+func (b *Builder) make(ctx context.Context, s *Step) error {
+	if s.Ref != "" {
 		b.progress("build   %-28s %s", s.Name, s.Ref)
 		oldID, _ := b.Docker.Run(ctx, nil, "image", "inspect", "--format", "{{.Id}}", s.Ref)
 		if err := s.Build(ctx, b, s); err != nil {
-			return false, err
+			return err
 		}
 		if v, ok := b.Docker.ImageLabel(ctx, s.Ref, KeyLabel); !ok || v != s.Key {
-			return false, fmt.Errorf("step did not produce %s with %s=%s", s.Ref, KeyLabel, s.Key)
+			return fmt.Errorf("step did not produce %s with %s=%s", s.Ref, KeyLabel, s.Key)
 		}
 		// The superseded image is garbage now (it stays if a container still uses it).
 		if newID, _ := b.Docker.Run(ctx, nil, "image", "inspect", "--format", "{{.Id}}", s.Ref); oldID != "" && newID != oldID {
 			_, _ = b.Docker.Run(ctx, nil, "image", "rm", oldID)
 		}
-		return false, nil
+		return nil
 	}
 	final := filepath.Join(b.CacheDir, "steps", s.Name, s.Key)
-	marker := filepath.Join(final, ".complete")
-	if _, err := os.Stat(marker); err == nil && !b.Force {
-		s.Dir = final
-		return true, nil
-	}
 	b.progress("build   %-28s (files)", s.Name)
 	tmp := final + ".partial"
 	if err := os.RemoveAll(tmp); err != nil {
-		return false, err
+		return err
 	}
 	if err := os.MkdirAll(tmp, 0o755); err != nil {
-		return false, err
+		return err
 	}
 	s.Dir = tmp
 	if err := s.Build(ctx, b, s); err != nil {
-		return false, err
+		return err
 	}
 	if err := os.WriteFile(filepath.Join(tmp, ".complete"), []byte(s.Key+"\n"), 0o644); err != nil {
-		return false, err
+		return err
 	}
 	if err := os.RemoveAll(final); err != nil {
-		return false, err
+		return err
 	}
 	if err := os.Rename(tmp, final); err != nil {
-		return false, err
+		return err
 	}
 	s.Dir = final
 	// Older keys of this step are garbage now.
@@ -247,7 +283,7 @@ func (b *Builder) ensure(ctx context.Context, s *Step) (cached bool, err error) 
 			}
 		}
 	}
-	return false, nil
+	return nil
 }
 
 // ScratchDir returns a fresh temporary directory under the cache (on disk, not a tmpfs) for a step's
@@ -274,16 +310,4 @@ func describe(s *Step) string {
 		return s.Ref
 	}
 	return "(files)"
-}
-
-func stepKey(s *Step) string {
-	h := sha256.New()
-	fmt.Fprintf(h, "%s\x00%s\x00%s\x00", recipeEpoch, s.Name, s.Ref)
-	for _, in := range s.Inputs {
-		fmt.Fprintf(h, "in\x00%d\x00%s\x00", len(in), in)
-	}
-	for _, d := range s.Deps {
-		fmt.Fprintf(h, "dep\x00%s\x00%s\x00", d.Name, d.Key)
-	}
-	return hex.EncodeToString(h.Sum(nil))[:20]
 }

@@ -105,30 +105,6 @@ func TestBuilderFailedStepLeavesNoCompleteOutput(t *testing.T) {
 	}
 }
 
-func TestStepKeyCoversEveryInput(t *testing.T) {
-	base := func() *Step { return &Step{Name: "n", Ref: "r:1", Inputs: []string{"a", "b"}} }
-	k := stepKey(base())
-	variants := map[string]*Step{
-		"name":         {Name: "m", Ref: "r:1", Inputs: []string{"a", "b"}},
-		"ref":          {Name: "n", Ref: "r:2", Inputs: []string{"a", "b"}},
-		"input":        {Name: "n", Ref: "r:1", Inputs: []string{"a", "c"}},
-		"input order":  {Name: "n", Ref: "r:1", Inputs: []string{"b", "a"}},
-		"input split":  {Name: "n", Ref: "r:1", Inputs: []string{"ab"}},
-		"dependency":   {Name: "n", Ref: "r:1", Inputs: []string{"a", "b"}, Deps: []*Step{{Name: "d", Key: "1"}}},
-		"no input":     {Name: "n", Ref: "r:1"},
-		"extra input":  {Name: "n", Ref: "r:1", Inputs: []string{"a", "b", ""}},
-		"renamed file": {Name: "n", Ref: "r:1", Inputs: []string{"a", "b "}},
-	}
-	for what, s := range variants {
-		if stepKey(s) == k {
-			t.Errorf("changing the %s does not change the key", what)
-		}
-	}
-	if stepKey(base()) != k {
-		t.Error("key is not deterministic")
-	}
-}
-
 func TestWriteTarAddsParentsAndLinks(t *testing.T) {
 	var buf bytes.Buffer
 	err := writeTar(&buf, []File{
@@ -248,5 +224,51 @@ func TestBuilderFirstFailureCancelsTheRest(t *testing.T) {
 	}
 	if time.Since(start) > 10*time.Second {
 		t.Errorf("the slow step was not cancelled")
+	}
+}
+
+// A step already built needs none of its dependencies: on a machine that has the images (imported
+// from a CI cache) but not the intermediate files they were made from, nothing is rebuilt. Whatever
+// has to be built still gets its dependencies first.
+func TestBuilderSkipsDependenciesOfBuiltSteps(t *testing.T) {
+	cache := t.TempDir()
+	var baseBuilds, topBuilds, otherBuilds int
+	base := fileStep("base", "v1", &baseBuilds)
+	top := fileStep("top", "t", &topBuilds, base)
+	if err := (&Builder{CacheDir: cache}).Ensure(context.Background(), top); err != nil {
+		t.Fatal(err)
+	}
+	// The dependency's output is gone (a fresh machine), the dependent's is there.
+	if err := os.RemoveAll(filepath.Join(cache, "steps", "base")); err != nil {
+		t.Fatal(err)
+	}
+	base2 := fileStep("base", "v1", &baseBuilds)
+	top2 := fileStep("top", "t", &topBuilds, base2)
+	b := &Builder{CacheDir: cache}
+	if err := b.Ensure(context.Background(), top2); err != nil {
+		t.Fatal(err)
+	}
+	if baseBuilds != 1 || topBuilds != 1 {
+		t.Errorf("base built %d times, top %d; want 1 and 1 (top was built, base not needed)", baseBuilds, topBuilds)
+	}
+	if len(b.Results()) != 1 || !b.Results()[0].Cached || top2.Dir == "" || top2.Key != top.Key {
+		t.Errorf("results %+v, top dir %q key %q", b.Results(), top2.Dir, top2.Key)
+	}
+
+	// A new step on the same dependency needs it: the dependency is built first.
+	other := fileStep("other", "o", &otherBuilds, base2)
+	if err := b.Ensure(context.Background(), other); err != nil {
+		t.Fatal(err)
+	}
+	if baseBuilds != 2 || otherBuilds != 1 {
+		t.Errorf("base built %d times, other %d; want 2 and 1", baseBuilds, otherBuilds)
+	}
+
+	// --force rebuilds everything, dependencies included.
+	if err := (&Builder{CacheDir: cache, Force: true}).Ensure(context.Background(), top2); err != nil {
+		t.Fatal(err)
+	}
+	if baseBuilds != 3 || topBuilds != 2 {
+		t.Errorf("forced: base built %d times, top %d; want 3 and 2", baseBuilds, topBuilds)
 	}
 }
