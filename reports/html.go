@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/rehearse-dev/rehearse/load"
 	"github.com/rehearse-dev/rehearse/verify"
 )
 
@@ -31,44 +32,48 @@ var page = template.Must(template.New("report").Funcs(template.FuncMap{
 	"half": func(a float64) float64 { return a / 2 },
 }).Parse(pageTmpl))
 
+// What the failures table of report.html lists at most: the first rows of each group (the steps in
+// flight), and rows in all. Each group says how many it left out.
+const (
+	MaxFailureRowsPerGroup = 20
+	MaxFailureRows         = 400
+	maxErrorRunes          = 300
+)
+
 type failureRow struct {
-	Offset, Target, Code, Error, During string
+	At                  string // offset from the start, "6.5s"
+	Second              int    // for #t=
+	Target, Code, Error string
 }
 
-// MaxFailureRows bounds the failures listed in the HTML report.
-const MaxFailureRows = 200
+// failureGroup is the failures attributed to one step in flight (or "after S", ...).
+type failureGroup struct {
+	ID, Name string
+	Count    int
+	Rows     []failureRow
+	LeftOut  int
+}
 
-// HTML renders the single-file report: the verdict, the checks, the timeline (requests by status,
-// latency, versions' shares, step and fault bands, details per second), the steps with what they
-// did, and the failures.
-func HTML(w io.Writer, r *Run) error {
-	var rows []failureRow
-	for i, f := range r.Failures {
-		if i == MaxFailureRows {
-			break
-		}
-		var during []string
-		for _, st := range r.Summary.Steps {
-			if !f.Time.Before(st.Started) && !f.Time.After(st.Finished) {
-				during = append(during, st.Name)
-			}
-		}
-		rows = append(rows, failureRow{
-			Offset: fmt.Sprintf("+%.1fs", f.Time.Sub(r.Summary.Started).Seconds()), Target: f.Target,
-			Code: fmt.Sprint(f.Code), Error: f.Error, During: strings.Join(during, ", "),
-		})
-	}
-	steps, loads := stepRows(r.Summary)
-	return page.Execute(w, map[string]any{
-		"S": r.Summary, "T": buildTimeline(r), "Steps": steps, "StepLoads": loads, "Failures": rows, "More": r.Summary.Load.Failed > len(rows),
-		"CSS": template.CSS(pageCSS), "CSP": pageCSP,
-	})
+type failuresView struct {
+	Intro  string
+	Groups []failureGroup
 }
 
 type stepRow struct {
 	Step
 	Offset, Took, Window, StatusClass string
 	Second                            int
+}
+
+// HTML renders the single-file report: the verdict, the checks, the timeline (requests by status,
+// latency, versions' shares, step and fault bands, details per second), the steps with what they did, and
+// the failures grouped by the steps in flight.
+func HTML(w io.Writer, r *Run) error {
+	steps, loads := stepRows(r.Summary)
+	return page.Execute(w, map[string]any{
+		"S": r.Summary, "T": buildTimeline(r), "Steps": steps, "StepLoads": loads, "F": groupFailures(r),
+		"CSS": template.CSS(pageCSS), "CSP": pageCSP,
+	})
 }
 
 func stepRows(s Summary) ([]stepRow, bool) {
@@ -93,6 +98,63 @@ func stepRows(s Summary) ([]stepRow, bool) {
 		rows = append(rows, row)
 	}
 	return rows, loads
+}
+
+// groupFailures groups the sampled failures by the steps in flight, as zero-failed-requests
+// attributes them (verify.Attribute over the same windows), in the order each group first failed.
+func groupFailures(r *Run) failuresView {
+	s := r.Summary
+	v := failuresView{}
+	switch {
+	case len(r.Failures) == 0 && s.Load.Failed == 0:
+		v.Intro = "None: every request succeeded."
+		return v
+	case len(r.Failures) == 0:
+		v.Intro = fmt.Sprintf("%d requests failed; none was sampled (results.bin has every request).", s.Load.Failed)
+		return v
+	}
+	wins := stepWindows(s.Steps)
+	index := map[string]int{}
+	keys := make([]string, len(r.Failures))
+	for i, f := range r.Failures {
+		for k := range verify.Attribute([]load.Failure{f}, wins) {
+			keys[i] = k
+		}
+		if _, ok := index[keys[i]]; !ok {
+			index[keys[i]] = len(v.Groups)
+			v.Groups = append(v.Groups, failureGroup{ID: fmt.Sprintf("failures-%d", len(v.Groups)+1), Name: keys[i]})
+		}
+		v.Groups[index[keys[i]]].Count++
+	}
+	shown := 0
+	for i, f := range r.Failures {
+		g := &v.Groups[index[keys[i]]]
+		if len(g.Rows) >= MaxFailureRowsPerGroup || shown >= MaxFailureRows {
+			g.LeftOut++
+			continue
+		}
+		shown++
+		off := f.Time.Sub(s.Started).Seconds()
+		g.Rows = append(g.Rows, failureRow{At: fmt.Sprintf("%.1fs", off), Second: max(int(off), 0), Target: f.Target,
+			Code: fmt.Sprint(f.Code), Error: cut(f.Error, maxErrorRunes)})
+	}
+	total := max(s.Load.Failed, len(r.Failures))
+	sampled := ""
+	if len(r.Failures) < total {
+		sampled = fmt.Sprintf("; the first %d were sampled (results.bin has every request)", len(r.Failures))
+	}
+	v.Intro = fmt.Sprintf("%d requests failed%s. By the steps in flight when each was scheduled, as zero-failed-requests attributes them: %d groups, %d rows shown.",
+		total, sampled, len(v.Groups), shown)
+	return v
+}
+
+// cut shortens s to n runes, saying how many it left out.
+func cut(s string, n int) string {
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	return string(r[:n]) + fmt.Sprintf("… (%d more characters)", len(r)-n)
 }
 
 // didText renders what a step did as "key: value" lines, gates by their messages.

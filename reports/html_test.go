@@ -251,6 +251,53 @@ func TestHTMLTimelineHasItsAxesBandsAndVersions(t *testing.T) {
 	}
 }
 
+func TestHTMLGroupsFailuresByStepInFlight(t *testing.T) {
+	r := longRun(1432)
+	doc := parse(t, render(t, r))
+	var groups []string
+	for _, g := range findAll(doc, tagClass("tr", "group")) {
+		groups = append(groups, text(g))
+	}
+	want := []string{
+		fmt.Sprintf("kill-primary: 200 failed — first %d shown, %d left out", MaxFailureRowsPerGroup, 200-MaxFailureRowsPerGroup),
+		fmt.Sprintf("drain-w1: 800 failed — first %d shown, %d left out", MaxFailureRowsPerGroup, 800-MaxFailureRowsPerGroup),
+	}
+	if strings.Join(groups, "\n") != strings.Join(want, "\n") {
+		t.Errorf("groups:\n%s\nwant:\n%s", strings.Join(groups, "\n"), strings.Join(want, "\n"))
+	}
+	// The same attribution as zero-failed-requests.
+	by := verify.Attribute(r.Failures, stepWindows(r.Summary.Steps))
+	if by["kill-primary"] != 200 || by["drain-w1"] != 800 {
+		t.Errorf("verify.Attribute: %v", by)
+	}
+	bodies := findAll(findAll(doc, tagClass("table", "failures"))[0], tagClass("tbody", ""))
+	rows := findAll(bodies[0], func(n *html.Node) bool { return n.Data == "tr" && attr(n, "class") == "" })
+	if len(rows) != MaxFailureRowsPerGroup || !strings.HasPrefix(text(rows[0]), "+300.0swrite0Post \"http://127.0.0.1:30001/orders\"") {
+		t.Errorf("%d rows in the first group; first %q", len(rows), text(rows[0]))
+	}
+	intro := text(findAll(doc, func(n *html.Node) bool { return attr(n, "id") == "failures" })[0].NextSibling.NextSibling)
+	if !strings.Contains(intro, "1432 requests failed; the first 1000 were sampled") || !strings.Contains(intro, "2 groups, 40 rows shown") {
+		t.Errorf("failures intro: %q", intro)
+	}
+
+	// Failures after a step, before any step, and the overall cap.
+	r = sampleRun()
+	t0 := r.Summary.Started
+	r.Failures = append([]load.Failure{{Time: t0.Add(time.Second), Target: "read", Code: 502}}, r.Failures...)
+	for i := 0; i < MaxFailureRows+50; i++ {
+		r.Failures = append(r.Failures, load.Failure{Time: t0.Add(11 * time.Second), Target: "read", Code: 503})
+	}
+	groups = nil
+	for _, g := range findAll(parse(t, render(t, r)), tagClass("tr", "group")) {
+		groups = append(groups, text(g))
+	}
+	want = []string{"(before any step): 1 failed", "scale-to-zero: 1 failed",
+		fmt.Sprintf("after drain: %d failed — first %d shown, %d left out", MaxFailureRows+50, MaxFailureRowsPerGroup, MaxFailureRows+50-MaxFailureRowsPerGroup)}
+	if strings.Join(groups, "\n") != strings.Join(want, "\n") {
+		t.Errorf("groups:\n%s\nwant:\n%s", strings.Join(groups, "\n"), strings.Join(want, "\n"))
+	}
+}
+
 // A long run's report stays small: 600 seconds, 3 versions, 6 steps, 1000 failures.
 func TestHTMLSizeOfATenMinuteRun(t *testing.T) {
 	page := render(t, longRun(1432))
@@ -364,12 +411,12 @@ func TestHTMLLoadsNothingFromOutsideTheFile(t *testing.T) {
 	}
 }
 
-func TestHTMLWithoutTimeline(t *testing.T) {
+func TestHTMLWithoutTimelineOrFailures(t *testing.T) {
 	r := sampleRun()
 	r.Timeline, r.Failures = nil, nil
 	r.Summary.Load.Failed = 0
 	page := render(t, r)
-	for _, want := range []string{"No load timeline was recorded.", "scale-to-zero"} {
+	for _, want := range []string{"No load timeline was recorded.", "None: every request succeeded.", "scale-to-zero"} {
 		if !strings.Contains(page, want) {
 			t.Errorf("report lacks %q", want)
 		}
