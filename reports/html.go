@@ -1,7 +1,9 @@
 package reports
 
 import (
+	"crypto/sha256"
 	_ "embed"
+	"encoding/base64"
 	"fmt"
 	"html/template"
 	"io"
@@ -12,9 +14,9 @@ import (
 	"github.com/rehearse-dev/rehearse/verify"
 )
 
-// report.html is html/report.tmpl with its stylesheet inlined: one file that loads nothing. Its
-// Content-Security-Policy says so to the browser too: no source at all but inline styles and data:
-// images, and no script.
+// report.html is html/report.tmpl with its stylesheet and script inlined: one file that loads
+// nothing. Its Content-Security-Policy says so to the browser too: no source at all but inline
+// styles, data: images and the one script, by its hash.
 
 //go:embed html/report.tmpl
 var pageTmpl string
@@ -22,7 +24,15 @@ var pageTmpl string
 //go:embed html/report.css
 var pageCSS string
 
-const pageCSP = "default-src 'none'; base-uri 'none'; form-action 'none'; img-src data:; style-src 'unsafe-inline'; script-src 'none'"
+//go:embed html/report.js
+var pageJS string
+
+// pageCSP allows the page nothing from anywhere: its inline style, data: images, and its own script.
+var pageCSP = func() string {
+	sum := sha256.Sum256([]byte(pageJS))
+	return "default-src 'none'; base-uri 'none'; form-action 'none'; img-src data:; style-src 'unsafe-inline'; script-src 'sha256-" +
+		base64.StdEncoding.EncodeToString(sum[:]) + "'"
+}()
 
 var page = template.Must(template.New("report").Funcs(template.FuncMap{
 	"did":  didText,
@@ -66,13 +76,13 @@ type stepRow struct {
 }
 
 // HTML renders the single-file report: the verdict, the checks, the timeline (requests by status,
-// latency, versions' shares, step and fault bands, details per second), the steps with what they did, and
+// latency, versions' shares, step and fault bands, hover details), the steps with what they did, and
 // the failures grouped by the steps in flight.
 func HTML(w io.Writer, r *Run) error {
 	steps, loads := stepRows(r.Summary)
 	return page.Execute(w, map[string]any{
 		"S": r.Summary, "T": buildTimeline(r), "Steps": steps, "StepLoads": loads, "F": groupFailures(r),
-		"CSS": template.CSS(pageCSS), "CSP": pageCSP,
+		"CSS": template.CSS(pageCSS), "JS": template.JS(pageJS), "CSP": pageCSP,
 	})
 }
 

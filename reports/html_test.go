@@ -275,6 +275,9 @@ func TestHTMLGroupsFailuresByStepInFlight(t *testing.T) {
 	if len(rows) != MaxFailureRowsPerGroup || !strings.HasPrefix(text(rows[0]), "+300.0swrite0Post \"http://127.0.0.1:30001/orders\"") {
 		t.Errorf("%d rows in the first group; first %q", len(rows), text(rows[0]))
 	}
+	if a := findAll(rows[0], tagClass("a", "")); len(a) != 1 || attr(a[0], "href") != "#t=300" {
+		t.Error("a failure's time does not link to its second on the timeline")
+	}
 	intro := text(findAll(doc, func(n *html.Node) bool { return attr(n, "id") == "failures" })[0].NextSibling.NextSibling)
 	if !strings.Contains(intro, "1432 requests failed; the first 1000 were sampled") || !strings.Contains(intro, "2 groups, 40 rows shown") {
 		t.Errorf("failures intro: %q", intro)
@@ -396,14 +399,15 @@ func TestHTMLLoadsNothingFromOutsideTheFile(t *testing.T) {
 	if bad := offFile(t, page); len(bad) > 0 {
 		t.Errorf("report.html refers outside itself: %q", bad)
 	}
-	// The page's policy forbids every fetch to the browser, and every script.
+	// The page's policy forbids every fetch to the browser, and allows exactly its own script.
 	doc := parse(t, page)
 	metas := findAll(doc, func(n *html.Node) bool { return n.Data == "meta" && attr(n, "http-equiv") == "Content-Security-Policy" })
-	if len(metas) != 1 || !strings.HasPrefix(attr(metas[0], "content"), "default-src 'none';") || !strings.Contains(attr(metas[0], "content"), "script-src 'none'") {
+	if len(metas) != 1 || !strings.HasPrefix(attr(metas[0], "content"), "default-src 'none';") || !strings.Contains(attr(metas[0], "content"), "script-src 'sha256-") {
 		t.Errorf("Content-Security-Policy: %v", metas)
 	}
-	if n := len(findAll(doc, tagClass("script", ""))); n != 0 {
-		t.Errorf("%d scripts", n)
+	scripts := findAll(doc, tagClass("script", ""))
+	if len(scripts) != 1 || text(scripts[0]) != pageJS {
+		t.Errorf("%d scripts; want exactly the report's own, byte for byte (its hash is in the policy)", len(scripts))
 	}
 	// The scanner does catch what it looks for.
 	if bad := offFile(t, `<img src="https://x/y.png"><a href="#ok"></a><div style="background:url(http://x)"></div><style>@import "x.css";</style><svg><use xlink:href="http://x#a"/></svg>`); len(bad) != 4 {
