@@ -14,7 +14,7 @@ import (
 )
 
 // renderedTimelinePixels renders report.html in headless Chromium (Debian's package), checks the DOM
-// holds the timeline, and counts the pixels of the screenshot painted in the colour of served
+// holds the timeline and that the report's script ran, and counts the pixels of the screenshot painted in the colour of served
 // requests (green bars, also where a step band tints them). Without Chromium the check is skipped,
 // unless REHEARSE_REQUIRE_BROWSER is set (make e2e sets it and installs Chromium).
 func renderedTimelinePixels(t *testing.T, ctx context.Context, html string) int {
@@ -41,6 +41,11 @@ func renderedTimelinePixels(t *testing.T, ctx context.Context, html string) int 
 	dom := string(run("--dump-dom"))
 	if !strings.Contains(dom, `<svg id="timeline"`) || !strings.Contains(dom, `fill="#8bc34a"`) {
 		t.Errorf("rendered DOM has no timeline with bars (%d bytes)", len(dom))
+	}
+	// The latency panel has its axis in ms, and the report's script ran (the page's policy allows it
+	// by its hash): hover details are on.
+	if !strings.Contains(dom, `id="latency-axis-title"`) || !strings.Contains(dom, `data-hover="ready"`) {
+		t.Errorf("rendered DOM lacks the latency axis or the hover script did not run (%d bytes)", len(dom))
 	}
 	shot := filepath.Join(dir, "report.png")
 	run("--screenshot="+shot, "--window-size=1280,1600", "--hide-scrollbars")

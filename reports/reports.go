@@ -1,8 +1,9 @@
 // Package reports owns what a rehearsal leaves behind for people and CI: summary.json (stable fields,
 // see DESIGN.md), junit.xml (one testsuite per scenario, one testcase per check and per step, with
 // the totals and attributes every common JUnit reader expects: see junit.go), and report.html, a
-// single file with no external assets (verdict, checks, a timeline of requests by status, latency and
-// serving version with step and fault bands, and the failures with their attribution). summary.md is
+// single file that loads nothing (verdict, checks, a timeline of requests by status, p50/p99 latency
+// in ms and each version's share with step and fault bands and per-second details: timeline.go; the
+// steps; the failures grouped by the steps in flight: html.go). summary.md is
 // the same verdict for a PR comment or a CI job summary, under 64 KB whatever the run (markdown.go). Compare reads
 // summaries back (ReadSummaries) and finds what regressed between two runs (compare.go).
 package reports
