@@ -196,33 +196,7 @@ func scrapeUntil(url, want string, within time.Duration) string {
 func TestCLIInterruptCleansUp(t *testing.T) {
 	f := features.New("Ctrl-C during a run").
 		Assess("SIGINT mid-load: exit 2, the workload's namespace is deleted, the reused cluster kept", func(ctx context.Context, t *testing.T, cfg *envconf.Config) context.Context {
-			bin := buildCLI(t, ctx)
-			cmd := exec.CommandContext(ctx, bin, "run", "testdata/smoke-short.yaml", "--kubeconfig", shared.Kubeconfig, "--out", t.TempDir())
-			stderr, err := cmd.StderrPipe()
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			sc := bufio.NewScanner(stderr)
-			interrupted := time.Time{}
-			for sc.Scan() {
-				t.Log(sc.Text())
-				if interrupted.IsZero() && strings.Contains(sc.Text(), "step steady") {
-					time.Sleep(3 * time.Second) // load is running
-					interrupted = time.Now()
-					_ = cmd.Process.Signal(os.Interrupt)
-				}
-			}
-			_ = cmd.Wait()
-			if interrupted.IsZero() {
-				t.Fatalf("the run never reached its step")
-			}
-			if code := cmd.ProcessState.ExitCode(); code != 2 {
-				t.Errorf("exit %d after SIGINT, want 2", code)
-			}
-			t.Logf("exited %s after SIGINT", time.Since(interrupted).Round(100*time.Millisecond))
+			interruptAt(t, ctx, buildCLI(t, ctx), "testdata/smoke-short.yaml", "step steady", 3*time.Second) // load is running
 			if namespaceExists(t, ctx, "rehearse-smoke-short") {
 				t.Errorf("namespace rehearse-smoke-short left behind after Ctrl-C")
 			}
