@@ -113,6 +113,7 @@ const DefaultMaxInFlight = 256
 type compiled struct {
 	Target
 	path, body *template.Template
+	recent     bool // path or body reads {{.RecentID}}
 }
 
 type tmplData struct{ ID, RecentID string }
@@ -122,17 +123,16 @@ type Run struct {
 	cfg      Config
 	targets  []compiled
 	byName   map[string]*compiled
-	total    int
 	attacker *vegeta.Attacker
 	pacer    *stepPacer // nil at saturation: no schedule
 	started  time.Time
 	conns    *connPool
 
-	mu       sync.Mutex
-	rng      *rand.Rand
-	seq      uint64
-	recent   []string // ring of recently acknowledged ids
-	recentAt int
+	mu        sync.Mutex
+	plan      *planner
+	recentRng *rand.Rand // which recently acknowledged id a {{.RecentID}} reads
+	recent    []string   // ring of recently acknowledged ids
+	recentAt  int
 
 	ledgerMu sync.Mutex
 	ledger   *bufio.Writer
@@ -156,26 +156,12 @@ func Start(ctx context.Context, cfg Config) (*Run, error) {
 	if cfg.RunID == "" {
 		cfg.RunID = NewRunID("r", cfg.Seed)
 	}
-	if len(cfg.Targets) == 0 {
-		return nil, fmt.Errorf("load: no targets")
+	plan, err := newPlanner(cfg)
+	if err != nil {
+		return nil, err
 	}
-	r := &Run{cfg: cfg, rng: rand.New(rand.NewPCG(cfg.Seed, 0x5eed)), recent: make([]string, 0, 256), done: make(chan error, 1),
-		byName: map[string]*compiled{}}
-	for _, t := range cfg.Targets {
-		if t.Weight <= 0 {
-			t.Weight = 1
-		}
-		c := compiled{Target: t}
-		var err error
-		if c.path, err = ParseTemplate(t.Name, t.Path); err != nil {
-			return nil, fmt.Errorf("target %s path: %w", t.Name, err)
-		}
-		if c.body, err = ParseTemplate(t.Name, t.Body); err != nil {
-			return nil, fmt.Errorf("target %s body: %w", t.Name, err)
-		}
-		r.targets = append(r.targets, c)
-		r.total += t.Weight
-	}
+	r := &Run{cfg: cfg, plan: plan, targets: plan.targets, recentRng: rand.New(rand.NewPCG(cfg.Seed, recentStream)),
+		recent: make([]string, 0, 256), done: make(chan error, 1), byName: map[string]*compiled{}}
 	for i := range r.targets {
 		r.byName[r.targets[i].Name] = &r.targets[i]
 	}
@@ -359,15 +345,13 @@ func (r *Run) succeeded(target string, code uint16) bool {
 func (r *Run) targeter() vegeta.Targeter {
 	return func(tgt *vegeta.Target) error {
 		r.mu.Lock()
-		c := r.pick()
-		r.seq++
-		id := fmt.Sprintf("%s-%d", r.cfg.RunID, r.seq)
+		c, id := r.plan.next()
 		recent := ""
-		if n := len(r.recent); n > 0 {
-			recent = r.recent[r.rng.IntN(n)]
+		if n := len(r.recent); n > 0 && c.recent {
+			recent = r.recent[r.recentRng.IntN(n)]
 		}
 		r.mu.Unlock()
-		if recent == "" && strings.Contains(c.Path+c.Body, "RecentID") {
+		if recent == "" && c.recent {
 			// Nothing acknowledged yet to read back: send a write in its place.
 			for _, w := range r.targets {
 				if w.Ledger {
@@ -393,17 +377,6 @@ func (r *Run) targeter() vegeta.Targeter {
 		}
 		return nil
 	}
-}
-
-func (r *Run) pick() compiled {
-	n := r.rng.IntN(r.total)
-	for _, c := range r.targets {
-		if n < c.Weight {
-			return c
-		}
-		n -= c.Weight
-	}
-	return r.targets[len(r.targets)-1]
 }
 
 // record writes one ledger line: "acked|indeterminate|rejected <tab> id <tab> target".
