@@ -70,8 +70,15 @@ type Loaded struct {
 	// Warnings are legal but doubtful choices (a zero load.tail), to be shown, not refused.
 	Warnings Problems
 	// Hash is the sha256 of the file's bytes (reports name it so a verdict is tied to its input).
-	Hash  string
-	lines map[string]int
+	Hash string
+	// Source is the file's bytes as parsed: what ran, whatever happens to the file afterwards (a
+	// run's replay bundle keeps them).
+	Source []byte
+	// Relocated maps a path as written in the file (a manifest, an image archive) to where it is to
+	// be read instead of beside the file; nil for a file read where it was written. A replay bundle
+	// runs its copy of a scenario with the files it could not keep beside it relocated.
+	Relocated map[string]string
+	lines     map[string]int
 }
 
 // Problem is a problem at field (a dotted path such as steps[2].migrate.version), on the line of the
@@ -93,7 +100,11 @@ func LoadFile(path string) (*Loaded, error) {
 var typeErrLine = regexp.MustCompile(`line (\d+): (.*)`)
 
 // Parse parses and validates data, naming file in problems. The error, when not nil, is Problems.
-func Parse(file string, data []byte) (*Loaded, error) {
+func Parse(file string, data []byte) (*Loaded, error) { return ParseRelocated(file, data, nil) }
+
+// ParseRelocated is Parse for a file whose referenced files are not all beside it: relocated maps a
+// path as written in the file to where it is now (see Loaded.Relocated).
+func ParseRelocated(file string, data []byte, relocated map[string]string) (*Loaded, error) {
 	var root yaml.Node
 	if err := yaml.Unmarshal(data, &root); err != nil {
 		return nil, Problems{syntaxProblem(file, data, err)}
@@ -117,10 +128,11 @@ func Parse(file string, data []byte) (*Loaded, error) {
 		return nil, Problems{{File: file, Line: extra.Line, Msg: "more than one YAML document: a file holds one scenario"}}
 	}
 	idx := indexLines(&root)
-	v := &validator{file: file, lines: idx, dir: filepath.Dir(file)}
+	v := &validator{file: file, lines: idx, dir: filepath.Dir(file), relocated: relocated}
 	v.scenario(&sc)
 	sum := sha256.Sum256(data)
-	l := &Loaded{Scenario: &sc, File: file, Hash: hex.EncodeToString(sum[:]), Warnings: v.warnings, lines: idx}
+	l := &Loaded{Scenario: &sc, File: file, Hash: hex.EncodeToString(sum[:]), Source: data, Relocated: relocated,
+		Warnings: v.warnings, lines: idx}
 	if ps := typed.Merge(v.problems); len(ps) > 0 {
 		// The scenario is returned beside its problems so that callers can check more of it (the
 		// step kinds' settings); it must not be run.
@@ -283,11 +295,13 @@ func fieldAtLine(root *yaml.Node, line int) string {
 }
 
 type validator struct {
-	file     string
-	dir      string // paths in the file are relative to it
-	lines    map[string]int
-	problems Problems
-	warnings Problems
+	file string
+	dir  string // paths in the file are relative to it
+	// relocated paths are read where it says, not relative to dir (Loaded.Relocated)
+	relocated map[string]string
+	lines     map[string]int
+	problems  Problems
+	warnings  Problems
 }
 
 // addf records a problem at field, on the line of the field or of its nearest present parent.
@@ -419,7 +433,9 @@ func (v *validator) path(field, p string, wantDir bool) {
 		v.addf(field, "is empty")
 		return
 	}
-	if !filepath.IsAbs(p) {
+	if r, ok := v.relocated[p]; ok {
+		p = r
+	} else if !filepath.IsAbs(p) {
 		p = filepath.Join(v.dir, p)
 	}
 	st, err := os.Stat(p)
@@ -633,8 +649,12 @@ func (v *validator) steps(steps []Step, w *Workload) {
 	}
 }
 
-// Path resolves a path written in the scenario file (relative to the file's directory).
+// Path resolves a path written in the scenario file: relative to the file's directory, unless it is
+// relocated.
 func (l *Loaded) Path(p string) string {
+	if r, ok := l.Relocated[p]; ok {
+		return r
+	}
 	if filepath.IsAbs(p) {
 		return p
 	}

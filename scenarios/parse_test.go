@@ -149,6 +149,53 @@ verify:
 	}
 }
 
+// A scenario run from a copy (a replay bundle) reads the files it names where Relocated says; the
+// rest beside the copy; and keeps the bytes it was parsed from.
+func TestParseRelocated(t *testing.T) {
+	orig, bundle := t.TempDir(), t.TempDir()
+	for _, f := range []string{filepath.Join(orig, "images/web.tar"), filepath.Join(bundle, "manifests/10-app.yaml")} {
+		if err := os.MkdirAll(filepath.Dir(f), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(f, []byte("x"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	src := []byte(`apiVersion: rehearse/v1alpha1
+kind: Scenario
+metadata: {name: own}
+cluster: {provider: kind}
+workload:
+  manifests: [manifests]
+  images: [images/web.tar]
+  checksum: {command: [md5sum], selector: app=web}
+load:
+  rate: 10/s
+  baseURL: http://127.0.0.1:30080
+  targets: [{name: get, method: GET, path: /}]
+verify:
+  replica-checksums: {}
+`)
+	file := filepath.Join(bundle, "scenario.yaml")
+	if _, err := Parse(file, src); err == nil || !strings.Contains(err.Error(), "workload.images[0]") {
+		t.Fatalf("the archive is not beside the copy: %v", err)
+	}
+	moved := map[string]string{"images/web.tar": filepath.Join(orig, "images/web.tar")}
+	l, err := ParseRelocated(file, src, moved)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := l.Path("images/web.tar"); got != moved["images/web.tar"] {
+		t.Errorf("relocated archive read from %s", got)
+	}
+	if got := l.Path("manifests"); got != filepath.Join(bundle, "manifests") {
+		t.Errorf("manifests read from %s", got)
+	}
+	if string(l.Source) != string(src) {
+		t.Error("Source is not the bytes parsed")
+	}
+}
+
 // readPath must name the id it reads: "/healthz" would read every write as stored.
 func TestAtIsTyped(t *testing.T) {
 	l, err := Parse("t.yaml", []byte(strings.Replace(valid, "at: roll+5s", "at: roll.end+1m", 1)))

@@ -26,8 +26,10 @@ type Env struct {
 	Own    *workloads.Own    // one's own manifests, or nil
 	// Namespace is the sample's namespace (one's own manifests name theirs through Own).
 	Namespace string
-	// Dir is the scenario file's directory: files a step names are relative to it.
-	Dir string
+	// Dir is the scenario file's directory: files a step names are relative to it, unless Relocated
+	// names where they are (scenarios.Loaded.Relocated: a replay bundle's files).
+	Dir       string
+	Relocated map[string]string
 	// Live is the load's results so far, split by the version that answered (gates read it).
 	Live Live
 	// NodePorts are the ports published on 127.0.0.1 (first, last), for a step that needs to reach a
@@ -129,6 +131,9 @@ func (e *Env) Namespaces() []string {
 
 // Path resolves a path written in the scenario file.
 func (e *Env) Path(p string) string {
+	if r, ok := e.Relocated[p]; ok {
+		return r
+	}
 	if filepath.IsAbs(p) {
 		return p
 	}
