@@ -318,6 +318,25 @@ func (c *Cluster) Nodes() ([]string, error) {
 // (or its node image was built with).
 func loadedMarker(ref string) string { return nodeimage.LoadedMarker(ref) }
 
+// LocalImageID is the ID of the image the local docker engine has under ref ("" when it has none):
+// what loading ref into a kind cluster loads.
+func LocalImageID(ctx context.Context, ref string) string { return localImageID(ctx, ref) }
+
+// NodeImage is the image the cluster's control-plane node container was created from: the reference
+// it was given and the ID of the image it runs (which stays that image's even when the tag has moved
+// since).
+func (c *Cluster) NodeImage(ctx context.Context) (ref, id string, err error) {
+	out, err := exec.CommandContext(ctx, "docker", "inspect", "--format", "{{.Config.Image}} {{.Image}}", c.Name+"-control-plane").Output()
+	if err != nil {
+		return "", "", fmt.Errorf("docker inspect %s-control-plane: %w", c.Name, err)
+	}
+	f := strings.Fields(string(out))
+	if len(f) != 2 {
+		return "", "", fmt.Errorf("docker inspect %s-control-plane: unexpected %q", c.Name, out)
+	}
+	return f[0], f[1], nil
+}
+
 func localImageID(ctx context.Context, ref string) string {
 	out, err := exec.CommandContext(ctx, "docker", "image", "inspect", "--format", "{{.Id}}", ref).Output()
 	if err != nil {
