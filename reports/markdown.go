@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"path/filepath"
 	"sort"
 	"strings"
 	"time"
@@ -132,6 +133,12 @@ func scenarioMD(d *mdDoc, s Summary, failures []load.Failure, showFailures bool,
 	}
 	if !s.Started.IsZero() {
 		meta = append(meta, fmt.Sprintf("seed %d", s.Seed), "started "+s.Started.UTC().Format(time.RFC3339))
+	}
+	if s.ReplayOf != "" {
+		meta = append(meta, "a replay of run "+mdCode(s.ReplayOf))
+	}
+	if s.Replay != "" && htmlPath != "" {
+		meta = append(meta, "rerun it with "+mdCode("rehearse run --replay "+filepath.Dir(htmlPath)))
 	}
 	if len(meta) > 0 {
 		d.head("")

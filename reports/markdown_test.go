@@ -19,6 +19,7 @@ func mdRun() *Run {
 	r := sampleRun()
 	t0 := r.Summary.Started
 	r.Summary.ScenarioFile = "scenarios/smoke.yaml"
+	r.Summary.ReplayOf = "smoke-42-abc"
 	r.Summary.Checks[0].Observed = map[string]any{"attribution": map[string]int{"scale-to-zero": 12}}
 	r.Summary.Steps[0].Load = &StepLoad{Requests: 150, Failed: 12, P50MS: 3, P99MS: 812.5}
 	r.Summary.Steps = append(r.Summary.Steps,
@@ -42,6 +43,7 @@ func TestMarkdownPutsTheVerdictFirst(t *testing.T) {
 	for _, want := range []string{
 		"**Load:** 600 requests, 12 failed; 49.8 of 50.0 req/s achieved; p99 20.0 ms",
 		"full report `out/smoke/report.html`", "scenario `scenarios/smoke.yaml`",
+		"a replay of run `smoke-42-abc` · rerun it with `rehearse run --replay out/smoke`",
 		// checks, those not passing first, with their first line and what was left out
 		"| **FAIL** | zero-failed-requests | 12 of 600 requests failed (+1 more line) |",
 		"| **ERROR** | replica-checksums | could not compute checksums: \\<exec\\> failed \\& more |",

@@ -1,11 +1,12 @@
 // Package reports owns what a rehearsal leaves behind for people and CI: summary.json (stable fields,
-// see DESIGN.md), junit.xml (one testsuite per scenario, one testcase per check and per step, with
-// the totals and attributes every common JUnit reader expects: see junit.go), and report.html, a
-// single file that loads nothing (verdict, checks, a timeline of requests by status, p50/p99 latency
-// in ms and each version's share with step and fault bands and per-second details: timeline.go; the
-// steps; the failures grouped by the steps in flight: html.go). summary.md is
-// the same verdict for a PR comment or a CI job summary, under 64 KB whatever the run (markdown.go). Compare reads
-// summaries back (ReadSummaries) and finds what regressed between two runs (compare.go).
+// see DESIGN.md; it points to the run's replay bundle, which package replay writes), junit.xml (one
+// testsuite per scenario, one testcase per check and per step, with the totals and attributes every
+// common JUnit reader expects: see junit.go), and report.html, a single file that loads nothing
+// (verdict, checks, a timeline of requests by status, p50/p99 latency in ms and each version's share
+// with step and fault bands and per-second details: timeline.go; the steps; the failures grouped by
+// the steps in flight: html.go). summary.md is the same verdict for a PR comment or a CI job summary,
+// under 64 KB whatever the run (markdown.go). Compare reads summaries back (ReadSummaries) and finds
+// what regressed between two runs (compare.go).
 package reports
 
 import (
@@ -71,11 +72,16 @@ type Summary struct {
 	ScenarioHash string    `json:"scenario_hash"`
 	// ScenarioFile is the scenario's path relative to the working directory rehearse ran in (JUnit
 	// readers link a test case to it).
-	ScenarioFile string          `json:"scenario_file,omitempty"`
-	NodeImage    string          `json:"node_image,omitempty"`
-	Load         LoadSummary     `json:"load"`
-	Steps        []Step          `json:"steps"`
-	Checks       []verify.Result `json:"checks"`
+	ScenarioFile string `json:"scenario_file,omitempty"`
+	NodeImage    string `json:"node_image,omitempty"`
+	// Replay is the run's replay bundle, relative to the summary's directory (replay/run.json):
+	// `rehearse run --replay DIR` reruns the scenario from it. ReplayOf is the run ID of the run this
+	// one replays.
+	Replay   string          `json:"replay,omitempty"`
+	ReplayOf string          `json:"replay_of,omitempty"`
+	Load     LoadSummary     `json:"load"`
+	Steps    []Step          `json:"steps"`
+	Checks   []verify.Result `json:"checks"`
 }
 
 // Verdict is fail when a check failed, error when none failed but one could not measure, else pass.

@@ -45,7 +45,7 @@ func sampleRun() *Run {
 	return &Run{
 		Summary: Summary{
 			Scenario: "smoke", Verdict: Verdict(checks), Started: t0, Finished: t0.Add(12 * time.Second), Seed: 42,
-			ScenarioHash: "abcdef0123456789", NodeImage: "rehearse.local/kind-node:v1.34.4",
+			ScenarioHash: "abcdef0123456789", NodeImage: "rehearse.local/kind-node:v1.34.4", Replay: "replay/run.json",
 			Load: LoadSummary{Requests: 600, Succeeded: 588, Failed: 12, TargetRate: 50, AchievedRate: 49.8, LatencyMS: map[string]float64{"p50": 3, "p99": 20, "max": 80}},
 			Steps: []Step{{Name: "scale-to-zero", Kind: "exec", Status: "ok", Started: t0.Add(5 * time.Second), Finished: t0.Add(8 * time.Second)},
 				{Name: "drain", Kind: "fault/node-drain", Status: "ok", Started: t0.Add(8 * time.Second), Finished: t0.Add(10 * time.Second),
@@ -67,7 +67,7 @@ func TestWriteProducesAllThreeFiles(t *testing.T) {
 	if err := json.Unmarshal(b, &s); err != nil {
 		t.Fatal(err)
 	}
-	for _, k := range []string{"scenario", "verdict", "started", "finished", "seed", "load", "steps", "checks"} {
+	for _, k := range []string{"scenario", "verdict", "started", "finished", "seed", "load", "steps", "checks", "replay"} {
 		if _, ok := s[k]; !ok {
 			t.Errorf("summary.json lacks %q", k)
 		}
