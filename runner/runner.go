@@ -1,7 +1,8 @@
-// Package runner owns one rehearsal from scenario to verdict: it gets the cluster (creates a kind
-// cluster or reuses one), deploys the workload, runs load for the whole timeline while the steps
-// execute, records every step as an event with start and end, verifies, writes the reports, and
-// cleans up what it created — on success, on failure and on Ctrl-C.
+// Package runner owns one rehearsal from scenario to verdict: it writes the run's replay bundle
+// first (package replay), gets the cluster (creates a kind cluster or reuses one), deploys the
+// workload, runs load for the whole timeline while the steps execute, records every step as an event
+// with start and end, verifies, writes the reports, and cleans up what it created — on success, on
+// failure and on Ctrl-C.
 package runner
 
 import (
@@ -22,6 +23,7 @@ import (
 	"github.com/rehearse-dev/rehearse/faults"
 	"github.com/rehearse-dev/rehearse/load"
 	"github.com/rehearse-dev/rehearse/migrate"
+	"github.com/rehearse-dev/rehearse/replay"
 	"github.com/rehearse-dev/rehearse/reports"
 	"github.com/rehearse-dev/rehearse/scenarios"
 	"github.com/rehearse-dev/rehearse/steps"
@@ -44,6 +46,23 @@ type Options struct {
 	// MetricsAddr, when set, serves the run's Prometheus metrics on http://ADDR/metrics while it runs
 	// (port 0 picks one; the address is printed). metrics.prom is written at the end regardless.
 	MetricsAddr string
+	// Dir, when set, is the scenario's run directory, where its reports and replay bundle go (default
+	// OutDir/<scenario>).
+	Dir string
+	// Args is the command line that started the run (os.Args), which the replay bundle records.
+	Args []string
+	// Replay is the bundle of the run this one replays (rehearse run --replay): the scenario is its
+	// copy and Seed its seed. What could not be held equal (rehearse's build, the node image, the
+	// workload's images) is warned of on Progress and recorded in this run's own bundle.
+	Replay *replay.Bundle
+}
+
+// RunDir is where the reports of the scenario called name go.
+func (o Options) RunDir(name string) string {
+	if o.Dir != "" {
+		return o.Dir
+	}
+	return filepath.Join(o.OutDir, name)
 }
 
 // HarnessError means the rehearsal could not run (exit 2), as opposed to a check failing (exit 1).
@@ -95,8 +114,20 @@ func Check(sc *scenarios.Loaded) scenarios.Problems {
 
 // Load reads a scenario file and checks it as a run would: the file's own problems and the step
 // kinds' (a badly typed field hides none of the others). validate and run both call it.
-func Load(path string) (*scenarios.Loaded, error) {
-	l, err := scenarios.LoadFile(path)
+func Load(path string) (*scenarios.Loaded, error) { return checked(scenarios.LoadFile(path)) }
+
+// LoadReplay reads a replay bundle's copy of its scenario, with the files it names where the bundle
+// keeps them, and checks it as Load does.
+func LoadReplay(b *replay.Bundle) (*scenarios.Loaded, error) {
+	data, err := os.ReadFile(b.Scenario)
+	if err != nil {
+		return nil, err
+	}
+	return checked(scenarios.ParseRelocated(b.Scenario, data, b.Relocated))
+}
+
+// checked adds the step kinds' problems to a parsed scenario's own.
+func checked(l *scenarios.Loaded, err error) (*scenarios.Loaded, error) {
 	if l == nil {
 		return nil, err
 	}
@@ -115,11 +146,25 @@ func Run(ctx context.Context, sc *scenarios.Loaded, opts Options) (sum *reports.
 	if ps := Check(sc); len(ps) > 0 {
 		return nil, &HarnessError{ps}
 	}
-	out := filepath.Join(opts.OutDir, sc.Metadata.Name)
+	out := opts.RunDir(sc.Metadata.Name)
 	if err := os.MkdirAll(out, 0o755); err != nil {
 		return nil, harness("%v", err)
 	}
 	cleanup := context.WithoutCancel(ctx)
+
+	// The seed chooses the load's sequence of requests and the steps' victims; the run ID prefixes
+	// the request ids. A replay takes its bundle's seed but, like every run, a run ID of its own: the
+	// same targets in the same order, numbered alike (<run ID>-<n>), with ids that cannot collide with
+	// the rows the replayed run left in a store that outlived it (a kept cluster, a database outside
+	// the rehearsal's namespace) — the durability check's ids this run never wrote must read as
+	// missing, and a store that still held the first run's ids would answer for writes the replay
+	// never made.
+	seed := chooseSeed(opts.Seed)
+	runID := load.NewRunID(sc.Metadata.Name, seed)
+	bundle := newBundle(sc, opts, seed, runID)
+	if err := replay.Write(out, sc, bundle); err != nil {
+		return nil, harness("replay bundle: %v", err)
+	}
 
 	cfg, kindCl, err := getCluster(ctx, sc, opts)
 	if err != nil {
@@ -130,6 +175,9 @@ func Run(ctx context.Context, sc *scenarios.Loaded, opts Options) (sum *reports.
 			progress(opts.Progress, "deleting kind cluster %s", kindCl.Name)
 			_ = kindCl.Delete(cleanup)
 		}()
+	}
+	if err := recordCluster(ctx, out, bundle, sc, opts, kindCl); err != nil {
+		return nil, harness("replay bundle: %v", err)
 	}
 	// A step that needs more than the cluster's API (node-loss: its node containers) is refused here,
 	// before anything is deployed.
@@ -159,26 +207,11 @@ func Run(ctx context.Context, sc *scenarios.Loaded, opts Options) (sum *reports.
 	}
 
 	// Load for the whole timeline.
-	seed := opts.Seed
-	if seed == 0 {
-		seed = uint64(time.Now().UnixNano())
-	}
 	base := sc.Load.BaseURL
 	if base == "" {
 		base = sys.url
 	}
-	lcfg := load.Config{BaseURL: base, Rate: sc.Load.Rate.PerSecond, Timeout: sc.Load.Timeout.Duration, Seed: seed, Dir: out,
-		RunID: load.NewRunID(sc.Metadata.Name, seed), MaxInFlight: sc.Load.MaxInFlight, Lateness: sc.Load.Lateness.Duration,
-		Connections: load.Connections{MaxAge: sc.Load.Connections.MaxAge.Duration, Fresh: sc.Load.Connections.Fresh,
-			Clients: sc.Load.Connections.Clients},
-		VersionHeader: versionHeader(sc)}
-	for _, st := range sc.Load.Stages {
-		lcfg.Stages = append(lcfg.Stages, load.Stage{Rate: st.Rate.PerSecond, Duration: st.Duration.Duration})
-	}
-	for _, t := range sc.Load.Targets {
-		lcfg.Targets = append(lcfg.Targets, load.Target{Name: t.Name, Method: t.Method, Path: t.Path, Body: t.Body, Weight: t.Weight,
-			Ledger: t.Ledger, Expect: t.Expect})
-	}
+	lcfg := loadConfig(sc, base, out, seed, runID)
 	if err := load.WaitAnswering(ctx, base, time.Minute); err != nil {
 		return nil, harness("load target: %v", err)
 	}
@@ -193,7 +226,7 @@ func Run(ctx context.Context, sc *scenarios.Loaded, opts Options) (sum *reports.
 	metrics.LoadStarted(lr.Aggregates(), sc.Load.Rate.PerSecond)
 	stopProgress := startProgress(opts.Progress, lr, started, metrics)
 
-	env := &steps.Env{Ops: sys.ops, Sample: sys.sample, Own: sys.own, Namespace: sys.ns, Dir: filepath.Dir(sc.File),
+	env := &steps.Env{Ops: sys.ops, Sample: sys.sample, Own: sys.own, Namespace: sys.ns, Dir: filepath.Dir(sc.File), Relocated: sc.Relocated,
 		Live: lr.Aggregates(), NodePorts: [2]int{sys.ports.First, sys.ports.First + sys.ports.Count - 1},
 		VersionHeader: versionHeader(sc), Machines: kindCl.machines(), Seed: seed, RunID: lcfg.RunID, Start: started, Logf: func(f string, a ...any) { progress(opts.Progress, f, a...) }}
 	defer env.Cleanup(cleanup)
@@ -263,9 +296,16 @@ func Run(ctx context.Context, sc *scenarios.Loaded, opts Options) (sum *reports.
 	if kindCl != nil {
 		nodeImage = kindCl.Image
 	}
+	if nodeImage == "" && bundle.NodeImage != nil {
+		nodeImage = bundle.NodeImage.Ref // a kind cluster found, not created: the image its nodes run
+	}
+	replayOf := ""
+	if bundle.ReplayOf != nil {
+		replayOf = bundle.ReplayOf.RunID
+	}
 	sum = &reports.Summary{
 		Scenario: sc.Metadata.Name, Verdict: reports.Verdict(checks), Started: started, Finished: finished, Seed: seed,
-		ScenarioHash: sc.Hash, ScenarioFile: RelativeFile(sc.File), NodeImage: nodeImage,
+		ScenarioHash: sc.Hash, ScenarioFile: RelativeFile(sc.File), NodeImage: nodeImage, Replay: BundleFile, ReplayOf: replayOf,
 		Load: reports.LoadSummary{Requests: tot.Requests, Succeeded: tot.Succeeded, Failed: tot.Failed,
 			NotSent: tot.NotSent, Scheduled: math.Round(tot.Scheduled), TargetRate: targetRate(tot, sc.Load.Rate.PerSecond),
 			AchievedRate: tot.AchievedRate, LatencyMS: tot.LatencyMS},
@@ -279,6 +319,24 @@ func Run(ctx context.Context, sc *scenarios.Loaded, opts Options) (sum *reports.
 		return sum, harness("metrics: %v", err)
 	}
 	return sum, nil
+}
+
+// loadConfig is the load of a scenario's run: its targets, rates and connections, with the run's
+// seed (which plans the sequence of requests, load.Plan) and run ID (which prefixes their ids).
+func loadConfig(sc *scenarios.Loaded, base, out string, seed uint64, runID string) load.Config {
+	lcfg := load.Config{BaseURL: base, Rate: sc.Load.Rate.PerSecond, Timeout: sc.Load.Timeout.Duration, Seed: seed, Dir: out,
+		RunID: runID, MaxInFlight: sc.Load.MaxInFlight, Lateness: sc.Load.Lateness.Duration,
+		Connections: load.Connections{MaxAge: sc.Load.Connections.MaxAge.Duration, Fresh: sc.Load.Connections.Fresh,
+			Clients: sc.Load.Connections.Clients},
+		VersionHeader: versionHeader(sc)}
+	for _, st := range sc.Load.Stages {
+		lcfg.Stages = append(lcfg.Stages, load.Stage{Rate: st.Rate.PerSecond, Duration: st.Duration.Duration})
+	}
+	for _, t := range sc.Load.Targets {
+		lcfg.Targets = append(lcfg.Targets, load.Target{Name: t.Name, Method: t.Method, Path: t.Path, Body: t.Body, Weight: t.Weight,
+			Ledger: t.Ledger, Expect: t.Expect})
+	}
+	return lcfg
 }
 
 // RelativeFile is path relative to the working directory, with forward slashes (as JUnit readers

@@ -1,0 +1,195 @@
+package runner
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rehearse-dev/rehearse/clusters"
+	"github.com/rehearse-dev/rehearse/load"
+	"github.com/rehearse-dev/rehearse/replay"
+	"github.com/rehearse-dev/rehearse/scenarios"
+	"github.com/rehearse-dev/rehearse/steps"
+)
+
+// stubDocker answers for the local docker engine: the image a kind cluster's nodes run and the
+// image ID of each local image.
+func stubDocker(t *testing.T, node replay.Image, ids map[string]string) {
+	t.Helper()
+	oldID, oldNode := localImageID, nodeImageOf
+	t.Cleanup(func() { localImageID, nodeImageOf = oldID, oldNode })
+	localImageID = func(_ context.Context, ref string) string { return ids[ref] }
+	nodeImageOf = func(*clusters.Cluster, context.Context) (string, string, error) { return node.Ref, node.ID, nil }
+}
+
+// bundleRun is what Run does about the bundle before and once it has the cluster.
+func bundleRun(t *testing.T, sc *scenarios.Loaded, opts Options, kc *kindCluster) (*replay.Run, string) {
+	t.Helper()
+	seed := chooseSeed(opts.Seed)
+	out := opts.RunDir(sc.Metadata.Name)
+	b := newBundle(sc, opts, seed, load.NewRunID(sc.Metadata.Name, seed))
+	if err := replay.Write(out, sc, b); err != nil {
+		t.Fatal(err)
+	}
+	if err := recordCluster(context.Background(), out, b, sc, opts, kc); err != nil {
+		t.Fatal(err)
+	}
+	return b, out
+}
+
+func planOf(t *testing.T, sc *scenarios.Loaded, seed uint64, runID string) []load.Planned {
+	t.Helper()
+	p, err := load.Plan(loadConfig(sc, "http://127.0.0.1:30001", t.TempDir(), seed, runID), 3000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func targets(p []load.Planned) []string {
+	var out []string
+	for _, r := range p {
+		out = append(out, r.Target)
+	}
+	return out
+}
+
+// A run's bundle records what reproduces it; a replay from it runs the bundled scenario with its
+// seed — the same request sequence (and, by the same seed, the same fault victims: see
+// faults.TestPodKillIsSeededAndRecordsEvidence) — under a run ID of its own, and warns of what it
+// could not hold equal.
+func TestBundleRecordsTheRunAndAReplayRepeatsIt(t *testing.T) {
+	sc, err := Load("../scenarios/pod-kill-during-canary.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	node := replay.Image{Ref: "rehearse.local/kind-node:v1.34.4", ID: "sha256:node1"}
+	stubDocker(t, node, map[string]string{"rehearse.local/orders:dev": "sha256:orders1", "rehearse.local/postgres:15": "sha256:pg1"})
+	tmp := t.TempDir()
+	args := []string{"bin/rehearse", "run", "../scenarios/pod-kill-during-canary.yaml", "--seed", "42", "--context", "kind-rehearse", "--out", tmp + "/out"}
+	opts := Options{OutDir: filepath.Join(tmp, "out"), Seed: 42, Args: args, Context: "kind-rehearse"}
+	orig, out := bundleRun(t, sc, opts, &kindCluster{Cluster: &clusters.Cluster{Name: "rehearse"}})
+	if out != filepath.Join(tmp, "out", "pod-kill-during-canary") {
+		t.Errorf("run directory %s", out)
+	}
+
+	b, err := replay.Open(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wd, _ := os.Getwd()
+	r := b.Run
+	if r.Seed != 42 || r.RunID != orig.RunID || !strings.HasPrefix(r.RunID, "pod-kill-during-canary-42-") || r.ScenarioHash != sc.Hash ||
+		r.ScenarioFile != "../scenarios/pod-kill-during-canary.yaml" || r.WorkingDir != wd || !slices.Equal(r.Args, args) ||
+		r.Command != "bin/rehearse run ../scenarios/pod-kill-during-canary.yaml --seed 42 --context kind-rehearse --out "+tmp+"/out" {
+		t.Errorf("run.json: %+v", r)
+	}
+	if r.Options.Context != "kind-rehearse" || r.Cluster == nil || r.Cluster.Kind != "rehearse" || r.Cluster.Context != "kind-rehearse" || r.Cluster.Created {
+		t.Errorf("options %+v, cluster %+v", r.Options, r.Cluster)
+	}
+	if r.NodeImage == nil || *r.NodeImage != node || !slices.Equal(r.Images, []replay.Image{
+		{Ref: "rehearse.local/orders:dev", ID: "sha256:orders1"}, {Ref: "rehearse.local/postgres:15", ID: "sha256:pg1"}}) {
+		t.Errorf("node image %+v, images %+v", r.NodeImage, r.Images)
+	}
+	if r.Rehearse.Go == "" || r.Format != replay.Format || r.ReplayOf != nil {
+		t.Errorf("build %+v, format %d, replay of %+v", r.Rehearse, r.Format, r.ReplayOf)
+	}
+
+	// The replay: the bundled scenario, the bundle's seed, its own directory; the orders image was
+	// rebuilt since.
+	again, err := LoadReplay(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.Hash != sc.Hash || again.File != filepath.Join(out, "replay", "scenario.yaml") {
+		t.Errorf("replayed %s (%s), want the bundle's copy of %s", again.File, again.Hash, sc.Hash)
+	}
+	stubDocker(t, node, map[string]string{"rehearse.local/orders:dev": "sha256:orders2", "rehearse.local/postgres:15": "sha256:pg1"})
+	var warnings bytes.Buffer
+	time.Sleep(time.Millisecond) // a run ID's nonce is the clock's
+	ropts := Options{Dir: filepath.Join(tmp, "out", "pod-kill-during-canary-replay-1"), Seed: b.Run.Seed, Replay: b, Progress: &warnings,
+		Args: []string{"bin/rehearse", "run", "--replay", out}}
+	rep, rout := bundleRun(t, again, ropts, &kindCluster{Cluster: &clusters.Cluster{Name: "rehearse"}, created: true})
+	if rout != ropts.Dir || rep.Seed != 42 || rep.RunID == orig.RunID || rep.ScenarioHash != sc.Hash {
+		t.Errorf("replay in %s: seed %d, run ID %s (the run's %s), hash %s", rout, rep.Seed, rep.RunID, orig.RunID, rep.ScenarioHash)
+	}
+	if rep.ReplayOf == nil || rep.ReplayOf.RunID != orig.RunID || rep.ReplayOf.Bundle != b.Dir || len(rep.ReplayOf.Differences) != 1 {
+		t.Fatalf("replay of %+v", rep.ReplayOf)
+	}
+	if want := "rehearse: warning: replay: image rehearse.local/orders:dev differs: the run's was sha256:orders1, now sha256:orders2\n"; warnings.String() != want {
+		t.Errorf("warnings:\n%s\nwant\n%s", warnings.String(), want)
+	}
+	if _, err := replay.Open(rout); err != nil {
+		t.Errorf("a replay's own bundle: %v", err)
+	}
+
+	// The same request sequence: the bundle's seed and run ID plan the same requests, ids included;
+	// the replay's run ID the same targets in the same order, numbered alike; another seed others.
+	fromBundle := planOf(t, again, b.Run.Seed, b.Run.RunID)
+	if !slices.Equal(planOf(t, sc, orig.Seed, orig.RunID), fromBundle) {
+		t.Error("the run and its bundle plan different requests")
+	}
+	replayed := planOf(t, again, rep.Seed, rep.RunID)
+	if !slices.Equal(targets(fromBundle), targets(replayed)) {
+		t.Error("the replay plans other targets")
+	}
+	for i := range replayed {
+		if replayed[i].ID != strings.Replace(fromBundle[i].ID, orig.RunID, rep.RunID, 1) {
+			t.Fatalf("request %d: the replay's id %s, the run's %s", i+1, replayed[i].ID, fromBundle[i].ID)
+		}
+	}
+	if slices.Equal(targets(fromBundle), targets(planOf(t, again, 43, b.Run.RunID))) {
+		t.Error("seed 43 plans the targets seed 42 does")
+	}
+}
+
+// On a cluster that is not a local kind cluster nothing about images is known, and a replay there
+// says so.
+func TestBundleOnAnExistingCluster(t *testing.T) {
+	sc, err := Load("../scenarios/smoke.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	stubDocker(t, replay.Image{Ref: "n", ID: "sha256:n"}, map[string]string{"rehearse.local/orders:dev": "sha256:o"})
+	tmp := t.TempDir()
+	orig, out := bundleRun(t, sc, Options{OutDir: tmp, Seed: 7, Context: "prod", AllowContexts: []string{"prod"}}, nil)
+	if orig.NodeImage != nil || orig.Images != nil || orig.Cluster == nil || orig.Cluster.Context != "prod" || orig.Cluster.Kind != "" {
+		t.Errorf("cluster %+v, node image %+v, images %+v", orig.Cluster, orig.NodeImage, orig.Images)
+	}
+	b, err := replay.Open(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(b.Run.Options.AllowContexts, []string{"prod"}) {
+		t.Errorf("options %+v", b.Run.Options)
+	}
+	// The run on kind, its replay elsewhere: warned.
+	b.Run.NodeImage = &replay.Image{Ref: "n", ID: "sha256:n"}
+	var w bytes.Buffer
+	rep, _ := bundleRun(t, sc, Options{Dir: filepath.Join(tmp, "again"), Seed: 7, Replay: b, Progress: &w}, nil)
+	if len(rep.ReplayOf.Differences) != 1 || !strings.Contains(w.String(), "this cluster's is not known") {
+		t.Errorf("differences %q", rep.ReplayOf.Differences)
+	}
+}
+
+func TestChooseSeedAndRunDir(t *testing.T) {
+	if chooseSeed(42) != 42 || chooseSeed(0) == 0 {
+		t.Error("chooseSeed")
+	}
+	if d := (Options{OutDir: "out"}).RunDir("smoke"); d != filepath.Join("out", "smoke") {
+		t.Errorf("RunDir %s", d)
+	}
+	if d := (Options{OutDir: "out", Dir: "elsewhere"}).RunDir("smoke"); d != "elsewhere" {
+		t.Errorf("RunDir with Dir %s", d)
+	}
+	// A step reads a relocated file where the bundle keeps it.
+	env := &steps.Env{Dir: "/s", Relocated: map[string]string{"v2.yaml": "/b/files/0/v2.yaml"}}
+	if env.Path("v2.yaml") != "/b/files/0/v2.yaml" || env.Path("v3.yaml") != "/s/v3.yaml" {
+		t.Errorf("env paths %s %s", env.Path("v2.yaml"), env.Path("v3.yaml"))
+	}
+}
