@@ -326,7 +326,7 @@ func LocalImageID(ctx context.Context, ref string) string { return localImageID(
 // it was given and the ID of the image it runs (which stays that image's even when the tag has moved
 // since).
 func (c *Cluster) NodeImage(ctx context.Context) (ref, id string, err error) {
-	out, err := exec.CommandContext(ctx, "docker", "inspect", "--format", "{{.Config.Image}} {{.Image}}", c.Name+"-control-plane").Output()
+	out, err := exec.CommandContext(ctx, "docker", "inspect", "--type", "container", "--format", "{{.Config.Image}} {{.Image}}", c.Name+"-control-plane").Output()
 	if err != nil {
 		return "", "", fmt.Errorf("docker inspect %s-control-plane: %w", c.Name, err)
 	}
