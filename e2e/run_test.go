@@ -13,6 +13,7 @@ import (
 	"sigs.k8s.io/e2e-framework/pkg/envconf"
 	"sigs.k8s.io/e2e-framework/pkg/features"
 
+	"github.com/rehearse-dev/rehearse/replay"
 	"github.com/rehearse-dev/rehearse/reports"
 	"github.com/rehearse-dev/rehearse/runner"
 	"github.com/rehearse-dev/rehearse/scenarios"
@@ -58,6 +59,14 @@ func TestRunScenarios(t *testing.T) {
 				if st, err := os.Stat(filepath.Join(dir, f)); err != nil || st.Size() == 0 {
 					t.Errorf("%s missing or empty: %v", f, err)
 				}
+			}
+			// The replay bundle: the seed, the node image and the sample's images by their IDs.
+			if rb, err := replay.Open(dir); err != nil {
+				t.Errorf("replay bundle: %v", err)
+			} else if rb.Run.Seed != sum.Seed || rb.Run.NodeImage == nil || !strings.HasPrefix(rb.Run.NodeImage.ID, "sha256:") ||
+				len(rb.Run.Images) != 2 || !strings.HasPrefix(rb.Run.Images[0].ID, "sha256:") || sum.Replay != "replay/run.json" {
+				t.Errorf("replay bundle: seed %d (summary %d), node image %+v, images %+v, summary's replay %q",
+					rb.Run.Seed, sum.Seed, rb.Run.NodeImage, rb.Run.Images, sum.Replay)
 			}
 			b, _ := os.ReadFile(filepath.Join(dir, "junit.xml"))
 			var j struct {
