@@ -7,7 +7,7 @@ BIN := bin/rehearse
 all: build
 
 build:
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w" -o $(BIN) ./cmd/rehearse
+	CGO_ENABLED=0 $(GO) build -buildvcs=auto -trimpath -ldflags "-s -w" -o $(BIN) ./cmd/rehearse
 
 # Host set-up: a Docker engine that can run kind's privileged nodes (idempotent).
 docker:
