@@ -154,6 +154,19 @@ func CurrentBuild() Build {
 	return b
 }
 
+// ident is what identifies the build's code: its VCS revision, or a released module version; ""
+// when it has neither (a build without VCS stamping, as go test and builds in a linked git worktree
+// are: Go recognises only a .git directory).
+func (b Build) ident() string {
+	if b.Revision != "" {
+		return b.Revision
+	}
+	if b.Version != "" && b.Version != "(devel)" {
+		return b.Version
+	}
+	return ""
+}
+
 func (b Build) String() string {
 	s := b.Version
 	if s == "" {
@@ -523,6 +536,8 @@ func Differences(orig, now *Run) []string {
 	var out []string
 	o, n := orig.Rehearse, now.Rehearse
 	switch {
+	case o.ident() == "" || n.ident() == "":
+		out = append(out, fmt.Sprintf("rehearse: the run was made by %s, this is %s: without a revision or a released version on both, whether the code differs cannot be told", o, n))
 	case o.Version != n.Version || o.Revision != n.Revision:
 		out = append(out, fmt.Sprintf("rehearse differs: the run was made by %s, this is %s", o, n))
 	case (o.Modified != nil && *o.Modified) || (n.Modified != nil && *n.Modified):

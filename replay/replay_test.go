@@ -310,6 +310,14 @@ func TestDifferences(t *testing.T) {
 	if d := Differences(orig, &dirty); len(d) != 1 || !strings.Contains(d[0], "uncommitted changes") {
 		t.Errorf("a build with uncommitted changes at one revision: %q", d)
 	}
+	unstamped := &Run{Rehearse: Build{Version: "(devel)"}, NodeImage: orig.NodeImage, Images: orig.Images, Files: orig.Files}
+	if d := Differences(orig, unstamped); len(d) != 1 || !strings.Contains(d[0], "cannot be told") {
+		t.Errorf("a build without a revision: %q", d)
+	}
+	released := &Run{Rehearse: Build{Version: "v0.3.0"}}
+	if d := Differences(released, released); len(d) != 0 {
+		t.Errorf("one released version: %q", d)
+	}
 	elsewhere := &Run{Rehearse: orig.Rehearse}
 	got = strings.Join(Differences(orig, elsewhere), "\n")
 	if !strings.Contains(got, "node image: the run's was") || !strings.Contains(got, "this run did not load it") {

@@ -18,6 +18,7 @@ import (
 var (
 	localImageID = clusters.LocalImageID
 	nodeImageOf  = (*clusters.Cluster).NodeImage
+	currentBuild = replay.CurrentBuild
 )
 
 // BundleFile is the replay bundle's run.json, relative to the run's directory (summary.json's
@@ -36,7 +37,7 @@ func chooseSeed(given uint64) uint64 {
 func newBundle(sc *scenarios.Loaded, opts Options, seed uint64, runID string) *replay.Run {
 	wd, _ := os.Getwd()
 	b := &replay.Run{Format: replay.Format, Scenario: sc.Metadata.Name, ScenarioFile: RelativeFile(sc.File),
-		ScenarioHash: sc.Hash, Seed: seed, RunID: runID, Started: time.Now(), Rehearse: replay.CurrentBuild(),
+		ScenarioHash: sc.Hash, Seed: seed, RunID: runID, Started: time.Now(), Rehearse: currentBuild(),
 		Args: opts.Args, Command: replay.ShellQuote(opts.Args), WorkingDir: wd,
 		Options: replay.Options{Out: opts.OutDir, KeepCluster: opts.KeepCluster, Kubeconfig: opts.Kubeconfig,
 			Context: opts.Context, AllowContexts: slices.Clone(opts.AllowContexts), MetricsAddr: opts.MetricsAddr}}

@@ -21,8 +21,11 @@ import (
 // image ID of each local image.
 func stubDocker(t *testing.T, node replay.Image, ids map[string]string) {
 	t.Helper()
-	oldID, oldNode := localImageID, nodeImageOf
-	t.Cleanup(func() { localImageID, nodeImageOf = oldID, oldNode })
+	oldID, oldNode, oldBuild := localImageID, nodeImageOf, currentBuild
+	t.Cleanup(func() { localImageID, nodeImageOf, currentBuild = oldID, oldNode, oldBuild })
+	currentBuild = func() replay.Build {
+		return replay.Build{Version: "v0.0.0-20261125104835-4898bae38177", Revision: "4898bae38177"}
+	}
 	localImageID = func(_ context.Context, ref string) string { return ids[ref] }
 	nodeImageOf = func(*clusters.Cluster, context.Context) (string, string, error) { return node.Ref, node.ID, nil }
 }
@@ -96,7 +99,7 @@ func TestBundleRecordsTheRunAndAReplayRepeatsIt(t *testing.T) {
 		{Ref: "rehearse.local/orders:dev", ID: "sha256:orders1"}, {Ref: "rehearse.local/postgres:15", ID: "sha256:pg1"}}) {
 		t.Errorf("node image %+v, images %+v", r.NodeImage, r.Images)
 	}
-	if r.Rehearse.Go == "" || r.Format != replay.Format || r.ReplayOf != nil {
+	if r.Rehearse.Revision != "4898bae38177" || r.Format != replay.Format || r.ReplayOf != nil {
 		t.Errorf("build %+v, format %d, replay of %+v", r.Rehearse, r.Format, r.ReplayOf)
 	}
 
