@@ -1,7 +1,8 @@
 // Package clusters owns the Kubernetes clusters rehearsals run on: kind clusters created and deleted
 // through kind's Go library (node image: kind's published one, or rehearse's offline build from
 // clusters/nodeimage), readiness of every node and system add-on, and loading locally built image
-// archives into every node without a registry.
+// archives into every node without a registry; and the image IDs behind them (the node image, local
+// images), which a run's replay bundle records.
 package clusters
 
 import (

@@ -1,8 +1,9 @@
 // Package load owns the synthetic HTTP traffic of a rehearsal: vegeta (as a library) sends weighted
-// targets at a constant or stepped rate, every result is streamed to disk in vegeta's binary format
-// (`vegeta report` reads it), per-second aggregates are kept for the timeline, and a ledger records
-// which writes were acknowledged (2xx) and which are indeterminate (no answer), for the durability
-// check. Memory stays flat with run length: results and the ledger go to files.
+// targets at a constant or stepped rate, in a sequence the seed alone plans (Plan: a replay with the
+// seed sends the same targets in the same order); every result is streamed to disk in vegeta's
+// binary format (`vegeta report` reads it), per-second aggregates are kept for the timeline, and a
+// ledger records which writes were acknowledged (2xx) and which are indeterminate (no answer), for
+// the durability check. Memory stays flat with run length: results and the ledger go to files.
 package load
 
 import (

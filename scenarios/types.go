@@ -1,6 +1,7 @@
 // Package scenarios owns scenario files: strict parsing (unknown fields are errors), validation with
 // errors that name file:line and field, human durations and rates, the JSON Schema editors use, and
-// the shipped example scenarios (*.yaml in this directory).
+// the shipped example scenarios (*.yaml in this directory). A scenario keeps the bytes it was parsed
+// from, and can be run from a copy whose files are elsewhere (ParseRelocated: a replay bundle).
 package scenarios
 
 import (
