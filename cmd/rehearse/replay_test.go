@@ -101,6 +101,22 @@ func TestRunReplay(t *testing.T) {
 		}
 	}
 
+	// DIR given from inside the run's directory: the replay still goes beside the run.
+	wd, _ := os.Getwd()
+	t.Cleanup(func() { os.Chdir(wd) })
+	if err := os.Chdir(runDir); err != nil {
+		t.Fatal(err)
+	}
+	*calls = nil
+	if _, err := execute("run", "--replay", "replay"); err != nil {
+		t.Fatal(err)
+	}
+	d, _ := filepath.Abs((*calls)[0].opts.RunDir("smoke"))
+	if !strings.HasPrefix(d, filepath.Join(out, "smoke-replay-")) {
+		t.Errorf("replay/ from inside the run's directory: reports in %s", d)
+	}
+	os.Chdir(wd)
+
 	// --out as for any run; the cluster flags given again: nothing to say about them.
 	*calls = nil
 	other := filepath.Join(t.TempDir(), "again")

@@ -240,7 +240,15 @@ func openReplay(w io.Writer, dir string, ro *runner.Options, outGiven bool) (*sc
 	}
 	ro.Replay = b
 	if !outGiven {
-		ro.Dir = filepath.Join(filepath.Dir(b.RunDir()), l.Metadata.Name+"-replay-"+time.Now().Format("20060102-150405"))
+		// Beside the run's directory, however DIR was given (replay/ from inside the run's directory:
+		// the run's directory is ".", whose parent filepath.Dir does not find).
+		runDir := b.RunDir()
+		if base := filepath.Base(runDir); base == "." || base == ".." {
+			if runDir, err = filepath.Abs(runDir); err != nil {
+				return nil, exitCode{2, err.Error()}
+			}
+		}
+		ro.Dir = filepath.Join(filepath.Dir(runDir), l.Metadata.Name+"-replay-"+time.Now().Format("20060102-150405"))
 	}
 	if same(ro.RunDir(l.Metadata.Name), b.RunDir()) {
 		return nil, exitCode{2, fmt.Sprintf("the replay would write over the run it replays (%s): give another --out", b.RunDir())}
