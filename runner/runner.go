@@ -156,9 +156,9 @@ func Run(ctx context.Context, sc *scenarios.Loaded, opts Options) (sum *reports.
 	// the request ids. A replay takes its bundle's seed but, like every run, a run ID of its own: the
 	// same targets in the same order, numbered alike (<run ID>-<n>), with ids that cannot collide with
 	// the rows the replayed run left in a store that outlived it (a kept cluster, a database outside
-	// the rehearsal's namespace) — the durability check's ids this run never wrote must read as
-	// missing, and a store that still held the first run's ids would answer for writes the replay
-	// never made.
+	// the rehearsal's namespace). With the run's ids such a store would read the replay's writes as
+	// stored even when they never landed — the sample even acknowledges a repeated write as
+	// idempotent — and acked-writes-durable would pass on the first run's rows.
 	seed := chooseSeed(opts.Seed)
 	runID := load.NewRunID(sc.Metadata.Name, seed)
 	bundle := newBundle(sc, opts, seed, runID)
