@@ -159,7 +159,8 @@ func LoadAchieved(t load.Totals, seconds []load.Second, minShare float64, minReq
 		if n < minShare*s.Scheduled-1 {
 			short++
 		}
-		if share < worstShare {
+		// A boundary second due a fraction of a request (the last) is not named as the worst.
+		if share < worstShare && s.Scheduled >= 1 {
 			worst, worstShare = s.T, share
 		}
 	}
