@@ -42,7 +42,17 @@ func rehearse(t *testing.T, ctx context.Context, file string) (*reports.Summary,
 	for _, c := range sum.Checks {
 		t.Logf("%s: %-22s %-5s %s", sum.Scenario, c.Name, c.Status, c.Message)
 	}
-	return sum, filepath.Join(out, sc.Metadata.Name), code
+	dir := filepath.Join(out, sc.Metadata.Name)
+	if sum.Load.Failed > 0 {
+		// The failures themselves, so that a run that failed unexpectedly can be understood from the
+		// test log alone (the reports go with the test's temporary directory).
+		if md, err := os.ReadFile(filepath.Join(dir, "summary.md")); err == nil {
+			if i := strings.Index(string(md), "# First failures"); i >= 0 {
+				t.Logf("%s: %s", sum.Scenario, string(md[i:]))
+			}
+		}
+	}
+	return sum, dir, code
 }
 
 func TestRunScenarios(t *testing.T) {
