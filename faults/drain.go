@@ -201,25 +201,27 @@ func pickNode(ctx context.Context, env *steps.Env, step string, f *scenarios.Fau
 		// Nodes that run a pod avoid picks are not chosen.
 		avoided := map[string]bool{}
 		if avoid != "" {
-			for _, ns := range env.Namespaces() {
-				pods, err := cs.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: avoid})
-				if err != nil {
-					return "", err
-				}
-				for _, p := range pods.Items {
-					avoided[p.Spec.NodeName] = true
-				}
-			}
-		}
-		var candidates []corev1.Pod
-		for _, ns := range env.Namespaces() {
-			pods, err := cs.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: running})
+			sel, err := labels.Parse(avoid)
 			if err != nil {
 				return "", err
 			}
-			candidates = append(candidates, pods.Items...)
+			pods, err := matching(ctx, env, env.Namespaces(), sel)
+			if err != nil {
+				return "", err
+			}
+			for _, p := range pods {
+				avoided[p.Spec.NodeName] = true
+			}
 		}
-		slices.SortFunc(candidates, func(a, b corev1.Pod) int { return cmpString(a.Namespace+"/"+a.Name, b.Namespace+"/"+b.Name) })
+		sel, err := labels.Parse(running)
+		if err != nil {
+			return "", err
+		}
+		candidates, err := matching(ctx, env, env.Namespaces(), sel)
+		if err != nil {
+			return "", err
+		}
+		slices.SortFunc(candidates, byName)
 		for _, p := range candidates {
 			if p.Spec.NodeName != "" && p.DeletionTimestamp == nil && !avoided[p.Spec.NodeName] {
 				return p.Spec.NodeName, nil
@@ -291,8 +293,7 @@ func Repair(ctx context.Context, cs kubernetes.Interface, m Stopped) ([]string, 
 			}
 			started := time.Now()
 			for {
-				ready, beat, err := nodeReady(ctx, cs, n)
-				if err == nil && ready && !beat.Before(started.Truncate(time.Second)) {
+				if back, _, err := readySince(ctx, cs, n, started); err == nil && back {
 					break
 				}
 				if time.Since(started) > DefaultLossTimeout {

@@ -130,14 +130,13 @@ func (NodeLoss) Run(ctx context.Context, env *steps.Env, st scenarios.Step, rec 
 	started := time.Now()
 	env.Log("node-loss: started %s again", node)
 
-	// Up: Ready again means a Ready heartbeat posted after the start (a node the control plane
-	// never marked NotReady still shows its old Ready condition).
+	// Up: Ready again means a Ready heartbeat posted after the start (readySince).
 	for deadline := started.Add(timeout); ; {
-		ready, beat, err := nodeReady(ctx, cs, node)
-		if err == nil && !ready && l.NotReadyAfterS == nil {
+		back, notReady, err := readySince(ctx, cs, node, started)
+		if err == nil && notReady && l.NotReadyAfterS == nil {
 			set(func(l *verify.Loss) { t := since(stopped); l.NotReadyAfterS = &t })
 		}
-		if err == nil && ready && !beat.Before(started.Truncate(time.Second)) {
+		if err == nil && back {
 			set(func(l *verify.Loss) { t := since(stopped); l.ReadyAfterS = &t })
 			env.Log("node-loss: %s Ready %.0fs after it started", node, time.Since(started).Seconds())
 			return nil
@@ -162,6 +161,16 @@ func nodeReady(ctx context.Context, cs kubernetes.Interface, node string) (bool,
 	}
 	ready, beat := readyCondition(n)
 	return ready, beat, nil
+}
+
+// readySince says whether node is back — Ready with a heartbeat posted since started (a node the
+// control plane never marked NotReady still shows its old Ready condition) — or NotReady.
+func readySince(ctx context.Context, cs kubernetes.Interface, node string, started time.Time) (back, notReady bool, err error) {
+	ready, beat, err := nodeReady(ctx, cs, node)
+	if err != nil {
+		return false, false, err
+	}
+	return ready && !beat.Before(started.Truncate(time.Second)), !ready, nil
 }
 
 func since(t time.Time) float64 { return math.Round(time.Since(t).Seconds()*10) / 10 }

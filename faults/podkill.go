@@ -148,7 +148,7 @@ func killOnce(ctx context.Context, env *steps.Env, nss []string, sel labels.Sele
 			}
 		}
 	}
-	slices.SortFunc(pods, func(a, b corev1.Pod) int { return cmpString(a.Namespace+"/"+a.Name, b.Namespace+"/"+b.Name) })
+	slices.SortFunc(pods, byName)
 	k := verify.Kill{AtS: math.Round(time.Since(env.Start).Seconds()*10) / 10, Matched: len(pods)}
 	if len(pods) == 0 {
 		return k, nil // nothing to kill: fault-took-effect says so
@@ -206,14 +206,9 @@ func killOnce(ctx context.Context, env *steps.Env, nss []string, sel labels.Sele
 	return k, ctx.Err()
 }
 
-func cmpString(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
+// byName orders pods by namespace/name: the order seeded choices index into.
+func byName(a, b corev1.Pod) int {
+	return strings.Compare(a.Namespace+"/"+a.Name, b.Namespace+"/"+b.Name)
 }
 
 func matching(ctx context.Context, env *steps.Env, nss []string, sel labels.Selector) ([]corev1.Pod, error) {
