@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"sigs.k8s.io/e2e-framework/pkg/envconf"
@@ -119,7 +118,7 @@ func TestFaultsInterrupted(t *testing.T) {
 							if n.Spec.Unschedulable || n.Annotations[faults.CordonedBy] != "" {
 								t.Fatalf("node %s left cordoned (%v) or marked (%q)", n.Name, n.Spec.Unschedulable, n.Annotations[faults.CordonedBy])
 							}
-							if !nodeIsReady(&n) {
+							if !ready(&n) {
 								bad = append(bad, n.Name)
 							}
 						}
@@ -136,15 +135,6 @@ func TestFaultsInterrupted(t *testing.T) {
 			return ctx
 		}).Feature()
 	testenv.Test(t, f)
-}
-
-func nodeIsReady(n *corev1.Node) bool {
-	for _, c := range n.Status.Conditions {
-		if c.Type == corev1.NodeReady {
-			return c.Status == corev1.ConditionTrue
-		}
-	}
-	return false
 }
 
 // interruptAt runs the CLI on file and sends it SIGINT after when appears on its stderr; the run
