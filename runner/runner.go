@@ -574,7 +574,7 @@ func deploy(ctx context.Context, sc *scenarios.Loaded, cfg *rest.Config, kc *kin
 				return nil, nil, harness("load images (build them with `rehearse images build`): %v", err)
 			}
 		}
-		done := phase(w, fmt.Sprintf("deploying orders-postgres in namespace %s", sys.ns), func() string { return podsStatus(ctx, ops.Clientset(), sys.ns) })
+		done := phase(w, fmt.Sprintf("deploying orders-postgres in namespace %s", sys.ns), func() string { return ops.PodsStatus(ctx, sys.ns) })
 		teardown := func(ctx context.Context) { _ = ops.DeleteNamespace(ctx, sys.ns, 3*time.Minute) }
 		sample, err := workloads.DeploySample(ctx, cfg, workloads.SampleOptions{
 			// The cluster allocates the NodePort from its published range: rehearsals side by side on
@@ -633,7 +633,7 @@ func deploy(ctx context.Context, sc *scenarios.Loaded, cfg *rest.Config, kc *kin
 	done := phase(w, "waiting for the workload to be ready", func() string {
 		var parts []string
 		for _, ns := range own.Namespaces() {
-			parts = append(parts, podsStatus(ctx, ops.Clientset(), ns))
+			parts = append(parts, ops.PodsStatus(ctx, ns))
 		}
 		return strings.Join(parts, "; ")
 	})

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -339,3 +340,69 @@ func IsSystemFailure(err error) bool {
 
 // OpsFor wraps a clientset (a fake one in tests of the steps that act on a cluster).
 func OpsFor(cs kubernetes.Interface) *Ops { return &Ops{cs: cs} }
+
+// PodsStatus says, per app label (or pod name prefix), how many of a namespace's pods are ready,
+// and names the waiting reason of one that is not (ContainerCreating, ImagePullBackOff, ...).
+func (p *Ops) PodsStatus(ctx context.Context, namespace string) string {
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	pods, err := p.cs.CoreV1().Pods(namespace).List(ctx, metav1.ListOptions{})
+	if err != nil || len(pods.Items) == 0 {
+		return "no pods yet"
+	}
+	type count struct {
+		ready, all int
+		why        string
+	}
+	groups := map[string]*count{}
+	for _, pod := range pods.Items {
+		g := pod.Labels["app"]
+		if g == "" {
+			g = pod.GenerateName
+		}
+		c := groups[g]
+		if c == nil {
+			c = &count{}
+			groups[g] = c
+		}
+		c.all++
+		if podReady(&pod) {
+			c.ready++
+		} else if c.why == "" {
+			c.why = waiting(&pod)
+		}
+	}
+	names := make([]string, 0, len(groups))
+	for g := range groups {
+		names = append(names, g)
+	}
+	slices.Sort(names)
+	var parts []string
+	for _, g := range names {
+		c := groups[g]
+		s := fmt.Sprintf("%s %d/%d ready", strings.TrimSuffix(g, "-"), c.ready, c.all)
+		if c.why != "" {
+			s += " (" + c.why + ")"
+		}
+		parts = append(parts, s)
+	}
+	return strings.Join(parts, ", ")
+}
+
+// waiting is why a pod is not ready yet, as kubectl get pods would say it.
+func waiting(p *corev1.Pod) string {
+	for _, s := range append(p.Status.InitContainerStatuses, p.Status.ContainerStatuses...) {
+		if s.State.Waiting != nil && s.State.Waiting.Reason != "" {
+			return p.Name + ": " + s.State.Waiting.Reason
+		}
+	}
+	if p.Status.Phase == corev1.PodPending {
+		for _, c := range p.Status.Conditions {
+			if c.Type == corev1.PodScheduled && c.Status != corev1.ConditionTrue {
+				return p.Name + ": unschedulable"
+			}
+		}
+		return p.Name + ": pending"
+	}
+	return p.Name + ": not ready"
+}

@@ -104,3 +104,28 @@ func TestDeleteNamespaceDeletesItsPods(t *testing.T) {
 		t.Errorf("deletes %v, want %v", order, want)
 	}
 }
+
+// A deploy's progress line: per app, how many pods are ready, and why one is not.
+func TestPodsStatus(t *testing.T) {
+	pod := func(name, app string, ready bool, reason string) *corev1.Pod {
+		p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "ns", Labels: map[string]string{"app": app}},
+			Status: corev1.PodStatus{Phase: corev1.PodRunning}}
+		st := corev1.ConditionFalse
+		if ready {
+			st = corev1.ConditionTrue
+		}
+		p.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodReady, Status: st}}
+		if reason != "" {
+			p.Status.ContainerStatuses = []corev1.ContainerStatus{{State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: reason}}}}
+		}
+		return p
+	}
+	cs := fake.NewClientset(pod("db-0", "db", true, ""), pod("db-1", "db", false, "ContainerCreating"), pod("web-a", "web", true, ""))
+	want := "db 1/2 ready (db-1: ContainerCreating), web 1/1 ready"
+	if got := OpsFor(cs).PodsStatus(context.Background(), "ns"); got != want {
+		t.Errorf("status %q, want %q", got, want)
+	}
+	if got := OpsFor(cs).PodsStatus(context.Background(), "empty"); got != "no pods yet" {
+		t.Errorf("empty namespace: %q", got)
+	}
+}
