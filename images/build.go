@@ -7,7 +7,6 @@ package images
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -16,6 +15,8 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"golang.org/x/sync/errgroup"
 )
 
 // KeyLabel is the image label holding the build key of the step that produced the image.
@@ -96,28 +97,13 @@ func (b *Builder) Results() []Result {
 // Ensure builds steps and their dependencies unless they are already built with the same key.
 // Independent steps build concurrently; the first failure cancels the others.
 func (b *Builder) Ensure(ctx context.Context, steps ...*Step) error {
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	errs := make(chan error, len(steps))
+	// errgroup cancels the rest on the first failure and returns that failure, not the
+	// cancellations it caused.
+	g, ctx := errgroup.WithContext(ctx)
 	for _, s := range steps {
-		go func() {
-			err := b.ensureTree(ctx, s)
-			if err != nil {
-				cancel(err)
-			}
-			errs <- err
-		}()
+		g.Go(func() error { return b.ensureTree(ctx, s) })
 	}
-	var first error
-	for range steps {
-		if err := <-errs; err != nil && (first == nil || errors.Is(first, context.Canceled)) {
-			first = err
-		}
-	}
-	if cause := context.Cause(ctx); first != nil && cause != nil && !errors.Is(cause, context.Canceled) {
-		return cause // the failure that cancelled the rest, not a step it cancelled
-	}
-	return first
+	return g.Wait()
 }
 
 // ensureTree builds s once its dependencies are built; a step asked for twice (a shared
