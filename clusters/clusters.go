@@ -125,8 +125,8 @@ func cgroupV1(ctx context.Context) (bool, error) {
 }
 
 // Config builds the kind configuration: one control-plane node publishing the NodePort range on
-// 127.0.0.1, and workers.
-func Config(name string, workers int, ports PortRange, v1 bool) *v1alpha4.Cluster {
+// 127.0.0.1, and workers, on the node image image.
+func Config(name string, workers int, ports PortRange, v1 bool, image string) *v1alpha4.Cluster {
 	cp := v1alpha4.Node{Role: v1alpha4.ControlPlaneRole}
 	for p := ports.First; p <= ports.Last(); p++ {
 		cp.ExtraPortMappings = append(cp.ExtraPortMappings, v1alpha4.PortMapping{
@@ -140,6 +140,11 @@ func Config(name string, workers int, ports PortRange, v1 bool) *v1alpha4.Cluste
 		KubeadmConfigPatches: []string{
 			"kind: ClusterConfiguration\napiServer:\n  extraArgs:\n    service-node-port-range: \"" + ports.String() + "\"\n",
 		},
+	}
+	if image == nodeimage.Image {
+		// rehearse's node image holds a newer CoreDNS than the one kubeadm names (see nodeimage).
+		cfg.KubeadmConfigPatches = append(cfg.KubeadmConfigPatches,
+			"kind: ClusterConfiguration\ndns:\n  imageTag: "+nodeimage.CoreDNSVersion+"\n")
 	}
 	if v1 {
 		// Kubernetes 1.34 still runs on cgroup v1 when told so explicitly (the default flips in 1.35).
@@ -192,7 +197,7 @@ func Create(ctx context.Context, opts CreateOptions) (*Cluster, error) {
 	created := make(chan error, 1)
 	go func() {
 		created <- p.Create(opts.Name,
-			cluster.CreateWithV1Alpha4Config(Config(opts.Name, opts.Workers, opts.NodePorts, v1)),
+			cluster.CreateWithV1Alpha4Config(Config(opts.Name, opts.Workers, opts.NodePorts, v1, image)),
 			cluster.CreateWithNodeImage(image),
 			cluster.CreateWithKubeconfigPath(opts.Kubeconfig),
 			cluster.CreateWithDisplayUsage(false),

@@ -5,11 +5,13 @@ import (
 	"testing"
 
 	"sigs.k8s.io/kind/pkg/apis/config/v1alpha4"
+
+	"github.com/rehearse-dev/rehearse/clusters/nodeimage"
 )
 
 func TestConfigPublishesNodePortsOnLoopback(t *testing.T) {
 	ports := PortRange{First: 31000, Count: 5}
-	cfg := Config("x", 2, ports, true)
+	cfg := Config("x", 2, ports, true, nodeimage.Image)
 	if len(cfg.Nodes) != 3 {
 		t.Fatalf("%d nodes, want 3", len(cfg.Nodes))
 	}
@@ -38,16 +40,23 @@ func TestConfigPublishesNodePortsOnLoopback(t *testing.T) {
 	if !strings.Contains(patches, "failCgroupV1: false") {
 		t.Errorf("cgroup v1 host without failCgroupV1: false:\n%s", patches)
 	}
+	// kubeadm would otherwise start a CoreDNS tag the node image does not hold, and no node can pull.
+	if !strings.Contains(patches, "dns:\n  imageTag: "+nodeimage.CoreDNSVersion+"\n") {
+		t.Errorf("rehearse's node image without kubeadm's CoreDNS tag patched:\n%s", patches)
+	}
 }
 
 func TestConfigOnCgroupV2LeavesKubeletDefault(t *testing.T) {
-	cfg := Config("x", 0, NodePorts, false)
+	cfg := Config("x", 0, NodePorts, false, "kindest/node:v1.34.0")
 	if len(cfg.Nodes) != 1 {
 		t.Fatalf("%d nodes, want 1", len(cfg.Nodes))
 	}
 	for _, p := range cfg.KubeadmConfigPatches {
 		if strings.Contains(p, "failCgroupV1") {
 			t.Errorf("cgroup v2 host gets a cgroup v1 patch: %s", p)
+		}
+		if strings.Contains(p, "imageTag") {
+			t.Errorf("a published node image gets rehearse's CoreDNS tag: %s", p)
 		}
 	}
 }

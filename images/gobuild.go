@@ -11,15 +11,31 @@ import (
 	"sync"
 )
 
-// GoBuild describes main packages built from published Go modules through a generated wrapper module.
+// GoBuild describes binaries built from published Go modules through one generated wrapper module.
 // A wrapper is needed because modules such as k8s.io/kubernetes and etcd's server replace their
 // siblings with relative paths, which only the wrapper's own replace directives can redirect to the
-// published versions.
+// published versions. Putting several programs into one wrapper gives them one build list, so a
+// dependency they share (client-go and its kin for Kubernetes, CoreDNS, flannel and
+// local-path-provisioner) is compiled once, not once per program.
 type GoBuild struct {
-	// Require lists "module version" pairs; the first is the module holding Packages.
+	// Require lists "module version" pairs.
 	Require []string
 	// Replace lists "module => module version" directives.
 	Replace []string
+	// GoVersion is the go directive of the wrapper module.
+	GoVersion string
+	// Files are written into the wrapper module (path → content): main packages of its own, built
+	// as "./dir" in a Set.
+	Files map[string]string
+	// Sets are `go build` invocations, run one after another in the wrapper module with one Go
+	// build cache: packages they have in common compile in the first and are reused by the rest.
+	// Programs need sets of their own only where they cannot be built together (cgo, or a
+	// dependency whose import path differs from another's only in case).
+	Sets []GoSet
+}
+
+// GoSet is one `go build` invocation of a GoBuild.
+type GoSet struct {
 	// Packages are the main packages to build; each binary is named after its last path element
 	// (the module's own name where the package path ends in a major version such as /v3).
 	Packages []string
@@ -27,8 +43,6 @@ type GoBuild struct {
 	Rename map[string]string
 	// LDFlags are passed to the linker besides -s -w.
 	LDFlags []string
-	// GoVersion is the go directive of the wrapper module.
-	GoVersion string
 	// CGO links with cgo, statically (for packages with C parts, such as flannel's udp backend).
 	CGO bool
 	// Tags are build tags.
@@ -37,19 +51,19 @@ type GoBuild struct {
 
 // GoBinaries returns a file step whose directory holds the built binaries.
 func GoBinaries(name string, g GoBuild) *Step {
-	inputs := []string{"go=" + goVersion()}
+	inputs := []string{"go=" + goVersion(), "gcflags=" + gcFlags, "go directive " + g.GoVersion}
 	inputs = append(inputs, g.Require...)
 	inputs = append(inputs, g.Replace...)
-	inputs = append(inputs, g.Packages...)
-	inputs = append(inputs, g.LDFlags...)
-	inputs = append(inputs, fmt.Sprintf("cgo=%v tags=%s", g.CGO, strings.Join(g.Tags, ",")))
-	keys := make([]string, 0, len(g.Rename))
-	for k := range g.Rename {
-		keys = append(keys, k)
+	for _, p := range sortedKeys(g.Files) {
+		inputs = append(inputs, "file "+p+"\n"+g.Files[p])
 	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		inputs = append(inputs, "rename "+k+"="+g.Rename[k])
+	for i, set := range g.Sets {
+		inputs = append(inputs, fmt.Sprintf("set %d: cgo=%v tags=%s", i, set.CGO, strings.Join(set.Tags, ",")))
+		inputs = append(inputs, set.Packages...)
+		inputs = append(inputs, set.LDFlags...)
+		for _, k := range sortedKeys(set.Rename) {
+			inputs = append(inputs, "rename "+k+"="+set.Rename[k])
+		}
 	}
 	return &Step{
 		Name:   name,
@@ -58,6 +72,19 @@ func GoBinaries(name string, g GoBuild) *Step {
 			return buildGo(ctx, b, s, g)
 		},
 	}
+}
+
+// gcFlags drop the compiler's DWARF output: the binaries are linked with -s -w, which would throw
+// it away, and generating it costs compile time.
+const gcFlags = "all=-dwarf=false"
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
 }
 
 func buildGo(ctx context.Context, b *Builder, s *Step, g GoBuild) error {
@@ -78,58 +105,69 @@ func buildGo(ctx context.Context, b *Builder, s *Step, g GoBuild) error {
 	for _, r := range g.Replace {
 		fmt.Fprintf(&mod, "replace %s\n", r)
 	}
+	// tools.go imports the published main packages, so that `go mod tidy` requires what they need.
 	var tools strings.Builder
 	tools.WriteString("//go:build tools\n\npackage tools\n\nimport (\n")
-	for _, p := range g.Packages {
-		fmt.Fprintf(&tools, "\t_ %q\n", p)
+	for _, set := range g.Sets {
+		for _, p := range set.Packages {
+			if !strings.HasPrefix(p, "./") {
+				fmt.Fprintf(&tools, "\t_ %q\n", p)
+			}
+		}
 	}
 	tools.WriteString(")\n")
-	if err := os.WriteFile(filepath.Join(work, "go.mod"), []byte(mod.String()), 0o644); err != nil {
-		return err
+	files := map[string]string{"go.mod": mod.String(), "tools.go": tools.String()}
+	for p, data := range g.Files {
+		files[p] = data
 	}
-	if err := os.WriteFile(filepath.Join(work, "tools.go"), []byte(tools.String()), 0o644); err != nil {
-		return err
+	for p, data := range files {
+		dst := filepath.Join(work, filepath.FromSlash(p))
+		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+			return err
+		}
+		if err := os.WriteFile(dst, []byte(data), 0o644); err != nil {
+			return err
+		}
 	}
-	cgo := "CGO_ENABLED=0"
-	if g.CGO {
-		cgo = "CGO_ENABLED=1"
-	}
-	env := append(os.Environ(), cgo, "GOFLAGS=-mod=mod", "GOWORK=off", "GOOS=linux")
-	run := func(args ...string) error {
+	run := func(env []string, args ...string) error {
 		cmd := exec.CommandContext(ctx, "go", args...)
 		cmd.Dir = work
-		cmd.Env = env
+		cmd.Env = append(os.Environ(), append([]string{"GOFLAGS=-mod=mod", "GOWORK=off", "GOOS=linux"}, env...)...)
 		out, err := cmd.CombinedOutput()
 		if err != nil {
 			return fmt.Errorf("go %s: %w: %s", strings.Join(args, " "), err, tail(string(out), 3000))
 		}
 		return nil
 	}
-	if err := run("mod", "tidy", "-e"); err != nil {
+	if err := run(nil, "mod", "tidy", "-e"); err != nil {
 		return err
 	}
-	ld := strings.Join(append([]string{"-s", "-w"}, g.LDFlags...), " ")
-	if g.CGO {
-		ld += " -extldflags -static"
-	}
-	// One invocation builds and links the packages in parallel; binaries land named like `go install`
-	// names them, then take their final names.
 	raw := filepath.Join(work, "bin")
-	args := []string{"build", "-trimpath", "-ldflags", ld, "-o", raw + string(filepath.Separator)}
-	if len(g.Tags) > 0 {
-		args = append(args, "-tags", strings.Join(g.Tags, ","))
-	}
-	args = append(args, g.Packages...)
-	if err := run(args...); err != nil {
-		return err
-	}
-	for _, p := range g.Packages {
-		name := binaryName(p)
-		if r, ok := g.Rename[p]; ok {
-			name = r
+	for _, set := range g.Sets {
+		cgo := "CGO_ENABLED=0"
+		ld := strings.Join(append([]string{"-s", "-w"}, set.LDFlags...), " ")
+		if set.CGO {
+			cgo = "CGO_ENABLED=1"
+			ld += " -extldflags -static"
 		}
-		if err := os.Rename(filepath.Join(raw, binaryName(p)), filepath.Join(s.Dir, name)); err != nil {
+		// One invocation builds and links its packages in parallel; binaries land named like `go
+		// install` names them, then take their final names.
+		args := []string{"build", "-trimpath", "-gcflags=" + gcFlags, "-ldflags", ld, "-o", raw + string(filepath.Separator)}
+		if len(set.Tags) > 0 {
+			args = append(args, "-tags", strings.Join(set.Tags, ","))
+		}
+		args = append(args, set.Packages...)
+		if err := run([]string{cgo}, args...); err != nil {
 			return err
+		}
+		for _, p := range set.Packages {
+			name := binaryName(p)
+			if r, ok := set.Rename[p]; ok {
+				name = r
+			}
+			if err := os.Rename(filepath.Join(raw, binaryName(p)), filepath.Join(s.Dir, name)); err != nil {
+				return err
+			}
 		}
 	}
 	return nil

@@ -20,15 +20,18 @@ import (
 )
 
 // Versions of everything in the node image. kubeadm v1.34 names etcd 3.6.5-0, CoreDNS v1.12.1 and
-// pause 3.10.1 (cmd/kubeadm/app/constants).
+// pause 3.10.1 (cmd/kubeadm/app/constants). CoreDNS is v1.12.4 instead, the first release built
+// against client-go v0.34, so that it shares Kubernetes' build; clusters on this node image tell
+// kubeadm its tag (clusters.Config). flannel v0.27.4 asks for no newer dependency than Kubernetes
+// and CoreDNS do but mergo, so building it with them moves nothing else.
 const (
 	KubernetesVersion = "v1.34.4"
 	stagingVersion    = "v0.34.4"
 	EtcdVersion       = "v3.6.5"
 	EtcdTag           = "3.6.5-0"
-	CoreDNSVersion    = "v1.12.1"
+	CoreDNSVersion    = "v1.12.4"
 	PauseTag          = "3.10.1"
-	FlannelVersion    = "v0.28.10"
+	FlannelVersion    = "v0.27.4"
 	LocalPathVersion  = "v0.0.30"
 	DebianSuite       = "bookworm"
 )
@@ -54,6 +57,34 @@ func kubeImage(component string) string {
 
 //go:embed files
 var files embed.FS
+
+// corednsMain is CoreDNS's command with the plugins of kubeadm's Corefile (errors, health, ready,
+// kubernetes, prometheus, forward, cache, loop, reload, loadbalance) and three that are often added
+// to it while debugging (log, hosts, rewrite). CoreDNS's own main links every plugin, with the cloud
+// SDKs of route53, azure and clouddns, which no kind cluster uses.
+const corednsMain = `// Command coredns is CoreDNS with the plugins of kubeadm's Corefile (built by rehearse).
+package main
+
+import (
+	"github.com/coredns/coredns/coremain"
+
+	_ "github.com/coredns/coredns/plugin/cache"
+	_ "github.com/coredns/coredns/plugin/errors"
+	_ "github.com/coredns/coredns/plugin/forward"
+	_ "github.com/coredns/coredns/plugin/health"
+	_ "github.com/coredns/coredns/plugin/hosts"
+	_ "github.com/coredns/coredns/plugin/kubernetes"
+	_ "github.com/coredns/coredns/plugin/loadbalance"
+	_ "github.com/coredns/coredns/plugin/log"
+	_ "github.com/coredns/coredns/plugin/loop"
+	_ "github.com/coredns/coredns/plugin/metrics"
+	_ "github.com/coredns/coredns/plugin/ready"
+	_ "github.com/coredns/coredns/plugin/reload"
+	_ "github.com/coredns/coredns/plugin/rewrite"
+)
+
+func main() { coremain.Run() }
+`
 
 // stagingModules are the k8s.io modules k8s.io/kubernetes replaces with ./staging paths.
 var stagingModules = []string{
@@ -94,45 +125,47 @@ func NewPlan(preload ...*images.Step) *Plan {
 	for _, m := range stagingModules {
 		replace = append(replace, fmt.Sprintf("k8s.io/%s => k8s.io/%s %s", m, m, stagingVersion))
 	}
-	kube := images.GoBinaries("kubernetes", images.GoBuild{
-		Require: []string{"k8s.io/kubernetes " + KubernetesVersion},
-		Replace: replace,
-		Packages: []string{
-			"k8s.io/kubernetes/cmd/kubelet", "k8s.io/kubernetes/cmd/kubeadm", "k8s.io/kubernetes/cmd/kubectl",
-			"k8s.io/kubernetes/cmd/kube-apiserver", "k8s.io/kubernetes/cmd/kube-controller-manager",
-			"k8s.io/kubernetes/cmd/kube-scheduler", "k8s.io/kubernetes/cmd/kube-proxy",
-		},
-		LDFlags: versionLDFlags(),
-	})
-	etcdMods := []string{"server/v3", "api/v3", "client/pkg/v3", "client/v3", "pkg/v3"}
-	var etcdReq []string
-	for _, m := range etcdMods {
-		etcdReq = append(etcdReq, "go.etcd.io/etcd/"+m+" "+EtcdVersion)
+	// One wrapper module for Kubernetes, etcd, CoreDNS, flannel and local-path-provisioner: their
+	// shared dependencies (client-go and its kin, gRPC, protobuf) compile once. The staging replaces
+	// hold every k8s.io module at Kubernetes' own version; the rest of the build list is the newest
+	// any of them asks for: minor and patch releases above what Kubernetes pins (gRPC 1.75 for 1.72,
+	// x/net 0.43 for 0.38), which is where a Kubernetes patch release also takes them.
+	require := []string{
+		"k8s.io/kubernetes " + KubernetesVersion,
+		"github.com/coredns/coredns " + CoreDNSVersion,
+		"github.com/flannel-io/flannel " + FlannelVersion,
+		"github.com/rancher/local-path-provisioner " + LocalPathVersion,
 	}
-	etcd := images.GoBinaries("etcd", images.GoBuild{
-		Require:  etcdReq,
-		Packages: []string{"go.etcd.io/etcd/server/v3"},
-		Rename:   map[string]string{"go.etcd.io/etcd/server/v3": "etcd"},
-	})
-	coredns := images.GoBinaries("coredns", images.GoBuild{
-		Require:  []string{"github.com/coredns/coredns " + CoreDNSVersion},
-		Packages: []string{"github.com/coredns/coredns"},
-	})
-	flannel := images.GoBinaries("flannel", images.GoBuild{
-		Require: []string{"github.com/flannel-io/flannel " + FlannelVersion},
-		// flannel pins a Tencent Cloud SDK release the module proxy does not serve; an older one with
-		// the same API is. Its udp backend has C parts, hence cgo, linked statically.
-		Replace: []string{"github.com/tencentcloud/tencentcloud-sdk-go/tencentcloud/vpc => " +
-			"github.com/tencentcloud/tencentcloud-sdk-go/tencentcloud/vpc v1.3.75"},
-		CGO:      true,
-		Tags:     []string{"osusergo", "netgo"},
-		Packages: []string{"github.com/flannel-io/flannel"},
-		Rename:   map[string]string{"github.com/flannel-io/flannel": "flanneld"},
-		LDFlags:  []string{"-X github.com/flannel-io/flannel/pkg/version.Version=" + FlannelVersion},
-	})
-	localPath := images.GoBinaries("local-path-provisioner", images.GoBuild{
-		Require:  []string{"github.com/rancher/local-path-provisioner " + LocalPathVersion},
-		Packages: []string{"github.com/rancher/local-path-provisioner"},
+	// etcd's server and its sibling modules, all of one release (kubeadm's; the client Kubernetes
+	// links moves with them, from 3.6.4 to 3.6.5).
+	for _, m := range []string{"server/v3", "api/v3", "client/pkg/v3", "client/v3", "pkg/v3"} {
+		require = append(require, "go.etcd.io/etcd/"+m+" "+EtcdVersion)
+	}
+	comps := images.GoBinaries("components", images.GoBuild{
+		Require: require,
+		Replace: replace,
+		Files:   map[string]string{"coredns/main.go": corednsMain},
+		Sets: []images.GoSet{{
+			Packages: []string{
+				"k8s.io/kubernetes/cmd/kubelet", "k8s.io/kubernetes/cmd/kubeadm", "k8s.io/kubernetes/cmd/kubectl",
+				"k8s.io/kubernetes/cmd/kube-apiserver", "k8s.io/kubernetes/cmd/kube-controller-manager",
+				"k8s.io/kubernetes/cmd/kube-scheduler", "k8s.io/kubernetes/cmd/kube-proxy", "./coredns",
+				"go.etcd.io/etcd/server/v3",
+			},
+			Rename:  map[string]string{"go.etcd.io/etcd/server/v3": "etcd"},
+			LDFlags: versionLDFlags(),
+		}, {
+			// local-path imports github.com/Sirupsen/logrus, whose path differs only in case from the
+			// github.com/sirupsen/logrus the others import: one invocation refuses to load both.
+			Packages: []string{"github.com/rancher/local-path-provisioner"},
+		}, {
+			// flannel's udp backend has C parts, hence cgo, linked statically.
+			Packages: []string{"github.com/flannel-io/flannel"},
+			Rename:   map[string]string{"github.com/flannel-io/flannel": "flanneld"},
+			CGO:      true,
+			Tags:     []string{"osusergo", "netgo"},
+			LDFlags:  []string{"-X github.com/flannel-io/flannel/pkg/version.Version=" + FlannelVersion},
+		}},
 	})
 	pause := pauseStep()
 
@@ -162,33 +195,33 @@ func NewPlan(preload ...*images.Step) *Plan {
 		return images.File{Path: dst, Mode: 0o755, Step: s, Name: name}
 	}
 	tmpDir := images.File{Path: "/tmp/.keep", Mode: 0o644}
-	var comps []*images.Step
+	var imgs []*images.Step
 	for _, c := range []string{"kube-apiserver", "kube-controller-manager", "kube-scheduler"} {
-		comps = append(comps, scratch("image-"+c, kubeImage(c), []string{"/usr/local/bin/" + c},
-			bin(kube, c, "/usr/local/bin/"+c), tmpDir))
+		imgs = append(imgs, scratch("image-"+c, kubeImage(c), []string{"/usr/local/bin/" + c},
+			bin(comps, c, "/usr/local/bin/"+c), tmpDir))
 	}
-	comps = append(comps,
-		scratch("image-etcd", EtcdImage, []string{"/usr/local/bin/etcd"}, bin(etcd, "etcd", "/usr/local/bin/etcd"), tmpDir),
-		scratch("image-coredns", CoreDNSImage, []string{"/coredns"}, bin(coredns, "coredns", "/coredns"), tmpDir),
+	imgs = append(imgs,
+		scratch("image-etcd", EtcdImage, []string{"/usr/local/bin/etcd"}, bin(comps, "etcd", "/usr/local/bin/etcd"), tmpDir),
+		scratch("image-coredns", CoreDNSImage, []string{"/coredns"}, bin(comps, "coredns", "/coredns"), tmpDir),
 		scratch("image-pause", PauseImage, []string{"/pause"}, bin(pause, "pause", "/pause")),
 		scratch("image-local-path", LocalPathImage, []string{"/usr/local/bin/local-path-provisioner"},
-			bin(localPath, "local-path-provisioner", "/usr/local/bin/local-path-provisioner"), tmpDir),
+			bin(comps, "local-path-provisioner", "/usr/local/bin/local-path-provisioner"), tmpDir),
 		scratch("image-local-path-helper", HelperImage, nil, busyboxFiles(busybox)...),
 	)
 	iptWrapper := embedded("files/images/iptables-wrapper", "iptables-wrapper", 0o755)
-	comps = append(comps,
+	imgs = append(imgs,
 		images.DockerfileImage("image-kube-proxy", kubeImage("kube-proxy"),
 			"FROM "+SlimImage+"\nCOPY iptables-wrapper /usr/sbin/iptables-wrapper\nCOPY kube-proxy /usr/local/bin/kube-proxy\n"+
 				"RUN /usr/sbin/iptables-wrapper install\nENTRYPOINT [\"/usr/local/bin/kube-proxy\"]\n",
-			[]*images.Step{slim}, iptWrapper, bin(kube, "kube-proxy", "kube-proxy")),
+			[]*images.Step{slim}, iptWrapper, bin(comps, "kube-proxy", "kube-proxy")),
 		images.DockerfileImage("image-flannel", FlannelImage,
 			"FROM "+SlimImage+"\nCOPY iptables-wrapper /usr/sbin/iptables-wrapper\nCOPY flanneld /opt/bin/flanneld\n"+
 				"COPY install-cni /opt/bin/install-cni\nRUN /usr/sbin/iptables-wrapper install\nENTRYPOINT [\"/opt/bin/flanneld\"]\n",
-			[]*images.Step{slim}, iptWrapper, bin(flannel, "flanneld", "flanneld"),
+			[]*images.Step{slim}, iptWrapper, bin(comps, "flanneld", "flanneld"),
 			embedded("files/images/flannel-install-cni", "install-cni", 0o755)),
 	)
-	node := nodeStep(nodeBase, kube, comps, preload)
-	all := append([]*images.Step{nodeBase, slim}, comps...)
+	node := nodeStep(nodeBase, comps, imgs, preload)
+	all := append([]*images.Step{nodeBase, slim}, imgs...)
 	all = append(all, node)
 	return &Plan{Node: node, Steps: all}
 }
