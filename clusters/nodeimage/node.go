@@ -74,7 +74,10 @@ func importAndCommit(ctx context.Context, b *images.Builder, s *images.Step, ref
 	d := b.Docker
 	name := "rehearse-nodebuild-" + s.Key[:8]
 	_, _ = d.Run(ctx, nil, "rm", "-f", name)
-	if _, err := d.Run(ctx, nil, "run", "-d", "--name", name, "--privileged", "--entrypoint", "/usr/bin/containerd", stage1Image); err != nil {
+	// The node image stops with systemd's SIGRTMIN+3, which containerd ignores: without its own stop
+	// signal, `docker stop` waited out its whole timeout (30 s of every node build).
+	if _, err := d.Run(ctx, nil, "run", "-d", "--name", name, "--privileged", "--stop-signal", "SIGTERM",
+		"--entrypoint", "/usr/bin/containerd", stage1Image); err != nil {
 		return err
 	}
 	defer d.Run(context.Background(), nil, "rm", "-f", name) //nolint:errcheck
