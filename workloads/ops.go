@@ -141,7 +141,7 @@ func (p *Ops) WaitRolledOut(ctx context.Context, namespace, target string, timeo
 		}
 		last = fmt.Sprintf("%d wanted, %d updated, %d ready, %d pods", want, updated, ready, len(pods))
 		return observed && updated == want && ready == want && len(pods) == int(want), nil
-	}, wait.WithContext(ctx), wait.WithTimeout(timeout), wait.WithInterval(time.Second))
+	}, wait.WithContext(ctx), wait.WithTimeout(timeout), wait.WithInterval(500*time.Millisecond), wait.WithImmediate())
 	if err != nil {
 		err = fmt.Errorf("%s in %s not rolled out (%s): %w", target, namespace, last, err)
 		if last != "" && ctx.Err() == nil {
@@ -220,10 +220,16 @@ func (p *Ops) DeleteNamespace(ctx context.Context, name string, timeout time.Dur
 	if err := p.cs.CoreV1().Pods(name).DeleteCollection(ctx, metav1.DeleteOptions{GracePeriodSeconds: &zero}, metav1.ListOptions{}); err != nil && !apierrors.IsNotFound(err) {
 		return fmt.Errorf("namespace %s: delete its pods: %w", name, err)
 	}
+	// The namespace controller starts 5 s after the delete; a claim it then finds still held by its
+	// protection finalizer makes it look again only 8 s later. Deleted now, with their pods gone,
+	// the claims are gone before it starts, and the namespace with its first pass.
+	if err := p.cs.CoreV1().PersistentVolumeClaims(name).DeleteCollection(ctx, metav1.DeleteOptions{}, metav1.ListOptions{}); err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("namespace %s: delete its volume claims: %w", name, err)
+	}
 	err = wait.For(func(ctx context.Context) (bool, error) {
 		_, err := p.cs.CoreV1().Namespaces().Get(ctx, name, metav1.GetOptions{})
 		return apierrors.IsNotFound(err), nil
-	}, wait.WithContext(ctx), wait.WithTimeout(timeout), wait.WithInterval(2*time.Second))
+	}, wait.WithContext(ctx), wait.WithTimeout(timeout), wait.WithInterval(500*time.Millisecond))
 	if err != nil {
 		return fmt.Errorf("namespace %s not gone: %w", name, err)
 	}

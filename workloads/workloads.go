@@ -14,6 +14,7 @@ import (
 	"text/template"
 	"time"
 
+	"golang.org/x/sync/errgroup"
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -133,11 +134,14 @@ func DeploySample(ctx context.Context, cfg *rest.Config, opts SampleOptions, tim
 		s.Options.NodePort = int32(port)
 	}
 	deadline := time.Now().Add(timeout)
-	if err := s.waitDB(ctx, time.Until(deadline)); err != nil {
-		return s, err
-	}
 	schema := map[orders.Version]string{orders.V1: "create", orders.V2: "expand", orders.V2Bad: "expand", orders.V3: "contract"}[opts.Version]
-	if err := s.Migrate(ctx, "up", schema, time.Until(deadline)); err != nil {
+	// The schema Job starts beside the database members, not after them: it waits for the primary
+	// itself (orders migrate connects with retries), so its pod is scheduled and started while the
+	// members come up. One after the other, the deploy took ~4 s longer.
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return s.waitDB(gctx, time.Until(deadline)) })
+	g.Go(func() error { return s.Migrate(gctx, "up", schema, time.Until(deadline)) })
+	if err := g.Wait(); err != nil {
 		return s, err
 	}
 	if err := s.WaitApp(ctx, time.Until(deadline)); err != nil {
@@ -154,7 +158,7 @@ func (s *Sample) waitDB(ctx context.Context, timeout time.Duration) error {
 	err := wait.For(conditions.New(s.r).ResourceMatch(sts, func(o k8s.Object) bool {
 		st := o.(*appsv1.StatefulSet)
 		return st.Status.ReadyReplicas == int32(s.Options.DBReplicas) && st.Status.ObservedGeneration >= st.Generation
-	}), wait.WithContext(ctx), wait.WithTimeout(timeout), wait.WithInterval(2*time.Second))
+	}), wait.WithContext(ctx), wait.WithTimeout(timeout), wait.WithInterval(500*time.Millisecond))
 	if err != nil {
 		return fmt.Errorf("database members not ready (%d wanted): %w; %s", s.Options.DBReplicas, err, s.podSummary(ctx, "app=orders-db"))
 	}
@@ -221,7 +225,7 @@ func (s *Sample) Migrate(ctx context.Context, direction, step string, timeout ti
 			}
 		}
 		return false
-	}), wait.WithContext(ctx), wait.WithTimeout(timeout), wait.WithInterval(time.Second))
+	}), wait.WithContext(ctx), wait.WithTimeout(timeout), wait.WithInterval(500*time.Millisecond))
 	if err == nil && finished == batchv1.JobComplete {
 		return nil
 	}

@@ -87,8 +87,9 @@ func TestCheckStaticRejectsDynamicExecutables(t *testing.T) {
 }
 
 // Tearing a rehearsal's namespace down deletes its pods itself (with no grace period: the fake
-// records no options), after the namespace, which then admits no new pod.
-func TestDeleteNamespaceDeletesItsPods(t *testing.T) {
+// records no options), after the namespace, which then admits no new pod, and then their volume
+// claims, which the namespace controller would otherwise wait out.
+func TestDeleteNamespaceDeletesItsPodsAndClaims(t *testing.T) {
 	cs := fake.NewClientset(&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "rehearse-x"}},
 		&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "a", Namespace: "rehearse-x"}})
 	if err := OpsFor(cs).DeleteNamespace(context.Background(), "rehearse-x", 5*time.Second); err != nil {
@@ -100,7 +101,7 @@ func TestDeleteNamespaceDeletesItsPods(t *testing.T) {
 			order = append(order, a.GetVerb()+" "+a.GetResource().Resource)
 		}
 	}
-	if want := []string{"delete namespaces", "delete-collection pods"}; !cmp.Equal(order, want) {
+	if want := []string{"delete namespaces", "delete-collection pods", "delete-collection persistentvolumeclaims"}; !cmp.Equal(order, want) {
 		t.Errorf("deletes %v, want %v", order, want)
 	}
 }

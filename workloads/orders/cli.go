@@ -88,13 +88,14 @@ func migrate(ctx context.Context, args []string) error {
 	return err
 }
 
-// connect waits up to a minute for the database, as a Job may start before it accepts connections.
+// connect waits up to three minutes for the database: the sample's first schema Job starts with the
+// database members (DeploySample), before the primary accepts connections.
 func connect(ctx context.Context, dsn string) (*pgxpool.Pool, error) {
 	pool, err := pgxpool.New(ctx, dsn)
 	if err != nil {
 		return nil, err
 	}
-	deadline := time.Now().Add(time.Minute)
+	deadline := time.Now().Add(3 * time.Minute)
 	for {
 		err := pool.Ping(ctx)
 		if err == nil {
