@@ -6,6 +6,8 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/rehearse-dev/rehearse/images"
 )
 
@@ -92,10 +94,15 @@ func importAndCommit(ctx context.Context, b *images.Builder, s *images.Step, ref
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
+	// Two imports at a time: one `docker save` and `ctr import` pair keeps about one core busy
+	// (hashing and copying). containerd takes turns on a layer two images share.
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(2)
 	for _, ref := range append(refs, preload...) {
-		if err := pipeSave(ctx, d, name, ref); err != nil {
-			return err
-		}
+		g.Go(func() error { return pipeSave(gctx, d, name, ref) })
+	}
+	if err := g.Wait(); err != nil {
+		return err
 	}
 	for _, ref := range preload {
 		id, err := d.Run(ctx, nil, "image", "inspect", "--format", "{{.Id}}", ref)
