@@ -3,10 +3,11 @@ package images
 import (
 	"context"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strings"
 	"sync"
 )
@@ -54,14 +55,14 @@ func GoBinaries(name string, g GoBuild) *Step {
 	inputs := []string{"go=" + goVersion(), "gcflags=" + gcFlags, "go directive " + g.GoVersion}
 	inputs = append(inputs, g.Require...)
 	inputs = append(inputs, g.Replace...)
-	for _, p := range sortedKeys(g.Files) {
+	for _, p := range slices.Sorted(maps.Keys(g.Files)) {
 		inputs = append(inputs, "file "+p+"\n"+g.Files[p])
 	}
 	for i, set := range g.Sets {
 		inputs = append(inputs, fmt.Sprintf("set %d: cgo=%v tags=%s", i, set.CGO, strings.Join(set.Tags, ",")))
 		inputs = append(inputs, set.Packages...)
 		inputs = append(inputs, set.LDFlags...)
-		for _, k := range sortedKeys(set.Rename) {
+		for _, k := range slices.Sorted(maps.Keys(set.Rename)) {
 			inputs = append(inputs, "rename "+k+"="+set.Rename[k])
 		}
 	}
@@ -77,15 +78,6 @@ func GoBinaries(name string, g GoBuild) *Step {
 // gcFlags drop the compiler's DWARF output: the binaries are linked with -s -w, which would throw
 // it away, and generating it costs compile time.
 const gcFlags = "all=-dwarf=false"
-
-func sortedKeys(m map[string]string) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
-}
 
 func buildGo(ctx context.Context, b *Builder, s *Step, g GoBuild) error {
 	work, err := b.ScratchDir(s.Name)

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -85,7 +87,7 @@ func (p *Ops) SetContainer(ctx context.Context, namespace, target string, change
 	}
 	if len(change.Env) > 0 {
 		var vars []map[string]string
-		for _, k := range sortedKeys(change.Env) {
+		for _, k := range slices.Sorted(maps.Keys(change.Env)) {
 			vars = append(vars, map[string]string{"name": k, "value": change.Env[k]})
 		}
 		c["env"] = vars

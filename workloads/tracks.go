@@ -5,7 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
-	"sort"
+	"slices"
 	"strings"
 	"time"
 
@@ -52,7 +52,7 @@ func (c Change) Apply(tmpl *corev1.PodTemplateSpec) error {
 	if c.Image != "" {
 		ct.Image = c.Image
 	}
-	for _, k := range sortedKeys(c.Env) {
+	for _, k := range slices.Sorted(maps.Keys(c.Env)) {
 		set := false
 		for j := range ct.Env {
 			if ct.Env[j].Name == k {
@@ -65,15 +65,6 @@ func (c Change) Apply(tmpl *corev1.PodTemplateSpec) error {
 		}
 	}
 	return nil
-}
-
-func sortedKeys(m map[string]string) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
 
 // Deployment reads a Deployment (target deployment/NAME).
