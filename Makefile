@@ -54,6 +54,6 @@ soak: images
 	ls -l out/soak-200; exit $$code
 
 # Time to a first verdict, phase by phase: cold `images build` (empty caches, --force; wall and CPU),
-# image sizes, then the smoke scenario on a new cluster and again on the kept one. ~16 min.
+# image sizes, then the smoke scenario on a new cluster and again on the kept one. ~11 min.
 bench-e2e: build docker
 	bash scripts/bench-e2e.sh

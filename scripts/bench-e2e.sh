@@ -60,6 +60,9 @@ smoke() { # $1: label, $2...: extra flags
   note "smoke ($label): deploy" "${deploy:--}"
   note "smoke ($label): first request after start" "${first:--}"
   note "smoke ($label): end to end" "$(( (t1 - t0) / 1000000 )) s"
+  if [ "$label" = warm ] && [ -n "${secs:-}" ]; then
+    note "first verdict: cold build + this smoke" "$(( ${secs%.*} + (t1 - t0) / 1000000 )) s (a new machine adds compiling rehearse beside installing Docker, ~80 s)"
+  fi
 }
 if [ "$smoke" = 1 ]; then
   smoke warm --keep-cluster
