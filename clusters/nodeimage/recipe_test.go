@@ -53,13 +53,18 @@ func TestNodeFilesHaveNoPlaceholdersLeft(t *testing.T) {
 	}
 }
 
-// kind templates default-cni.yaml only when it holds this exact phrase on one line.
+// kind templates default-cni.yaml, and patches it, only when it holds these exact phrases.
 func TestCNIManifestIsTemplatedByKind(t *testing.T) {
 	for _, f := range nodeFiles() {
 		if f.Path == "kind/manifests/default-cni.yaml" {
 			s := string(f.Data)
 			if !strings.Contains(s, "would you kindly template this file") || !strings.Contains(s, "{{ .PodSubnet }}") {
 				t.Error("default-cni.yaml is not a kind template of the pod subnet")
+			}
+			// kind then adds CONTROL_PLANE_ENDPOINT to the DaemonSet's first container, which
+			// flanneld must use: through the Service IP it raced kube-proxy.
+			if !strings.Contains(s, "would you kindly patch this file") || !strings.Contains(s, `KUBERNETES_SERVICE_HOST="${CONTROL_PLANE_ENDPOINT%:*}"`) {
+				t.Error("default-cni.yaml does not have kind give flanneld the API server's address")
 			}
 			return
 		}
