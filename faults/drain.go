@@ -201,11 +201,7 @@ func pickNode(ctx context.Context, env *steps.Env, step string, f *scenarios.Fau
 		// Nodes that run a pod avoid picks are not chosen.
 		avoided := map[string]bool{}
 		if avoid != "" {
-			sel, err := labels.Parse(avoid)
-			if err != nil {
-				return "", err
-			}
-			pods, err := matching(ctx, env, env.Namespaces(), sel)
+			pods, err := selected(ctx, env, avoid)
 			if err != nil {
 				return "", err
 			}
@@ -213,11 +209,7 @@ func pickNode(ctx context.Context, env *steps.Env, step string, f *scenarios.Fau
 				avoided[p.Spec.NodeName] = true
 			}
 		}
-		sel, err := labels.Parse(running)
-		if err != nil {
-			return "", err
-		}
-		candidates, err := matching(ctx, env, env.Namespaces(), sel)
+		candidates, err := selected(ctx, env, running)
 		if err != nil {
 			return "", err
 		}

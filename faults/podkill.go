@@ -211,6 +211,15 @@ func byName(a, b corev1.Pod) int {
 	return strings.Compare(a.Namespace+"/"+a.Name, b.Namespace+"/"+b.Name)
 }
 
+// selected lists the pods a label selector picks in the rehearsal's namespaces.
+func selected(ctx context.Context, env *steps.Env, selector string) ([]corev1.Pod, error) {
+	sel, err := labels.Parse(selector)
+	if err != nil {
+		return nil, err
+	}
+	return matching(ctx, env, env.Namespaces(), sel)
+}
+
 func matching(ctx context.Context, env *steps.Env, nss []string, sel labels.Selector) ([]corev1.Pod, error) {
 	var out []corev1.Pod
 	for _, ns := range nss {
