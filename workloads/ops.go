@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 	"strings"
@@ -378,13 +379,8 @@ func (p *Ops) PodsStatus(ctx context.Context, namespace string) string {
 			c.why = waiting(&pod)
 		}
 	}
-	names := make([]string, 0, len(groups))
-	for g := range groups {
-		names = append(names, g)
-	}
-	slices.Sort(names)
 	var parts []string
-	for _, g := range names {
+	for _, g := range slices.Sorted(maps.Keys(groups)) {
 		c := groups[g]
 		s := fmt.Sprintf("%s %d/%d ready", strings.TrimSuffix(g, "-"), c.ready, c.all)
 		if c.why != "" {
