@@ -48,7 +48,9 @@ func TestMain(m *testing.M) {
 		}
 		return ctx, nil
 	})
-	os.Exit(testenv.Run(m))
+	code := testenv.Run(m)
+	printRecap(os.Stdout)
+	os.Exit(code)
 }
 
 func createCluster(ctx context.Context, cfg *envconf.Config) (context.Context, error) {

@@ -43,6 +43,7 @@ func rehearse(t *testing.T, ctx context.Context, file string) (*reports.Summary,
 		t.Logf("%s: %-22s %-5s %s", sum.Scenario, c.Name, c.Status, c.Message)
 	}
 	dir := filepath.Join(out, sc.Metadata.Name)
+	recapOnFailure(t, sum, code, dir)
 	if sum.Load.Failed > 0 {
 		// The failures themselves, so that a run that failed unexpectedly can be understood from the
 		// test log alone (the reports go with the test's temporary directory).

@@ -1,0 +1,87 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/rehearse-dev/rehearse/reports"
+)
+
+// The recap: every rehearsal whose test failed, told again in a few lines after the whole suite ran,
+// so that a CI log read from its end (or cut to a part) still says which rehearsal failed and how.
+// Parallel subtests interleave their output; the recap does not. The failed rehearsal's reports are
+// kept under out/e2e-failed/ (the test's own directory goes with it).
+var recap struct {
+	sync.Mutex
+	blocks []string
+}
+
+// recapOnFailure registers, for a test that ran a rehearsal, a recap block written if the test fails.
+func recapOnFailure(t *testing.T, sum *reports.Summary, code int, dir string) {
+	t.Cleanup(func() {
+		if !t.Failed() {
+			return
+		}
+		var b strings.Builder
+		fmt.Fprintf(&b, "%s: scenario %s, exit %d, verdict %s\n", t.Name(), sum.Scenario, code, sum.Verdict)
+		for _, c := range sum.Checks {
+			fmt.Fprintf(&b, "  check %-22s %-5s %s\n", c.Name, c.Status, reports.FirstLine(c.Message))
+		}
+		for _, s := range sum.Steps {
+			fmt.Fprintf(&b, "  step  %-22s %-11s %5.1fs %s\n", s.Name, s.Status, s.Finished.Sub(s.Started).Seconds(), reports.FirstLine(s.Error))
+		}
+		if kept, err := keepReports(t, dir); err == nil {
+			fmt.Fprintf(&b, "  reports kept in %s\n", kept)
+		}
+		recap.Lock()
+		recap.blocks = append(recap.blocks, b.String())
+		recap.Unlock()
+	})
+}
+
+// keepReports copies a failed rehearsal's report directory (flat files) to out/e2e-failed/<test>.
+func keepReports(t *testing.T, dir string) (string, error) {
+	dst, err := filepath.Abs(filepath.Join("..", "out", "e2e-failed", strings.NewReplacer("/", "_", " ", "_").Replace(t.Name())))
+	if err != nil {
+		return "", err
+	}
+	if err := os.MkdirAll(dst, 0o755); err != nil {
+		return "", err
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return "", err
+	}
+	for _, e := range entries {
+		if !e.Type().IsRegular() {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err != nil {
+			return "", err
+		}
+		if err := os.WriteFile(filepath.Join(dst, e.Name()), b, 0o644); err != nil {
+			return "", err
+		}
+	}
+	return dst, nil
+}
+
+func printRecap(w io.Writer) {
+	recap.Lock()
+	defer recap.Unlock()
+	if len(recap.blocks) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "\n=== e2e recap: %d rehearsal(s) whose test failed\n", len(recap.blocks))
+	for _, b := range recap.blocks {
+		fmt.Fprint(w, b)
+	}
+}
