@@ -26,6 +26,9 @@ const DefaultLossFor = 60 * time.Second
 // DefaultLossTimeout bounds how long a started node may take to be Ready again.
 const DefaultLossTimeout = 3 * time.Minute
 
+// handBackWait bounds how long a run that ends early waits for the node it started again to be Ready.
+var handBackWait = time.Minute
+
 // NodeLoss loses a node as a crash would: its container is killed (no graceful shutdown, no
 // eviction; its pods stop with it and stay bound to it), and started again after `for`. Local kind
 // clusters only. It records the pods lost with the node, when the control plane saw it NotReady and
@@ -89,17 +92,46 @@ func (NodeLoss) Run(ctx context.Context, env *steps.Env, st scenarios.Step, rec 
 	// step ends early (Ctrl-C, an error).
 	var once sync.Once
 	var startErr error
+	var startedAt time.Time
 	stopped := time.Now()
 	start := func(ctx context.Context) {
 		once.Do(func() {
 			startErr = env.Machines.StartNode(ctx, node)
+			startedAt = time.Now()
 			set(func(l *verify.Loss) { t := since(stopped); l.StartedAfterS = &t })
 		})
 	}
-	env.Defer(start)
+	// On an early exit the node is started and given a bounded time to post a Ready heartbeat, so
+	// that the cluster is handed back working, not mid-boot, to whatever runs on it next (a second
+	// Ctrl-C ends the wait with the process). A step that ran to its end has waited already.
+	var waited bool
+	handBack := func(ctx context.Context) {
+		start(ctx)
+		if startErr != nil || waited {
+			return
+		}
+		waited = true
+		wctx, cancel := context.WithTimeout(ctx, handBackWait)
+		defer cancel()
+		env.Log("node-loss: started %s again; waiting up to %s for it to be Ready", node, handBackWait)
+		for {
+			if back, _, err := readySince(wctx, cs, node, startedAt); err == nil && back {
+				env.Log("node-loss: %s Ready again", node)
+				return
+			}
+			select {
+			case <-wctx.Done():
+				env.Log("node-loss: %s not Ready after %s; it is started and comes back by itself", node, handBackWait)
+				return
+			case <-time.After(time.Second):
+			}
+		}
+	}
+	env.Defer(handBack)
 	env.Log("node-loss: stopping %s for %s (%d pods on it)", node, down, len(l.Pods))
 	if err := env.Machines.StopNode(ctx, node); err != nil {
-		once.Do(func() {}) // never stopped: nothing to start
+		once.Do(func() {}) // never stopped: nothing to start, nothing to wait for
+		waited = true
 		return err
 	}
 	stopped = time.Now()
@@ -117,7 +149,7 @@ func (NodeLoss) Run(ctx context.Context, env *steps.Env, st scenarios.Step, rec 
 		}
 		select {
 		case <-ctx.Done():
-			start(context.WithoutCancel(ctx))
+			handBack(context.WithoutCancel(ctx))
 			return ctx.Err()
 		case <-tick.C:
 		}
@@ -127,7 +159,7 @@ func (NodeLoss) Run(ctx context.Context, env *steps.Env, st scenarios.Step, rec 
 		set(func(l *verify.Loss) { l.Error = startErr.Error() })
 		return fmt.Errorf("starting %s again: %w", node, startErr)
 	}
-	started := time.Now()
+	started := startedAt
 	env.Log("node-loss: started %s again", node)
 
 	// Up: Ready again means a Ready heartbeat posted after the start (readySince).
@@ -137,11 +169,13 @@ func (NodeLoss) Run(ctx context.Context, env *steps.Env, st scenarios.Step, rec 
 			set(func(l *verify.Loss) { t := since(stopped); l.NotReadyAfterS = &t })
 		}
 		if err == nil && back {
+			waited = true
 			set(func(l *verify.Loss) { t := since(stopped); l.ReadyAfterS = &t })
 			env.Log("node-loss: %s Ready %.0fs after it started", node, time.Since(started).Seconds())
 			return nil
 		}
 		if time.Now().After(deadline) {
+			waited = true
 			set(func(l *verify.Loss) { l.Error = fmt.Sprintf("not Ready %s after it was started", timeout) })
 			return nil // fault-took-effect judges it from the record
 		}

@@ -2,6 +2,7 @@ package faults
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -147,9 +148,12 @@ func TestNodeLossNeverReadyAgainFails(t *testing.T) {
 	}
 }
 
-// Ctrl-C while the node is down starts it at once; the run's clean-up does not start it twice.
+// Ctrl-C while the node is down starts it at once and waits for its kubelet's Ready heartbeat, so
+// that the run hands the cluster back working; the run's clean-up does not start it twice.
 func TestNodeLossInterruptedStartsTheNode(t *testing.T) {
-	e, m := lossCluster(t, 200*time.Millisecond, 200*time.Millisecond)
+	e, m := lossCluster(t, 200*time.Millisecond, 700*time.Millisecond)
+	var logs []string
+	e.Logf = func(f string, a ...any) { logs = append(logs, fmt.Sprintf(f, a...)) }
 	ctx, cancel := context.WithCancel(context.Background())
 	time.AfterFunc(1500*time.Millisecond, cancel)
 	var rec steps.Record
@@ -160,6 +164,35 @@ func TestNodeLossInterruptedStartsTheNode(t *testing.T) {
 	e.Cleanup(context.Background())
 	if m.down["w1"] || m.starts != 1 {
 		t.Errorf("after Ctrl-C: down %v, started %d times", m.down, m.starts)
+	}
+	if ready, beat, err := nodeReady(context.Background(), m.cs, "w1"); err != nil || !ready || time.Since(beat) > time.Second {
+		t.Errorf("returned before the started node was Ready again: ready %v, heartbeat %s ago, %v", ready, time.Since(beat), err)
+	}
+	if !strings.Contains(strings.Join(logs, "\n"), "w1 Ready again") {
+		t.Errorf("log: %q", logs)
+	}
+}
+
+// A node that does not come back after a Ctrl-C is waited for a bounded time only, and the log says so.
+func TestNodeLossInterruptedWaitIsBounded(t *testing.T) {
+	defer func(w time.Duration) { handBackWait = w }(handBackWait)
+	handBackWait = 300 * time.Millisecond
+	e, m := lossCluster(t, 200*time.Millisecond, 0)
+	var logs []string
+	e.Logf = func(f string, a ...any) { logs = append(logs, fmt.Sprintf(f, a...)) }
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(500*time.Millisecond, cancel)
+	start := time.Now()
+	var rec steps.Record
+	if err := (NodeLoss{}).Run(ctx, e, lossStep(time.Minute), &rec); err == nil {
+		t.Fatal("an interrupted loss returned no error")
+	}
+	e.Cleanup(context.Background())
+	if d := time.Since(start); d > 3*time.Second || m.starts != 1 {
+		t.Errorf("returned after %s, started %d times", d, m.starts)
+	}
+	if !strings.Contains(strings.Join(logs, "\n"), "w1 not Ready after 300ms") {
+		t.Errorf("log: %q", logs)
 	}
 }
 

@@ -20,6 +20,13 @@ const exitError = 2
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// The first Ctrl-C cancels the run, which then undoes its faults and deletes what it made; a
+	// second one is the user's way out of that clean-up, so the default handling comes back.
+	go func() {
+		<-ctx.Done()
+		stop()
+		fmt.Fprintln(os.Stderr, "rehearse: interrupted: cleaning up (Ctrl-C again quits at once and leaves things behind)")
+	}()
 	root := newRoot()
 	err := root.ExecuteContext(ctx)
 	if err == nil {
