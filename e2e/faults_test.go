@@ -75,6 +75,8 @@ func TestFaults(t *testing.T) {
 							t.Errorf("node %s left cordoned (%v) or marked (%q)", n.Name, n.Spec.Unschedulable, n.Annotations[faults.CordonedBy])
 						}
 					}
+					// The next rehearsal shares the cluster: a lost node's pods must be back first.
+					waitSettled(t, ctx, cs, 2*time.Minute)
 				})
 			}
 			return ctx
@@ -132,6 +134,8 @@ func TestFaultsInterrupted(t *testing.T) {
 					}
 				})
 			}
+			// A started node is "Ready" at once; the tests after this one need its pods back too.
+			waitSettled(t, ctx, cs, 2*time.Minute)
 			return ctx
 		}).Feature()
 	testenv.Test(t, f)
