@@ -8,12 +8,10 @@ import (
 	"testing"
 	"time"
 
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"sigs.k8s.io/e2e-framework/pkg/envconf"
 	"sigs.k8s.io/e2e-framework/pkg/features"
 
-	"github.com/rehearse-dev/rehearse/faults"
 	"github.com/rehearse-dev/rehearse/verify"
 )
 
@@ -63,15 +61,7 @@ func TestFaults(t *testing.T) {
 							t.Errorf("%s: %s %q; want %s containing %q", w.check, got.Status, got.Message, w.status, w.text)
 						}
 					}
-					nodes, err := cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
-					if err != nil {
-						t.Fatal(err)
-					}
-					for _, n := range nodes.Items {
-						if n.Spec.Unschedulable || n.Annotations[faults.CordonedBy] != "" {
-							t.Errorf("node %s left cordoned (%v) or marked (%q)", n.Name, n.Spec.Unschedulable, n.Annotations[faults.CordonedBy])
-						}
-					}
+					noNodeCordoned(t, ctx, cs)
 					// The next rehearsal shares the cluster: a lost node's pods must be back first.
 					waitSettled(t, ctx, cs, 2*time.Minute)
 				})

@@ -12,7 +12,24 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+
+	"github.com/rehearse-dev/rehearse/faults"
 )
+
+// noNodeCordoned fails the test for every node a fault left unschedulable or marked as cordoned
+// by rehearse.
+func noNodeCordoned(t *testing.T, ctx context.Context, cs kubernetes.Interface) {
+	t.Helper()
+	nodes, err := cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range nodes.Items {
+		if n.Spec.Unschedulable || n.Annotations[faults.CordonedBy] != "" {
+			t.Errorf("node %s left cordoned (%v) or marked (%q)", n.Name, n.Spec.Unschedulable, n.Annotations[faults.CordonedBy])
+		}
+	}
+}
 
 // systemNamespaces hold the add-ons every rehearsal relies on: pod network, proxy, DNS, storage.
 var systemNamespaces = []string{"kube-system", "kube-flannel", "local-path-storage"}

@@ -11,12 +11,9 @@ import (
 	"testing"
 	"time"
 
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"sigs.k8s.io/e2e-framework/pkg/envconf"
 	"sigs.k8s.io/e2e-framework/pkg/features"
-
-	"github.com/rehearse-dev/rehearse/faults"
 )
 
 // This file's name puts its test last but for the cluster's deletion (go test runs a package's
@@ -50,34 +47,13 @@ func TestFaultsInterrupted(t *testing.T) {
 					if stopped, err := shared.StoppedNodes(ctx); err != nil || len(stopped) > 0 {
 						t.Errorf("node containers left stopped: %v %v", stopped, err)
 					}
-					// Every node schedulable, unmarked and Ready again (a started node within a minute).
-					deadline := time.Now().Add(90 * time.Second)
-					for {
-						nodes, err := cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
-						if err != nil {
-							t.Fatal(err)
-						}
-						var bad []string
-						for _, n := range nodes.Items {
-							if n.Spec.Unschedulable || n.Annotations[faults.CordonedBy] != "" {
-								t.Fatalf("node %s left cordoned (%v) or marked (%q)", n.Name, n.Spec.Unschedulable, n.Annotations[faults.CordonedBy])
-							}
-							if !ready(&n) {
-								bad = append(bad, n.Name)
-							}
-						}
-						if len(bad) == 0 {
-							break
-						}
-						if time.Now().After(deadline) {
-							t.Fatalf("nodes not Ready again after the interrupted run: %v", bad)
-						}
-						time.Sleep(2 * time.Second)
-					}
+					noNodeCordoned(t, ctx, cs)
+					// Every node Ready again, with a heartbeat since its container last started (a
+					// started node shows its old Ready condition at once), and its system pods back:
+					// the tests after this one share the cluster.
+					waitSettled(t, ctx, cs, 90*time.Second)
 				})
 			}
-			// A started node is "Ready" at once; the tests after this one need its pods back too.
-			waitSettled(t, ctx, cs, 2*time.Minute)
 			return ctx
 		}).Feature()
 	testenv.Test(t, f)
