@@ -46,32 +46,16 @@ func recapOnFailure(t *testing.T, sum *reports.Summary, code int, dir string) {
 	})
 }
 
-// keepReports copies a failed rehearsal's report directory (flat files) to out/e2e-failed/<test>.
+// keepReports copies a failed rehearsal's report directory to out/e2e-failed/<test>.
 func keepReports(t *testing.T, dir string) (string, error) {
 	dst, err := filepath.Abs(filepath.Join("..", "out", "e2e-failed", strings.NewReplacer("/", "_", " ", "_").Replace(t.Name())))
 	if err != nil {
 		return "", err
 	}
-	if err := os.MkdirAll(dst, 0o755); err != nil {
+	if err := os.RemoveAll(dst); err != nil { // os.CopyFS does not overwrite
 		return "", err
 	}
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return "", err
-	}
-	for _, e := range entries {
-		if !e.Type().IsRegular() {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
-		if err != nil {
-			return "", err
-		}
-		if err := os.WriteFile(filepath.Join(dst, e.Name()), b, 0o644); err != nil {
-			return "", err
-		}
-	}
-	return dst, nil
+	return dst, os.CopyFS(dst, os.DirFS(dir))
 }
 
 func printRecap(w io.Writer) {
