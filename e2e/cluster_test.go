@@ -169,12 +169,8 @@ func TestNodePortOnLoopback(t *testing.T) {
 // --- helpers ---
 
 func ready(n *corev1.Node) bool {
-	for _, c := range n.Status.Conditions {
-		if c.Type == corev1.NodeReady {
-			return c.Status == corev1.ConditionTrue
-		}
-	}
-	return false
+	c := nodeCondition(n, corev1.NodeReady)
+	return c != nil && c.Status == corev1.ConditionTrue
 }
 
 func httpGet(url string) (string, error) {
