@@ -31,6 +31,13 @@ func recapOnFailure(t *testing.T, sum *reports.Summary, code int, dir string) {
 		}
 		var b strings.Builder
 		fmt.Fprintf(&b, "%s: scenario %s, exit %d, verdict %s\n", t.Name(), sum.Scenario, code, sum.Verdict)
+		// The host's load while the load ran: a reviewer tells a sick system from a sick runner.
+		if sum.Host != nil {
+			fmt.Fprintf(&b, "  %s\n", sum.Host.Line())
+		}
+		for _, w := range sum.Warnings {
+			fmt.Fprintf(&b, "  warning: %s\n", w)
+		}
 		for _, c := range sum.Checks {
 			fmt.Fprintf(&b, "  check %-22s %-5s %s\n", c.Name, c.Status, reports.FirstLine(c.Message))
 		}

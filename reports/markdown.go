@@ -123,6 +123,13 @@ func scenarioMD(d *mdDoc, s Summary, failures []load.Failure, showFailures bool,
 		d.head(fmt.Sprintf("**Verdict: %s.** All %d checks passed.", s.Verdict, len(s.Checks)))
 	}
 	d.head("")
+	for _, w := range s.Warnings {
+		d.head("> **Warning:** " + mdCell(w))
+		if s.Host != nil {
+			d.head("> " + mdCell(s.Host.Line()))
+		}
+		d.head("")
+	}
 	d.head(loadLine(s))
 	var meta []string
 	if s.ScenarioFile != "" {

@@ -196,3 +196,35 @@ func TestWriteWritesSummaryMD(t *testing.T) {
 		t.Errorf("summary.md lacks the verdict or %q:\n%s", want, b)
 	}
 }
+
+// A saturated host is said before anything else is read, with its load, in summary.md and the
+// report; an unsaturated one adds nothing to summary.md.
+func TestHostSaturationWarning(t *testing.T) {
+	r := mdRun()
+	samples := make([]load.HostSample, 30)
+	for i := range samples {
+		samples[i] = load.HostSample{At: time.Duration(i+1) * time.Second, CPUBusy: 1, CPUPressure: 0.9, RunQueue: 60, MemAvailableMB: 900}
+	}
+	h := load.SummarizeHost(2, samples)
+	r.Summary.Host, r.Summary.Warnings = &h, []string{h.Warning}
+	md := string(Markdown(r, "out/smoke/report.html"))
+	want := "> **Warning:** the machine running the load was saturated: results may reflect it"
+	if !strings.Contains(md, want) || !strings.Contains(md, "run queue median 60 / p90 60 / max 60") {
+		t.Errorf("summary.md lacks the warning and the host's load:\n%s", md)
+	}
+	if i := strings.Index(md, want); i > strings.Index(md, "**Load:**") {
+		t.Errorf("the warning comes after the load line:\n%s", md)
+	}
+	var html strings.Builder
+	if err := HTML(&html, r); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(html.String(), `<p class="warning"><strong>Warning:</strong> the machine running the load was saturated`) {
+		t.Errorf("report.html lacks the warning")
+	}
+	calm := load.SummarizeHost(2, samples[:1])
+	r.Summary.Host, r.Summary.Warnings = &calm, nil
+	if md := string(Markdown(r, "")); strings.Contains(md, "Warning") {
+		t.Errorf("a calm host warned:\n%s", md)
+	}
+}

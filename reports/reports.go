@@ -82,6 +82,12 @@ type Summary struct {
 	Load     LoadSummary     `json:"load"`
 	Steps    []Step          `json:"steps"`
 	Checks   []verify.Result `json:"checks"`
+	// Host is the load of the machine that ran the load, sampled each second while it ran (nil in
+	// summaries written before it existed).
+	Host *load.HostLoad `json:"host,omitempty"`
+	// Warnings are what a reviewer should know before trusting the verdict (e.g. the host was
+	// saturated); they never change it.
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // Verdict is fail when a check failed, error when none failed but one could not measure, else pass.

@@ -220,8 +220,11 @@ func Run(ctx context.Context, sc *scenarios.Loaded, opts Options) (sum *reports.
 	}
 	runCtx, stopLoad := context.WithCancel(ctx)
 	defer stopLoad()
+	// The machine running the load is sampled beside it: a saturated host is named in the report.
+	host := load.StartHostMonitor(time.Second)
 	lr, err := load.Start(runCtx, lcfg)
 	if err != nil {
+		host.Stop(0, 0)
 		return nil, harness("load: %v", err)
 	}
 	// Second 0 of the load's results: every window a step or check reads is counted from it.
@@ -246,6 +249,7 @@ func Run(ctx context.Context, sc *scenarios.Loaded, opts Options) (sum *reports.
 	agg, lerr := lr.Wait()
 	stopProgress()
 	finished := time.Now()
+	hostLoad := host.Stop(started.Sub(host.Started()), finished.Sub(host.Started()))
 	if ctx.Err() != nil {
 		return nil, harness("interrupted")
 	}
@@ -312,7 +316,11 @@ func Run(ctx context.Context, sc *scenarios.Loaded, opts Options) (sum *reports.
 		Load: reports.LoadSummary{Requests: tot.Requests, Succeeded: tot.Succeeded, Failed: tot.Failed,
 			NotSent: tot.NotSent, Scheduled: math.Round(tot.Scheduled), TargetRate: targetRate(tot, sc.Load.Rate.PerSecond),
 			AchievedRate: tot.AchievedRate, LatencyMS: tot.LatencyMS},
-		Steps: ran, Checks: checks,
+		Steps: ran, Checks: checks, Host: &hostLoad,
+	}
+	if hostLoad.Warning != "" {
+		sum.Warnings = append(sum.Warnings, hostLoad.Warning)
+		progress(opts.Progress, "warning: %s (%s)", hostLoad.Warning, hostLoad.Line())
 	}
 	metrics.Verified(checks, sum.Verdict)
 	if err := reports.Write(out, &reports.Run{Summary: *sum, Timeline: agg.Seconds(), Failures: agg.Failures()}); err != nil {
