@@ -22,6 +22,13 @@ const postgresImage = "rehearse.local/postgres:15"
 // the application user.
 func startPostgres(t *testing.T) string {
 	t.Helper()
+	dsn, _ := startPostgresContainer(t)
+	return dsn
+}
+
+// startPostgresContainer is startPostgres with the container, for tests that stop it.
+func startPostgresContainer(t *testing.T) (string, testcontainers.Container) {
+	t.Helper()
 	if os.Getenv("TESTCONTAINERS_RYUK_DISABLED") == "" {
 		t.Setenv("TESTCONTAINERS_RYUK_DISABLED", "true") // no registry: the reaper image cannot be pulled
 	}
@@ -53,7 +60,7 @@ func startPostgres(t *testing.T) string {
 	if host == "localhost" {
 		host = "127.0.0.1"
 	}
-	return fmt.Sprintf("postgres://orders:app@%s:%s/orders?sslmode=disable", host, port.Port())
+	return fmt.Sprintf("postgres://orders:app@%s:%s/orders?sslmode=disable", host, port.Port()), c
 }
 
 func connectPool(t *testing.T, dsn string) *pgxpool.Pool {

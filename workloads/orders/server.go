@@ -23,13 +23,20 @@ const VersionHeader = "X-App-Version"
 // DefaultMaxBody bounds a request body.
 const DefaultMaxBody = 16 << 10
 
+// DefaultMaxInFlight bounds the API requests one process serves at once; more are answered 503 at
+// once. With the database's own bounds (AcquireTimeout, QueryTimeout) it keeps the process's memory
+// bounded whatever the database and the clients do. Probes and metrics are not counted.
+const DefaultMaxInFlight = 256
+
 var idPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$`)
 
 // Server is the orders HTTP API.
 type Server struct {
-	store   Store
-	version Version
-	maxBody int64
+	store       Store
+	version     Version
+	maxBody     int64
+	maxInFlight int64
+	apiInFlight atomic.Int64
 
 	draining atomic.Bool
 	requests atomic.Uint64
@@ -44,7 +51,7 @@ type Server struct {
 
 // NewServer serves store as version v.
 func NewServer(store Store, v Version) *Server {
-	s := &Server{store: store, version: v, maxBody: DefaultMaxBody, reg: prometheus.NewRegistry()}
+	s := &Server{store: store, version: v, maxBody: DefaultMaxBody, maxInFlight: DefaultMaxInFlight, reg: prometheus.NewRegistry()}
 	labels := prometheus.Labels{"version": string(v)}
 	s.total = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "orders_http_requests_total", Help: "HTTP requests by route, method and status code.", ConstLabels: labels,
@@ -67,14 +74,26 @@ func (s *Server) Registry() *prometheus.Registry { return s.reg }
 // Handler routes the API.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("POST /orders", s.create)
-	mux.HandleFunc("GET /orders", s.list)
-	mux.HandleFunc("GET /orders/count", s.count)
-	mux.HandleFunc("GET /orders/{id}", s.get)
+	mux.HandleFunc("POST /orders", s.bounded(s.create))
+	mux.HandleFunc("GET /orders", s.bounded(s.list))
+	mux.HandleFunc("GET /orders/count", s.bounded(s.count))
+	mux.HandleFunc("GET /orders/{id}", s.bounded(s.get))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, 200, map[string]string{"status": "ok"}) })
 	mux.HandleFunc("GET /readyz", s.readyz)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{}))
 	return s.instrument(mux)
+}
+
+// bounded sheds an API request beyond maxInFlight with a 503.
+func (s *Server) bounded(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		defer s.apiInFlight.Add(-1)
+		if n := s.apiInFlight.Add(1); n > s.maxInFlight {
+			fail(w, http.StatusServiceUnavailable, "overloaded: %d requests in flight (limit %d)", n-1, s.maxInFlight)
+			return
+		}
+		h(w, r)
+	}
 }
 
 type statusWriter struct {
@@ -270,7 +289,9 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 // keep being served for drain (so endpoints controllers and load balancers stop sending), then the
 // server shuts down gracefully, waiting up to grace for requests in flight, and the store is closed.
 func (s *Server) Serve(ctx context.Context, ln net.Listener, drain, grace time.Duration) error {
-	srv := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 5 * time.Second}
+	// Idle keep-alive connections are closed after a minute: a client population that comes and goes
+	// must not leave one goroutine and its buffers behind per connection it abandoned.
+	srv := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 5 * time.Second, IdleTimeout: time.Minute}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {
