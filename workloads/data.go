@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"maps"
 	"sort"
 	"strconv"
 	"strings"
@@ -53,22 +54,65 @@ func (s *Sample) dbPods() []string {
 // Checksums computes a checksum of every table on every database member. It first reads the primary's
 // current WAL position and gives each replica up to catchUp to replay past it, so that members that
 // received everything agree exactly.
+//
+// Writes can still land after the load stopped (a request the client gave up on commits later): then
+// the primary's checksum is older than what a replica replays, and the two differ although nothing
+// was lost. So when members differ and the primary's WAL position moved while they were measured,
+// the measurement is taken again, until the members agree, the primary stood still through a whole
+// measurement, or catchUp has passed; the last measurement is returned. A replica that lost writes
+// or stopped replaying differs through a still primary and is reported as it is.
 func (s *Sample) Checksums(ctx context.Context, catchUp time.Duration) ([]ReplicaChecksum, error) {
+	deadline := time.Now().Add(catchUp)
+	for {
+		sums, start, err := s.checksumsOnce(ctx, deadline)
+		if err != nil {
+			return nil, err
+		}
+		if membersAgree(sums) || time.Now().After(deadline) {
+			return sums, nil
+		}
+		end, err := s.psql(ctx, s.dbPods()[0], "SELECT pg_current_wal_lsn()")
+		if err != nil {
+			return nil, err
+		}
+		if end == start {
+			return sums, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+// membersAgree says every member's tables equal the primary's.
+func membersAgree(sums []ReplicaChecksum) bool {
+	for _, rc := range sums[1:] {
+		if !maps.Equal(rc.Tables, sums[0].Tables) {
+			return false
+		}
+	}
+	return true
+}
+
+// checksumsOnce is one measurement: the primary's WAL position, then each member's checksum, a
+// replica's once it replayed past that position (or deadline passed).
+func (s *Sample) checksumsOnce(ctx context.Context, deadline time.Time) ([]ReplicaChecksum, string, error) {
 	pods := s.dbPods()
 	target, err := s.psql(ctx, pods[0], "SELECT pg_current_wal_lsn()")
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	var out []ReplicaChecksum
 	for i, pod := range pods {
 		rc := ReplicaChecksum{Pod: pod, Primary: i == 0, CaughtUp: i == 0, Tables: map[string]TableSum{}}
 		if i > 0 {
-			deadline := time.Now().Add(catchUp)
 			for {
 				q := fmt.Sprintf("SELECT pg_last_wal_replay_lsn(), pg_last_wal_replay_lsn() >= '%s'::pg_lsn", target)
 				res, err := s.psql(ctx, pod, q)
 				if err != nil {
-					return nil, err
+					return nil, "", err
 				}
 				lsn, ok, _ := strings.Cut(res, "|")
 				rc.ReplayLSN = lsn
@@ -84,24 +128,24 @@ func (s *Sample) Checksums(ctx context.Context, catchUp time.Duration) ([]Replic
 		}
 		tables, err := s.psql(ctx, pod, "SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY 1")
 		if err != nil {
-			return nil, err
+			return nil, "", err
 		}
 		for _, t := range strings.Fields(tables) {
 			res, err := s.psql(ctx, pod, fmt.Sprintf(
 				`SELECT count(*), coalesce(md5(string_agg(t::text, E'\n' ORDER BY t::text)), '') FROM %q t`, t))
 			if err != nil {
-				return nil, err
+				return nil, "", err
 			}
 			n, sum, _ := strings.Cut(res, "|")
 			rows, err := strconv.ParseInt(n, 10, 64)
 			if err != nil {
-				return nil, fmt.Errorf("checksum of %s on %s: %q", t, pod, res)
+				return nil, "", fmt.Errorf("checksum of %s on %s: %q", t, pod, res)
 			}
 			rc.Tables[t] = TableSum{Rows: rows, MD5: sum}
 		}
 		out = append(out, rc)
 	}
-	return out, nil
+	return out, target, nil
 }
 
 // MissingIDs returns which of ids have no order on the primary.
