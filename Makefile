@@ -33,11 +33,12 @@ unit:
 integration: images
 	TESTCONTAINERS_RYUK_DISABLED=true TESTCONTAINERS_HOST_OVERRIDE=127.0.0.1 $(GO) test -count=1 -tags integration -timeout 15m ./workloads/...
 
-# End-to-end tests on a real kind cluster (built offline). Two rehearsals at a time: with three on
-# two cores, a pod's start-up queued 64 runnable threads and stalled every rehearsal's requests by
-# 1–2.5 s (a canary's p99 gate breached, database queries timed out) in one run of eight.
+# End-to-end tests on a real kind cluster (built offline). One rehearsal at a time: with two at once
+# on two cores (each a three-member PostgreSQL and its app pods) a fresh-clone run measured a run
+# queue of median 11, p90 74, and eight sound rehearsals failed (shared/notes/ci-under-load.md).
+# The suite prints the host's load (whole suite, and each rehearsal's load window) at its end.
 e2e: images browser
-	REHEARSE_REQUIRE_BROWSER=1 $(GO) test -count=1 -tags e2e -timeout 60m -parallel 2 -v ./e2e/
+	REHEARSE_REQUIRE_BROWSER=1 $(GO) test -count=1 -tags e2e -timeout 75m -parallel 1 -v ./e2e/
 
 test: vet unit integration e2e
 

@@ -20,6 +20,7 @@ import (
 
 	"github.com/rehearse-dev/rehearse/clusters"
 	"github.com/rehearse-dev/rehearse/images"
+	"github.com/rehearse-dev/rehearse/load"
 	"github.com/rehearse-dev/rehearse/workloads"
 )
 
@@ -48,8 +49,9 @@ func TestMain(m *testing.M) {
 		}
 		return ctx, nil
 	})
+	host := load.StartHostMonitor(time.Second)
 	code := testenv.Run(m)
-	printRecap(os.Stdout)
+	printRecap(os.Stdout, host.Stop(0, 0))
 	os.Exit(code)
 }
 

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/rehearse-dev/rehearse/load"
 	"github.com/rehearse-dev/rehearse/reports"
 )
 
@@ -21,11 +22,19 @@ import (
 var recap struct {
 	sync.Mutex
 	blocks []string
+	// hosts is one line per rehearsal, passed or failed: the host's load while its load ran. With
+	// the suite's own line (printRecap) it is the measurement behind how many rehearsals run at once.
+	hosts []string
 }
 
 // recapOnFailure registers, for a test that ran a rehearsal, a recap block written if the test fails.
 func recapOnFailure(t *testing.T, sum *reports.Summary, code int, dir string) {
 	t.Cleanup(func() {
+		if sum.Host != nil {
+			recap.Lock()
+			recap.hosts = append(recap.hosts, fmt.Sprintf("%s (exit %d): %s", t.Name(), code, sum.Host.Line()))
+			recap.Unlock()
+		}
 		if !t.Failed() {
 			return
 		}
@@ -65,9 +74,13 @@ func keepReports(t *testing.T, dir string) (string, error) {
 	return dst, os.CopyFS(dst, os.DirFS(dir))
 }
 
-func printRecap(w io.Writer) {
+func printRecap(w io.Writer, suite load.HostLoad) {
 	recap.Lock()
 	defer recap.Unlock()
+	fmt.Fprintf(w, "\n=== e2e host load, whole suite: %s\n", suite.Line())
+	for _, h := range recap.hosts {
+		fmt.Fprintf(w, "  %s\n", h)
+	}
 	if len(recap.blocks) == 0 {
 		return
 	}
