@@ -14,10 +14,12 @@ import (
 // the scheduled send time (corrected for coordinated omission: a client that fell behind does not
 // hide the wait it imposed).
 type Second struct {
-	T         int            `json:"t"` // seconds since the start
-	OK        int            `json:"ok"`
-	Failed    int            `json:"failed"`              // includes NotSent
-	NotSent   int            `json:"not_sent,omitempty"`  // due, but the client could not send them in time
+	T       int `json:"t"` // seconds since the start
+	OK      int `json:"ok"`
+	Failed  int `json:"failed"`             // includes NotSent
+	NotSent int `json:"not_sent,omitempty"` // due, but the client could not send them in time
+	// Retried needed a second attempt (see Retried): failed, unless the clients retry (then OK).
+	Retried   int            `json:"retried,omitempty"`
 	Scheduled float64        `json:"scheduled,omitempty"` // what the pacer called for in this second
 	Versions  map[string]int `json:"versions,omitempty"`  // answers by the version header's value
 	// VersionFailed are the failed answers among Versions (a 5xx from a new version, say).
@@ -49,9 +51,13 @@ type Aggregator struct {
 	succeeded func(target string, code uint16) bool
 	schedule  func(elapsed time.Duration) float64 // requests due by elapsed; nil at saturation
 
-	mu       sync.Mutex
-	metrics  vegeta.Metrics // latencies from the scheduled time
-	seconds  []Second
+	mu      sync.Mutex
+	metrics vegeta.Metrics // latencies from the scheduled time
+	seconds []Second
+	// marks are every request at its scheduled time (its send time at saturation), the time failures
+	// are attributed by: a step's load is counted over its exact window, not the seconds it overlaps.
+	marks    []mark
+	retried  int
 	failures []Failure
 	failed   int
 	notSent  int
@@ -67,6 +73,14 @@ type Aggregator struct {
 	byTarget map[TargetCode]uint64
 	latHist  [14]uint64 // per LatencyBuckets bound; the last counts what is above every bound
 	latSum   time.Duration
+}
+
+// mark is one request in Window's count: 16 bytes, ~2 MB for 10 minutes at 200 req/s.
+type mark struct {
+	at      time.Duration // from the start
+	bucket  uint8         // latency histogram bucket
+	failed  bool
+	retried bool
 }
 
 // TargetCode keys request counts: the target's name and the HTTP status ("0" when no response came).
@@ -119,6 +133,11 @@ func (a *Aggregator) Add(r *vegeta.Result) {
 	a.byTarget[TargetCode{target, r.Code}]++
 	v := r.Headers.Get(a.version)
 	failed := r.Error != "" || !a.succeeded(target, r.Code)
+	retried := r.Headers.Get(retriedHeader) != "" || strings.HasSuffix(r.Error, Retried)
+	if retried {
+		s.Retried++
+		a.retried++
+	}
 	switch {
 	case !failed:
 		s.OK++
@@ -167,6 +186,7 @@ func (a *Aggregator) Add(r *vegeta.Result) {
 		h[bucket(ms)]++
 	}
 	s.hist[bucket(ms)]++
+	a.marks = append(a.marks, mark{at: at.Sub(a.start), bucket: uint8(bucket(ms)), failed: failed, retried: retried})
 	a.sentHist[bucket(float64(r.Latency)/float64(time.Millisecond))]++
 	a.latHist[sort.SearchFloat64s(LatencyBuckets[:], latency.Seconds())]++
 	a.latSum += latency
@@ -189,6 +209,9 @@ type Totals struct {
 	Failed    int `json:"failed"`
 	// NotSent of the failed were due but never sent: the client was saturated.
 	NotSent int `json:"not_sent"`
+	// Retried needed a second attempt on a new connection (see Retried): failed by default,
+	// served when load.clientRetries allows it.
+	Retried int `json:"retried"`
 	// Scheduled is what the schedule called for over the run (0 at saturation).
 	Scheduled float64 `json:"scheduled"`
 	// AchievedRate is the requests sent (not NotSent) per second of the run.
@@ -219,7 +242,7 @@ func (a *Aggregator) Totals() Totals {
 		gap, gapEnd = a.lastEnd.Sub(a.start), a.lastEnd // never served: the whole run is one gap
 	}
 	t := Totals{
-		Requests: a.ok + a.failed, Succeeded: a.ok, Failed: a.failed, NotSent: a.notSent,
+		Requests: a.ok + a.failed, Succeeded: a.ok, Failed: a.failed, NotSent: a.notSent, Retried: a.retried,
 		LatencyMS: map[string]float64{"p50": ms(m.Latencies.P50), "p99": ms(m.Latencies.P99), "max": ms(m.Latencies.Max),
 			"p50_sent": quantile(&a.sentHist, 0.5), "p99_sent": quantile(&a.sentHist, 0.99)},
 		LongestGap: gap, GapEnd: gapEnd, Duration: end.Sub(a.start),
@@ -233,27 +256,36 @@ func (a *Aggregator) Totals() Totals {
 	return t
 }
 
-// WindowStats are the latencies of the requests scheduled within a window of the run.
+// WindowStats are the requests scheduled within a window of the run.
 type WindowStats struct {
 	Requests int
+	Failed   int
+	Retried  int
 	P50MS    float64
 	P99MS    float64
 }
 
-// Window merges the seconds that overlap [from, to].
+// Window counts the requests whose own time (scheduled, or sent at saturation) lies in [from, to],
+// both ends included: the rule by which failures are attributed to the steps in flight, so a step's
+// counts and the attribution agree.
 func (a *Aggregator) Window(from, to time.Time) WindowStats {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	var h [histBuckets]uint32
 	w := WindowStats{}
-	first := max(int(from.Sub(a.start)/time.Second), 0)
-	last := int(to.Sub(a.start) / time.Second)
-	for i := first; i <= last && i < len(a.seconds); i++ {
-		s := &a.seconds[i]
-		w.Requests += s.OK + s.Failed
-		for b, n := range s.hist {
-			h[b] += n
+	lo, hi := from.Sub(a.start), to.Sub(a.start)
+	for _, m := range a.marks {
+		if m.at < lo || m.at > hi {
+			continue
 		}
+		w.Requests++
+		if m.failed {
+			w.Failed++
+		}
+		if m.retried {
+			w.Retried++
+		}
+		h[m.bucket]++
 	}
 	w.P50MS, w.P99MS = quantile(&h, 0.5), quantile(&h, 0.99)
 	return w

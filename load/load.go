@@ -16,11 +16,13 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"os"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"text/template"
 	"time"
 
@@ -79,6 +81,18 @@ const DefaultLateness = time.Second
 // NotSent is the error of a request the client could not send within the lateness allowed.
 const NotSent = "not sent: client saturated"
 
+// Retried is the error of a request whose first attempt failed on a reused connection the server
+// closed before answering, and that Go's transport silently sent again on a new connection (it does so
+// for GET, HEAD, OPTIONS and TRACE without a body, and for any request with an Idempotency-Key). A
+// browser's form POST, a client in another language or a payment call meets that moment as a
+// failure, so it counts as one unless Config.ClientRetries says the system's clients retry.
+const Retried = "connection closed by the server before the response; a retrying client would have resent it"
+
+// retriedHeader marks, on a response, a request that needed a second attempt (ClientRetries).
+const retriedHeader = "X-Rehearse-Retried"
+
+var errRetried = errors.New(Retried)
+
 // Config configures a load run.
 type Config struct {
 	BaseURL string
@@ -105,6 +119,9 @@ type Config struct {
 	// VersionHeader names the response header that says which version answered (default
 	// VersionHeader); the timeline and the migration gates split results by it.
 	VersionHeader string
+	// ClientRetries says the system's clients retry idempotent requests: a request that needed a
+	// second attempt (see Retried) counts as served. It is still counted as retried.
+	ClientRetries bool
 }
 
 // DefaultMaxInFlight bounds vegeta's workers: unbounded, a saturating run grows workers until file
@@ -421,7 +438,14 @@ func (t *ledgerTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 			return nil, errNotSent // never reached the system: not a ledger entry
 		}
 	}
+	// Every attempt is seen: the transport resends a replayable request on a new connection when a
+	// reused one was closed before the response began, and a second GotConn is that resend.
+	var attempts atomic.Int32
+	req = req.WithContext(httptrace.WithClientTrace(req.Context(), &httptrace.ClientTrace{
+		GotConn: func(httptrace.GotConnInfo) { attempts.Add(1) },
+	}))
 	resp, err := t.next.RoundTrip(req)
+	retried := attempts.Load() > 1
 	if ledgered {
 		var dial *net.OpError
 		switch {
@@ -439,6 +463,16 @@ func (t *ledgerTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	if resp != nil {
 		resp.Header.Set(requestHeader, tag)
+	}
+	if retried && err == nil {
+		if !t.run.cfg.ClientRetries {
+			// What the ledger recorded stands (the resend's answer is what the system did); the
+			// request itself failed for a client that does not resend.
+			io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+			resp.Body.Close()
+			return nil, errRetried
+		}
+		resp.Header.Set(retriedHeader, "1")
 	}
 	return resp, err
 }

@@ -1,6 +1,7 @@
 package load
 
 import (
+	"bufio"
 	"context"
 	"io"
 	"math/rand/v2"
@@ -261,5 +262,86 @@ func TestNewEndpointsGetAFairShare(t *testing.T) {
 	share := float64(w.By["v2"].Requests) / float64(w.By["v1"].Requests+w.By["v2"].Requests)
 	if share < 0.2 || share > 0.47 {
 		t.Errorf("the canary (one pod of three) answered %.0f%% of seconds 2-5 (%+v); want about a third", 100*share, w.By)
+	}
+}
+
+// closeAfterFirst is a server that answers the first request on each connection and then, on a
+// kept-alive connection, reads the next request and closes without answering: the moment a pod that
+// is shutting down drops its connections. Go's transport resends such a GET on a new connection.
+func closeAfterFirst(t *testing.T) (string, *atomic.Int64) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	var dropped atomic.Int64
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				br := bufio.NewReader(c)
+				if _, err := http.ReadRequest(br); err != nil {
+					return
+				}
+				io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-App-Version: v1\r\n\r\nok")
+				if _, err := http.ReadRequest(br); err == nil {
+					dropped.Add(1)
+				}
+			}()
+		}
+	}()
+	return "http://" + ln.Addr().String(), &dropped
+}
+
+// A request that met a connection closed before its response is a failed request with its own
+// error, although the transport's silent resend got a 200; with clientRetries allowed it is served,
+// and still counted as retried.
+func TestSilentRetriesAreFailuresUnlessClientsRetry(t *testing.T) {
+	get := []Target{{Name: "read", Method: "GET", Path: "/", Weight: 1}}
+	conns := Connections{MaxAge: -1, Clients: 1}
+	for _, allow := range []bool{false, true} {
+		url, dropped := closeAfterFirst(t)
+		agg, _ := runFor(t, Config{BaseURL: url, Targets: get, Rate: 50, Duration: time.Second, Connections: conns, ClientRetries: allow})
+		tot := agg.Totals()
+		if dropped.Load() == 0 || tot.Retried == 0 {
+			t.Fatalf("allow=%v: %d connections dropped, %d retried: the probe did not work", allow, dropped.Load(), tot.Retried)
+		}
+		// A resend may land on another reused connection and be dropped again: one request, two drops.
+		if int64(tot.Retried) > dropped.Load() || tot.Retried < tot.Requests/2 {
+			t.Errorf("allow=%v: %d of %d requests retried; the server dropped %d (%+v)", allow, tot.Retried, tot.Requests, dropped.Load(), tot)
+		}
+		secs, retried := agg.Seconds(), 0
+		for _, s := range secs {
+			retried += s.Retried
+		}
+		if retried != tot.Retried {
+			t.Errorf("allow=%v: seconds count %d retried, totals %d", allow, retried, tot.Retried)
+		}
+		if w := agg.Window(agg.start, agg.start.Add(time.Hour)); w.Retried != tot.Retried {
+			t.Errorf("allow=%v: window counts %d retried, totals %d", allow, w.Retried, tot.Retried)
+		}
+		switch {
+		case !allow && tot.Failed != tot.Retried:
+			t.Errorf("%d failed, %d retried: every silently resent request is a failure", tot.Failed, tot.Retried)
+		case !allow && !strings.Contains(agg.Failures()[0].Error, Retried):
+			t.Errorf("failure error %q, want %q", agg.Failures()[0].Error, Retried)
+		case allow && tot.Failed != 0:
+			t.Errorf("clientRetries allowed: %d failed, want 0 (%+v)", tot.Failed, agg.Failures()[:1])
+		}
+	}
+}
+
+// A server that keeps its connections gives the transport nothing to resend: nothing is retried.
+func TestKeptConnectionsAreNotRetried(t *testing.T) {
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	defer ts.Close()
+	agg, _ := runFor(t, Config{BaseURL: ts.URL, Targets: []Target{{Name: "read", Method: "GET", Path: "/", Weight: 1}}, Rate: 50, Duration: time.Second})
+	if tot := agg.Totals(); tot.Retried != 0 || tot.Failed != 0 {
+		t.Errorf("%d retried, %d failed against a server that keeps its connections", tot.Retried, tot.Failed)
 	}
 }

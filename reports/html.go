@@ -35,11 +35,12 @@ var pageCSP = func() string {
 }()
 
 var page = template.Must(template.New("report").Funcs(template.FuncMap{
-	"did":  didText,
-	"num":  num,
-	"add":  func(a, b float64) float64 { return a + b },
-	"neg":  func(a float64) float64 { return -a },
-	"half": func(a float64) float64 { return a / 2 },
+	"did":     didText,
+	"retried": RetriedNote,
+	"num":     num,
+	"add":     func(a, b float64) float64 { return a + b },
+	"neg":     func(a float64) float64 { return -a },
+	"half":    func(a float64) float64 { return a / 2 },
 }).Parse(pageTmpl))
 
 // What the failures table of report.html lists at most: the first rows of each group (the steps in
@@ -104,6 +105,9 @@ func stepRows(s Summary) ([]stepRow, bool) {
 		if l := st.Load; l != nil {
 			loads = true
 			row.Window = fmt.Sprintf("%d requests, %d failed, p99 %s ms", l.Requests, l.Failed, num(l.P99MS))
+			if l.Retried > 0 {
+				row.Window += fmt.Sprintf(", %d resent", l.Retried)
+			}
 		}
 		rows = append(rows, row)
 	}

@@ -177,6 +177,9 @@ func scenarioMD(d *mdDoc, s Summary, failures []load.Failure, showFailures bool,
 			p99, failed := "", ""
 			if st.Load != nil {
 				p99, failed = fmt.Sprintf("%.1f ms", st.Load.P99MS), fmt.Sprint(st.Load.Failed)
+				if st.Load.Retried > 0 {
+					failed += fmt.Sprintf(" (%d resent)", st.Load.Retried)
+				}
 			}
 			rows = append(rows, fmt.Sprintf("| %s | %s | %s | +%.1fs | %.1fs | %s | %s | %s |", mdCell(st.Name), mdCell(st.Kind), statusWord(st.Status),
 				st.Started.Sub(s.Started).Seconds(), st.Finished.Sub(st.Started).Seconds(), p99, failed, mdCell(StepEvidence(s, st))))
@@ -346,12 +349,25 @@ func stepWindows(steps []Step) []verify.Window {
 	return out
 }
 
+// RetriedNote says how many requests the client had to resend, and how they were counted ("" for
+// none).
+func RetriedNote(l LoadSummary) string {
+	switch {
+	case l.Retried == 0:
+		return ""
+	case l.ClientRetries:
+		return fmt.Sprintf("; %d resent after the server closed a reused connection before the response (counted as served: load.clientRetries allow)", l.Retried)
+	}
+	return fmt.Sprintf("; %d of the failed met a connection the server closed before the response (a retrying client would have resent them)", l.Retried)
+}
+
 func loadLine(s Summary) string {
 	l := s.Load
 	notSent := ""
 	if l.NotSent > 0 {
 		notSent = fmt.Sprintf(" (%d not sent: client saturated)", l.NotSent)
 	}
+	notSent += RetriedNote(l)
 	took := ""
 	if !s.Started.IsZero() {
 		took = fmt.Sprintf(" over %.1fs", s.Finished.Sub(s.Started).Seconds())

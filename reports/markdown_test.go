@@ -228,3 +228,31 @@ func TestHostSaturationWarning(t *testing.T) {
 		t.Errorf("a calm host warned:\n%s", md)
 	}
 }
+
+// Requests the client had to resend are named in the load line and the steps table of summary.md and
+// report.html, failed by default and served with load.clientRetries allow.
+func TestRetriedRequestsAreReported(t *testing.T) {
+	r := mdRun()
+	r.Summary.Load.Retried = 3
+	if len(r.Summary.Steps) == 0 {
+		t.Fatal("mdRun has no steps")
+	}
+	r.Summary.Steps[0].Load = &StepLoad{Requests: 100, Failed: 3, Retried: 3}
+	md := string(Markdown(r, ""))
+	for _, want := range []string{"3 of the failed met a connection the server closed before the response", "3 (3 resent)"} {
+		if !strings.Contains(md, want) {
+			t.Errorf("summary.md lacks %q:\n%s", want, md)
+		}
+	}
+	var html strings.Builder
+	if err := HTML(&html, r); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(html.String(), "3 of the failed met a connection") || !strings.Contains(html.String(), "3 failed, p99 0 ms, 3 resent") {
+		t.Errorf("report.html lacks the resent requests")
+	}
+	r.Summary.Load.ClientRetries = true
+	if md := string(Markdown(r, "")); !strings.Contains(md, "3 resent after the server closed a reused connection before the response (counted as served: load.clientRetries allow)") {
+		t.Errorf("allowed retries not reported as served:\n%s", md)
+	}
+}

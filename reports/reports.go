@@ -28,14 +28,18 @@ const (
 
 // LoadSummary is the load part of summary.json.
 type LoadSummary struct {
-	Requests     int                `json:"requests"`
-	Succeeded    int                `json:"succeeded"`
-	Failed       int                `json:"failed"`
-	NotSent      int                `json:"not_sent"`  // failed because the client could not send them on schedule
-	Scheduled    float64            `json:"scheduled"` // requests the schedule called for
-	TargetRate   float64            `json:"target_rate"`
-	AchievedRate float64            `json:"achieved_rate"`
-	LatencyMS    map[string]float64 `json:"latency_ms"` // from the scheduled time; *_sent from the actual send
+	Requests  int `json:"requests"`
+	Succeeded int `json:"succeeded"`
+	Failed    int `json:"failed"`
+	NotSent   int `json:"not_sent"` // failed because the client could not send them on schedule
+	// Retried needed a second attempt on a new connection, the server having closed a reused one
+	// before the response: failed, unless ClientRetries (load.clientRetries: allow) counts them served.
+	Retried       int                `json:"retried"`
+	ClientRetries bool               `json:"client_retries,omitempty"`
+	Scheduled     float64            `json:"scheduled"` // requests the schedule called for
+	TargetRate    float64            `json:"target_rate"`
+	AchievedRate  float64            `json:"achieved_rate"`
+	LatencyMS     map[string]float64 `json:"latency_ms"` // from the scheduled time; *_sent from the actual send
 }
 
 // Step is one step or fault as it ran.
@@ -53,13 +57,16 @@ type Step struct {
 	Load *StepLoad `json:"load,omitempty"`
 }
 
-// StepLoad is the share of the load scheduled in the seconds a step overlaps: what compare reads
-// to find a step whose latency or failures regressed while the run's totals hid it.
+// StepLoad is the load scheduled in a step's exact window (each request by its own time, the rule
+// failures are attributed by): what compare reads to find a step whose latency or failures
+// regressed while the run's totals hid it.
 type StepLoad struct {
-	Requests int     `json:"requests"`
-	Failed   int     `json:"failed"`
-	P50MS    float64 `json:"p50_ms"`
-	P99MS    float64 `json:"p99_ms"`
+	Requests int `json:"requests"`
+	Failed   int `json:"failed"`
+	// Retried needed a second attempt on a new connection (failed unless load.clientRetries allows).
+	Retried int     `json:"retried,omitempty"`
+	P50MS   float64 `json:"p50_ms"`
+	P99MS   float64 `json:"p99_ms"`
 }
 
 // Summary is summary.json.

@@ -298,7 +298,7 @@ func Run(ctx context.Context, sc *scenarios.Loaded, opts Options) (sum *reports.
 			checks = append(checks, verify.Result{Name: "step-" + s.Name, Status: verify.Error, Message: "the step could not be carried out: " + s.Error})
 		}
 	}
-	stepLoads(ran, agg.Window, agg.Seconds(), started)
+	stepLoads(ran, agg.Window)
 	nodeImage := ""
 	if kindCl != nil {
 		nodeImage = kindCl.Image
@@ -314,7 +314,7 @@ func Run(ctx context.Context, sc *scenarios.Loaded, opts Options) (sum *reports.
 		Scenario: sc.Metadata.Name, Verdict: reports.Verdict(checks), Started: started, Finished: finished, Seed: seed,
 		ScenarioHash: sc.Hash, ScenarioFile: RelativeFile(sc.File), NodeImage: nodeImage, Replay: BundleFile, ReplayOf: replayOf,
 		Load: reports.LoadSummary{Requests: tot.Requests, Succeeded: tot.Succeeded, Failed: tot.Failed,
-			NotSent: tot.NotSent, Scheduled: math.Round(tot.Scheduled), TargetRate: targetRate(tot, sc.Load.Rate.PerSecond),
+			NotSent: tot.NotSent, Retried: tot.Retried, ClientRetries: sc.Load.ClientRetries == "allow", Scheduled: math.Round(tot.Scheduled), TargetRate: targetRate(tot, sc.Load.Rate.PerSecond),
 			AchievedRate: tot.AchievedRate, LatencyMS: tot.LatencyMS},
 		Steps: ran, Checks: checks, Host: &hostLoad,
 	}
@@ -339,7 +339,7 @@ func loadConfig(sc *scenarios.Loaded, base, out string, seed uint64, runID strin
 		RunID: runID, MaxInFlight: sc.Load.MaxInFlight, Lateness: sc.Load.Lateness.Duration,
 		Connections: load.Connections{MaxAge: sc.Load.Connections.MaxAge.Duration, Fresh: sc.Load.Connections.Fresh,
 			Clients: sc.Load.Connections.Clients},
-		VersionHeader: versionHeader(sc)}
+		VersionHeader: versionHeader(sc), ClientRetries: sc.Load.ClientRetries == "allow"}
 	for _, st := range sc.Load.Stages {
 		lcfg.Stages = append(lcfg.Stages, load.Stage{Rate: st.Rate.PerSecond, Duration: st.Duration.Duration})
 	}
@@ -371,19 +371,13 @@ func RelativeFile(path string) string {
 	return filepath.ToSlash(rel)
 }
 
-// stepLoads records in each step the load scheduled in the seconds it overlaps (as the latency
-// check's step windows count them): requests, failed requests and latency percentiles.
-func stepLoads(ran []reports.Step, window func(from, to time.Time) load.WindowStats, secs []load.Second, start time.Time) {
+// stepLoads records in each step the load scheduled in its exact window (the requests whose own time
+// lies in it, as failures are attributed): requests, failed and retried requests, latency percentiles.
+func stepLoads(ran []reports.Step, window func(from, to time.Time) load.WindowStats) {
 	for i := range ran {
 		st := &ran[i]
 		w := window(st.Started, st.Finished)
-		sl := &reports.StepLoad{Requests: w.Requests, P50MS: w.P50MS, P99MS: w.P99MS}
-		first := max(int(st.Started.Sub(start)/time.Second), 0)
-		last := int(st.Finished.Sub(start) / time.Second)
-		for j := first; j <= last && j < len(secs); j++ {
-			sl.Failed += secs[j].Failed
-		}
-		st.Load = sl
+		st.Load = &reports.StepLoad{Requests: w.Requests, Failed: w.Failed, Retried: w.Retried, P50MS: w.P50MS, P99MS: w.P99MS}
 	}
 }
 

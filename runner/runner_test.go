@@ -6,17 +6,20 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	vegeta "github.com/tsenart/vegeta/v12/lib"
 	"go.yaml.in/yaml/v3"
 
 	"github.com/rehearse-dev/rehearse/load"
 	"github.com/rehearse-dev/rehearse/reports"
 	"github.com/rehearse-dev/rehearse/scenarios"
 	"github.com/rehearse-dev/rehearse/steps"
+	"github.com/rehearse-dev/rehearse/verify"
 	"github.com/rehearse-dev/rehearse/workloads"
 )
 
@@ -281,28 +284,49 @@ func TestRelativeFile(t *testing.T) {
 	}
 }
 
-// Each step gets the load of the seconds it overlaps: its failures, not the run's.
-func TestStepLoads(t *testing.T) {
+// Each step gets the load whose own time lies in its exact window, by the rule failures are
+// attributed with: a scale-down under load, 20 failures all after +5.2 s, charges none of them to the
+// warmup wait that ended at +5.0 s (counting whole seconds charged it 8 of 20), and the table and the
+// attribution agree for every step that changes something.
+func TestStepLoadsExactWindowsAgreeWithAttribution(t *testing.T) {
 	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	secs := make([]load.Second, 10)
-	secs[4].Failed, secs[5].Failed, secs[9].Failed = 3, 2, 7
-	var asked [][2]time.Time
-	window := func(from, to time.Time) load.WindowStats {
-		asked = append(asked, [2]time.Time{from, to})
-		return load.WindowStats{Requests: 100, P50MS: 2, P99MS: 40}
+	agg := load.NewAggregator(start)
+	failures := 0
+	for i := range 1000 { // 50/s for 20 s
+		at := start.Add(time.Duration(i) * 20 * time.Millisecond)
+		r := &vegeta.Result{Timestamp: at, Latency: 5 * time.Millisecond, Code: 200}
+		if at.After(start.Add(5200*time.Millisecond)) && failures < 20 && i%3 == 0 {
+			r.Code, r.Error = 0, "connection refused"
+			failures++
+		}
+		agg.Add(r)
 	}
 	ran := []reports.Step{
-		{Name: "rollout", Started: start.Add(3500 * time.Millisecond), Finished: start.Add(5200 * time.Millisecond)},
-		{Name: "calm", Started: start.Add(6 * time.Second), Finished: start.Add(8 * time.Second)},
+		{Name: "warmup", Kind: "wait", Started: start, Finished: start.Add(5 * time.Second)},
+		{Name: "scale-down", Kind: "scale", Started: start.Add(5 * time.Second), Finished: start.Add(12 * time.Second)},
+		{Name: "kill", Kind: "fault/pod-kill", Started: start.Add(5500 * time.Millisecond), Finished: start.Add(6 * time.Second)},
 	}
-	stepLoads(ran, window, secs, start)
-	if l := ran[0].Load; l == nil || l.Failed != 5 || l.Requests != 100 || l.P99MS != 40 {
-		t.Errorf("rollout: %+v, want 5 failed (seconds 3-5), 100 requests, p99 40", l)
+	stepLoads(ran, agg.Window)
+	if l := ran[0].Load; l.Failed != 0 || l.Requests != 251 {
+		t.Errorf("warmup: %+v, want 251 requests (0 s to 5.0 s, both ends), 0 failed", l)
 	}
-	if l := ran[1].Load; l == nil || l.Failed != 0 {
-		t.Errorf("calm: %+v, want 0 failed", l)
+	if l := ran[1].Load; l.Failed != 20 || l.Requests != 351 {
+		t.Errorf("scale-down: %+v, want 351 requests and all 20 failures", l)
 	}
-	if len(asked) != 2 || !asked[0][0].Equal(ran[0].Started) || !asked[0][1].Equal(ran[0].Finished) {
-		t.Errorf("windows asked: %v", asked)
+	var windows []verify.Window
+	for _, s := range ran {
+		windows = append(windows, verify.Window{Name: s.Name, Kind: s.Kind, Start: s.Started, End: s.Finished})
+	}
+	by := verify.Attribute(agg.Failures(), windows)
+	for _, s := range ran[1:] {
+		charged := 0
+		for key, n := range by {
+			if slices.Contains(strings.Split(key, "+"), s.Name) {
+				charged += n
+			}
+		}
+		if charged != s.Load.Failed {
+			t.Errorf("%s: table says %d failed, attribution charges it %d (%v)", s.Name, s.Load.Failed, charged, by)
+		}
 	}
 }

@@ -561,6 +561,9 @@ func (v *validator) load(l *Load, w *Workload) {
 	if len(l.Targets) == 0 {
 		v.addf("load.targets", "needs at least one target")
 	}
+	if l.ClientRetries != "" && l.ClientRetries != "fail" && l.ClientRetries != "allow" {
+		v.addf("load.clientRetries", "is %q, want fail or allow", l.ClientRetries)
+	}
 	if l.Connections.Clients < 0 {
 		v.addf("load.connections.clients", "must not be negative")
 	}

@@ -67,6 +67,7 @@ func TestParseRejects(t *testing.T) {
 		{"scale without replicas", "{name: warm, wait: 1m30s}", "{name: warm, scale: {target: deployment/orders}}", "t.yaml:11: steps[0].scale.replicas: is required"},
 		{"scale of a service", "{name: warm, wait: 1m30s}", "{name: warm, scale: {target: service/orders, replicas: 0}}", `t.yaml:11: steps[0].scale.target: "service/orders"`},
 		{"negative in-flight cap", "  rate: 3000/m", "  rate: 3000/m\n  maxInFlight: -1", "t.yaml:8: load.maxInFlight: must not be negative"},
+		{"client retries misspelt", "  rate: 3000/m", "  rate: 3000/m\n  clientRetries: allowed", "t.yaml:8: load.clientRetries: is \"allowed\", want fail or allow"},
 		{"manifests that do not exist", "workload: {sample: orders-postgres}", "workload: {manifests: [nowhere/]}", "t.yaml:5: workload.manifests[0]: nowhere does not exist"},
 		{"image archive on an existing cluster", "cluster: {provider: kind}\nworkload: {sample: orders-postgres}", "cluster: {provider: existing, context: prod}\nworkload: {sample: orders-postgres, images: [parse.go]}", "t.yaml:5: workload.images[0]: image archives are loaded into kind nodes"},
 		{"checksum on the sample", "workload: {sample: orders-postgres}", "workload: {sample: orders-postgres, checksum: {command: [md5sum], selector: app=x}}", "t.yaml:5: workload.checksum: the sample has its own"},

@@ -97,6 +97,9 @@ type Load struct {
 	Connections Connections `yaml:"connections,omitempty" json:"connections,omitempty" doc:"how clients use connections (default: none reused for new requests after 1s)"`
 	// VersionHeader names the response header that says which version answered.
 	VersionHeader string `yaml:"versionHeader,omitempty" json:"versionHeader,omitempty" doc:"response header naming the version that answered (default X-App-Version); gates, served-version and rollback-drill read it"`
+	// ClientRetries: a request the load client's transport had to resend (its reused connection was
+	// closed before the answer) fails by default, as it does for a client that does not resend.
+	ClientRetries string `yaml:"clientRetries,omitempty" json:"clientRetries,omitempty" enum:"fail,allow" doc:"fail (default): a request resent after its connection closed before the response counts as failed; allow: your clients retry idempotent requests, so it counts as served (still reported as retried)"`
 }
 
 // Connections is the client population's use of connections: through kube-proxy each new connection
