@@ -32,7 +32,8 @@ func recapOnFailure(t *testing.T, sum *reports.Summary, code int, dir string) {
 	t.Cleanup(func() {
 		if sum.Host != nil {
 			recap.Lock()
-			recap.hosts = append(recap.hosts, fmt.Sprintf("%s (exit %d): %s", t.Name(), code, sum.Host.Line()))
+			recap.hosts = append(recap.hosts, fmt.Sprintf("%s (exit %d, %d requests, %d failed, %d resent by the transport): %s",
+				t.Name(), code, sum.Load.Requests, sum.Load.Failed, sum.Load.Retried, sum.Host.Line()))
 			recap.Unlock()
 		}
 		if !t.Failed() {
