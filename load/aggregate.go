@@ -163,7 +163,7 @@ func (a *Aggregator) Add(r *vegeta.Result) {
 			if target == "" {
 				target = r.Method + " " + r.URL
 			}
-			a.failures = append(a.failures, Failure{Time: at, Target: target, Code: r.Code, Error: r.Error})
+			a.failures = append(a.failures, Failure{Time: at, Target: target, Code: r.Code, Error: withBody(r.Error, r.Body)})
 		}
 	}
 	ms := float64(latency) / float64(time.Millisecond)
@@ -193,6 +193,19 @@ func (a *Aggregator) Add(r *vegeta.Result) {
 	if ms > s.MaxMS {
 		s.MaxMS = ms
 	}
+}
+
+// withBody adds the first line of a failed answer's body to its error: "503 Service Unavailable"
+// alone does not say whether the app shed load, lost its database or was shutting down.
+func withBody(errText string, body []byte) string {
+	line, _, _ := strings.Cut(strings.TrimSpace(string(body)), "\n")
+	if line = strings.TrimSpace(line); line == "" || errText == "" {
+		return errText
+	}
+	if r := []rune(line); len(r) > 160 {
+		line = string(r[:160]) + "…"
+	}
+	return errText + ": " + line
 }
 
 // finish records when the run stopped.

@@ -345,3 +345,18 @@ func TestKeptConnectionsAreNotRetried(t *testing.T) {
 		t.Errorf("%d retried, %d failed against a server that keeps its connections", tot.Retried, tot.Failed)
 	}
 }
+
+// A failed answer's sample says what the body said: a 503 from load shedding, a lost database or a
+// shutdown are different failures.
+func TestFailureSamplesCarryTheBodysFirstLine(t *testing.T) {
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		io.WriteString(w, "\n  database busy: no connection free within 2s  \nsecond line\n")
+	}))
+	defer ts.Close()
+	agg, _ := runFor(t, Config{BaseURL: ts.URL, Targets: []Target{{Name: "read", Method: "GET", Path: "/", Weight: 1}}, Rate: 20, Duration: 500 * time.Millisecond})
+	fs := agg.Failures()
+	if len(fs) == 0 || fs[0].Error != "503 Service Unavailable: database busy: no connection free within 2s" {
+		t.Errorf("failure samples: %+v", fs[:min(1, len(fs))])
+	}
+}

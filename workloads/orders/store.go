@@ -42,9 +42,11 @@ type Store interface {
 // A request's work in the database has two bounds, kept apart so that the app recovers by itself
 // when the database comes back after a stall under load:
 //
-//   - AcquireTimeout: how long a request waits for a pooled connection. Past it the request fails at
-//     once (503, ErrBusy) instead of queueing: the queue of waiters stays one second deep whatever
-//     the rate, and no request reaches the database with its time already spent.
+//   - AcquireTimeout: how long a request waits for a pooled connection (a new one included: dial
+//     and authentication). Past it the request fails at once (503, ErrBusy) instead of queueing: the
+//     queue of waiters stays two seconds deep whatever the rate, and no request reaches the database
+//     with its time already spent. One second was too short on a loaded two-core host: pods that
+//     had just started (an empty pool) answered 503 while they connected, in sound rollouts.
 //   - QueryTimeout: how long one statement may run, enforced by the server (statement_timeout), which
 //     cancels the statement and keeps the connection. A client-side deadline also bounds it
 //     (QueryTimeout + QueryGrace, from the statement's start) for a server that stops answering
@@ -57,7 +59,7 @@ type Store interface {
 // with the database idle and healthy (the goroutine profile: ~400 requests in pgxpool Acquire, the
 // database's backends all "idle, ClientRead" and a few seconds old).
 const (
-	AcquireTimeout = time.Second
+	AcquireTimeout = 2 * time.Second
 	QueryTimeout   = 2 * time.Second
 	QueryGrace     = time.Second
 )
@@ -78,6 +80,9 @@ func OpenPG(ctx context.Context, dsn string, v Version) (*PGStore, error) {
 		return nil, fmt.Errorf("database DSN: %w", err)
 	}
 	cfg.MaxConns = 16
+	// A few connections are opened at start and kept, so the first requests after a pod becomes
+	// ready do not each wait for a connection to be dialled and authenticated.
+	cfg.MinConns = 2
 	// A database member that restarts leaves connections to an address that no longer answers:
 	// find them out quickly instead of hanging requests on them.
 	cfg.HealthCheckPeriod = 2 * time.Second
