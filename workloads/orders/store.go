@@ -44,9 +44,10 @@ type Store interface {
 //
 //   - AcquireTimeout: how long a request waits for a pooled connection (a new one included: dial
 //     and authentication). Past it the request fails at once (503, ErrBusy) instead of queueing: the
-//     queue of waiters stays two seconds deep whatever the rate, and no request reaches the database
-//     with its time already spent. One second was too short on a loaded two-core host: pods that
-//     had just started (an empty pool) answered 503 while they connected, in sound rollouts.
+//     queue of waiters stays four seconds deep whatever the rate (and API requests beyond 256 in
+//     flight are shed), and no request reaches the database with its time already spent. One and
+//     then two seconds were too short on a saturated two-core host: sound rollouts and switches
+//     answered 503 "database busy" while pods started and the database was starved of CPU.
 //   - QueryTimeout: how long one statement may run, enforced by the server (statement_timeout), which
 //     cancels the statement and keeps the connection. A client-side deadline also bounds it
 //     (QueryTimeout + QueryGrace, from the statement's start) for a server that stops answering
@@ -59,7 +60,7 @@ type Store interface {
 // with the database idle and healthy (the goroutine profile: ~400 requests in pgxpool Acquire, the
 // database's backends all "idle, ClientRead" and a few seconds old).
 const (
-	AcquireTimeout = 2 * time.Second
+	AcquireTimeout = 4 * time.Second
 	QueryTimeout   = 2 * time.Second
 	QueryGrace     = time.Second
 )
