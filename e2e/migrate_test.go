@@ -58,7 +58,7 @@ func TestMigrations(t *testing.T) {
 			}},
 		{file: "../scenarios/blue-green-orders.yaml", code: 0,
 			wants: []want{{"rollback-drill", verify.Pass, "restored to v1 in"}, {"served-version", verify.Pass, "all v2"}, {"zero-failed-requests", verify.Pass, ""}},
-			steps: []stepWant{{"switch-to-v2", "promoted", "switched_at_s"}, {"switch-back", "ok", "undoes"}}},
+			steps: []stepWant{{"switch-to-v2", "promoted", "switched_at_s"}, {"switch-to-v2", "promoted", "acceptance_s"}, {"switch-back", "ok", "undoes"}}},
 		// canary-orders with every canary pod killed during a gate (the same canary and gates): the
 		// shipped fault scenario stands for both, to keep the suite's time.
 		{file: "../scenarios/pod-kill-during-canary.yaml", code: 0,
@@ -99,6 +99,14 @@ func TestMigrations(t *testing.T) {
 			wants: []want{{"zero-failed-requests", verify.Fail, "switch-to-v2"}, {"step-switch-to-v2", verify.Fail, "rolled back"}}},
 		{file: "testdata/migrate/bluegreen-ready-sound.yaml", code: 0,
 			wants: []want{{"zero-failed-requests", verify.Pass, ""}, {"served-version", verify.Pass, "all v2"}}},
+		// Acceptance before the switch: a green that acknowledges writes and keeps none is never
+		// switched to (every acknowledged write stays durable on blue); its sound twin is promoted.
+		{file: "testdata/migrate/bluegreen-ackonly-broken.yaml", code: 1,
+			wants: []want{{"step-switch-to-v2", verify.Fail, "green failed its acceptance"}, {"acked-writes-durable", verify.Pass, ""}, {"zero-failed-requests", verify.Pass, ""}},
+			steps: []stepWant{{"switch-to-v2", "failed", "breach"}}},
+		{file: "testdata/migrate/bluegreen-durable-sound.yaml", code: 0,
+			wants: []want{{"zero-failed-requests", verify.Pass, ""}, {"served-version", verify.Pass, "all v2"}},
+			steps: []stepWant{{"switch-to-v2", "promoted", "acceptance_s"}}},
 		{file: "testdata/migrate/canary-blind-broken.yaml", code: 1,
 			wants: []want{{"step-canary-v2", verify.Error, "could not judge the canary"}}},
 	}

@@ -58,6 +58,7 @@ func (BlueGreen) Check(st scenarios.Step, sc *scenarios.Loaded) []steps.Problem 
 	if m.Smoke != nil && m.Smoke.Path != "" && !strings.HasPrefix(m.Smoke.Path, "/") {
 		ps = append(ps, steps.Problemf("migrate.smoke.path", "%q: want a path such as /healthz", m.Smoke.Path))
 	}
+	ps = append(ps, acceptProblems(m.Accept)...)
 	return append(ps, notFor(m, "blue-green")...)
 }
 
@@ -137,11 +138,29 @@ func (BlueGreen) Run(ctx context.Context, env *steps.Env, st scenarios.Step, rec
 	} else if !selects(orig, gd.Spec.Template.Labels) {
 		return giveUp(workloads.Failed(fmt.Errorf("green's pods (%s) do not carry the labels Service %s selects (%v): a switch could never reach them", green, svc, orig)))
 	}
-	if err := smoke(ctx, env, ns, svc, name+"-green-smoke", pinned(greenHash), m, rec); err != nil {
-		rec.Set("outcome", "aborted")
-		if ctx.Err() != nil {
+	if err := smoke(ctx, env, ns, svc, name+"-green-smoke", st.Name, pinned(greenHash), m, rec); err != nil {
+		switch {
+		case ctx.Err() != nil:
+			rec.Set("outcome", "aborted")
 			return giveUp(err)
+		case isAcceptFailure(err):
+			// Green failed its acceptance: no user ever reached it; the step is rolled back.
+			rec.Set("outcome", RolledBack)
+			rec.Set("breach", err.Error())
+			if blueVersion != "" {
+				rec.Set("serves", blueVersion)
+			}
+			env.Log("blue-green %s: %v; nothing was switched", st.Name, err)
+			if cause := giveUp(err); cause != err {
+				return cause
+			}
+			if expect == RolledBack {
+				rec.SetOutcome(RolledBack)
+				return nil
+			}
+			return workloads.Failed(fmt.Errorf("green failed its acceptance, nothing was switched: %w", err))
 		}
+		rec.Set("outcome", "aborted")
 		return giveUp(workloads.Failed(fmt.Errorf("green failed its smoke test, nothing was switched: %w", err)))
 	}
 	switchBack := func(ctx context.Context) (time.Duration, error) {
@@ -218,10 +237,16 @@ func (BlueGreen) Run(ctx context.Context, env *steps.Env, st scenarios.Step, rec
 
 // smoke tests green alone before the switch: a NodePort Service of its own selecting only green's
 // pods, then requests GETs of the smoke path, each of which must answer 2xx from the new version.
-func smoke(ctx context.Context, env *steps.Env, ns, like, name string, selector map[string]string, m *scenarios.Migrate, rec *steps.Record) error {
-	if m.Smoke != nil && m.Smoke.Skip {
+//
+// Then, on the same Service, green's acceptance (accept): a failure there is an *errAccept.
+func smoke(ctx context.Context, env *steps.Env, ns, like, name, stepName string, selector map[string]string, m *scenarios.Migrate, rec *steps.Record) error {
+	skip := m.Smoke != nil && m.Smoke.Skip
+	if skip {
 		rec.Set("smoke", "skipped")
-		return nil
+	}
+	_, _, _, writes := acceptWrites(env, m.Accept)
+	if skip && (m.Accept != nil && m.Accept.Skip || !writes && (m.Accept == nil || len(m.Accept.Requests) == 0)) {
+		return accept(ctx, env, "", stepName, m, rec) // records that there was none
 	}
 	path, n := "/", 20
 	if env.Sample != nil {
@@ -268,6 +293,10 @@ func smoke(ctx context.Context, env *steps.Env, ns, like, name string, selector 
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
+	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	if skip {
+		return accept(ctx, env, base, stepName, m, rec)
+	}
 	var bad []string
 	for range n {
 		code, version, err := get()
@@ -284,7 +313,7 @@ func smoke(ctx context.Context, env *steps.Env, ns, like, name string, selector 
 	if len(bad) > 0 {
 		return fmt.Errorf("%d of %d GET %s failed: %s", len(bad), n, path, strings.Join(bad[:min(len(bad), 3)], "; "))
 	}
-	return nil
+	return accept(ctx, env, base, stepName, m, rec)
 }
 
 // selects says whether a Service selector picks pods with these labels.

@@ -122,6 +122,7 @@ func notFor(m *scenarios.Migrate, strategy string) []steps.Problem {
 		{"partitions", len(m.Partitions) > 0, []string{"rolling"}},
 		{"service", m.Service != "", []string{"blue-green"}},
 		{"smoke", m.Smoke != nil, []string{"blue-green"}},
+		{"accept", m.Accept != nil, []string{"blue-green"}},
 		{"keep", m.Keep.Duration != 0, []string{"blue-green"}},
 		{"weights", len(m.Weights) > 0, []string{"canary"}},
 		{"hold", m.Hold.Duration != 0, []string{"blue-green", "canary"}},

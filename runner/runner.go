@@ -235,6 +235,7 @@ func Run(ctx context.Context, sc *scenarios.Loaded, opts Options) (sum *reports.
 	env := &steps.Env{Ops: sys.ops, Sample: sys.sample, Own: sys.own, Namespace: sys.ns, Dir: filepath.Dir(sc.File), Relocated: sc.Relocated,
 		Live: lr.Aggregates(), NodePorts: [2]int{sys.ports.First, sys.ports.First + sys.ports.Count - 1},
 		VersionHeader: versionHeader(sc), Machines: kindCl.machines(), Seed: seed, RunID: lcfg.RunID, Start: started, Logf: func(f string, a ...any) { progress(opts.Progress, f, a...) }}
+	env.Accept = acceptance(sc, lcfg.RunID)
 	defer env.Cleanup(cleanup)
 	ran := runSteps(ctx, env, sc, opts.Progress, metrics)
 	tail := scenarios.DefaultTail
@@ -348,6 +349,27 @@ func loadConfig(sc *scenarios.Loaded, base, out string, seed uint64, runID strin
 			Ledger: t.Ledger, Expect: t.Expect})
 	}
 	return lcfg
+}
+
+// acceptance is the default acceptance of a new version: the load's first ledger write target, read
+// back by acked-writes-durable's rule (the sample: GET /orders/{{.ID}}, 200 when stored); nil when
+// the load writes nothing it keeps a ledger of.
+func acceptance(sc *scenarios.Loaded, runID string) *steps.Acceptance {
+	i := slices.IndexFunc(sc.Load.Targets, func(t scenarios.Target) bool { return t.Ledger })
+	if i < 0 {
+		return nil
+	}
+	t := sc.Load.Targets[i]
+	a := &steps.Acceptance{RunID: runID, Write: load.Target{Name: t.Name, Method: t.Method, Path: t.Path, Body: t.Body, Expect: t.Expect}}
+	if arg, ok := sc.Verify["acked-writes-durable"]; ok && arg.ReadPath != "" {
+		a.ReadPath = arg.ReadPath
+		if arg.Found != nil {
+			a.Found = load.Found{Status: arg.Found.Status, BodyHasID: arg.Found.BodyHasID}
+		}
+	} else if sc.Workload.Sample != "" {
+		a.ReadPath = "/orders/{{.ID}}"
+	}
+	return a
 }
 
 // RelativeFile is path relative to the working directory, with forward slashes (as JUnit readers

@@ -168,6 +168,7 @@ type Migrate struct {
 	// Blue-green and canary.
 	Service string   `yaml:"service,omitempty" json:"service,omitempty" doc:"blue-green: the Service whose selector switches (the sample: orders)"`
 	Smoke   *Smoke   `yaml:"smoke,omitempty" json:"smoke,omitempty" doc:"blue-green: the test green must pass, on its own Service, before the switch"`
+	Accept  *Accept  `yaml:"accept,omitempty" json:"accept,omitempty" doc:"blue-green: what green must do alone, on its own Service, before the switch (default: when the load has a ledger write target, 5 writes read back as stored)"`
 	Keep    Duration `yaml:"keep,omitempty" json:"keep,omitempty" doc:"blue-green: blue stays up this long after a good switch, then is scaled to 0"`
 	Weights []int    `yaml:"weights,omitempty" json:"weights,omitempty" doc:"canary: the share of replicas (percent) the canary gets, step by step, e.g. [10, 50, 100]"`
 	Hold    Duration `yaml:"hold,omitempty" json:"hold,omitempty" doc:"canary: how long each weight holds before its gate; blue-green: the gate window after the switch (default 10s)"`
@@ -191,6 +192,27 @@ type Smoke struct {
 	Path     string `yaml:"path,omitempty" json:"path,omitempty" doc:"default: / (the sample: /orders?limit=1)"`
 	Requests int    `yaml:"requests,omitempty" json:"requests,omitempty" doc:"default 20"`
 	Skip     bool   `yaml:"skip,omitempty" json:"skip,omitempty" doc:"switch without a smoke test (rehearses a runbook that has none)"`
+}
+
+// Accept is the acceptance a new version must pass alone before any user reaches it. By default,
+// when the load has a ledger write target and a read rule is known (acked-writes-durable's readPath
+// and found, or the sample's), Writes items are written the way that target writes, through the new
+// version only, and each must read back as stored, while ids never written read back as missing.
+type Accept struct {
+	Writes   int             `yaml:"writes,omitempty" json:"writes,omitempty" doc:"how many items are written and read back (default 5)"`
+	ReadPath string          `yaml:"readPath,omitempty" json:"readPath,omitempty" doc:"where an item reads back, with {{.ID}} (default: acked-writes-durable's readPath; the sample: /orders/{{.ID}})"`
+	Found    *Found          `yaml:"found,omitempty" json:"found,omitempty" doc:"what a stored item answers (default: acked-writes-durable's found, else 200)"`
+	Requests []AcceptRequest `yaml:"requests,omitempty" json:"requests,omitempty" doc:"requests of your own the new version must answer as stated"`
+	Skip     bool            `yaml:"skip,omitempty" json:"skip,omitempty" doc:"no acceptance (rehearses a runbook that has none)"`
+}
+
+// AcceptRequest is one acceptance probe of one's own.
+type AcceptRequest struct {
+	Method       string `yaml:"method,omitempty" json:"method,omitempty" enum:"GET,POST,PUT,PATCH,DELETE,HEAD" doc:"default GET"`
+	Path         string `yaml:"path" json:"path" doc:"path on the new version's own Service"`
+	Body         string `yaml:"body,omitempty" json:"body,omitempty"`
+	Status       int    `yaml:"status,omitempty" json:"status,omitempty" doc:"the status wanted (default: any 2xx)"`
+	BodyContains string `yaml:"bodyContains,omitempty" json:"bodyContains,omitempty" doc:"text the answer's body must contain"`
 }
 
 // Fault injects a failure.

@@ -41,6 +41,9 @@ type Env struct {
 	RunID string
 	// VersionHeader is the response header that names the version that answered.
 	VersionHeader string
+	// Accept is the default acceptance of a new version before users reach it (nil: the load has no
+	// ledger write target, or no read rule is known).
+	Accept *Acceptance
 	// Machines stops and starts the cluster's nodes; nil unless it is a local kind cluster.
 	Machines Machines
 	Start    time.Time
@@ -49,6 +52,16 @@ type Env struct {
 	mu       sync.Mutex
 	undo     map[string][]Undo
 	deferred []func(context.Context)
+}
+
+// Acceptance is how a new version is tried alone by default: items written the way the load's
+// ledger target writes them, each read back by the durability check's rule.
+type Acceptance struct {
+	Write    load.Target
+	ReadPath string
+	Found    load.Found
+	// RunID prefixes the acceptance's own ids (never the ledger's, never its control ids).
+	RunID string
 }
 
 // Live is what a step can read of the load while it runs.
