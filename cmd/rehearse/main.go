@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/pprof"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -19,25 +21,45 @@ const exitError = 2
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
+	// finished tells the watcher below that the context ends because rehearse is done, not because
+	// of a signal (a finished command printed "interrupted" as it exited).
+	var finished atomic.Bool
 	// The first Ctrl-C cancels the run, which then undoes its faults and deletes what it made; a
 	// second one is the user's way out of that clean-up, so the default handling comes back.
 	go func() {
 		<-ctx.Done()
+		if finished.Load() {
+			return
+		}
 		stop()
 		fmt.Fprintln(os.Stderr, "rehearse: interrupted: cleaning up (Ctrl-C again quits at once and leaves things behind)")
 	}()
+	// REHEARSE_CPUPROFILE=FILE writes a CPU profile of the whole command (what rehearse itself costs
+	// the machine running the load: go tool pprof FILE).
+	if f := os.Getenv("REHEARSE_CPUPROFILE"); f != "" {
+		if pf, err := os.Create(f); err == nil && pprof.StartCPUProfile(pf) == nil {
+			defer func() { pprof.StopCPUProfile(); pf.Close() }()
+		} else {
+			fmt.Fprintln(os.Stderr, "rehearse: REHEARSE_CPUPROFILE:", f, "could not be written")
+		}
+	}
 	root := newRoot()
 	err := root.ExecuteContext(ctx)
-	if err == nil {
-		return
+	finished.Store(true)
+	stop()
+	code := 0
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "rehearse:", err)
+		code = exitError
+		var ec exitCode
+		if errors.As(err, &ec) {
+			code = ec.code
+		}
 	}
-	fmt.Fprintln(os.Stderr, "rehearse:", err)
-	var ec exitCode
-	if errors.As(err, &ec) {
-		os.Exit(ec.code)
+	pprof.StopCPUProfile() // os.Exit skips deferred calls
+	if code != 0 {
+		os.Exit(code)
 	}
-	os.Exit(exitError)
 }
 
 func newRoot() *cobra.Command {
