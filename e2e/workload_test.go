@@ -174,6 +174,35 @@ func TestSampleWorkload(t *testing.T) {
 			}
 			return ctx
 		}).
+		// A probe or `kubectl exec` that times out leaves its children orphaned in the container. With
+		// the postmaster as PID 1 they became its children, and one exiting non-zero (a `$(psql …)`
+		// subshell dies of SIGPIPE: exit 141) was taken for a crashed backend: every connection killed,
+		// crash recovery. The member's pod shares its process namespace, so the pause process reaps them.
+		Assess("an orphan that exits non-zero in a member's pod does not restart the database", func(ctx context.Context, t *testing.T, cfg *envconf.Config) context.Context {
+			ops, err := workloads.NewOps(cfg.Client().RESTConfig())
+			if err != nil {
+				t.Fatal(err)
+			}
+			ns, sel := []string{sample.Options.Namespace}, "statefulset.kubernetes.io/pod-name=orders-db-0"
+			run := func(cmd ...string) string {
+				t.Helper()
+				res, err := ops.Exec(ctx, ns, sel, "postgres", cmd)
+				if err != nil || len(res) != 1 || res[0].Err != "" {
+					t.Fatalf("%v: %v %+v", cmd, err, res)
+				}
+				return strings.TrimSpace(res[0].Stdout)
+			}
+			aux := "SELECT string_agg(pid::text, ',' ORDER BY pid) FROM pg_stat_activity WHERE backend_type IN ('checkpointer', 'walwriter')"
+			psql := []string{"psql", "-h", "/run/postgresql", "-U", "postgres", "-tAXc", aux}
+			before := run(psql...)
+			// The inner shell outlives the exec, is reparented to the pod's PID 1 and exits 141.
+			run("sh", "-c", `sh -c 'sleep 1; exit 141' >/dev/null 2>&1 & exit 0`)
+			time.Sleep(4 * time.Second)
+			if after := run(psql...); after != before || before == "" {
+				t.Errorf("the postmaster's checkpointer and WAL writer went from %q to %q: the database restarted", before, after)
+			}
+			return ctx
+		}).
 		Assess("a replica made to miss writes shows a different checksum", func(ctx context.Context, t *testing.T, cfg *envconf.Config) context.Context {
 			if err := sample.PauseReplay(ctx, "orders-db-2", true); err != nil {
 				t.Fatal(err)
