@@ -215,3 +215,46 @@ func TestConcurrentMigrationsSerialize(t *testing.T) {
 		t.Fatalf("applied = %v, %v", applied, err)
 	}
 }
+
+// A request whose client gives up mid-statement leaves its connection in the pool: the statement
+// finishes (or the server's statement_timeout ends it) and no connection is dialled in its place.
+func TestAbandonedRequestKeepsItsConnection(t *testing.T) {
+	dsn := startPostgres(t)
+	connectPool(t, dsn)
+	bg := context.Background()
+	st, err := OpenPG(bg, dsn, V1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	exec := func(ctx context.Context, sql string) error {
+		return st.with(ctx, func(ctx context.Context, c *pgxpool.Conn) error { _, err := c.Exec(ctx, sql); return err })
+	}
+	if err := exec(bg, "SELECT 1"); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); st.pool.Stat().TotalConns() < 2; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("pool never reached its 2 kept connections: %d", st.pool.Stat().TotalConns())
+		}
+	}
+	dialled := st.pool.Stat().NewConnsCount()
+
+	// The client leaves after 100 ms; the statement takes 500 ms and completes.
+	ctx, cancel := context.WithTimeout(bg, 100*time.Millisecond)
+	err = exec(ctx, "SELECT pg_sleep(0.5)")
+	cancel()
+	if err != nil {
+		t.Errorf("statement of an abandoned request: %v; want it to complete", err)
+	}
+	// A statement past statement_timeout is ended by the server; its connection is kept.
+	if err := exec(bg, "SELECT pg_sleep(10)"); err == nil || !strings.Contains(err.Error(), "statement timeout") {
+		t.Errorf("10 s statement: %v; want the server's statement timeout", err)
+	}
+	if err := exec(bg, "SELECT 1"); err != nil {
+		t.Fatal(err)
+	}
+	if n := st.pool.Stat().NewConnsCount() - dialled; n != 0 {
+		t.Errorf("%d connections dialled after an abandoned request and a timed-out statement; want 0", n)
+	}
+}

@@ -108,7 +108,12 @@ func (s *PGStore) with(ctx context.Context, f func(ctx context.Context, c *pgxpo
 		return err
 	}
 	defer c.Release()
-	qctx, qcancel := context.WithTimeout(ctx, QueryTimeout+QueryGrace)
+	// The statement is not cancelled with the request: a client that gives up (its timeout, a closed
+	// connection) would make pgx break the connection off mid-statement (and send a cancel request,
+	// one more connection): the pool then dials and authenticates a new one, the most CPU a request
+	// can cost the database, at the moment the host is already too slow for the client. The
+	// statement finishes within statement_timeout and its connection goes back to the pool.
+	qctx, qcancel := context.WithTimeout(context.WithoutCancel(ctx), QueryTimeout+QueryGrace)
 	defer qcancel()
 	return f(qctx, c)
 }
