@@ -3,7 +3,6 @@ package migrate
 import (
 	"context"
 	"fmt"
-	"io"
 	"maps"
 	"math"
 	"net/http"
@@ -271,17 +270,8 @@ func smoke(ctx context.Context, env *steps.Env, ns, like, name, stepName string,
 	url := fmt.Sprintf("http://127.0.0.1:%d%s", port, path)
 	client := &http.Client{Timeout: 5 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	get := func() (int, string, error) {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-		if err != nil {
-			return 0, "", err
-		}
-		resp, err := client.Do(req)
-		if err != nil {
-			return 0, "", err
-		}
-		defer resp.Body.Close()
-		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
-		return resp.StatusCode, resp.Header.Get(env.VersionHeader), nil
+		code, _, version, err := do(ctx, client, env.VersionHeader, http.MethodGet, url, "")
+		return code, version, err
 	}
 	// A new NodePort takes kube-proxy a moment: wait (up to 30 s) for the first answer of any kind.
 	deadline := time.Now().Add(30 * time.Second)
