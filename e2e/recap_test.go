@@ -52,7 +52,13 @@ func recapOnFailure(t *testing.T, sum *reports.Summary, code int, dir string) {
 			fmt.Fprintf(&b, "  check %-22s %-5s %s\n", c.Name, c.Status, reports.FirstLine(c.Message))
 		}
 		for _, s := range sum.Steps {
-			fmt.Fprintf(&b, "  step  %-22s %-11s %5.1fs %s\n", s.Name, s.Status, s.Finished.Sub(s.Started).Seconds(), reports.FirstLine(s.Error))
+			fmt.Fprintf(&b, "  step  %-22s %-11s +%5.1fs %5.1fs %s\n", s.Name, s.Status, s.Started.Sub(sum.Started).Seconds(),
+				s.Finished.Sub(s.Started).Seconds(), reports.FirstLine(s.Error))
+		}
+		// What the first failures were: the cause of a red sound rehearsal is read here when the
+		// kept reports are on a machine one cannot reach.
+		for _, l := range firstFailures(dir) {
+			fmt.Fprintf(&b, "  %s\n", l)
 		}
 		if kept, err := keepReports(t, dir); err == nil {
 			fmt.Fprintf(&b, "  reports kept in %s\n", kept)
@@ -61,6 +67,29 @@ func recapOnFailure(t *testing.T, sum *reports.Summary, code int, dir string) {
 		recap.blocks = append(recap.blocks, b.String())
 		recap.Unlock()
 	})
+}
+
+// firstFailures is the "First failures" section of the run's summary.md (its heading, attribution
+// and table rows), or nothing.
+func firstFailures(dir string) []string {
+	b, err := os.ReadFile(filepath.Join(dir, "summary.md"))
+	if err != nil {
+		return nil
+	}
+	var out []string
+	in := false
+	for _, l := range strings.Split(string(b), "\n") {
+		switch {
+		case strings.Contains(l, "# First failures"):
+			in = true
+		case in && strings.HasPrefix(l, "#"):
+			return out
+		}
+		if in && strings.TrimSpace(l) != "" {
+			out = append(out, l)
+		}
+	}
+	return out
 }
 
 // keepReports copies a failed rehearsal's report directory to out/e2e-failed/<test>.

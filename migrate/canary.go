@@ -253,13 +253,7 @@ func (Canary) Run(ctx context.Context, env *steps.Env, st scenarios.Step, rec *s
 	env.Log("canary %s: every gate passed; promoting %s", st.Name, m.Version)
 	before, _ := env.Ops.Revision(ctx, ns, m.Target)
 	rec.Set("revision_before", before)
-	if err := env.Ops.SetContainer(ctx, ns, m.Target, change); err != nil {
-		return err
-	}
-	if err := env.Ops.Scale(ctx, ns, m.Target, n, timeout); err != nil {
-		return err
-	}
-	if err := env.Ops.Scale(ctx, ns, canary, 0, timeout); err != nil {
+	if err := promote(ctx, env, ns, m.Target, canary, n, timeout, change); err != nil {
 		return err
 	}
 	after, _ := env.Ops.Revision(ctx, ns, m.Target)
@@ -271,6 +265,52 @@ func (Canary) Run(ctx context.Context, env *steps.Env, st scenarios.Step, rec *s
 	}
 	rec.SetOutcome(Promoted)
 	return nil
+}
+
+// promote moves the release into the stable Deployment: the pods it still has take the change (its
+// own rolling update), then it grows back to n replicas at the pace of its own maxSurge while the
+// canary gives up as many pods as each step added, and finally the canary is gone. Growing the stable
+// Deployment from none to all at once starts every pod at the same moment: on a small cluster that
+// burst starves the database its requests wait on (a sound canary on a two-core machine failed
+// requests in exactly that second, and only there).
+func promote(ctx context.Context, env *steps.Env, ns, stable, canary string, n int, timeout time.Duration, change workloads.Change) error {
+	if err := env.Ops.SetContainer(ctx, ns, stable, change); err != nil {
+		return err
+	}
+	if err := env.Ops.WaitRollout(ctx, ns, stable, timeout); err != nil {
+		return err
+	}
+	have, err := env.Ops.Replicas(ctx, ns, stable)
+	if err != nil {
+		return err
+	}
+	inCanary, err := env.Ops.Replicas(ctx, ns, canary)
+	if err != nil {
+		return err
+	}
+	surge, err := env.Ops.Surge(ctx, ns, stable)
+	if err != nil {
+		return err
+	}
+	for have < n {
+		k := min(surge, n-have)
+		have += k
+		if err := env.Ops.SetReplicas(ctx, ns, stable, have); err != nil {
+			return err
+		}
+		if err := env.Ops.WaitServing(ctx, ns, stable, have, timeout); err != nil {
+			return err
+		}
+		// The canary's pods drain (out of the endpoints, then stopped) while the next ones start.
+		inCanary = max(0, inCanary-k)
+		if err := env.Ops.SetReplicas(ctx, ns, canary, inCanary); err != nil {
+			return err
+		}
+	}
+	if err := env.Ops.Scale(ctx, ns, canary, 0, timeout); err != nil {
+		return err
+	}
+	return env.Ops.WaitRollout(ctx, ns, stable, timeout)
 }
 
 // judgeRollback is a step's outcome after an automatic rollback: ok (rolled-back) only when one was

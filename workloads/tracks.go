@@ -237,6 +237,34 @@ func (p *Ops) Replicas(ctx context.Context, namespace, target string) (int, erro
 	return 0, fmt.Errorf("%s: want deployment/NAME or statefulset/NAME", target)
 }
 
+// Surge is how many pods target (deployment/NAME) may have above its replicas while it rolls, by
+// its own strategy: maxSurge of a RollingUpdate, scaled to its replicas and rounded up as the
+// Deployment controller does (default 25%); at least one (a Recreate Deployment, or a maxSurge of 0,
+// still moves a pod at a time).
+func (p *Ops) Surge(ctx context.Context, namespace, target string) (int, error) {
+	d, err := p.Deployment(ctx, namespace, target)
+	if err != nil {
+		return 0, err
+	}
+	return surgeOf(d), nil
+}
+
+func surgeOf(d *appsv1.Deployment) int {
+	ru := d.Spec.Strategy.RollingUpdate
+	if d.Spec.Strategy.Type == appsv1.RecreateDeploymentStrategyType || ru == nil || ru.MaxSurge == nil {
+		if d.Spec.Strategy.Type == appsv1.RecreateDeploymentStrategyType {
+			return 1
+		}
+		def := intstr.FromString("25%")
+		ru = &appsv1.RollingUpdateDeployment{MaxSurge: &def}
+	}
+	n, err := intstr.GetScaledValueFromIntOrPercent(ru.MaxSurge, int(replicasOf(d.Spec.Replicas)), true)
+	if err != nil || n < 1 {
+		return 1
+	}
+	return n
+}
+
 // EnvOf is the value of variable name in container c of target's pod template ("" when unset).
 func (p *Ops) EnvOf(ctx context.Context, namespace, target, container, name string) (string, error) {
 	tmpl, err := p.template(ctx, namespace, target)

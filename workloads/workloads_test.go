@@ -10,6 +10,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/kubernetes/fake"
 	"sigs.k8s.io/e2e-framework/klient/decoder"
 )
@@ -128,5 +129,34 @@ func TestPodsStatus(t *testing.T) {
 	}
 	if got := OpsFor(cs).PodsStatus(context.Background(), "empty"); got != "no pods yet" {
 		t.Errorf("empty namespace: %q", got)
+	}
+}
+
+func TestSurgeFollowsTheDeploymentsStrategy(t *testing.T) {
+	dep := func(replicas int32, typ appsv1.DeploymentStrategyType, surge *intstr.IntOrString) *appsv1.Deployment {
+		d := &appsv1.Deployment{}
+		d.Spec.Replicas = &replicas
+		d.Spec.Strategy.Type = typ
+		if surge != nil {
+			d.Spec.Strategy.RollingUpdate = &appsv1.RollingUpdateDeployment{MaxSurge: surge}
+		}
+		return d
+	}
+	one, zero, half := intstr.FromInt32(1), intstr.FromInt32(0), intstr.FromString("50%")
+	for _, c := range []struct {
+		name string
+		d    *appsv1.Deployment
+		want int
+	}{
+		{"maxSurge 1", dep(3, appsv1.RollingUpdateDeploymentStrategyType, &one), 1},
+		{"50% of 3 rounds up", dep(3, appsv1.RollingUpdateDeploymentStrategyType, &half), 2},
+		{"default 25% of 8", dep(8, "", nil), 2},
+		{"default 25% of 3 rounds up", dep(3, appsv1.RollingUpdateDeploymentStrategyType, nil), 1},
+		{"maxSurge 0 still moves one", dep(3, appsv1.RollingUpdateDeploymentStrategyType, &zero), 1},
+		{"Recreate moves one", dep(5, appsv1.RecreateDeploymentStrategyType, nil), 1},
+	} {
+		if got := surgeOf(c.d); got != c.want {
+			t.Errorf("%s: surge %d, want %d", c.name, got, c.want)
+		}
 	}
 }
