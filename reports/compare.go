@@ -389,7 +389,7 @@ func (c Comparison) Markdown(baseLabel, newLabel string) []byte {
 			named = append(named, "**"+mdCell(r.Scenario)+"**: "+mdCell(r.String()))
 		}
 		d.head("")
-		d.head("**Regressions:** " + strings.Join(capList(named, mdMaxNamed), "; "))
+		d.head("**Regressions:** " + strings.Join(verify.CapList(named, mdMaxNamed), "; "))
 	}
 	var only []string
 	for _, s := range c.Scenarios {
@@ -402,7 +402,7 @@ func (c Comparison) Markdown(baseLabel, newLabel string) []byte {
 	}
 	if len(only) > 0 {
 		d.head("")
-		d.head("Not compared: " + strings.Join(capList(only, 20), ", "))
+		d.head("Not compared: " + strings.Join(verify.CapList(only, 20), ", "))
 	}
 	rows := []string{"", "| scenario | what | base | new | change | |", "| --- | --- | --- | --- | --- | --- |"}
 	for _, k := range []ChangeKind{Regression, Improvement, Changed, Same} {

@@ -92,7 +92,7 @@ func SuiteMarkdown(entries []SuiteEntry) []byte {
 			for _, e := range entries[i:] {
 				left = append(left, mdCell(e.Summary.Scenario))
 			}
-			d.note(fmt.Sprintf("scenarios not shown: %s", strings.Join(capList(left, 20), ", ")))
+			d.note(fmt.Sprintf("scenarios not shown: %s", strings.Join(verify.CapList(left, 20), ", ")))
 			break
 		}
 		html := ""
@@ -227,7 +227,7 @@ func StepEvidence(s Summary, st Step) string {
 		if len(kills) == 1 {
 			parts = append(parts, ks[0])
 		} else {
-			parts = append(parts, fmt.Sprintf("%d kill rounds: %s", len(kills), strings.Join(capList(ks, 3), "; ")))
+			parts = append(parts, fmt.Sprintf("%d kill rounds: %s", len(kills), strings.Join(verify.CapList(ks, 3), "; ")))
 		}
 	}
 	if dr, ok := didAs[verify.Drain](st.Did["drain"]); ok {
@@ -409,7 +409,7 @@ func checkNames(cs []verify.Result) []string {
 	for _, c := range cs {
 		out = append(out, fmt.Sprintf("%s (%s)", c.Name, c.Status))
 	}
-	return capList(out, mdMaxNamed)
+	return verify.CapList(out, mdMaxNamed)
 }
 
 // namedList names results in bold with their status, up to mdMaxNamed.
@@ -427,13 +427,6 @@ func namedList(rs []verify.Result, one, many string) string {
 		out = append(out, fmt.Sprintf("**%s** (%s)", mdCell(r.Name), r.Status))
 	}
 	return strings.Join(out, ", ")
-}
-
-func capList(xs []string, n int) []string {
-	if len(xs) <= n {
-		return xs
-	}
-	return append(append([]string{}, xs[:n]...), fmt.Sprintf("+%d more", len(xs)-n))
 }
 
 func statusWord(s string) string {
@@ -546,7 +539,7 @@ func (d *mdDoc) note(s string) { d.cut = append(d.cut, s) }
 
 func (d *mdDoc) bytes() []byte {
 	if len(d.cut) > 0 {
-		note := "\n---\n*Cut to stay under 64 KB: " + strings.Join(capList(d.cut, 12), "; ") +
+		note := "\n---\n*Cut to stay under 64 KB: " + strings.Join(verify.CapList(d.cut, 12), "; ") +
 			". Everything is in summary.json and report.html.*\n"
 		if len(note) > mdReserve {
 			note = truncateBytes(note, mdReserve-8) + "…*\n"

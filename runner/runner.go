@@ -11,9 +11,11 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -80,6 +82,8 @@ type system struct {
 	own    *workloads.Own
 	ops    *workloads.Ops
 	url    string // default load base URL
+	svc    string // the load's Service (sample: orders; own: load.service), in svcNS
+	svcNS  string
 	ports  clusters.PortRange
 }
 
@@ -218,6 +222,12 @@ func Run(ctx context.Context, sc *scenarios.Loaded, opts Options) (sum *reports.
 	if err := load.WaitAnswering(ctx, base, time.Minute); err != nil {
 		return nil, harness("load target: %v", err)
 	}
+	// The pods behind the load's Service are watched from before the load to after its tail: how
+	// each one that left the Service stopped (graceful-termination).
+	rec, recErr := startRecorder(ctx, sys, base, opts.Progress)
+	if rec != nil {
+		defer rec.Stop()
+	}
 	runCtx, stopLoad := context.WithCancel(ctx)
 	defer stopLoad()
 	// The machine running the load is sampled beside it: a saturated host is named in the report.
@@ -268,11 +278,31 @@ func Run(ctx context.Context, sc *scenarios.Loaded, opts Options) (sum *reports.
 	done := map[string]verify.Result{}
 	for _, name := range scenarios.Checks {
 		arg, ok := sc.Verify[name]
-		if !ok && !(name == "fault-took-effect" && slices.ContainsFunc(sc.Steps, isFault)) {
-			continue // a fault is always proved to have happened, asked or not
+		var terms []verify.Termination
+		var termErr error
+		if name == "graceful-termination" && (rec != nil || recErr != nil) {
+			terms, termErr = recorded(rec, recErr)
+		}
+		switch {
+		case ok:
+		case name == "fault-took-effect" && slices.ContainsFunc(sc.Steps, isFault):
+			// a fault is always proved to have happened, asked or not
+		case name == "graceful-termination" && (len(terms) > 0 || termErr != nil):
+			// judged whenever a pod left the load's Service while it served, asked or not
+		default:
+			continue
 		}
 		var r verify.Result
 		switch name {
+		case "graceful-termination":
+			max := 0
+			if arg.Max != nil {
+				max = *arg.Max
+			}
+			if rec == nil && recErr == nil {
+				termErr = errors.New("the load goes to no Service of the rehearsal's (load.baseURL names none of its node ports)")
+			}
+			r = verify.GracefulTermination(terms, started, arg.MinServe.Duration, max, ok, termErr)
 		case "served-version":
 			r = verify.ServedVersion(servedWindows(ran, finished), agg.Seconds(), started, arg.MinSamples, 2*time.Second)
 		case "fault-took-effect":
@@ -614,6 +644,7 @@ func deploy(ctx context.Context, sc *scenarios.Loaded, cfg *rest.Config, kc *kin
 			return sys, teardown, harness("workload: %v", err)
 		}
 		sys.sample, sys.url = sample, sample.URL()
+		sys.svc, sys.svcNS = "orders", sys.ns
 		return sys, teardown, nil
 	}
 
@@ -675,8 +706,45 @@ func deploy(ctx context.Context, sc *scenarios.Loaded, cfg *rest.Config, kc *kin
 			return sys, teardown, harness("load.service: %v", err)
 		}
 		sys.url = fmt.Sprintf("http://127.0.0.1:%d", port)
+		sys.svc, sys.svcNS = svc, own.NamespaceOf("service/"+svc)
 	}
 	return sys, teardown, nil
+}
+
+// startRecorder watches the load's Service: the sample's, load.service, or the Service of the
+// rehearsal whose node port load.baseURL names on this machine. Nil (and no error) when the load
+// goes to none of the rehearsal's Services.
+func startRecorder(ctx context.Context, sys *system, base string, w io.Writer) (*clusters.Recorder, error) {
+	ns, svc := sys.svcNS, sys.svc
+	if svc == "" && sys.own != nil {
+		u, err := url.Parse(base)
+		if err != nil || (u.Hostname() != "127.0.0.1" && u.Hostname() != "localhost") {
+			return nil, nil
+		}
+		port, err := strconv.Atoi(u.Port())
+		if err != nil {
+			return nil, nil
+		}
+		if ns, svc, err = sys.ops.ServiceByNodePort(ctx, sys.own.Namespaces(), port); err != nil {
+			return nil, err
+		}
+	}
+	if svc == "" {
+		return nil, nil
+	}
+	rec, err := clusters.StartRecorder(ctx, sys.ops.Clientset(), ns, svc)
+	if err == nil {
+		progress(w, "watching the pods behind service %s in %s", svc, ns)
+	}
+	return rec, err
+}
+
+// recorded is what the recorder saw, or why it could not see.
+func recorded(rec *clusters.Recorder, err error) ([]verify.Termination, error) {
+	if rec == nil {
+		return nil, err
+	}
+	return rec.Terminations()
 }
 
 func check(ctx context.Context, name string, arg scenarios.CheckArg, tot load.Totals, agg *load.Aggregator,

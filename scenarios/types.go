@@ -280,7 +280,7 @@ type Found struct {
 
 // CheckArg configures one check; which fields apply depends on the check.
 type CheckArg struct {
-	Max        *int     `yaml:"max,omitempty" json:"max,omitempty" doc:"zero-failed-requests: the failure budget"`
+	Max        *int     `yaml:"max,omitempty" json:"max,omitempty" doc:"zero-failed-requests: the failure budget; graceful-termination: how many pods may stop sooner"`
 	P99        Duration `yaml:"p99,omitempty" json:"p99,omitempty" doc:"latency-slo"`
 	P50        Duration `yaml:"p50,omitempty" json:"p50,omitempty" doc:"latency-slo"`
 	MinShare   float64  `yaml:"minShare,omitempty" json:"minShare,omitempty" doc:"load-achieved: fraction of the target rate (default 0.95)"`
@@ -289,11 +289,12 @@ type CheckArg struct {
 	Found      *Found   `yaml:"found,omitempty" json:"found,omitempty" doc:"acked-writes-durable: what a stored write's read-back answer looks like"`
 	MinAcked   int      `yaml:"minAcked,omitempty" json:"minAcked,omitempty" doc:"acked-writes-durable: fewest acknowledged writes that make a judgement (default 10)"`
 	Per        string   `yaml:"per,omitempty" json:"per,omitempty" enum:"step" doc:"latency-slo: also hold the bounds in every step window"`
+	MinServe   Duration `yaml:"minServe,omitempty" json:"minServe,omitempty" doc:"graceful-termination: how long a pod that left the load's Service while ready must have kept serving after its deletion began (default 2s)"`
 }
 
 // Checks are the check names a scenario may ask for.
 var Checks = []string{"zero-failed-requests", "acked-writes-durable", "replica-checksums", "rollback-drill",
-	"latency-slo", "load-achieved", "served-version", "fault-took-effect"}
+	"latency-slo", "load-achieved", "served-version", "fault-took-effect", "graceful-termination"}
 
 // At is when a step starts: at an offset from the load's start (30s), from another step's start
 // (rollout+5s) or from its end (rollout.end+5s). The zero At (no at:) means once every earlier step

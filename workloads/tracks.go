@@ -217,6 +217,24 @@ func (p *Ops) NodePort(ctx context.Context, namespace, name string) (int, error)
 	return int(s.Spec.Ports[0].NodePort), nil
 }
 
+// ServiceByNodePort finds the Service, in one of namespaces, that publishes node port port.
+func (p *Ops) ServiceByNodePort(ctx context.Context, namespaces []string, port int) (namespace, name string, err error) {
+	for _, ns := range namespaces {
+		list, err := p.cs.CoreV1().Services(ns).List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return "", "", err
+		}
+		for _, s := range list.Items {
+			for _, sp := range s.Spec.Ports {
+				if int(sp.NodePort) == port {
+					return ns, s.Name, nil
+				}
+			}
+		}
+	}
+	return "", "", nil
+}
+
 // Replicas is target's spec.replicas.
 func (p *Ops) Replicas(ctx context.Context, namespace, target string) (int, error) {
 	kind, name, _ := strings.Cut(target, "/")
