@@ -107,6 +107,14 @@ func TestMigrations(t *testing.T) {
 		{file: "testdata/migrate/bluegreen-durable-sound.yaml", code: 0,
 			wants: []want{{"zero-failed-requests", verify.Pass, ""}, {"served-version", verify.Pass, "all v2"}},
 			steps: []stepWant{{"switch-to-v2", "promoted", "acceptance_s"}}},
+		// Acceptance before the first weight: a canary that acknowledges writes and keeps none never
+		// joins the Service; its sound twin joins and is promoted.
+		{file: "testdata/migrate/canary-ackonly-broken.yaml", code: 1,
+			wants: []want{{"step-canary-v2", verify.Fail, "the canary failed its acceptance, no user reached it"}, {"zero-failed-requests", verify.Pass, ""}},
+			steps: []stepWant{{"canary-v2", "failed", "breach"}}},
+		{file: "testdata/migrate/canary-durable-sound.yaml", code: 0,
+			wants: []want{{"zero-failed-requests", verify.Pass, ""}, {"served-version", verify.Pass, "all v2"}},
+			steps: []stepWant{{"canary-v2", "promoted", "acceptance_s"}}},
 		{file: "testdata/migrate/canary-blind-broken.yaml", code: 1,
 			wants: []want{{"step-canary-v2", verify.Error, "could not judge the canary"}}},
 	}

@@ -3,9 +3,12 @@ package migrate
 import (
 	"context"
 	"fmt"
+	"maps"
 	"math"
 	"strings"
 	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
 
 	"github.com/rehearse-dev/rehearse/scenarios"
 	"github.com/rehearse-dev/rehearse/steps"
@@ -55,6 +58,7 @@ func (Canary) Check(st scenarios.Step, sc *scenarios.Loaded) []steps.Problem {
 		}
 		prev = w
 	}
+	ps = append(ps, acceptProblems(m.Accept)...)
 	return append(ps, notFor(m, "canary")...)
 }
 
@@ -200,6 +204,28 @@ func (Canary) Run(ctx context.Context, env *steps.Env, st scenarios.Step, rec *s
 		took, err := rollBack(why)
 		return judgeRollback(why, took, err, expect, withinOf(m), rec)
 	}
+	// Acceptance before any traffic moves: the canary's first pod, kept out of the Service, is tried
+	// alone; only then does it join, as the first weight's first pod.
+	if err := acceptCanary(ctx, env, st, ns, name, canary, timeout, rec); err != nil {
+		switch {
+		case ctx.Err() != nil:
+			return err
+		case isAcceptFailure(err):
+			rec.Set("outcome", RolledBack)
+			rec.Set("breach", err.Error())
+			if stableVersion != "" {
+				rec.Set("serves", stableVersion)
+			}
+			env.Log("canary %s: %v; no user reached it", st.Name, err)
+			if expect == RolledBack {
+				rec.SetOutcome(RolledBack)
+				return nil
+			}
+			return workloads.Failed(fmt.Errorf("the canary failed its acceptance, no user reached it: %w", err))
+		}
+		rec.Set("outcome", "aborted")
+		return err
+	}
 	for i, w := range m.Weights {
 		c := max(1, int(math.Round(float64(n)*float64(w)/100)))
 		if c > n {
@@ -311,6 +337,73 @@ func promote(ctx context.Context, env *steps.Env, ns, stable, canary string, n i
 		return err
 	}
 	return env.Ops.WaitRollout(ctx, ns, stable, timeout)
+}
+
+// acceptCanary tries the canary alone before any user reaches it, when the Service it joins is known
+// (the sample's, or migrate.service): the Service is pinned to the stable pods (by their
+// pod-template-hash), the canary gets its first pod, and the smoke test and acceptance run on a
+// NodePort Service of the canary's own, as a blue-green's green's do. Passed, the Service gets its
+// selector back and the pod joins it; failed, the pod goes first. Without a known Service there is
+// nothing to keep the pod out of, and no acceptance: the record says so.
+func acceptCanary(ctx context.Context, env *steps.Env, st scenarios.Step, ns, name, canary string, timeout time.Duration, rec *steps.Record) error {
+	m := st.Migrate
+	svc := m.Service
+	if svc == "" && env.Sample != nil {
+		svc = sampleService
+	}
+	if svc == "" {
+		rec.Set("accept", "none: name the Service the canary joins (migrate.service) to try it alone first")
+		return nil
+	}
+	if m.Smoke != nil && m.Smoke.Skip && m.Accept != nil && m.Accept.Skip {
+		return accept(ctx, env, "", st.Name, m, rec) // records that there was none
+	}
+	orig, err := env.Ops.Selector(ctx, ns, svc)
+	if err != nil {
+		return err
+	}
+	pin := func(hash string) map[string]string {
+		s := maps.Clone(orig)
+		s[appsv1.DefaultDeploymentUniqueLabelKey] = hash
+		return s
+	}
+	stableHash, err := env.Ops.PodTemplateHash(ctx, ns, m.Target)
+	if err != nil {
+		return err
+	}
+	if err := env.Ops.SetSelector(ctx, ns, svc, pin(stableHash)); err != nil {
+		return err
+	}
+	cctx := context.WithoutCancel(ctx)
+	restore := func(cause error) error {
+		if err := env.Ops.SetSelector(cctx, ns, svc, orig); err != nil {
+			if cause != nil {
+				return fmt.Errorf("%w; and the Service could not be given its selector back: %v", cause, err)
+			}
+			return err
+		}
+		return cause
+	}
+	// The first pod is out of the Service; a pod that failed goes before the selector is restored.
+	goAway := func(cause error) error {
+		_ = env.Ops.Scale(cctx, ns, canary, 0, timeout)
+		return restore(cause)
+	}
+	if err := env.Ops.Scale(ctx, ns, canary, 1, timeout); err != nil {
+		return goAway(workloads.Failed(fmt.Errorf("the canary's first pod did not become ready, no user reached it: %v", firstLine(err))))
+	}
+	hash, err := env.Ops.PodTemplateHash(ctx, ns, canary)
+	if err != nil {
+		return goAway(err)
+	}
+	if err := smoke(ctx, env, ns, svc, name+"-canary-smoke", st.Name, pin(hash), m, rec); err != nil {
+		if !isAcceptFailure(err) && ctx.Err() == nil {
+			// A smoke test the canary failed is a rejection before any traffic, like an acceptance.
+			err = acceptFailed("smoke test: %v", err)
+		}
+		return goAway(err)
+	}
+	return restore(nil)
 }
 
 // judgeRollback is a step's outcome after an automatic rollback: ok (rolled-back) only when one was

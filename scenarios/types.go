@@ -166,9 +166,9 @@ type Migrate struct {
 	Timeout    Duration          `yaml:"timeout,omitempty" json:"timeout,omitempty" doc:"how long a rollout may take before it counts as stalled (default 5m)"`
 	Partitions []int             `yaml:"partitions,omitempty" json:"partitions,omitempty" doc:"rolling a StatefulSet: its rollingUpdate partition, step by step (e.g. [2, 1, 0]: the highest ordinal first); each step waits until the pods at or above it run the new revision and are ready; the last must be 0"`
 	// Blue-green and canary.
-	Service string   `yaml:"service,omitempty" json:"service,omitempty" doc:"blue-green: the Service whose selector switches (the sample: orders)"`
-	Smoke   *Smoke   `yaml:"smoke,omitempty" json:"smoke,omitempty" doc:"blue-green: the test green must pass, on its own Service, before the switch"`
-	Accept  *Accept  `yaml:"accept,omitempty" json:"accept,omitempty" doc:"blue-green: what green must do alone, on its own Service, before the switch (default: when the load has a ledger write target, 5 writes read back as stored)"`
+	Service string   `yaml:"service,omitempty" json:"service,omitempty" doc:"blue-green: the Service whose selector switches; canary: the Service it joins, kept from it until it passed its acceptance (the sample: orders)"`
+	Smoke   *Smoke   `yaml:"smoke,omitempty" json:"smoke,omitempty" doc:"blue-green and canary: the test the new version must pass, on a Service of its own, before any user reaches it"`
+	Accept  *Accept  `yaml:"accept,omitempty" json:"accept,omitempty" doc:"blue-green and canary: what the new version must do alone, on a Service of its own, before any user reaches it (default: when the load has a ledger write target, 5 writes read back as stored)"`
 	Keep    Duration `yaml:"keep,omitempty" json:"keep,omitempty" doc:"blue-green: blue stays up this long after a good switch, then is scaled to 0"`
 	Weights []int    `yaml:"weights,omitempty" json:"weights,omitempty" doc:"canary: the share of replicas (percent) the canary gets, step by step, e.g. [10, 50, 100]"`
 	Hold    Duration `yaml:"hold,omitempty" json:"hold,omitempty" doc:"canary: how long each weight holds before its gate; blue-green: the gate window after the switch (default 10s)"`

@@ -7,7 +7,8 @@
 //	                            listen-after=D   listens only D after starting (a slow start)
 //	                            redirect-writes  answers every POST with 302 to /maintenance (a 200 page)
 //	                            ack-only         answers 201 to writes it never keeps, 200 to any read
-//	                          every answer names $PROBE_VERSION in X-App-Version when it is set
+//	                          every answer names $PROBE_VERSION in X-App-Version when it is set;
+//	                          $PROBE_HOW adds HOW words (a canary changes env, not arguments)
 //	probe cat FILE            prints FILE
 //	probe hostname            prints the pod's hostname
 //	probe get URL             one GET with retries for 60 s; prints the body; exit 1 on failure
@@ -38,7 +39,8 @@ func main() {
 			addr = os.Args[2]
 		}
 		how := map[string]string{}
-		for _, a := range os.Args[min(3, len(os.Args)):] {
+		// HOW from the arguments, then from $PROBE_HOW (words): a canary can change only env.
+		for _, a := range append(os.Args[min(3, len(os.Args)):], strings.Fields(os.Getenv("PROBE_HOW"))...) {
 			k, v, _ := strings.Cut(a, "=")
 			how[k] = v
 		}
