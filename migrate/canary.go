@@ -352,7 +352,7 @@ func acceptCanary(ctx context.Context, env *steps.Env, st scenarios.Step, ns, na
 		svc = sampleService
 	}
 	if svc == "" {
-		rec.Set("accept", "none: name the Service the canary joins (migrate.service) to try it alone first")
+		rec.Set("acceptance", "none: name the Service the canary joins (migrate.service) to try it alone first")
 		return nil
 	}
 	if m.Smoke != nil && m.Smoke.Skip && m.Accept != nil && m.Accept.Skip {
