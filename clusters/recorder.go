@@ -207,7 +207,12 @@ func (r *Recorder) pod(o any, deleted bool) {
 		}
 	}
 	if pod.DeletionTimestamp != nil && p.deletedSeen.IsZero() {
+		// deletionTimestamp is when the pod will be killed (the request's time plus its grace): the
+		// deletion began its grace period earlier.
 		p.deleted, p.deletedSeen = pod.DeletionTimestamp.Time, now
+		if g := pod.DeletionGracePeriodSeconds; g != nil {
+			p.deleted = p.deleted.Add(-time.Duration(*g) * time.Second)
+		}
 		own := int64(corev1.DefaultTerminationGracePeriodSeconds)
 		if g := pod.Spec.TerminationGracePeriodSeconds; g != nil {
 			own = *g

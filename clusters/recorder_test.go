@@ -66,9 +66,12 @@ func TestRecorderSeesPodsLeaveTheService(t *testing.T) {
 		settle()
 	}
 	deleting := func(name string, at time.Time) *corev1.Pod {
+		// As the API server sets them: the deadline (the request's second plus the grace) and the grace.
 		p := webPod(name)
-		ts := metav1.NewTime(at.Truncate(time.Second))
-		p.DeletionTimestamp = &ts
+		grace := int64(30)
+		ts := metav1.NewTime(at.Truncate(time.Second).Add(time.Duration(grace) * time.Second))
+		p.DeletionTimestamp, p.DeletionGracePeriodSeconds = &ts, &grace
+		p.Spec.TerminationGracePeriodSeconds = &grace
 		return p
 	}
 	exited := func(p *corev1.Pod, container string, at time.Time, code int32) *corev1.Pod {
@@ -130,7 +133,7 @@ func TestRecorderSeesPodsLeaveTheService(t *testing.T) {
 		t.Fatalf("terminations of %v, want abrupt, graceful, unready-first", by)
 	}
 	a := by["abrupt"]
-	if !a.DeletedSeen.Equal(t0.Add(10300*time.Millisecond)) || !a.Unready.Equal(t0.Add(10400*time.Millisecond)) ||
+	if !a.Deleted.Equal(t0.Add(10*time.Second)) || !a.DeletedSeen.Equal(t0.Add(10300*time.Millisecond)) || !a.Unready.Equal(t0.Add(10400*time.Millisecond)) ||
 		!a.ExitedSeen.Equal(t0.Add(10900*time.Millisecond)) || a.Container != "web" || a.ExitCode != 2 {
 		t.Errorf("abrupt: %+v", a)
 	}
