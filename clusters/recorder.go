@@ -163,7 +163,7 @@ func (r *Recorder) readiness(name string, now time.Time) {
 		p.everReady = true
 	case !ready && p.ready:
 		p.unready = now
-		if !p.deletedSeen.IsZero() || !p.deleted.IsZero() {
+		if !p.deletedSeen.IsZero() {
 			p.readyAtDel = true
 		}
 	}

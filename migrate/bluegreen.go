@@ -86,11 +86,6 @@ func (BlueGreen) Run(ctx context.Context, env *steps.Env, st scenarios.Step, rec
 	if err != nil {
 		return err
 	}
-	pinned := func(hash string) map[string]string {
-		s := maps.Clone(orig)
-		s[appsv1.DefaultDeploymentUniqueLabelKey] = hash
-		return s
-	}
 	_, name, _ := strings.Cut(m.Target, "/")
 	green := "deployment/" + name + "-green"
 	rec.Set("service", svc)
@@ -98,7 +93,7 @@ func (BlueGreen) Run(ctx context.Context, env *steps.Env, st scenarios.Step, rec
 	rec.Set("version", m.Version)
 	rec.Set("green", green)
 	// Pin the Service to blue's pods: the same endpoints as now, none of green's.
-	if err := env.Ops.SetSelector(ctx, ns, svc, pinned(blueHash)); err != nil {
+	if err := env.Ops.SetSelector(ctx, ns, svc, pinned(orig, blueHash)); err != nil {
 		return err
 	}
 	if m.Manifest != "" {
@@ -137,18 +132,14 @@ func (BlueGreen) Run(ctx context.Context, env *steps.Env, st scenarios.Step, rec
 	} else if !selects(orig, gd.Spec.Template.Labels) {
 		return giveUp(workloads.Failed(fmt.Errorf("green's pods (%s) do not carry the labels Service %s selects (%v): a switch could never reach them", green, svc, orig)))
 	}
-	if err := smoke(ctx, env, ns, svc, name+"-green-smoke", st.Name, pinned(greenHash), m, rec); err != nil {
+	if err := smoke(ctx, env, ns, svc, name+"-green-smoke", st.Name, pinned(orig, greenHash), m, rec); err != nil {
 		switch {
 		case ctx.Err() != nil:
 			rec.Set("outcome", "aborted")
 			return giveUp(err)
 		case isAcceptFailure(err):
 			// Green failed its acceptance: no user ever reached it; the step is rolled back.
-			rec.Set("outcome", RolledBack)
-			rec.Set("breach", err.Error())
-			if blueVersion != "" {
-				rec.Set("serves", blueVersion)
-			}
+			refused(rec, err, blueVersion)
 			env.Log("blue-green %s: %v; nothing was switched", st.Name, err)
 			if cause := giveUp(err); cause != err {
 				return cause
@@ -167,7 +158,7 @@ func (BlueGreen) Run(ctx context.Context, env *steps.Env, st scenarios.Step, rec
 		if err := env.Ops.Scale(ctx, ns, m.Target, n, timeout); err != nil {
 			return time.Since(at), err
 		}
-		if err := env.Ops.SetSelector(ctx, ns, svc, pinned(blueHash)); err != nil {
+		if err := env.Ops.SetSelector(ctx, ns, svc, pinned(orig, blueHash)); err != nil {
 			return time.Since(at), err
 		}
 		took := time.Since(at)
@@ -175,7 +166,7 @@ func (BlueGreen) Run(ctx context.Context, env *steps.Env, st scenarios.Step, rec
 		return took, env.Ops.SetSelector(ctx, ns, svc, orig)
 	}
 	env.Log("blue-green %s: switching Service %s to green (%s)", st.Name, svc, m.Version)
-	if err := env.Ops.SetSelector(ctx, ns, svc, pinned(greenHash)); err != nil {
+	if err := env.Ops.SetSelector(ctx, ns, svc, pinned(orig, greenHash)); err != nil {
 		return giveUp(err)
 	}
 	switched := time.Now()
@@ -304,6 +295,23 @@ func smoke(ctx context.Context, env *steps.Env, ns, like, name, stepName string,
 		return fmt.Errorf("%d of %d GET %s failed: %s", len(bad), n, path, strings.Join(bad[:min(len(bad), 3)], "; "))
 	}
 	return accept(ctx, env, base, stepName, m, rec)
+}
+
+// pinned is a Service selector narrowed to the pods of one ReplicaSet (by pod-template-hash).
+func pinned(selector map[string]string, hash string) map[string]string {
+	s := maps.Clone(selector)
+	s[appsv1.DefaultDeploymentUniqueLabelKey] = hash
+	return s
+}
+
+// refused records a new version rejected before any user reached it: rolled back, the breach, and
+// the version that still serves.
+func refused(rec *steps.Record, err error, serves string) {
+	rec.Set("outcome", RolledBack)
+	rec.Set("breach", err.Error())
+	if serves != "" {
+		rec.Set("serves", serves)
+	}
 }
 
 // selects says whether a Service selector picks pods with these labels.

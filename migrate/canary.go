@@ -3,12 +3,9 @@ package migrate
 import (
 	"context"
 	"fmt"
-	"maps"
 	"math"
 	"strings"
 	"time"
-
-	appsv1 "k8s.io/api/apps/v1"
 
 	"github.com/rehearse-dev/rehearse/scenarios"
 	"github.com/rehearse-dev/rehearse/steps"
@@ -211,11 +208,7 @@ func (Canary) Run(ctx context.Context, env *steps.Env, st scenarios.Step, rec *s
 		case ctx.Err() != nil:
 			return err
 		case isAcceptFailure(err):
-			rec.Set("outcome", RolledBack)
-			rec.Set("breach", err.Error())
-			if stableVersion != "" {
-				rec.Set("serves", stableVersion)
-			}
+			refused(rec, err, stableVersion)
 			env.Log("canary %s: %v; no user reached it", st.Name, err)
 			if expect == RolledBack {
 				rec.SetOutcome(RolledBack)
@@ -362,16 +355,11 @@ func acceptCanary(ctx context.Context, env *steps.Env, st scenarios.Step, ns, na
 	if err != nil {
 		return err
 	}
-	pin := func(hash string) map[string]string {
-		s := maps.Clone(orig)
-		s[appsv1.DefaultDeploymentUniqueLabelKey] = hash
-		return s
-	}
 	stableHash, err := env.Ops.PodTemplateHash(ctx, ns, m.Target)
 	if err != nil {
 		return err
 	}
-	if err := env.Ops.SetSelector(ctx, ns, svc, pin(stableHash)); err != nil {
+	if err := env.Ops.SetSelector(ctx, ns, svc, pinned(orig, stableHash)); err != nil {
 		return err
 	}
 	cctx := context.WithoutCancel(ctx)
@@ -396,7 +384,7 @@ func acceptCanary(ctx context.Context, env *steps.Env, st scenarios.Step, ns, na
 	if err != nil {
 		return goAway(err)
 	}
-	if err := smoke(ctx, env, ns, svc, name+"-canary-smoke", st.Name, pin(hash), m, rec); err != nil {
+	if err := smoke(ctx, env, ns, svc, name+"-canary-smoke", st.Name, pinned(orig, hash), m, rec); err != nil {
 		if !isAcceptFailure(err) && ctx.Err() == nil {
 			// A smoke test the canary failed is a rejection before any traffic, like an acceptance.
 			err = acceptFailed("smoke test: %v", err)
