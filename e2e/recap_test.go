@@ -60,6 +60,9 @@ func recapOnFailure(t *testing.T, sum *reports.Summary, code int, dir string) {
 		for _, l := range firstFailures(dir) {
 			fmt.Fprintf(&b, "  %s\n", l)
 		}
+		for _, l := range logHighlights(filepath.Join(dir, "pods"), 40) {
+			fmt.Fprintf(&b, "  %s\n", l)
+		}
 		if kept, err := keepReports(t, dir); err == nil {
 			fmt.Fprintf(&b, "  reports kept in %s\n", kept)
 		}
@@ -87,6 +90,32 @@ func firstFailures(dir string) []string {
 		}
 		if in && strings.TrimSpace(l) != "" {
 			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// logHighlights are the lines of a failed rehearsal's kept container logs that say something went
+// wrong or was slow (errors, fatals, PostgreSQL's slow statements, lock waits and checkpoints),
+// prefixed with their file, at most max in all.
+func logHighlights(dir string, max int) []string {
+	files, _ := filepath.Glob(filepath.Join(dir, "*.log"))
+	var out []string
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		for _, l := range strings.Split(string(b), "\n") {
+			if !strings.Contains(l, "ERROR") && !strings.Contains(l, "FATAL") && !strings.Contains(l, "PANIC") &&
+				!strings.Contains(l, "duration:") && !strings.Contains(l, "lock") && !strings.Contains(l, "checkpoint") &&
+				!strings.Contains(l, "panic:") {
+				continue
+			}
+			if len(out) == max {
+				return append(out, "(more in the kept reports' pods/)")
+			}
+			out = append(out, fmt.Sprintf("log %s: %s", strings.TrimSuffix(filepath.Base(f), ".log"), reports.FirstLine(l)))
 		}
 	}
 	return out

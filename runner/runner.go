@@ -353,6 +353,17 @@ func Run(ctx context.Context, sc *scenarios.Loaded, opts Options) (sum *reports.
 		sum.Warnings = append(sum.Warnings, hostLoad.Warning)
 		progress(opts.Progress, "warning: %s (%s)", hostLoad.Warning, hostLoad.Line())
 	}
+	// A rehearsal that did not pass keeps what its workload said (the database's log of a stall, an
+	// app's panic) before its namespace goes: OUT/pods/POD_CONTAINER.log.
+	if sum.Verdict != reports.VerdictPass && sys.ops != nil {
+		nss := []string{sys.ns}
+		if sys.own != nil {
+			nss = sys.own.Namespaces()
+		}
+		if n, err := sys.ops.SaveLogs(cleanup, nss, filepath.Join(out, "pods"), 512<<10); n > 0 || err != nil {
+			progress(opts.Progress, "kept %d container logs in %s%s", n, filepath.Join(out, "pods"), errSuffix(err))
+		}
+	}
 	metrics.Verified(checks, sum.Verdict)
 	if err := reports.Write(out, &reports.Run{Summary: *sum, Timeline: agg.Seconds(), Failures: agg.Failures()}); err != nil {
 		return sum, harness("reports: %v", err)
@@ -906,4 +917,12 @@ func ExitCode(sum *reports.Summary, err error) int {
 		return 0
 	}
 	return 1
+}
+
+// errSuffix is "; ERR" for a non-nil error, else "".
+func errSuffix(err error) string {
+	if err == nil {
+		return ""
+	}
+	return "; " + err.Error()
 }

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"os"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
@@ -407,4 +409,59 @@ func waiting(p *corev1.Pod) string {
 		return p.Name + ": pending"
 	}
 	return p.Name + ": not ready"
+}
+
+// SaveLogs writes the logs of every container of every pod in namespaces into dir, one file per
+// container (POD_CONTAINER.log; POD_CONTAINER.previous.log for the instance before a restart), each
+// at most maxBytes from its end: what a failed rehearsal's workload said, kept before its namespace
+// goes. It returns how many files it wrote and the first error (it goes on past errors).
+func (p *Ops) SaveLogs(ctx context.Context, namespaces []string, dir string, maxBytes int64) (int, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return 0, err
+	}
+	n := 0
+	var first error
+	keep := func(err error) {
+		if first == nil {
+			first = err
+		}
+	}
+	for _, ns := range namespaces {
+		pods, err := p.cs.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{})
+		if err != nil {
+			keep(err)
+			continue
+		}
+		for _, pod := range pods.Items {
+			statuses := append(append([]corev1.ContainerStatus{}, pod.Status.InitContainerStatuses...), pod.Status.ContainerStatuses...)
+			for _, cs := range statuses {
+				for _, previous := range []bool{false, true} {
+					if previous && cs.RestartCount == 0 {
+						continue
+					}
+					opts := &corev1.PodLogOptions{Container: cs.Name, Previous: previous, Timestamps: true}
+					if maxBytes > 0 {
+						// The end matters most: the last lines, as many as fill maxBytes at ~80 bytes each.
+						lines := maxBytes / 80
+						opts.TailLines, opts.LimitBytes = &lines, &maxBytes
+					}
+					raw, err := p.cs.CoreV1().Pods(ns).GetLogs(pod.Name, opts).DoRaw(ctx)
+					if err != nil {
+						keep(fmt.Errorf("logs of %s/%s %s: %w", ns, pod.Name, cs.Name, err))
+						continue
+					}
+					name := pod.Name + "_" + cs.Name
+					if previous {
+						name += ".previous"
+					}
+					if err := os.WriteFile(filepath.Join(dir, name+".log"), raw, 0o644); err != nil {
+						keep(err)
+						continue
+					}
+					n++
+				}
+			}
+		}
+	}
+	return n, first
 }

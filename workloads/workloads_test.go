@@ -2,6 +2,8 @@ package workloads
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -157,6 +159,24 @@ func TestSurgeFollowsTheDeploymentsStrategy(t *testing.T) {
 	} {
 		if got := surgeOf(c.d); got != c.want {
 			t.Errorf("%s: surge %d, want %d", c.name, got, c.want)
+		}
+	}
+}
+
+// A failed rehearsal keeps what its workload said: one file per container, and the instance before
+// a restart beside it.
+func TestSaveLogs(t *testing.T) {
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "orders-db-0", Namespace: "ns"},
+		Status: corev1.PodStatus{ContainerStatuses: []corev1.ContainerStatus{{Name: "postgres", RestartCount: 1}, {Name: "exporter"}}}}
+	ops := OpsFor(fake.NewClientset(pod))
+	dir := t.TempDir()
+	n, err := ops.SaveLogs(context.Background(), []string{"ns"}, dir, 64<<10)
+	if err != nil || n != 3 {
+		t.Fatalf("wrote %d files: %v", n, err)
+	}
+	for _, f := range []string{"orders-db-0_postgres.log", "orders-db-0_postgres.previous.log", "orders-db-0_exporter.log"} {
+		if b, err := os.ReadFile(filepath.Join(dir, f)); err != nil || len(b) == 0 {
+			t.Errorf("%s: %q %v", f, b, err)
 		}
 	}
 }
