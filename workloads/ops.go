@@ -445,7 +445,10 @@ func (p *Ops) SaveLogs(ctx context.Context, namespaces []string, dir string, max
 						lines := maxBytes / 80
 						opts.TailLines, opts.LimitBytes = &lines, &maxBytes
 					}
-					raw, err := p.cs.CoreV1().Pods(ns).GetLogs(pod.Name, opts).DoRaw(ctx)
+					// A node that is gone (a node-loss fault) must not hold the report up.
+					lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+					raw, err := p.cs.CoreV1().Pods(ns).GetLogs(pod.Name, opts).DoRaw(lctx)
+					cancel()
 					if err != nil {
 						keep(fmt.Errorf("logs of %s/%s %s: %w", ns, pod.Name, cs.Name, err))
 						continue
