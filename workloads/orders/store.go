@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -72,6 +75,17 @@ var ErrBusy = errors.New("database busy: no connection free within " + AcquireTi
 type PGStore struct {
 	pool *pgxpool.Pool
 	v    Version
+
+	// What a "database busy" was made of, for the log: requests waiting for a connection and the
+	// statements holding them (since when).
+	waiting  atomic.Int64
+	mu       sync.Mutex
+	held     map[uint64]time.Time
+	nextHeld uint64
+	lastBusy atomic.Int64 // unix nanoseconds of the last busy line logged
+
+	min    int32       // connections opened at start
+	filled atomic.Bool // the pool has held min connections once: the pod may take traffic
 }
 
 // OpenPG connects to dsn.
@@ -80,14 +94,16 @@ func OpenPG(ctx context.Context, dsn string, v Version) (*PGStore, error) {
 	if err != nil {
 		return nil, fmt.Errorf("database DSN: %w", err)
 	}
-	// Eight at most: at 50-200 req/s a pod has one or two statements in flight; more connections do
-	// not make a stalled database answer sooner, and the app's pods of a rollout or a blue-green
-	// (nine at most: 16 each was 144) stay under PostgreSQL's max_connections (100).
+	// Eight, all opened at start and kept. Eight at most: at 50-200 req/s a pod has one or two
+	// statements in flight; more connections do not make a stalled database answer sooner, and the
+	// app's pods of a rollout or a blue-green (nine at most: 16 each was 144) stay under
+	// PostgreSQL's max_connections (100). All at start: a request that finds no idle connection
+	// while the pool may grow dials one and waits for *that* dial (pgxpool/puddle), even when other
+	// connections come back idle a millisecond later; on a loaded two-core host a dial (address,
+	// TCP, a forked backend, SCRAM) took over 4 s while green's pods started beside the database,
+	// and requests failed "database busy" with 5 of 8 connections idle (the busy log below).
 	cfg.MaxConns = 8
-	// Connections are opened at start and kept, so neither the first requests after a pod becomes
-	// ready nor a burst after a stall wait for connections to be dialled and authenticated (a new
-	// backend is the most CPU a request can cost the database, when the host has the least).
-	cfg.MinConns = 4
+	cfg.MinConns = cfg.MaxConns
 	// A database member that restarts leaves connections to an address that no longer answers:
 	// find them out quickly instead of hanging requests on them.
 	cfg.HealthCheckPeriod = 2 * time.Second
@@ -97,21 +113,34 @@ func OpenPG(ctx context.Context, dsn string, v Version) (*PGStore, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &PGStore{pool: pool, v: v}, nil
+	return &PGStore{pool: pool, v: v, held: map[uint64]time.Time{}, min: cfg.MinConns}, nil
 }
 
 // with runs f on a pooled connection, within the bounds above.
 func (s *PGStore) with(ctx context.Context, f func(ctx context.Context, c *pgxpool.Conn) error) error {
 	actx, cancel := context.WithTimeout(ctx, AcquireTimeout)
+	s.waiting.Add(1)
 	c, err := s.pool.Acquire(actx)
+	s.waiting.Add(-1)
 	cancel()
 	if err != nil {
 		if ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
+			s.logBusy()
 			return ErrBusy
 		}
 		return err
 	}
 	defer c.Release()
+	s.mu.Lock()
+	s.nextHeld++
+	id := s.nextHeld
+	s.held[id] = time.Now()
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.held, id)
+		s.mu.Unlock()
+	}()
 	// The statement is not cancelled with the request: a client that gives up (its timeout, a closed
 	// connection) would make pgx break the connection off mid-statement (and send a cancel request,
 	// one more connection): the pool then dials and authenticates a new one, the most CPU a request
@@ -120,6 +149,27 @@ func (s *PGStore) with(ctx context.Context, f func(ctx context.Context, c *pgxpo
 	qctx, qcancel := context.WithTimeout(context.WithoutCancel(ctx), QueryTimeout+QueryGrace)
 	defer qcancel()
 	return f(qctx, c)
+}
+
+// logBusy writes, at most once a second, what the pool looked like when a request gave up waiting:
+// whether the connections were held by statements the database was slow to answer (and for how
+// long), or being dialled, or whether this process was too starved to take them back.
+func (s *PGStore) logBusy() {
+	now := time.Now()
+	last := s.lastBusy.Load()
+	if now.UnixNano()-last < int64(time.Second) || !s.lastBusy.CompareAndSwap(last, now.UnixNano()) {
+		return
+	}
+	st := s.pool.Stat()
+	s.mu.Lock()
+	held := len(s.held)
+	var oldest time.Duration
+	for _, at := range s.held {
+		oldest = max(oldest, now.Sub(at))
+	}
+	s.mu.Unlock()
+	log.Printf("database busy: %d of %d connections acquired (%d held by a statement, the oldest for %s), %d idle, %d being dialled; %d requests waiting",
+		st.AcquiredConns(), st.MaxConns(), held, oldest.Round(time.Millisecond), st.IdleConns(), st.ConstructingConns(), s.waiting.Load())
 }
 
 func (s *PGStore) nameColumn() string {
@@ -214,6 +264,19 @@ func (s *PGStore) Count(ctx context.Context) (n int64, err error) {
 	return n, err
 }
 
-func (s *PGStore) Ping(ctx context.Context) error { return s.pool.Ping(ctx) }
+// Ping reports whether the database answers; until the pool has opened its connections once, it
+// fails (the pod is not ready), so that no request of a pod just started waits on a dial.
+func (s *PGStore) Ping(ctx context.Context) error {
+	if err := s.pool.Ping(ctx); err != nil {
+		return err
+	}
+	if !s.filled.Load() {
+		if n := s.pool.Stat().TotalConns(); n < s.min {
+			return fmt.Errorf("connection pool filling: %d of %d open", n, s.min)
+		}
+		s.filled.Store(true)
+	}
+	return nil
+}
 
 func (s *PGStore) Close() { s.pool.Close() }
