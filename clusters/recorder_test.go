@@ -137,14 +137,14 @@ func TestRecorderSeesPodsLeaveTheService(t *testing.T) {
 		!a.ExitedSeen.Equal(t0.Add(10900*time.Millisecond)) || a.Container != "web" || a.ExitCode != 2 {
 		t.Errorf("abrupt: %+v", a)
 	}
-	if d, _ := a.ServedFor(); d != 600*time.Millisecond {
+	if d, _, _ := a.ServedFor(); d != 600*time.Millisecond {
 		t.Errorf("abrupt served for %s after its deletion began, want 0.6s (the smaller bound)", d)
 	}
 	g := by["graceful"]
 	if g.Container != "web" || !g.Gone.Equal(t0.Add(44*time.Second)) {
 		t.Errorf("graceful: %+v (the server's exit, not the sidecar's)", g)
 	}
-	if d, _ := g.ServedFor(); d < 13*time.Second {
+	if d, _, _ := g.ServedFor(); d < 13*time.Second {
 		t.Errorf("graceful served for %s, want 13s or more", d)
 	}
 	if u := by["unready-first"]; !u.Unready.Equal(t0.Add(20200 * time.Millisecond)) {

@@ -46,31 +46,39 @@ type Termination struct {
 // sooner), and the deletion seen is capped at its API second's end, so a watch that stalled on the
 // deletion understates it by less than a second. The smaller of the two judges: a pod that exits at
 // SIGTERM is caught whichever second its exit falls in; a pod that serves a few seconds (a preStop
-// pause of 3 s) is not failed by a clock's rounding. ok is false when no exit was seen at all (the
+// pause of 3 s) is not failed by a clock's rounding. under is true when the API's bound judged: the
+// true time is then strictly less than d (an exit at +11.05 s of a deletion at +10.9 s is a bound of
+// 2 s for 0.15 s served; it is no proof of 2 s served). ok is false when no exit was seen at all (the
 // pod is still there, or went away unreported: the time it was seen gone bounds the exit instead).
-func (t Termination) ServedFor() (time.Duration, bool) {
+func (t Termination) ServedFor() (d time.Duration, under, ok bool) {
 	deleted := t.DeletedSeen
 	if !t.Deleted.IsZero() && t.Deleted.Add(time.Second).Before(deleted) {
 		deleted = t.Deleted.Add(time.Second)
 	}
-	var bounds []time.Duration
-	if !t.Exited.IsZero() {
-		bounds = append(bounds, t.Exited.Add(time.Second).Sub(t.Deleted))
-	}
+	seen := time.Duration(-1)
 	if !t.ExitedSeen.IsZero() {
-		bounds = append(bounds, t.ExitedSeen.Sub(deleted))
+		seen = max(t.ExitedSeen.Sub(deleted), 0)
 	}
-	if len(bounds) == 0 {
-		if t.Gone.IsZero() {
-			return 0, false
+	if !t.Exited.IsZero() {
+		api := max(t.Exited.Add(time.Second).Sub(t.Deleted), 0)
+		if seen < 0 || api <= seen {
+			return api, true, true
 		}
-		return t.Gone.Sub(deleted), true
 	}
-	d := bounds[0]
-	for _, b := range bounds[1:] {
-		d = min(d, b)
+	if seen >= 0 {
+		return seen, false, true
 	}
-	return max(d, 0), true
+	if t.Gone.IsZero() {
+		return 0, false, false
+	}
+	return max(t.Gone.Sub(deleted), 0), false, true
+}
+
+// servedAtLeast is whether the evidence shows the pod served at least min after its deletion began.
+func (t Termination) servedAtLeast(min time.Duration) (served time.Duration, under, atLeast, ok bool) {
+	served, under, ok = t.ServedFor()
+	atLeast = served > min || (served == min && !under)
+	return served, under, atLeast, ok
 }
 
 // GracefulTermination judges how every pod that left the load's Service while serving stopped: each
@@ -105,7 +113,7 @@ func GracefulTermination(ts []Termination, start time.Time, minServe time.Durati
 			forced++
 			continue
 		}
-		served, ok := t.ServedFor()
+		served, under, enough, ok := t.servedAtLeast(minServe)
 		if !ok {
 			unknown = append(unknown, t.Pod)
 			continue
@@ -113,7 +121,7 @@ func GracefulTermination(ts []Termination, start time.Time, minServe time.Durati
 		if shortest < 0 || served < shortest {
 			shortest = served
 		}
-		if served >= minServe {
+		if enough {
 			continue
 		}
 		how := "exited"
@@ -122,7 +130,11 @@ func GracefulTermination(ts []Termination, start time.Time, minServe time.Durati
 		} else if t.Reason != "" || t.ExitCode != 0 {
 			how = fmt.Sprintf("exited (%s, code %d)", strings.TrimSpace(t.Reason), t.ExitCode)
 		}
-		line := fmt.Sprintf("%s: deleted at %s, %s within %.1fs", t.Pod, at(t.DeletedSeen), how, served.Seconds())
+		within := fmt.Sprintf("within %.1fs", served.Seconds())
+		if under {
+			within = fmt.Sprintf("in under %.0fs (the API's whole seconds)", served.Seconds())
+		}
+		line := fmt.Sprintf("%s: deleted at %s, %s %s", t.Pod, at(t.DeletedSeen), how, within)
 		if !t.Unready.IsZero() {
 			line += fmt.Sprintf(", its endpoint seen unready at %s", at(t.Unready))
 		}

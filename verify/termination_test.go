@@ -55,7 +55,7 @@ func TestServedForCapsALateDeletion(t *testing.T) {
 	t0 := time.Date(2026, 1, 1, 10, 0, 0, 0, time.UTC)
 	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
 	tr := Termination{Pod: "web", Deleted: at(10000), DeletedSeen: at(12600), Exited: at(13000), ExitedSeen: at(13300)}
-	if d, _ := tr.ServedFor(); d != 2300*time.Millisecond {
+	if d, _, _ := tr.ServedFor(); d != 2300*time.Millisecond {
 		t.Errorf("served for %s, want 2.3s (exit seen at +13.3 s, deletion no later than +11.0 s)", d)
 	}
 }
@@ -70,5 +70,22 @@ func TestGracefulTerminationLeavesForcedKillsOut(t *testing.T) {
 	graceful := Termination{Pod: "web-g", Deleted: t0, DeletedSeen: t0.Add(100 * time.Millisecond), Exited: t0.Add(5 * time.Second), ExitedSeen: t0.Add(5500 * time.Millisecond)}
 	if r := GracefulTermination([]Termination{killed, graceful}, t0, 0, 0, true, nil); r.Status != Pass || !strings.Contains(r.Message, "1 killed with less grace than their own, not judged") {
 		t.Errorf("%s %q", r.Status, r.Message)
+	}
+}
+
+// A pod that exits 0.15 s after its deletion, across a second's boundary, while kubelet reports the
+// exit 2 s late (a loaded node): the API's whole seconds bound it by 2 s, the recorder's clock by
+// 2.2 s. Neither is proof of 2 s served — the API's bound is exclusive — so it fails; a pod that
+// did serve 2 s (a preStop pause of 2 s) has an API bound of 3 s and passes.
+func TestGracefulTerminationAnExclusiveBoundIsNoProof(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 10, 0, 0, 0, time.UTC)
+	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
+	abrupt := Termination{Pod: "web-a", Deleted: at(10000), DeletedSeen: at(10950), Exited: at(11000), ExitedSeen: at(13150)}
+	if r := GracefulTermination([]Termination{abrupt}, t0, 0, 0, true, nil); r.Status != Fail || !strings.Contains(r.Message, "web-a: deleted at +10.9s, exited in under 2s (the API's whole seconds)") {
+		t.Errorf("abrupt: %s %q", r.Status, r.Message)
+	}
+	sound := Termination{Pod: "web-g", Deleted: at(10000), DeletedSeen: at(10950), Exited: at(12000), ExitedSeen: at(13300)}
+	if r := GracefulTermination([]Termination{sound}, t0, 0, 0, true, nil); r.Status != Pass || !strings.Contains(r.Message, "shortest 2.4s") {
+		t.Errorf("sound: %s %q", r.Status, r.Message)
 	}
 }
