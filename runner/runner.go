@@ -246,6 +246,13 @@ func Run(ctx context.Context, sc *scenarios.Loaded, opts Options) (sum *reports.
 		Live: lr.Aggregates(), NodePorts: [2]int{sys.ports.First, sys.ports.First + sys.ports.Count - 1},
 		VersionHeader: versionHeader(sc), Machines: kindCl.machines(), Seed: seed, RunID: lcfg.RunID, Start: started, Logf: func(f string, a ...any) { progress(opts.Progress, f, a...) }}
 	env.Accept = acceptance(sc, lcfg.RunID)
+	if slices.ContainsFunc(sc.Steps, func(st scenarios.Step) bool { return st.Run != nil }) {
+		remove, err := hostTools(ctx, env, cfg, kindCl, out, opts.Progress)
+		defer remove()
+		if err != nil {
+			return nil, harness("host commands: %v", err)
+		}
+	}
 	defer env.Cleanup(cleanup)
 	ran := runSteps(ctx, env, sc, opts.Progress, metrics)
 	tail := scenarios.DefaultTail
@@ -272,7 +279,7 @@ func Run(ctx context.Context, sc *scenarios.Loaded, opts Options) (sum *reports.
 	tot := agg.Totals()
 	var windows []verify.Window
 	for _, s := range ran {
-		windows = append(windows, verify.Window{Name: s.Name, Kind: s.Kind, Start: s.Started, End: s.Finished})
+		windows = append(windows, verify.Window{Name: windowName(s), Kind: s.Kind, Start: s.Started, End: s.Finished})
 	}
 	var checks []verify.Result
 	done := map[string]verify.Result{}
@@ -917,6 +924,59 @@ func ExitCode(sum *reports.Summary, err error) int {
 		return 0
 	}
 	return 1
+}
+
+// windowName names a step in failure attribution: a runbook block by its name, heading and line too,
+// so that a failure is traced to the prose that caused it.
+func windowName(s reports.Step) string {
+	src, _ := s.Did["source"].(string)
+	if src == "" {
+		return s.Name
+	}
+	if h, _ := s.Did["heading"].(string); h != "" {
+		return fmt.Sprintf("%s (%q, %s)", s.Name, h, src)
+	}
+	return fmt.Sprintf("%s (%s)", s.Name, src)
+}
+
+// hostTools gives host commands what they need: a kubeconfig of the rehearsal's cluster only, in a
+// directory of its own that remove deletes (it holds credentials: not in the run directory, which CI
+// uploads), and the node image's kubectl on their PATH (a kind cluster; elsewhere, the machine's).
+func hostTools(ctx context.Context, env *steps.Env, cfg *rest.Config, kc *kindCluster, out string, w io.Writer) (remove func(), err error) {
+	env.OutDir = out
+	dir, err := os.MkdirTemp("", "rehearse-kube-")
+	if err != nil {
+		return func() {}, err
+	}
+	remove = func() { _ = os.RemoveAll(dir) }
+	name := "rehearse"
+	if kc != nil && kc.Cluster != nil {
+		name = kc.Context
+	}
+	b, err := clusters.Kubeconfig(cfg, name)
+	if err != nil {
+		return remove, err
+	}
+	path := filepath.Join(dir, "kubeconfig")
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		return remove, err
+	}
+	env.Kubeconfig = path
+	if kc == nil || kc.Cluster == nil {
+		progress(w, "host commands: kubectl is whatever this machine has on its PATH (not a kind cluster: no node image to take it from)")
+		return remove, nil
+	}
+	cache, err := os.UserCacheDir()
+	if err != nil {
+		cache = os.TempDir()
+	}
+	tools, err := kc.Kubectl(ctx, filepath.Join(cache, "rehearse"))
+	if err != nil {
+		progress(w, "host commands: could not take kubectl from the node image (%v); they get this machine's PATH only", err)
+		return remove, nil
+	}
+	env.ToolDirs = []string{tools}
+	return remove, nil
 }
 
 // errSuffix is "; ERR" for a non-nil error, else "".
