@@ -27,6 +27,7 @@ import (
 	"github.com/rehearse-dev/rehearse/migrate"
 	"github.com/rehearse-dev/rehearse/replay"
 	"github.com/rehearse-dev/rehearse/reports"
+	"github.com/rehearse-dev/rehearse/runbook"
 	"github.com/rehearse-dev/rehearse/scenarios"
 	"github.com/rehearse-dev/rehearse/steps"
 	"github.com/rehearse-dev/rehearse/verify"
@@ -118,7 +119,32 @@ func Check(sc *scenarios.Loaded) scenarios.Problems {
 
 // Load reads a scenario file and checks it as a run would: the file's own problems and the step
 // kinds' (a badly typed field hides none of the others). validate and run both call it.
-func Load(path string) (*scenarios.Loaded, error) { return checked(scenarios.LoadFile(path)) }
+// A Markdown runbook (FILE.md) is a scenario too (package runbook).
+func Load(path string) (*scenarios.Loaded, error) {
+	if runbook.IsRunbook(path) {
+		rb, err := LoadRunbook(path)
+		if err != nil {
+			return nil, err
+		}
+		return rb.Loaded, nil
+	}
+	return checked(scenarios.LoadFile(path))
+}
+
+// LoadRunbook reads a Markdown runbook and checks the scenario it makes as Load does.
+func LoadRunbook(path string) (*runbook.Runbook, error) {
+	rb, err := runbook.Load(path)
+	if rb == nil || rb.Loaded == nil {
+		if err == nil {
+			err = fmt.Errorf("%s: not a runbook", path)
+		}
+		return nil, err
+	}
+	if _, err := checked(rb.Loaded, err); err != nil {
+		return nil, err
+	}
+	return rb, nil
+}
 
 // LoadReplay reads a replay bundle's copy of its scenario, with the files it names where the bundle
 // keeps them, and checks it as Load does.
