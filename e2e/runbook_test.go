@@ -6,6 +6,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -68,7 +69,7 @@ func TestRunbooks(t *testing.T) {
 					}
 				}
 				st := stepByName(sum, "contract-the-schema")
-				if st.Kind != "run" || st.Status != "ok" || st.Did["source"] != "orders-v2.md:91" || st.Did["heading"] != "Contract the schema" {
+				if st.Kind != "run" || st.Status != "ok" || st.Did["source"] != "orders-v2.md:"+blockLine(t, "../scenarios/runbooks/orders-v2.md", "## Contract the schema") || st.Did["heading"] != "Contract the schema" {
 					t.Errorf("contract step %+v", st)
 				}
 				// Every block's whole output is kept, and kubectl (the node image's) answered.
@@ -86,12 +87,13 @@ func TestRunbooks(t *testing.T) {
 				if code != 1 {
 					t.Errorf("exit %d, verdict %s; want 1", code, sum.Verdict)
 				}
+				at := "contract-too-early.md:" + blockLine(t, "testdata/runbooks/contract-too-early.md", "## Contract the schema")
 				c := checkByName(sum, "zero-failed-requests")
-				if c.Status != verify.Fail || !strings.Contains(c.Message, `contract-the-schema ("Contract the schema", contract-too-early.md:80)`) {
+				if c.Status != verify.Fail || !strings.Contains(c.Message, `contract-the-schema ("Contract the schema", `+at+`)`) {
 					t.Errorf("zero-failed-requests: %s %q; want a failure naming the contract block", c.Status, c.Message)
 				}
 				md, err := os.ReadFile(filepath.Join(dir, "summary.md"))
-				if err != nil || !strings.Contains(string(md), `block "Contract the schema" at contract-too-early.md:80`) {
+				if err != nil || !strings.Contains(string(md), `block "Contract the schema" at `+at) {
 					t.Errorf("summary.md does not name the block (%v)", err)
 				}
 			})
@@ -117,4 +119,24 @@ func TestRunbooks(t *testing.T) {
 			return ctx
 		}).Feature()
 	testenv.Test(t, f)
+}
+
+// blockLine is the line (1-based, as text) of the first fenced block after the line heading in the
+// Markdown file: where a runbook's step is said to come from.
+func blockLine(t *testing.T, file, heading string) string {
+	t.Helper()
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := false
+	for i, line := range strings.Split(string(b), "\n") {
+		if line == heading {
+			seen = true
+		} else if seen && strings.HasPrefix(line, "```") {
+			return strconv.Itoa(i + 1)
+		}
+	}
+	t.Fatalf("%s: no block after %q", file, heading)
+	return ""
 }

@@ -294,6 +294,14 @@ func Run(ctx context.Context, sc *scenarios.Loaded, opts Options) (sum *reports.
 	stopProgress()
 	finished := time.Now()
 	hostLoad := host.Stop(started.Sub(host.Started()), finished.Sub(host.Started()))
+	if rec != nil && ctx.Err() == nil {
+		// Pods that left the Service near the end (a last rollout) are still draining: see how they
+		// stop (bounded by the longest termination grace this system is likely to ask for).
+		if n := rec.Stopping(); n > 0 {
+			progress(opts.Progress, "waiting up to %s for %d pods that left the Service to stop", settleMax, n)
+			rec.Settle(ctx, settleMax)
+		}
+	}
 	if ctx.Err() != nil {
 		return nil, harness("interrupted")
 	}
@@ -754,6 +762,9 @@ func deploy(ctx context.Context, sc *scenarios.Loaded, cfg *rest.Config, kc *kin
 	}
 	return sys, teardown, nil
 }
+
+// settleMax bounds the wait, after the load, for pods still stopping (the sample's grace is 40 s).
+const settleMax = 60 * time.Second
 
 // startRecorder watches the load's Service: the sample's, load.service, or the Service of the
 // rehearsal whose node port load.baseURL names on this machine. Nil (and no error) when the load
