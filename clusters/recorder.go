@@ -244,6 +244,37 @@ func (r *Recorder) pod(o any, deleted bool) {
 	}
 }
 
+// Stopping is how many pods that were ready endpoints when their deletion began have been seen
+// neither to exit nor to go away yet.
+func (r *Recorder) Stopping() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := 0
+	for _, p := range r.pods {
+		if p.everReady && p.readyAtDel && !p.forced && p.exitedSeen.IsZero() && p.gone.IsZero() {
+			n++
+		}
+	}
+	return n
+}
+
+// Settle waits, at most max, until no pod the recorder saw leave the Service is still stopping: a run
+// whose last step was a rollout (a runbook's last block) has its old pods judged on how they stopped,
+// not reported as still stopping at the end. It returns how many are still stopping.
+func (r *Recorder) Settle(ctx context.Context, max time.Duration) int {
+	deadline := time.Now().Add(max)
+	for {
+		n := r.Stopping()
+		if n == 0 || time.Now().After(deadline) || ctx.Err() != nil {
+			return n
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
 // Terminations is every pod that was a ready endpoint of the Service when its deletion began, with
 // the times it was seen to stop; and the error that broke a watch, if one did.
 func (r *Recorder) Terminations() ([]verify.Termination, error) {

@@ -154,6 +154,21 @@ func TestRecorderSeesPodsLeaveTheService(t *testing.T) {
 	if res.Status != verify.Fail {
 		t.Errorf("graceful-termination %s: %s", res.Status, res.Message)
 	}
+
+	// unready-first is still stopping; Settle waits for it to go, and no longer.
+	if n := r.Stopping(); n != 1 {
+		t.Errorf("%d pods still stopping, want 1 (unready-first)", n)
+	}
+	if n := r.Settle(ctx, 100*time.Millisecond); n != 1 {
+		t.Errorf("Settle with it still there: %d, want 1", n)
+	}
+	go func() {
+		time.Sleep(300 * time.Millisecond)
+		_ = pods.Delete(ctx, "unready-first", metav1.DeleteOptions{})
+	}()
+	if n := r.Settle(ctx, 10*time.Second); n != 0 {
+		t.Errorf("Settle after its removal: %d still stopping", n)
+	}
 }
 
 // A pod whose endpoint was taken out of the Service before its deletion (its readiness failed long

@@ -185,6 +185,7 @@ func scenarioMD(d *mdDoc, s Summary, failures []load.Failure, showFailures bool,
 				st.Started.Sub(s.Started).Seconds(), st.Finished.Sub(st.Started).Seconds(), p99, failed, mdCell(StepEvidence(s, st))))
 		}
 		d.section(s.Scenario+" steps", rows)
+		d.section(s.Scenario+" host commands", hostCommands(s, h))
 	}
 
 	if !showFailures || s.Load.Failed == 0 {
@@ -244,6 +245,16 @@ func StepEvidence(s Summary, st Step) string {
 	}
 	if v, ok := st.Did["serves"].(string); ok && v != "" {
 		parts = append(parts, "serves "+v)
+	}
+	if src, ok := st.Did["source"].(string); ok && src != "" {
+		h, _ := st.Did["heading"].(string)
+		parts = append(parts, fmt.Sprintf("block %q at %s", h, src))
+	}
+	if c, ok := number(st.Did["exit_code"]); ok {
+		parts = append(parts, fmt.Sprintf("exit %d", int(c)))
+	}
+	if tail, ok := st.Did["output_tail"].(string); ok && tail != "" {
+		parts = append(parts, "output: …"+lastLine(tail))
 	}
 	if st.Error != "" {
 		parts = append(parts, "error: "+FirstLine(st.Error))
@@ -558,4 +569,52 @@ func truncateBytes(s string, n int) string {
 		n--
 	}
 	return s[:n]
+}
+
+// lastLine is the last line of s.
+func lastLine(s string) string {
+	s = strings.TrimRight(s, "\n")
+	return s[strings.LastIndexByte(s, '\n')+1:]
+}
+
+// hostCommands shows each host command (a run step, a runbook block) that did not end ok: its
+// heading and source line, the command, its exit and duration, and its output's tail, fenced.
+func hostCommands(s Summary, h string) []string {
+	var rows []string
+	for _, st := range s.Steps {
+		cmd, ok := st.Did["command"].(string)
+		if !ok || st.Status == "ok" {
+			continue
+		}
+		if rows == nil {
+			rows = []string{"", h + "# Host commands that did not succeed"}
+		}
+		title := st.Name
+		if src, _ := st.Did["source"].(string); src != "" {
+			hd, _ := st.Did["heading"].(string)
+			title = fmt.Sprintf("%s — %q at %s", st.Name, hd, src)
+		}
+		exit := "no exit"
+		if c, ok := number(st.Did["exit_code"]); ok {
+			exit = fmt.Sprintf("exit %d", int(c))
+		}
+		rows = append(rows, "", fmt.Sprintf("**%s**: %s, %s after %.1fs", mdCell(title), statusWord(st.Status), exit, st.Finished.Sub(st.Started).Seconds()), "", "```sh")
+		rows = append(rows, fenced(verify.CapList(strings.Split(strings.TrimRight(cmd, "\n"), "\n"), 12))...)
+		rows = append(rows, "```")
+		if tail, _ := st.Did["output_tail"].(string); tail != "" {
+			rows = append(rows, "", "Last lines of output:", "", "```")
+			rows = append(rows, fenced(strings.Split(tail, "\n"))...)
+			rows = append(rows, "```")
+		}
+	}
+	return rows
+}
+
+// fenced keeps lines from closing the fence they are shown in.
+func fenced(lines []string) []string {
+	out := make([]string, len(lines))
+	for i, l := range lines {
+		out[i] = strings.ReplaceAll(l, "```", "`\u200b``")
+	}
+	return out
 }

@@ -27,6 +27,7 @@ import (
 	"github.com/rehearse-dev/rehearse/migrate"
 	"github.com/rehearse-dev/rehearse/replay"
 	"github.com/rehearse-dev/rehearse/reports"
+	"github.com/rehearse-dev/rehearse/runbook"
 	"github.com/rehearse-dev/rehearse/scenarios"
 	"github.com/rehearse-dev/rehearse/steps"
 	"github.com/rehearse-dev/rehearse/verify"
@@ -118,7 +119,32 @@ func Check(sc *scenarios.Loaded) scenarios.Problems {
 
 // Load reads a scenario file and checks it as a run would: the file's own problems and the step
 // kinds' (a badly typed field hides none of the others). validate and run both call it.
-func Load(path string) (*scenarios.Loaded, error) { return checked(scenarios.LoadFile(path)) }
+// A Markdown runbook (FILE.md) is a scenario too (package runbook).
+func Load(path string) (*scenarios.Loaded, error) {
+	if runbook.IsRunbook(path) {
+		rb, err := LoadRunbook(path)
+		if err != nil {
+			return nil, err
+		}
+		return rb.Loaded, nil
+	}
+	return checked(scenarios.LoadFile(path))
+}
+
+// LoadRunbook reads a Markdown runbook and checks the scenario it makes as Load does.
+func LoadRunbook(path string) (*runbook.Runbook, error) {
+	rb, err := runbook.Load(path)
+	if rb == nil || rb.Loaded == nil {
+		if err == nil {
+			err = fmt.Errorf("%s: not a runbook", path)
+		}
+		return nil, err
+	}
+	if _, err := checked(rb.Loaded, err); err != nil {
+		return nil, err
+	}
+	return rb, nil
+}
 
 // LoadReplay reads a replay bundle's copy of its scenario, with the files it names where the bundle
 // keeps them, and checks it as Load does.
@@ -246,6 +272,13 @@ func Run(ctx context.Context, sc *scenarios.Loaded, opts Options) (sum *reports.
 		Live: lr.Aggregates(), NodePorts: [2]int{sys.ports.First, sys.ports.First + sys.ports.Count - 1},
 		VersionHeader: versionHeader(sc), Machines: kindCl.machines(), Seed: seed, RunID: lcfg.RunID, Start: started, Logf: func(f string, a ...any) { progress(opts.Progress, f, a...) }}
 	env.Accept = acceptance(sc, lcfg.RunID)
+	if slices.ContainsFunc(sc.Steps, func(st scenarios.Step) bool { return st.Run != nil }) {
+		remove, err := hostTools(ctx, env, cfg, kindCl, out, opts.Progress)
+		defer remove()
+		if err != nil {
+			return nil, harness("host commands: %v", err)
+		}
+	}
 	defer env.Cleanup(cleanup)
 	ran := runSteps(ctx, env, sc, opts.Progress, metrics)
 	tail := scenarios.DefaultTail
@@ -261,6 +294,14 @@ func Run(ctx context.Context, sc *scenarios.Loaded, opts Options) (sum *reports.
 	stopProgress()
 	finished := time.Now()
 	hostLoad := host.Stop(started.Sub(host.Started()), finished.Sub(host.Started()))
+	if rec != nil && ctx.Err() == nil {
+		// Pods that left the Service near the end (a last rollout) are still draining: see how they
+		// stop (bounded by the longest termination grace this system is likely to ask for).
+		if n := rec.Stopping(); n > 0 {
+			progress(opts.Progress, "waiting up to %s for %d pods that left the Service to stop", settleMax, n)
+			rec.Settle(ctx, settleMax)
+		}
+	}
 	if ctx.Err() != nil {
 		return nil, harness("interrupted")
 	}
@@ -272,7 +313,7 @@ func Run(ctx context.Context, sc *scenarios.Loaded, opts Options) (sum *reports.
 	tot := agg.Totals()
 	var windows []verify.Window
 	for _, s := range ran {
-		windows = append(windows, verify.Window{Name: s.Name, Kind: s.Kind, Start: s.Started, End: s.Finished})
+		windows = append(windows, verify.Window{Name: windowName(s), Kind: s.Kind, Start: s.Started, End: s.Finished})
 	}
 	var checks []verify.Result
 	done := map[string]verify.Result{}
@@ -722,6 +763,9 @@ func deploy(ctx context.Context, sc *scenarios.Loaded, cfg *rest.Config, kc *kin
 	return sys, teardown, nil
 }
 
+// settleMax bounds the wait, after the load, for pods still stopping (the sample's grace is 40 s).
+const settleMax = 60 * time.Second
+
 // startRecorder watches the load's Service: the sample's, load.service, or the Service of the
 // rehearsal whose node port load.baseURL names on this machine. Nil (and no error) when the load
 // goes to none of the rehearsal's Services.
@@ -917,6 +961,59 @@ func ExitCode(sum *reports.Summary, err error) int {
 		return 0
 	}
 	return 1
+}
+
+// windowName names a step in failure attribution: a runbook block by its name, heading and line too,
+// so that a failure is traced to the prose that caused it.
+func windowName(s reports.Step) string {
+	src, _ := s.Did["source"].(string)
+	if src == "" {
+		return s.Name
+	}
+	if h, _ := s.Did["heading"].(string); h != "" {
+		return fmt.Sprintf("%s (%q, %s)", s.Name, h, src)
+	}
+	return fmt.Sprintf("%s (%s)", s.Name, src)
+}
+
+// hostTools gives host commands what they need: a kubeconfig of the rehearsal's cluster only, in a
+// directory of its own that remove deletes (it holds credentials: not in the run directory, which CI
+// uploads), and the node image's kubectl on their PATH (a kind cluster; elsewhere, the machine's).
+func hostTools(ctx context.Context, env *steps.Env, cfg *rest.Config, kc *kindCluster, out string, w io.Writer) (remove func(), err error) {
+	env.OutDir = out
+	dir, err := os.MkdirTemp("", "rehearse-kube-")
+	if err != nil {
+		return func() {}, err
+	}
+	remove = func() { _ = os.RemoveAll(dir) }
+	name := "rehearse"
+	if kc != nil && kc.Cluster != nil {
+		name = kc.Context
+	}
+	b, err := clusters.Kubeconfig(cfg, name)
+	if err != nil {
+		return remove, err
+	}
+	path := filepath.Join(dir, "kubeconfig")
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		return remove, err
+	}
+	env.Kubeconfig = path
+	if kc == nil || kc.Cluster == nil {
+		progress(w, "host commands: kubectl is whatever this machine has on its PATH (not a kind cluster: no node image to take it from)")
+		return remove, nil
+	}
+	cache, err := os.UserCacheDir()
+	if err != nil {
+		cache = os.TempDir()
+	}
+	tools, err := kc.Kubectl(ctx, filepath.Join(cache, "rehearse"))
+	if err != nil {
+		progress(w, "host commands: could not take kubectl from the node image (%v); they get this machine's PATH only", err)
+		return remove, nil
+	}
+	env.ToolDirs = []string{tools}
+	return remove, nil
 }
 
 // errSuffix is "; ERR" for a non-nil error, else "".

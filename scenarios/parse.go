@@ -105,6 +105,24 @@ func Parse(file string, data []byte) (*Loaded, error) { return ParseRelocated(fi
 // ParseRelocated is Parse for a file whose referenced files are not all beside it: relocated maps a
 // path as written in the file to where it is now (see Loaded.Relocated).
 func ParseRelocated(file string, data []byte, relocated map[string]string) (*Loaded, error) {
+	return parse(file, data, relocated, nil)
+}
+
+// Extra is a step that comes from outside the YAML (a runbook's block), with the line of the file
+// it comes from.
+type Extra struct {
+	Step Step
+	Line int
+}
+
+// ParseWithSteps is Parse for a scenario whose YAML is embedded in another file (a runbook): data is
+// the YAML, preceded by as many newlines as put its lines where they are in file, so problems name
+// file's lines; extra steps follow the YAML's own and are validated with them, at their own lines.
+func ParseWithSteps(file string, data []byte, extra []Extra) (*Loaded, error) {
+	return parse(file, data, nil, extra)
+}
+
+func parse(file string, data []byte, relocated map[string]string, extra []Extra) (*Loaded, error) {
 	var root yaml.Node
 	if err := yaml.Unmarshal(data, &root); err != nil {
 		return nil, Problems{syntaxProblem(file, data, err)}
@@ -123,11 +141,15 @@ func ParseRelocated(file string, data []byte, relocated map[string]string) (*Loa
 		}
 		typed = decodeProblems(file, err, &root)
 	}
-	var extra yaml.Node
-	if err := dec.Decode(&extra); err != io.EOF {
-		return nil, Problems{{File: file, Line: extra.Line, Msg: "more than one YAML document: a file holds one scenario"}}
+	var more yaml.Node
+	if err := dec.Decode(&more); err != io.EOF {
+		return nil, Problems{{File: file, Line: more.Line, Msg: "more than one YAML document: a file holds one scenario"}}
 	}
 	idx := indexLines(&root)
+	for _, e := range extra {
+		idx[fmt.Sprintf("steps[%d]", len(sc.Steps))] = e.Line
+		sc.Steps = append(sc.Steps, e.Step)
+	}
 	v := &validator{file: file, lines: idx, dir: filepath.Dir(file), relocated: relocated}
 	v.scenario(&sc)
 	sum := sha256.Sum256(data)
@@ -610,13 +632,13 @@ func (v *validator) steps(steps []Step, w *Workload) {
 		if s.Wait.Duration > 0 {
 			actions++
 		}
-		for _, set := range []bool{s.Migrate != nil, s.Fault != nil, s.Rollback != nil, s.Exec != nil, s.Scale != nil} {
+		for _, set := range []bool{s.Migrate != nil, s.Fault != nil, s.Rollback != nil, s.Exec != nil, s.Scale != nil, s.Run != nil} {
 			if set {
 				actions++
 			}
 		}
 		if actions != 1 {
-			v.addf(f, "needs exactly one of wait, migrate, fault, rollback, exec or scale (has %d)", actions)
+			v.addf(f, "needs exactly one of wait, migrate, fault, rollback, exec, scale or run (has %d)", actions)
 		}
 		if s.At.Step != "" && !names[s.At.Step] {
 			v.addf(f+".at", "refers to %q, which is not an earlier step", s.At.Step)
@@ -637,6 +659,9 @@ func (v *validator) steps(steps []Step, w *Workload) {
 		if s.Exec != nil {
 			v.exec(f+".exec", s.Exec)
 		}
+		if s.Run != nil {
+			v.run(f+".run", s.Run)
+		}
 		if s.Scale != nil {
 			kind, name, _ := strings.Cut(s.Scale.Target, "/")
 			if (kind != "deployment" && kind != "statefulset") || !dnsName.MatchString(name) {
@@ -649,6 +674,42 @@ func (v *validator) steps(steps []Step, w *Workload) {
 			}
 		}
 		names[s.Name] = true
+	}
+}
+
+var envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+// run checks a host command: something to run, a sane timeout and exit code, and nothing that points
+// kubectl or helm at another cluster unless the step allows it.
+func (v *validator) run(f string, r *Run) {
+	optOut := "set allowContext: true if this is safe"
+	if r.Source != "" {
+		optOut = "annotate the block <!-- rehearse: allow-context --> if this is safe"
+	}
+	if strings.TrimSpace(r.Command) == "" {
+		v.addf(f+".command", "is empty: nothing to run")
+	} else if line, what, bad := ReachesElsewhere(r.Command); bad && !r.AllowContext {
+		p := v.at(f+".command", "%s: %s; %s", what, ContextRule, optOut)
+		if line < len(r.Lines) {
+			p.Line = r.Lines[line]
+		}
+		v.problems = append(v.problems, p)
+	}
+	if t := r.Timeout.Duration; t != 0 && t < time.Second {
+		v.addf(f+".timeout", "%s is too short to run anything: want at least 1s (default %s)", t, DefaultRunTimeout)
+	}
+	if e := r.ExpectExit; e != nil && (*e < 0 || *e > 255) {
+		v.addf(f+".expectExit", "%d: an exit code is 0-255", *e)
+	}
+	for k := range r.Env {
+		switch {
+		case !envName.MatchString(k):
+			v.addf(f+".env."+k, "%q is not an environment variable name", k)
+		case k == "KUBECONFIG" && !r.AllowContext:
+			v.addf(f+".env."+k, "sets KUBECONFIG: %s; %s", ContextRule, optOut)
+		case k == "REHEARSE_NAMESPACE" || k == "REHEARSE_RUN_ID":
+			v.addf(f+".env."+k, "is set by rehearse")
+		}
 	}
 }
 

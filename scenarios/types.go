@@ -130,7 +130,7 @@ type Target struct {
 	Expect []int  `yaml:"expect,omitempty" json:"expect,omitempty" doc:"statuses that count as success (default any 2xx); redirects are never followed"`
 }
 
-// Step is one event on the timeline: exactly one of wait, migrate, fault, rollback, exec or scale.
+// Step is one event on the timeline: exactly one of wait, migrate, fault, rollback, exec, scale or run.
 type Step struct {
 	Name     string    `yaml:"name" json:"name"`
 	At       At        `yaml:"at,omitempty" json:"at,omitempty" doc:"start concurrently at an offset: 30s (from the load's start), STEP+5s (after STEP starts) or STEP.end+5s (after STEP ends); default: once every earlier step has ended"`
@@ -140,6 +140,43 @@ type Step struct {
 	Rollback *Rollback `yaml:"rollback,omitempty" json:"rollback,omitempty"`
 	Exec     *Exec     `yaml:"exec,omitempty" json:"exec,omitempty"`
 	Scale    *Scale    `yaml:"scale,omitempty" json:"scale,omitempty"`
+	Run      *Run      `yaml:"run,omitempty" json:"run,omitempty" doc:"a command line run by bash on this machine, with a kubeconfig of the rehearsal's cluster only and kubectl on its PATH"`
+}
+
+// DefaultRunTimeout is how long a host command may take when run.timeout is not given.
+const DefaultRunTimeout = 5 * time.Minute
+
+// Run is a host command: a command line run by `bash -euo pipefail -c` on the machine running the
+// rehearsal, in the scenario file's directory, with KUBECONFIG naming a file that holds the rehearsal's
+// cluster only, kubectl on its PATH, REHEARSE_NAMESPACE and REHEARSE_RUN_ID. A non-zero exit fails the
+// step (the system or the runbook failed); a timeout or a command that cannot start is a harness error.
+type Run struct {
+	Command      string            `yaml:"command" json:"command" doc:"the command line (bash -euo pipefail -c); may span lines"`
+	Env          map[string]string `yaml:"env,omitempty" json:"env,omitempty" doc:"environment variables added to the command's"`
+	Timeout      Duration          `yaml:"timeout,omitempty" json:"timeout,omitempty" doc:"the command is killed (its whole process group) and the step errs after this (default 5m)"`
+	ExpectExit   *int              `yaml:"expectExit,omitempty" json:"expectExit,omitempty" doc:"the exit code that means success (default 0)"`
+	AllowContext bool              `yaml:"allowContext,omitempty" json:"allowContext,omitempty" doc:"let the command name a kubeconfig, context or server of its own (refused by default: a rehearsal must never reach a cluster other than its own)"`
+	// Where a runbook block came from (not in YAML): its heading, its file:line, and the source line
+	// of each line of Command (for problems at the right line).
+	Heading string `yaml:"-" json:"-"`
+	Source  string `yaml:"-" json:"-"`
+	Lines   []int  `yaml:"-" json:"-"`
+}
+
+// TimeoutOr is the command's timeout, or DefaultRunTimeout.
+func (r *Run) TimeoutOr() time.Duration {
+	if r.Timeout.Duration > 0 {
+		return r.Timeout.Duration
+	}
+	return DefaultRunTimeout
+}
+
+// Expected is the exit code that means success.
+func (r *Run) Expected() int {
+	if r.ExpectExit != nil {
+		return *r.ExpectExit
+	}
+	return 0
 }
 
 // Scale sets the replicas of a Deployment or StatefulSet and waits until exactly that many pods are

@@ -48,6 +48,12 @@ type Env struct {
 	Machines Machines
 	Start    time.Time
 	Logf     func(format string, args ...any)
+	// Kubeconfig is a file that holds the rehearsal's cluster only, for host commands (never the
+	// user's own); ToolDirs go in front of their PATH (kubectl's); OutDir is the run's directory,
+	// where each host command's output is kept (OUT/steps/NAME.log).
+	Kubeconfig string
+	ToolDirs   []string
+	OutDir     string
 
 	mu       sync.Mutex
 	undo     map[string][]Undo
@@ -296,12 +302,14 @@ func what(st scenarios.Step) string {
 		return "migrate/" + st.Migrate.Strategy
 	case st.Rollback != nil:
 		return "rollback"
+	case st.Run != nil:
+		return "run"
 	}
 	return "such"
 }
 
 // Builtin are the runbook kinds every workload has.
-var Builtin = Table{Wait{}, Scale{}, Exec{}}
+var Builtin = Table{Wait{}, Scale{}, Exec{}, Host{}}
 
 // Wait holds the timeline for a while; it changes nothing, so it is never blamed for a failure.
 type Wait struct{}

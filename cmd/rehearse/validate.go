@@ -6,6 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/rehearse-dev/rehearse/runbook"
 	"github.com/rehearse-dev/rehearse/runner"
 	"github.com/rehearse-dev/rehearse/scenarios"
 )
@@ -13,8 +14,8 @@ import (
 func newValidateCmd() *cobra.Command {
 	var schema bool
 	cmd := &cobra.Command{
-		Use:   "validate SCENARIO...",
-		Short: "Parse and check scenario files; problems name file:line and field (exit 2)",
+		Use:   "validate {SCENARIO | RUNBOOK.md}...",
+		Short: "Parse and check scenario files and Markdown runbooks (a runbook's plan is printed); problems name file:line and field (exit 2)",
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if schema {
 				b, err := scenarios.Schema()
@@ -29,6 +30,15 @@ func newValidateCmd() *cobra.Command {
 			}
 			bad := 0
 			for _, f := range args {
+				if runbook.IsRunbook(f) {
+					rb, err := runner.LoadRunbook(f)
+					if err != nil {
+						fmt.Fprintln(cmd.ErrOrStderr(), err)
+						bad++
+						continue
+					}
+					rb.WritePlan(cmd.OutOrStdout())
+				}
 				l, err := runner.Load(f)
 				if err != nil {
 					fmt.Fprintln(cmd.ErrOrStderr(), err)

@@ -1,0 +1,95 @@
+package clusters
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+)
+
+// Kubeconfig is a kubeconfig holding one cluster, one user and one context (name), made from cfg:
+// what a host command of a rehearsal gets, so that kubectl reaches the rehearsal's cluster and no
+// other (the user's own kubeconfig may name production).
+func Kubeconfig(cfg *rest.Config, name string) ([]byte, error) {
+	c := clientcmdapi.NewConfig()
+	cl := clientcmdapi.NewCluster()
+	cl.Server = cfg.Host
+	cl.CertificateAuthority, cl.CertificateAuthorityData = cfg.CAFile, cfg.CAData
+	cl.InsecureSkipTLSVerify, cl.TLSServerName = cfg.Insecure, cfg.ServerName
+	u := clientcmdapi.NewAuthInfo()
+	u.ClientCertificate, u.ClientCertificateData = cfg.CertFile, cfg.CertData
+	u.ClientKey, u.ClientKeyData = cfg.KeyFile, cfg.KeyData
+	u.Token, u.TokenFile = cfg.BearerToken, cfg.BearerTokenFile
+	u.Username, u.Password = cfg.Username, cfg.Password
+	u.Exec, u.AuthProvider = cfg.ExecProvider, cfg.AuthProvider
+	ctx := clientcmdapi.NewContext()
+	ctx.Cluster, ctx.AuthInfo = name, name
+	c.Clusters[name], c.AuthInfos[name], c.Contexts[name] = cl, u, ctx
+	c.CurrentContext = name
+	return clientcmd.Write(*c)
+}
+
+// nodeKubectl is where the node image has kubectl (clusters/nodeimage copies bin/ to /usr/bin/).
+const nodeKubectl = "/usr/bin/kubectl"
+
+// Kubectl is a directory holding the kubectl of the cluster's node image, for host commands' PATH: the
+// offline build compiles kubectl into the node image, so a machine without one still has it. It is
+// copied out of the control-plane node once per node image, into cacheRoot/kubectl/<image id>/.
+func (c *Cluster) Kubectl(ctx context.Context, cacheRoot string) (string, error) {
+	_, id, err := c.NodeImage(ctx)
+	if err != nil {
+		return "", err
+	}
+	return cachedTool(KubectlDir(cacheRoot, id), "kubectl", func(dst string) error {
+		out, err := exec.CommandContext(ctx, "docker", "cp", c.Name+"-control-plane:"+nodeKubectl, dst).CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("docker cp %s-control-plane:%s: %w: %s", c.Name, nodeKubectl, err, strings.TrimSpace(string(out)))
+		}
+		return nil
+	})
+}
+
+// KubectlDir is where the kubectl of the node image imageID is kept under cacheRoot.
+func KubectlDir(cacheRoot, imageID string) string {
+	id := strings.TrimPrefix(imageID, "sha256:")
+	if len(id) > 16 {
+		id = id[:16]
+	}
+	if id == "" {
+		id = "unknown"
+	}
+	return filepath.Join(cacheRoot, "kubectl", id)
+}
+
+// cachedTool returns dir once it holds an executable name, fetching it there (atomically: a fetch
+// that fails or is interrupted leaves nothing that looks cached) when it does not yet.
+func cachedTool(dir, name string, fetch func(dst string) error) (string, error) {
+	if st, err := os.Stat(filepath.Join(dir, name)); err == nil && st.Mode().IsRegular() && st.Mode()&0o111 != 0 {
+		return dir, nil
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	tmp, err := os.MkdirTemp(dir, ".fetch-")
+	if err != nil {
+		return "", err
+	}
+	defer os.RemoveAll(tmp)
+	dst := filepath.Join(tmp, name)
+	if err := fetch(dst); err != nil {
+		return "", err
+	}
+	if err := os.Chmod(dst, 0o755); err != nil {
+		return "", err
+	}
+	if err := os.Rename(dst, filepath.Join(dir, name)); err != nil {
+		return "", err
+	}
+	return dir, nil
+}

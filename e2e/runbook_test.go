@@ -1,0 +1,142 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"sigs.k8s.io/e2e-framework/pkg/envconf"
+	"sigs.k8s.io/e2e-framework/pkg/features"
+
+	"github.com/rehearse-dev/rehearse/reports"
+	"github.com/rehearse-dev/rehearse/runner"
+	"github.com/rehearse-dev/rehearse/verify"
+)
+
+// rehearseRunbook runs a Markdown runbook as rehearse(t, ctx, file) runs a scenario file.
+func rehearseRunbook(t *testing.T, ctx context.Context, file string) (*reports.Summary, string, int) {
+	t.Helper()
+	sc, err := runner.Load(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc.Cluster.Kubeconfig = shared.Kubeconfig
+	sc.Cluster.Name = clusterName // the shipped runbook names the default cluster
+	out := t.TempDir()
+	if keep := os.Getenv("REHEARSE_E2E_OUT"); keep != "" {
+		out = keep
+	}
+	sum, err := runner.Run(ctx, sc, runner.Options{OutDir: out, Seed: 7})
+	code := runner.ExitCode(sum, err)
+	if err != nil {
+		t.Logf("run %s: %v", file, err)
+	}
+	if sum == nil {
+		t.Fatalf("no summary (exit %d)", code)
+	}
+	for _, c := range sum.Checks {
+		t.Logf("%s: %-22s %-5s %s", sum.Scenario, c.Name, c.Status, c.Message)
+	}
+	for _, s := range sum.Steps {
+		t.Logf("  step %-22s %-7s %5.1fs exit %v %s", s.Name, s.Status, s.Finished.Sub(s.Started).Seconds(), s.Did["exit_code"], reports.FirstLine(s.Error))
+	}
+	dir := filepath.Join(out, sc.Metadata.Name)
+	recapOnFailure(t, sum, code, dir)
+	return sum, dir, code
+}
+
+// Runbooks: the shipped runbook passes as it stands, its twin that contracts before the rollout to
+// v3 has finished fails zero-failed-requests naming the contract block by heading and line, and a
+// block that never ends is killed at its timeout and makes the run an error.
+func TestRunbooks(t *testing.T) {
+	f := features.New("runbooks").
+		Assess("a runbook's blocks run as host steps and are judged", func(ctx context.Context, t *testing.T, cfg *envconf.Config) context.Context {
+			t.Run("orders-v2", func(t *testing.T) {
+				t.Parallel()
+				sum, dir, code := rehearseRunbook(t, ctx, "../scenarios/runbooks/orders-v2.md")
+				if code != 0 {
+					t.Errorf("exit %d, verdict %s; want 0", code, sum.Verdict)
+				}
+				for _, name := range []string{"zero-failed-requests", "acked-writes-durable", "replica-checksums"} {
+					if c := checkByName(sum, name); c.Status != verify.Pass {
+						t.Errorf("%s: %s %q", name, c.Status, c.Message)
+					}
+				}
+				st := stepByName(sum, "contract-the-schema")
+				if st.Kind != "run" || st.Status != "ok" || st.Did["source"] != "orders-v2.md:"+blockLine(t, "../scenarios/runbooks/orders-v2.md", "## Contract the schema") || st.Did["heading"] != "Contract the schema" {
+					t.Errorf("contract step %+v", st)
+				}
+				// Every block's whole output is kept, and kubectl (the node image's) answered.
+				b, err := os.ReadFile(filepath.Join(dir, "steps", "served-by-v3.log"))
+				if err != nil || strings.Count(string(b), " v3") < 3 {
+					t.Errorf("served-by-v3.log: %q (%v)", b, err)
+				}
+				if stepByName(sum, "restore-from-backup").Name != "" {
+					t.Errorf("a skipped block ran")
+				}
+			})
+			t.Run("contract-too-early", func(t *testing.T) {
+				t.Parallel()
+				sum, dir, code := rehearseRunbook(t, ctx, "testdata/runbooks/contract-too-early.md")
+				if code != 1 {
+					t.Errorf("exit %d, verdict %s; want 1", code, sum.Verdict)
+				}
+				at := "contract-too-early.md:" + blockLine(t, "testdata/runbooks/contract-too-early.md", "## Contract the schema")
+				c := checkByName(sum, "zero-failed-requests")
+				if c.Status != verify.Fail || !strings.Contains(c.Message, `contract-the-schema ("Contract the schema", `+at+`)`) {
+					t.Errorf("zero-failed-requests: %s %q; want a failure naming the contract block", c.Status, c.Message)
+				}
+				md, err := os.ReadFile(filepath.Join(dir, "summary.md"))
+				if err != nil || !strings.Contains(string(md), `block "Contract the schema" at `+at) {
+					t.Errorf("summary.md does not name the block (%v)", err)
+				}
+			})
+			t.Run("hangs", func(t *testing.T) {
+				t.Parallel()
+				start := time.Now()
+				sum, _, code := rehearseRunbook(t, ctx, "testdata/runbooks/hangs.md")
+				if code != 1 || sum.Verdict != "error" {
+					t.Errorf("exit %d, verdict %s; want 1 and error", code, sum.Verdict)
+				}
+				st := stepByName(sum, "wait-for-a-condition-that-never-comes")
+				if st.Status != "error" || !strings.Contains(st.Error, "timeout of 5s") {
+					t.Errorf("step %s %q; want an error at its 5s timeout", st.Status, st.Error)
+				}
+				if d := st.Finished.Sub(st.Started); d > 15*time.Second {
+					t.Errorf("the block took %s to be stopped", d)
+				}
+				if c := checkByName(sum, "step-wait-for-a-condition-that-never-comes"); c.Status != verify.Error {
+					t.Errorf("its check: %s %q", c.Status, c.Message)
+				}
+				t.Logf("hangs: %s in all", time.Since(start).Round(time.Second))
+			})
+			return ctx
+		}).Feature()
+	testenv.Test(t, f)
+}
+
+// blockLine is the line (1-based, as text) of the first fenced block after the line heading in the
+// Markdown file: where a runbook's step is said to come from.
+func blockLine(t *testing.T, file, heading string) string {
+	t.Helper()
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := false
+	for i, line := range strings.Split(string(b), "\n") {
+		if line == heading {
+			seen = true
+		} else if seen && strings.HasPrefix(line, "```") {
+			return strconv.Itoa(i + 1)
+		}
+	}
+	t.Fatalf("%s: no block after %q", file, heading)
+	return ""
+}
