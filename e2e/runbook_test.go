@@ -4,10 +4,12 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -100,7 +102,7 @@ func TestRunbooks(t *testing.T) {
 			t.Run("hangs", func(t *testing.T) {
 				t.Parallel()
 				start := time.Now()
-				sum, _, code := rehearseRunbook(t, ctx, "testdata/runbooks/hangs.md")
+				sum, dir, code := rehearseRunbook(t, ctx, "testdata/runbooks/hangs.md")
 				if code != 1 || sum.Verdict != "error" {
 					t.Errorf("exit %d, verdict %s; want 1 and error", code, sum.Verdict)
 				}
@@ -114,11 +116,71 @@ func TestRunbooks(t *testing.T) {
 				if c := checkByName(sum, "step-wait-for-a-condition-that-never-comes"); c.Status != verify.Error {
 					t.Errorf("its check: %s %q", c.Status, c.Message)
 				}
+				// The block before it failed on its own: its exit and output are in every report.
+				if st := stepByName(sum, "check-the-replicas"); st.Status != "failed" {
+					t.Errorf("check-the-replicas: %s %q, want failed", st.Status, st.Error)
+				}
+				for file, wants := range map[string][]string{
+					"summary.json": {`"exit_code": 3`, "not streaming", `"source": "hangs.md:`},
+					"summary.md":   {"exit 3", "replica orders-db-2: not streaming", `"Check the replicas" at hangs.md:`},
+					"junit.xml":    {"step-failed", "replica orders-db-2: not streaming", "exit 3"},
+				} {
+					b, err := os.ReadFile(filepath.Join(dir, file))
+					for _, w := range wants {
+						if err != nil || !strings.Contains(string(b), w) {
+							t.Errorf("%s lacks %q (%v)", file, w, err)
+						}
+					}
+				}
 				t.Logf("hangs: %s in all", time.Since(start).Round(time.Second))
 			})
 			return ctx
 		}).Feature()
 	testenv.Test(t, f)
+}
+
+// Ctrl-C during a runbook's block (a scenario file names the runbook): the run exits 2, the block's
+// shell and the child it left in the background are gone, and so is the namespace.
+func TestRunbookInterrupted(t *testing.T) {
+	f := features.New("Ctrl-C during a block").
+		Assess("SIGINT while a block runs: exit 2, its process group gone, no namespace left", func(ctx context.Context, t *testing.T, cfg *envconf.Config) context.Context {
+			bin := buildCLI(t, ctx)
+			marks := t.TempDir()
+			t.Setenv("MARKER_DIR", marks) // the CLI's environment, and so the block's
+			interruptAt(t, ctx, bin, "testdata/runbooks/interrupted.yaml", "step take-the-lock (run)", 3*time.Second)
+			for _, f := range []string{"shell.pid", "child.pid"} {
+				b, err := os.ReadFile(filepath.Join(marks, f))
+				if err != nil {
+					t.Errorf("the block never wrote %s: %v", f, err)
+					continue
+				}
+				pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+				if err != nil {
+					t.Fatalf("%s: %q", f, b)
+				}
+				if alive(pid) {
+					t.Errorf("%s %d still runs after the run exited", f, pid)
+					_ = syscall.Kill(pid, syscall.SIGKILL)
+				}
+			}
+			if namespaceExists(t, ctx, "rehearse-runbook-interrupted") {
+				t.Errorf("namespace rehearse-runbook-interrupted left behind after Ctrl-C")
+			}
+			return ctx
+		}).Feature()
+	testenv.Test(t, f)
+}
+
+// alive says whether a process runs (a zombie, exited and not yet reaped, does not).
+func alive(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	// pid (comm) STATE ...: comm may hold spaces, the state follows the last ')'.
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	return i < 0 || i+2 >= len(s) || s[i+2] != 'Z'
 }
 
 // blockLine is the line (1-based, as text) of the first fenced block after the line heading in the

@@ -32,6 +32,7 @@ const (
 	Dir          = "replay"        // the bundle, in the run's directory
 	RunFile      = "run.json"      // in the bundle
 	ScenarioFile = "scenario.yaml" // in the bundle
+	RunbookFile  = "runbook.md"    // in the bundle, instead of scenario.yaml, when a runbook was run
 	filesDir     = "files"         // in the bundle: files the scenario names outside its own directory
 )
 
@@ -222,6 +223,11 @@ func Refs(sc *scenarios.Loaded) ([]File, error) {
 			return nil, err
 		}
 	}
+	if sc.Runbook != "" {
+		if err := add("runbook", sc.Runbook, Manifest); err != nil {
+			return nil, err
+		}
+	}
 	for i, st := range sc.Steps {
 		if st.Migrate != nil && st.Migrate.Manifest != "" {
 			if err := add(fmt.Sprintf("steps[%d].migrate.manifest", i), st.Migrate.Manifest, Manifest); err != nil {
@@ -243,7 +249,7 @@ func Write(runDir string, sc *scenarios.Loaded, run *Run) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	if err := os.WriteFile(filepath.Join(dir, ScenarioFile), sc.Source, 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, bundledScenario(sc.File)), sc.Source, 0o644); err != nil {
 		return err
 	}
 	refs, err := Refs(sc)
@@ -291,13 +297,32 @@ func writeRun(dir string, run *Run) error {
 	return os.WriteFile(filepath.Join(dir, RunFile), append(b, '\n'), 0o644)
 }
 
+// bundledScenario is the bundle's name for the scenario run from file: a Markdown runbook is kept as
+// one (it is parsed by what it is).
+func bundledScenario(file string) string {
+	switch strings.ToLower(filepath.Ext(file)) {
+	case ".md", ".markdown":
+		return RunbookFile
+	}
+	return ScenarioFile
+}
+
+// OriginalDir is the directory of the scenario file as run, where its host commands ran.
+func (b *Bundle) OriginalDir() string {
+	d := filepath.Dir(filepath.FromSlash(b.Run.ScenarioFile))
+	if filepath.IsAbs(d) {
+		return d
+	}
+	return filepath.Join(b.Run.WorkingDir, d)
+}
+
 // bundlePath is where the bundle keeps the manifest written as p (the i-th file named): at p itself
 // when p stays within the scenario's directory and clashes with nothing of the bundle's own, so
 // that the bundled scenario.yaml finds it as the original did; else files/i/<name>.
 func bundlePath(p string, i int, name string) string {
 	c := filepath.ToSlash(filepath.Clean(p))
 	first, _, _ := strings.Cut(c, "/")
-	if filepath.IsLocal(p) && c != "." && first != ScenarioFile && first != RunFile && first != filesDir {
+	if filepath.IsLocal(p) && c != "." && first != ScenarioFile && first != RunbookFile && first != RunFile && first != filesDir {
 		return c
 	}
 	return fmt.Sprintf("%s/%d/%s", filesDir, i, name)
@@ -477,6 +502,7 @@ func Open(dir string) (*Bundle, error) {
 		return nil, bad("%s: %v", RunFile, err)
 	}
 	r := &b.Run
+	b.Scenario = filepath.Join(bdir, bundledScenario(r.ScenarioFile))
 	switch {
 	case r.Format == 0:
 		return nil, bad("%s: no format", RunFile)

@@ -87,7 +87,108 @@ func (p *parser) addf(line int, format string, args ...any) {
 // Parse parses a runbook's bytes, naming file in problems. The error, when not nil, is
 // scenarios.Problems; the Runbook is returned beside it when the scenario could be made (for more
 // checks), and must not be run.
-func Parse(file string, src []byte) (*Runbook, error) {
+func Parse(file string, src []byte) (*Runbook, error) { return ParseRelocated(file, src, nil) }
+
+// ParseRelocated is Parse for a runbook whose referenced files are not all beside it (a replay
+// bundle's copy; see scenarios.Loaded.Relocated).
+func ParseRelocated(file string, src []byte, relocated map[string]string) (*Runbook, error) {
+	sc := scan(file, src)
+	p := sc.p
+	rb := &Runbook{File: file}
+	if sc.config == nil {
+		p.addf(1, "no ```yaml rehearse block: a runbook needs one to say the cluster, the workload, the load and the checks (or name this runbook in a scenario file: runbook: %s)", filepath.Base(file))
+		return rb, p.problems
+	}
+	first := p.fenceLine(sc.config) + 1
+	var yml bytes.Buffer
+	yml.WriteString(strings.Repeat("\n", first-1)) // problems in the YAML name the runbook's lines
+	for i := 0; i < sc.config.Lines().Len(); i++ {
+		seg := sc.config.Lines().At(i)
+		yml.Write(seg.Value(src))
+	}
+	// The YAML's own steps' names, so that generated names do not collide with them.
+	var own struct {
+		Steps []struct{ Name string } `yaml:"steps"`
+	}
+	_ = yamlUnmarshal(yml.Bytes(), &own)
+	names := make([]string, len(own.Steps))
+	for i, s := range own.Steps {
+		names[i] = s.Name
+	}
+	extra := sc.steps(names, "", "")
+	rb.Blocks = sc.blocks
+	l, err := scenarios.ParseWithSteps(file, yml.Bytes(), relocated, extra)
+	var ps scenarios.Problems
+	if err != nil {
+		var ok bool
+		if ps, ok = err.(scenarios.Problems); !ok {
+			return nil, err
+		}
+	}
+	all := p.problems.Merge(ps)
+	if l != nil {
+		sum := sha256.Sum256(src)
+		l.Source, l.Hash = src, hex.EncodeToString(sum[:])
+		rb.Loaded = l
+	}
+	if len(all) > 0 {
+		return rb, all
+	}
+	return rb, nil
+}
+
+// Attach runs the runbook a scenario file names (its runbook: field): the runbook's shell blocks
+// become steps after the file's own, run in the runbook's directory; the scenario file says the
+// cluster, workload, load and checks, so a ```yaml rehearse block in the runbook is not used (a
+// warning says so). The scenario file's own problems must have been reported already.
+func Attach(l *scenarios.Loaded) (*Runbook, error) {
+	path := l.Path(l.Runbook)
+	src, err := os.ReadFile(path)
+	if err != nil {
+		return nil, scenarios.Problems{l.Problem("runbook", "%v", err)}
+	}
+	sc := scan(path, src)
+	p := sc.p
+	names := make([]string, len(l.Steps))
+	for i, st := range l.Steps {
+		names[i] = st.Name
+	}
+	dir, err := filepath.Abs(filepath.Dir(path))
+	if err != nil {
+		return nil, err
+	}
+	extra := sc.steps(names, "", dir)
+	if len(extra) == 0 {
+		p.addf(1, "no fenced shell block to run (```sh, bash, shell or console, not skipped): %s names a runbook with nothing in it to rehearse", l.File)
+	}
+	n, err := scenarios.ParseWithSteps(l.File, l.Source, l.Relocated, extra)
+	var ps scenarios.Problems
+	if err != nil {
+		var ok bool
+		if ps, ok = err.(scenarios.Problems); !ok {
+			return nil, err
+		}
+	}
+	rb := &Runbook{File: path, Blocks: sc.blocks, Loaded: n}
+	if all := p.problems.Merge(ps); len(all) > 0 {
+		return rb, all
+	}
+	if sc.config != nil {
+		n.Warnings = append(n.Warnings, scenarios.Problem{File: path, Line: p.fenceLine(sc.config),
+			Msg: fmt.Sprintf("this runbook's ```yaml rehearse block is not used: %s says the cluster, workload, load and checks", l.File)})
+	}
+	return rb, nil
+}
+
+// scanned is a runbook's Markdown read: its shell blocks, its yaml rehearse block and annotations.
+type scanned struct {
+	p      *parser
+	config *ast.FencedCodeBlock
+	blocks []Block
+	byLine map[int]*annot // annotations, by the line of the block they set
+}
+
+func scan(file string, src []byte) *scanned {
 	p := &parser{file: file, src: src, starts: []int{0}}
 	for i, c := range src {
 		if c == '\n' {
@@ -141,34 +242,30 @@ func Parse(file string, src []byte) (*Runbook, error) {
 	for n, a := range annotation {
 		byLine[p.fenceLine(n.(*ast.FencedCodeBlock))] = a
 	}
-	rb := &Runbook{File: file}
-	if config == nil {
-		p.addf(1, "no ```yaml rehearse block: a runbook needs one to say the cluster, the workload, the load and the checks")
-		return rb, p.problems
-	}
-	first := p.fenceLine(config) + 1
-	var yml bytes.Buffer
-	yml.WriteString(strings.Repeat("\n", first-1)) // problems in the YAML name the runbook's lines
-	for i := 0; i < config.Lines().Len(); i++ {
-		seg := config.Lines().At(i)
-		yml.Write(seg.Value(src))
-	}
-	// The YAML's own steps' names, so that generated names do not collide with them.
-	var own struct {
-		Steps []struct{ Name string } `yaml:"steps"`
-	}
-	_ = yamlUnmarshal(yml.Bytes(), &own)
+	return &scanned{p: p, config: config, blocks: blocks, byLine: byLine}
+}
+
+// steps names the blocks (their annotated name, or their heading's, not one of names: the steps
+// before them) and makes the steps of those that run; prev is the step before the first block ("" =
+// the last of names), and dir, when not "", where the blocks run.
+func (sc *scanned) steps(names []string, prev, dir string) []scenarios.Extra {
+	p := sc.p
 	used := map[string]bool{}
-	prev := ""
-	for _, s := range own.Steps {
-		used[s.Name] = true
-		prev = s.Name
+	for _, n := range names {
+		used[n] = true
+	}
+	if prev == "" && len(names) > 0 {
+		prev = names[len(names)-1]
+	}
+	extraFile := ""
+	if dir != "" {
+		extraFile = p.file
 	}
 	var extra []scenarios.Extra
 	perHeading := map[string]int{}
-	for i := range blocks {
-		b := &blocks[i]
-		a := byLine[b.Line]
+	for i := range sc.blocks {
+		b := &sc.blocks[i]
+		a := sc.byLine[b.Line]
 		if a == nil {
 			a = &annot{}
 		}
@@ -191,7 +288,7 @@ func Parse(file string, src []byte) (*Runbook, error) {
 		}
 		used[name] = true
 		st := scenarios.Step{Name: name, Run: &scenarios.Run{Command: b.Command, Lines: b.Lines, Heading: b.Heading,
-			Source: fmt.Sprintf("%s:%d", filepath.Base(file), b.Line), AllowContext: a.allowContext, ExpectExit: a.expectExit,
+			Source: fmt.Sprintf("%s:%d", filepath.Base(p.file), b.Line), AllowContext: a.allowContext, ExpectExit: a.expectExit, Dir: dir,
 			Timeout: scenarios.Duration{Duration: a.timeout}}}
 		if a.at != "" {
 			at, _ := parseAt(a.at, prev) // a bad at was refused where the annotation was read
@@ -199,27 +296,9 @@ func Parse(file string, src []byte) (*Runbook, error) {
 		}
 		b.Step = &st
 		prev = name
-		extra = append(extra, scenarios.Extra{Step: st, Line: b.Line})
+		extra = append(extra, scenarios.Extra{Step: st, Line: b.Line, File: extraFile})
 	}
-	rb.Blocks = blocks
-	l, err := scenarios.ParseWithSteps(file, yml.Bytes(), extra)
-	var ps scenarios.Problems
-	if err != nil {
-		var ok bool
-		if ps, ok = err.(scenarios.Problems); !ok {
-			return nil, err
-		}
-	}
-	all := p.problems.Merge(ps)
-	if l != nil {
-		sum := sha256.Sum256(src)
-		l.Source, l.Hash = src, hex.EncodeToString(sum[:])
-		rb.Loaded = l
-	}
-	if len(all) > 0 {
-		return rb, all
-	}
-	return rb, nil
+	return extra
 }
 
 // fenceLine is the line of a fenced block's opening fence.
@@ -442,6 +521,10 @@ func contains(xs []string, x string) bool {
 // line and what it runs.
 func (rb *Runbook) WritePlan(w io.Writer) {
 	fmt.Fprintf(w, "%s: runbook plan (scenario %s)\n", rb.File, rb.Metadata.Name)
+	ownSteps := "the ```yaml rehearse block's"
+	if rb.Loaded.File != rb.File {
+		ownSteps = rb.Loaded.File + "'s"
+	}
 	n := 0
 	for _, st := range rb.Steps {
 		if st.Run == nil || st.Run.Source == "" {
@@ -449,7 +532,7 @@ func (rb *Runbook) WritePlan(w io.Writer) {
 		}
 	}
 	if n > 0 {
-		fmt.Fprintf(w, "  first, the ```yaml rehearse block's %d steps\n", n)
+		fmt.Fprintf(w, "  first, %s %d steps\n", ownSteps, n)
 	}
 	for _, b := range rb.Blocks {
 		if b.Skip {

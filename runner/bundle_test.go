@@ -196,3 +196,89 @@ func TestChooseSeedAndRunDir(t *testing.T) {
 		t.Errorf("env paths %s %s", env.Path("v2.yaml"), env.Path("v3.yaml"))
 	}
 }
+
+// A runbook's run replays: the bundle keeps the Markdown as runbook.md (and parses it as one), or,
+// for a scenario file that names a runbook, the runbook beside it; the blocks run where they ran.
+func TestRunbooksReplay(t *testing.T) {
+	node := replay.Image{Ref: "rehearse.local/kind-node:v1.34.4", ID: "sha256:node1"}
+	stubDocker(t, node, map[string]string{})
+	tmp := t.TempDir()
+	book := filepath.Join(tmp, "books", "ops.md")
+	md, err := os.ReadFile("../scenarios/runbooks/orders-v2.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Dir(book), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(book, md, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	scenario := filepath.Join(tmp, "sc", "ops.yaml")
+	if err := os.MkdirAll(filepath.Dir(scenario), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(scenario, []byte(`apiVersion: rehearse/v1alpha1
+kind: Scenario
+metadata: {name: ops-attached}
+cluster: {provider: kind}
+workload: {sample: orders-postgres}
+load:
+  rate: 10/s
+  targets:
+    - {name: w, method: POST, path: /orders, ledger: true}
+runbook: ../books/ops.md
+verify:
+  zero-failed-requests: {max: 0}
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ file, bundled string }{{book, "runbook.md"}, {scenario, "scenario.yaml"}} {
+		sc, err := Load(c.file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		blocks := 0
+		for _, st := range sc.Steps {
+			if st.Run != nil {
+				blocks++
+			}
+		}
+		if blocks < 4 {
+			t.Fatalf("%s: %d blocks run", c.file, blocks)
+		}
+		opts := Options{OutDir: filepath.Join(tmp, "out"), Seed: 7, Args: []string{"rehearse", "run", c.file}}
+		_, out := bundleRun(t, sc, opts, &kindCluster{Cluster: &clusters.Cluster{Name: "rehearse"}})
+		b, err := replay.Open(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if filepath.Base(b.Scenario) != c.bundled {
+			t.Errorf("%s bundled as %s, want %s", c.file, b.Scenario, c.bundled)
+		}
+		again, err := LoadReplay(b)
+		if err != nil {
+			t.Fatalf("replay of %s: %v", c.file, err)
+		}
+		if again.Hash != sc.Hash || len(again.Steps) != len(sc.Steps) {
+			t.Errorf("replayed %s: hash %s steps %d, want %s and %d", c.file, again.Hash, len(again.Steps), sc.Hash, len(sc.Steps))
+		}
+		// Host commands run in the original directories (what they name is not in the bundle).
+		if want := filepath.Dir(c.file); again.CommandDir() != want {
+			t.Errorf("replay of %s: commands in %s, want %s", c.file, again.CommandDir(), want)
+		}
+		last := again.Steps[len(again.Steps)-1].Run
+		if want := filepath.Dir(book); c.file == scenario && (last == nil || last.Dir != want) {
+			t.Errorf("replayed attached runbook's block runs in %+v, want %s", last, want)
+		}
+		if c.file == scenario {
+			found := false
+			for _, f := range b.Run.Files {
+				found = found || (f.Field == "runbook" && f.SHA256 != "")
+			}
+			if !found {
+				t.Errorf("the runbook is not in the bundle: %+v", b.Run.Files)
+			}
+		}
+	}
+}

@@ -128,7 +128,41 @@ func Load(path string) (*scenarios.Loaded, error) {
 		}
 		return rb.Loaded, nil
 	}
-	return checked(scenarios.LoadFile(path))
+	l, err := scenarios.LoadFile(path)
+	if err == nil && l.Runbook != "" {
+		return attached(l)
+	}
+	return checked(l, err)
+}
+
+// attached is a scenario file that names a runbook (runbook: FILE), with the runbook's blocks as its
+// last steps, checked as Load does.
+func attached(l *scenarios.Loaded) (*scenarios.Loaded, error) {
+	rb, err := runbook.Attach(l)
+	if rb == nil || rb.Loaded == nil {
+		return nil, err
+	}
+	return checked(rb.Loaded, err)
+}
+
+// Plan is the runbook a scenario runs, for validate to print: a Markdown runbook's own, or the one a
+// scenario file names; nil for a scenario that runs none.
+func Plan(path string) (*runbook.Runbook, error) {
+	if runbook.IsRunbook(path) {
+		return LoadRunbook(path)
+	}
+	l, err := scenarios.LoadFile(path)
+	if err != nil || l.Runbook == "" {
+		return nil, err
+	}
+	rb, err := runbook.Attach(l)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := checked(rb.Loaded, nil); err != nil {
+		return nil, err
+	}
+	return rb, nil
 }
 
 // LoadRunbook reads a Markdown runbook and checks the scenario it makes as Load does.
@@ -148,12 +182,47 @@ func LoadRunbook(path string) (*runbook.Runbook, error) {
 
 // LoadReplay reads a replay bundle's copy of its scenario, with the files it names where the bundle
 // keeps them, and checks it as Load does.
+// Host commands run where they ran (the original scenario's directory, while it is there): the
+// files they name are not in the bundle.
 func LoadReplay(b *replay.Bundle) (*scenarios.Loaded, error) {
 	data, err := os.ReadFile(b.Scenario)
 	if err != nil {
 		return nil, err
 	}
-	return checked(scenarios.ParseRelocated(b.Scenario, data, b.Relocated))
+	var l *scenarios.Loaded
+	if runbook.IsRunbook(b.Scenario) {
+		rb, err := runbook.ParseRelocated(b.Scenario, data, b.Relocated)
+		if rb == nil || rb.Loaded == nil {
+			return nil, err
+		}
+		if l, err = checked(rb.Loaded, err); err != nil {
+			return nil, err
+		}
+	} else {
+		l, err = scenarios.ParseRelocated(b.Scenario, data, b.Relocated)
+		if err == nil && l.Runbook != "" {
+			l, err = attached(l)
+		} else {
+			l, err = checked(l, err)
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	if dir := b.OriginalDir(); dirExists(dir) {
+		l.HostDir = dir
+		for i := range l.Steps {
+			if r := l.Steps[i].Run; r != nil && r.Dir != "" && l.Runbook != "" && !filepath.IsAbs(l.Runbook) {
+				r.Dir = filepath.Join(dir, filepath.Dir(filepath.FromSlash(l.Runbook)))
+			}
+		}
+	}
+	return l, nil
+}
+
+func dirExists(p string) bool {
+	st, err := os.Stat(p)
+	return err == nil && st.IsDir()
 }
 
 // checked adds the step kinds' problems to a parsed scenario's own.
@@ -268,7 +337,7 @@ func Run(ctx context.Context, sc *scenarios.Loaded, opts Options) (sum *reports.
 	metrics.LoadStarted(lr.Aggregates(), sc.Load.Rate.PerSecond)
 	stopProgress := startProgress(opts.Progress, lr, started, metrics)
 
-	env := &steps.Env{Ops: sys.ops, Sample: sys.sample, Own: sys.own, Namespace: sys.ns, Dir: filepath.Dir(sc.File), Relocated: sc.Relocated,
+	env := &steps.Env{Ops: sys.ops, Sample: sys.sample, Own: sys.own, Namespace: sys.ns, Dir: sc.CommandDir(), Relocated: sc.Relocated,
 		Live: lr.Aggregates(), NodePorts: [2]int{sys.ports.First, sys.ports.First + sys.ports.Count - 1},
 		VersionHeader: versionHeader(sc), Machines: kindCl.machines(), Seed: seed, RunID: lcfg.RunID, Start: started, Logf: func(f string, a ...any) { progress(opts.Progress, f, a...) }}
 	env.Accept = acceptance(sc, lcfg.RunID)

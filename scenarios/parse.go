@@ -78,13 +78,25 @@ type Loaded struct {
 	// be read instead of beside the file; nil for a file read where it was written. A replay bundle
 	// runs its copy of a scenario with the files it could not keep beside it relocated.
 	Relocated map[string]string
-	lines     map[string]int
+	// HostDir is where host commands run when not in the file's directory: a replay's, in the
+	// original scenario's directory (the files they name are not in the bundle).
+	HostDir string
+	lines   map[string]int
+	files   map[string]string // a step from another file (a runbook's block) → that file
+}
+
+// CommandDir is the working directory of host commands (run steps): the scenario file's.
+func (l *Loaded) CommandDir() string {
+	if l.HostDir != "" {
+		return l.HostDir
+	}
+	return filepath.Dir(l.File)
 }
 
 // Problem is a problem at field (a dotted path such as steps[2].migrate.version), on the line of the
 // field or of its nearest parent in the file: for checks made after parsing (the step kinds').
 func (l *Loaded) Problem(field, format string, args ...any) Problem {
-	v := &validator{file: l.File, lines: l.lines}
+	v := &validator{file: l.File, lines: l.lines, files: l.files}
 	return v.at(field, format, args...)
 }
 
@@ -109,17 +121,19 @@ func ParseRelocated(file string, data []byte, relocated map[string]string) (*Loa
 }
 
 // Extra is a step that comes from outside the YAML (a runbook's block), with the line of the file
-// it comes from.
+// it comes from, and that file when it is not the one parsed (a runbook a scenario file names).
 type Extra struct {
 	Step Step
 	Line int
+	File string
 }
 
-// ParseWithSteps is Parse for a scenario whose YAML is embedded in another file (a runbook): data is
-// the YAML, preceded by as many newlines as put its lines where they are in file, so problems name
-// file's lines; extra steps follow the YAML's own and are validated with them, at their own lines.
-func ParseWithSteps(file string, data []byte, extra []Extra) (*Loaded, error) {
-	return parse(file, data, nil, extra)
+// ParseWithSteps is Parse for a scenario whose YAML is embedded in another file (a runbook), or that
+// names a runbook: data is the YAML, preceded by as many newlines as put its lines where they are in
+// file, so problems name file's lines; extra steps follow the YAML's own and are validated with them,
+// at their own lines (of their own File when they name one).
+func ParseWithSteps(file string, data []byte, relocated map[string]string, extra []Extra) (*Loaded, error) {
+	return parse(file, data, relocated, extra)
 }
 
 func parse(file string, data []byte, relocated map[string]string, extra []Extra) (*Loaded, error) {
@@ -146,15 +160,20 @@ func parse(file string, data []byte, relocated map[string]string, extra []Extra)
 		return nil, Problems{{File: file, Line: more.Line, Msg: "more than one YAML document: a file holds one scenario"}}
 	}
 	idx := indexLines(&root)
+	files := map[string]string{}
 	for _, e := range extra {
-		idx[fmt.Sprintf("steps[%d]", len(sc.Steps))] = e.Line
+		f := fmt.Sprintf("steps[%d]", len(sc.Steps))
+		idx[f] = e.Line
+		if e.File != "" {
+			files[f] = e.File
+		}
 		sc.Steps = append(sc.Steps, e.Step)
 	}
-	v := &validator{file: file, lines: idx, dir: filepath.Dir(file), relocated: relocated}
+	v := &validator{file: file, lines: idx, files: files, dir: filepath.Dir(file), relocated: relocated}
 	v.scenario(&sc)
 	sum := sha256.Sum256(data)
 	l := &Loaded{Scenario: &sc, File: file, Hash: hex.EncodeToString(sum[:]), Source: data, Relocated: relocated,
-		Warnings: v.warnings, lines: idx}
+		Warnings: v.warnings, lines: idx, files: files}
 	if ps := typed.Merge(v.problems); len(ps) > 0 {
 		// The scenario is returned beside its problems so that callers can check more of it (the
 		// step kinds' settings); it must not be run.
@@ -322,6 +341,7 @@ type validator struct {
 	// relocated paths are read where it says, not relative to dir (Loaded.Relocated)
 	relocated map[string]string
 	lines     map[string]int
+	files     map[string]string // a step from another file (Loaded.files)
 	problems  Problems
 	warnings  Problems
 }
@@ -337,11 +357,13 @@ func (v *validator) warnf(field, format string, args ...any) {
 }
 
 func (v *validator) at(field, format string, args ...any) Problem {
-	line := 0
+	line, file := 0, v.file
 	for p := field; p != ""; {
-		if l, ok := v.lines[p]; ok {
+		if f, ok := v.files[p]; ok {
+			file = f
+		}
+		if l, ok := v.lines[p]; ok && line == 0 {
 			line = l
-			break
 		}
 		i := strings.LastIndexAny(p, ".[")
 		if i < 0 {
@@ -349,7 +371,7 @@ func (v *validator) at(field, format string, args ...any) Problem {
 		}
 		p = p[:i]
 	}
-	return Problem{File: v.file, Line: line, Field: field, Msg: fmt.Sprintf(format, args...)}
+	return Problem{File: file, Line: line, Field: field, Msg: fmt.Sprintf(format, args...)}
 }
 
 var (
@@ -370,6 +392,13 @@ func (v *validator) scenario(s *Scenario) {
 	v.workload(&s.Workload, &s.Cluster)
 	v.load(&s.Load, &s.Workload)
 	v.steps(s.Steps, &s.Workload)
+	if s.Runbook != "" {
+		if ext := strings.ToLower(filepath.Ext(s.Runbook)); ext != ".md" && ext != ".markdown" {
+			v.addf("runbook", "%s: want a Markdown runbook (FILE.md)", s.Runbook)
+		} else {
+			v.path("runbook", s.Runbook, false)
+		}
+	}
 	if len(s.Verify) == 0 {
 		v.addf("verify", "no checks: a rehearsal that verifies nothing cannot fail")
 	}

@@ -109,7 +109,7 @@ func TestParseWithStepsPlacesExtraSteps(t *testing.T) {
 		{Step: Step{Name: "b", Run: &Run{Command: "echo hi\nkubectl --kubeconfig x get pods", Source: "rb.md:50", Lines: []int{51, 52}}}, Line: 50},
 		{Step: Step{Name: "a", Run: &Run{Command: "true", Source: "rb.md:60"}}, Line: 60},
 	}
-	_, err := ParseWithSteps("rb.md", []byte(yml), extra)
+	_, err := ParseWithSteps("rb.md", []byte(yml), nil, extra)
 	if err == nil {
 		t.Fatal("want problems")
 	}

@@ -29,6 +29,7 @@ type Scenario struct {
 	Workload   Workload            `yaml:"workload" json:"workload"`
 	Load       Load                `yaml:"load" json:"load"`
 	Steps      []Step              `yaml:"steps,omitempty" json:"steps,omitempty"`
+	Runbook    string              `yaml:"runbook,omitempty" json:"runbook,omitempty" doc:"a Markdown runbook (FILE.md) whose shell blocks run as host command steps after this file's own steps, in its directory (its yaml rehearse block, if it has one, is not used: this file says the cluster, workload, load and checks)"`
 	Verify     map[string]CheckArg `yaml:"verify" json:"verify" doc:"checks to run, by name"`
 }
 
@@ -161,6 +162,9 @@ type Run struct {
 	Heading string `yaml:"-" json:"-"`
 	Source  string `yaml:"-" json:"-"`
 	Lines   []int  `yaml:"-" json:"-"`
+	// Dir is where a runbook's block runs when a scenario file names the runbook: the runbook's own
+	// directory, where its relative paths point ("" = the scenario's).
+	Dir string `yaml:"-" json:"-"`
 }
 
 // TimeoutOr is the command's timeout, or DefaultRunTimeout.

@@ -64,7 +64,11 @@ func (Host) Run(ctx context.Context, env *Env, st scenarios.Step, rec *Record) e
 	for k, v := range r.Env {
 		vars[k] = v
 	}
-	res, err := Shell(ctx, ShellSpec{Command: r.Command, Dir: env.Dir, Env: vars, PathDirs: env.ToolDirs,
+	wd := env.Dir
+	if r.Dir != "" {
+		wd = r.Dir
+	}
+	res, err := Shell(ctx, ShellSpec{Command: r.Command, Dir: wd, Env: vars, PathDirs: env.ToolDirs,
 		Timeout: r.TimeoutOr(), Log: logPath})
 	if res.Log != "" {
 		if rel, rerr := filepath.Rel(dir, res.Log); rerr == nil && env.OutDir != "" {

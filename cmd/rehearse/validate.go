@@ -6,7 +6,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/rehearse-dev/rehearse/runbook"
 	"github.com/rehearse-dev/rehearse/runner"
 	"github.com/rehearse-dev/rehearse/scenarios"
 )
@@ -30,13 +29,13 @@ func newValidateCmd() *cobra.Command {
 			}
 			bad := 0
 			for _, f := range args {
-				if runbook.IsRunbook(f) {
-					rb, err := runner.LoadRunbook(f)
-					if err != nil {
-						fmt.Fprintln(cmd.ErrOrStderr(), err)
-						bad++
-						continue
-					}
+				rb, err := runner.Plan(f)
+				if err != nil {
+					fmt.Fprintln(cmd.ErrOrStderr(), err)
+					bad++
+					continue
+				}
+				if rb != nil {
 					rb.WritePlan(cmd.OutOrStdout())
 				}
 				l, err := runner.Load(f)
