@@ -120,10 +120,14 @@ func TestRunbooks(t *testing.T) {
 				if st := stepByName(sum, "check-the-replicas"); st.Status != "failed" {
 					t.Errorf("check-the-replicas: %s %q, want failed", st.Status, st.Error)
 				}
+				// A runbook stops at its first failed block.
+				if st := stepByName(sum, "go-on"); st.Status != reports.StepNotRun || st.Did["exit_code"] != nil {
+					t.Errorf("go-on: %s %q %v, want not run", st.Status, st.Error, st.Did)
+				}
 				for file, wants := range map[string][]string{
 					"summary.json": {`"exit_code": 3`, "not streaming", `"source": "hangs.md:`},
 					"summary.md":   {"exit 3", "replica orders-db-2: not streaming", `"Check the replicas" at hangs.md:`},
-					"junit.xml":    {"step-failed", "replica orders-db-2: not streaming", "exit 3"},
+					"junit.xml":    {"step-failed", "replica orders-db-2: not streaming", "exited 3", "exit_code: 3", `<skipped message="not run: `},
 				} {
 					b, err := os.ReadFile(filepath.Join(dir, file))
 					for _, w := range wants {

@@ -50,7 +50,12 @@ type junitCase struct {
 	Time      string        `xml:"time,attr"`
 	Failure   *junitMessage `xml:"failure,omitempty"`
 	Error     *junitMessage `xml:"error,omitempty"`
+	Skipped   *junitSkipped `xml:"skipped,omitempty"`
 	SystemOut string        `xml:"system-out,omitempty"`
+}
+
+type junitSkipped struct {
+	Message string `xml:"message,attr"`
 }
 
 type junitMessage struct {
@@ -65,6 +70,10 @@ const (
 	StepFailed = "step-failed"
 	StepError  = "step-error"
 )
+
+// StepNotRun is the status of a runbook's block that did not start because an earlier block of its
+// runbook failed (a JUnit skipped case).
+const StepNotRun = "not-run"
 
 // JUnit renders summaries as JUnit XML: a testsuite per scenario with a testcase per check
 // (classname the scenario) and a testcase per step and fault (classname "<scenario>.steps"), the
@@ -113,6 +122,8 @@ func JUnit(sums []Summary) ([]byte, error) {
 				suite.Failures++
 			case tc.Error != nil:
 				suite.Errors++
+			case tc.Skipped != nil:
+				suite.Skipped++
 			}
 			suite.Tests++
 			suite.Cases = append(suite.Cases, tc)
@@ -149,6 +160,9 @@ func JUnit(sums []Summary) ([]byte, error) {
 				tc.Failure = &junitMessage{Message: headline, Type: StepFailed, Text: body}
 			case "error":
 				tc.Error = &junitMessage{Message: headline, Type: StepError, Text: body}
+			case StepNotRun:
+				tc.Skipped = &junitSkipped{Message: headline}
+				tc.SystemOut = body
 			default:
 				tc.SystemOut = body
 			}
@@ -157,6 +171,7 @@ func JUnit(sums []Summary) ([]byte, error) {
 		out.Tests += suite.Tests
 		out.Failures += suite.Failures
 		out.Errors += suite.Errors
+		out.Skipped += suite.Skipped
 		out.Suites = append(out.Suites, suite)
 	}
 	out.Time = seconds(total)

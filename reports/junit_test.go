@@ -22,6 +22,8 @@ func junitSummary() Summary {
 			Error: "rollout of deployment/orders never became ready\npods: orders-2 CrashLoopBackOff"},
 		Step{Name: "restore", Kind: "rollback", Status: "ok", Started: t0.Add(10 * time.Second), Finished: t0.Add(11 * time.Second)},
 		Step{Name: "probe", Kind: "exec", Status: "error", Started: t0.Add(11 * time.Second), Finished: t0.Add(11500 * time.Millisecond), Error: "API unreachable"},
+		Step{Name: "contract", Kind: "run", Status: StepNotRun, Started: t0.Add(12 * time.Second), Finished: t0.Add(12 * time.Second),
+			Error: "not run: probe error before it, and a runbook stops at its first failed block"},
 	)
 	s.Checks = append(s.Checks,
 		verify.Result{Name: "fault-took-effect", Status: verify.Pass, Message: "drain: w1 drained in 1.5s, 1 pods evicted"},
@@ -45,11 +47,17 @@ func TestJUnitCountsAreTheChildren(t *testing.T) {
 	if err := xml.Unmarshal(out, &j); err != nil {
 		t.Fatal(err)
 	}
-	var tests, failures, errors int
+	var tests, failures, errors, skipped int
 	seen := map[string]bool{}
 	for _, s := range j.Suites {
-		var f, e int
+		var f, e, sk int
 		for _, c := range s.Cases {
+			if c.Skipped != nil {
+				sk++
+				if c.Failure != nil || c.Error != nil || !strings.Contains(c.Skipped.Message, "not run") {
+					t.Errorf("%s: skipped %+v with failure %v, error %v", c.Name, c.Skipped, c.Failure, c.Error)
+				}
+			}
 			if c.Failure != nil {
 				f++
 			}
@@ -68,19 +76,19 @@ func TestJUnitCountsAreTheChildren(t *testing.T) {
 				t.Errorf("%s: no time", key)
 			}
 		}
-		if s.Tests != len(s.Cases) || s.Failures != f || s.Errors != e || s.Skipped != 0 {
-			t.Errorf("suite %s: tests=%d failures=%d errors=%d skipped=%d; children: %d cases, %d failures, %d errors",
-				s.Name, s.Tests, s.Failures, s.Errors, s.Skipped, len(s.Cases), f, e)
+		if s.Tests != len(s.Cases) || s.Failures != f || s.Errors != e || s.Skipped != sk {
+			t.Errorf("suite %s: tests=%d failures=%d errors=%d skipped=%d; children: %d cases, %d failures, %d errors, %d skipped",
+				s.Name, s.Tests, s.Failures, s.Errors, s.Skipped, len(s.Cases), f, e, sk)
 		}
-		tests, failures, errors = tests+len(s.Cases), failures+f, errors+e
+		tests, failures, errors, skipped = tests+len(s.Cases), failures+f, errors+e, skipped+sk
 	}
-	// a: 6 checks + 5 steps; failures: zero-failed-requests, step-rollout, rollout; errors:
-	// replica-checksums, probe. b: 1 check + 2 steps.
-	if tests != 14 || failures != 3 || errors != 2 {
-		t.Errorf("cases: %d tests, %d failures, %d errors; want 14, 3, 2", tests, failures, errors)
+	// a: 6 checks + 6 steps; failures: zero-failed-requests, step-rollout, rollout; errors:
+	// replica-checksums, probe; skipped: contract (a runbook block not run). b: 1 check + 2 steps.
+	if tests != 15 || failures != 3 || errors != 2 || skipped != 1 {
+		t.Errorf("cases: %d tests, %d failures, %d errors, %d skipped; want 15, 3, 2, 1", tests, failures, errors, skipped)
 	}
-	if j.Tests != tests || j.Failures != failures || j.Errors != errors || j.Skipped != 0 || j.Time != "24.000" {
-		t.Errorf("root: tests=%d failures=%d errors=%d skipped=%d time=%s; want %d %d %d 0 24.000", j.Tests, j.Failures, j.Errors, j.Skipped, j.Time, tests, failures, errors)
+	if j.Tests != tests || j.Failures != failures || j.Errors != errors || j.Skipped != skipped || j.Time != "24.000" {
+		t.Errorf("root: tests=%d failures=%d errors=%d skipped=%d time=%s; want %d %d %d %d 24.000", j.Tests, j.Failures, j.Errors, j.Skipped, j.Time, tests, failures, errors, skipped)
 	}
 	if !seen["smoke/zero-failed-requests (2)"] {
 		t.Errorf("the second scenario's case was not renamed: %v", seen)
@@ -102,7 +110,7 @@ func TestJUnitAsAReaderSeesIt(t *testing.T) {
 		t.Fatalf("%d suites", len(suites))
 	}
 	s := suites[0]
-	if s.Totals.Tests != 11 || s.Totals.Failed != 3 || s.Totals.Error != 2 || s.Totals.Passed != 6 {
+	if s.Totals.Tests != 12 || s.Totals.Failed != 3 || s.Totals.Error != 2 || s.Totals.Passed != 6 || s.Totals.Skipped != 1 {
 		t.Errorf("totals %+v", s.Totals)
 	}
 	for k, want := range map[string]string{"seed": "42", "target_rate": "50", "node_image": "rehearse.local/kind-node:v1.34.4",

@@ -287,7 +287,7 @@ func (sc *scanned) steps(names []string, prev, dir string) []scenarios.Extra {
 			continue
 		}
 		used[name] = true
-		st := scenarios.Step{Name: name, Run: &scenarios.Run{Command: b.Command, Lines: b.Lines, Heading: b.Heading,
+		st := scenarios.Step{Name: name, Chain: p.file, Run: &scenarios.Run{Command: b.Command, Lines: b.Lines, Heading: b.Heading,
 			Source: fmt.Sprintf("%s:%d", filepath.Base(p.file), b.Line), AllowContext: a.allowContext, ExpectExit: a.expectExit, Dir: dir,
 			Timeout: scenarios.Duration{Duration: a.timeout}}}
 		if a.at != "" {
@@ -532,7 +532,11 @@ func (rb *Runbook) WritePlan(w io.Writer) {
 		}
 	}
 	if n > 0 {
-		fmt.Fprintf(w, "  first, %s %d steps\n", ownSteps, n)
+		steps := "steps"
+		if n == 1 {
+			steps = "step"
+		}
+		fmt.Fprintf(w, "  first, %s %d %s\n", ownSteps, n, steps)
 	}
 	for _, b := range rb.Blocks {
 		if b.Skip {

@@ -96,6 +96,53 @@ func maxTime(a, b time.Time) time.Time {
 	return b
 }
 
+// A runbook stops at its first failed block: the blocks after it are not run (an overlapping one
+// already running is not stopped), while steps of no chain, or of another chain, go on.
+func TestTimelineChainStopsAtAFailure(t *testing.T) {
+	chained := func(name, at, chain string) scenarios.Step {
+		st := step(name, at)
+		st.Chain = chain
+		return st
+	}
+	list := []scenarios.Step{step("warmup", ""), chained("expand", "", "rb.md"), chained("overlap", "expand+5ms", "rb.md"),
+		chained("deploy", "", "rb.md"), chained("contract", "", "rb.md"), step("own", ""), chained("other", "", "other.md")}
+	var ran []string
+	var mu sync.Mutex
+	var ended []string
+	evs := timeline(context.Background(), list, time.Now(), steps.Builtin, func(ctx context.Context, st scenarios.Step, _ *steps.Record) error {
+		mu.Lock()
+		ran = append(ran, st.Name)
+		mu.Unlock()
+		switch st.Name {
+		case "expand":
+			time.Sleep(30 * time.Millisecond)
+			return workloads.Failed(errors.New("exit 1"))
+		case "overlap":
+			time.Sleep(40 * time.Millisecond)
+		}
+		return nil
+	}, func(reports.Step) {}, func(ev reports.Step) { mu.Lock(); ended = append(ended, ev.Name+" "+ev.Status); mu.Unlock() })
+	if got, want := strings.Join(ran, " "), "warmup expand overlap own other"; got != want {
+		t.Errorf("ran %q, want %q", got, want)
+	}
+	if len(evs) != len(list) {
+		t.Fatalf("%d events, want every step reported: %+v", len(evs), evs)
+	}
+	for _, ev := range evs {
+		want := map[string]string{"warmup": "ok", "expand": "failed", "overlap": "ok", "deploy": reports.StepNotRun,
+			"contract": reports.StepNotRun, "own": "ok", "other": "ok"}[ev.Name]
+		if ev.Status != want {
+			t.Errorf("%s: %s %q, want %s", ev.Name, ev.Status, ev.Error, want)
+		}
+		if ev.Status == reports.StepNotRun && !strings.Contains(ev.Error, "expand failed before it") {
+			t.Errorf("%s: %q does not name the block that failed", ev.Name, ev.Error)
+		}
+	}
+	if !slices.Contains(ended, "deploy not-run") {
+		t.Errorf("progress never heard of the block not run: %v", ended)
+	}
+}
+
 func TestTimelineStopsWhenInterrupted(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()

@@ -2,6 +2,7 @@ package runner
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"time"
 
@@ -58,6 +59,16 @@ func timeline(ctx context.Context, list []scenarios.Step, start time.Time, kinds
 			ev := &reports.Step{Name: st.Name, Kind: kind, Planned: planned, Started: time.Now(), Status: "ok"}
 			mu.Lock()
 			events[i] = ev
+			if broke := brokenChain(list, events, i); broke != "" {
+				// An operator stops at the failed block: what comes after it in the runbook is not run.
+				ev.Finished, ev.Status, ev.Error = ev.Started, reports.StepNotRun, "not run: "+broke
+				done := *ev
+				mu.Unlock()
+				close(startedCh[i])
+				began(done)
+				ended(done)
+				return
+			}
 			mu.Unlock()
 			close(startedCh[i])
 			began(*ev)
@@ -84,6 +95,25 @@ func timeline(ctx context.Context, list []scenarios.Step, start time.Time, kinds
 		}
 	}
 	return out
+}
+
+// brokenChain names the earlier step of step i's chain that failed or erred ("" when none has, or
+// step i is in no chain); events are the steps started so far (mu held).
+func brokenChain(list []scenarios.Step, events []*reports.Step, i int) string {
+	c := list[i].Chain
+	if c == "" {
+		return ""
+	}
+	for j := range i {
+		ev := events[j]
+		if list[j].Chain != c || ev == nil || ev.Finished.IsZero() {
+			continue
+		}
+		if ev.Status == "failed" || ev.Status == "error" {
+			return fmt.Sprintf("%s %s before it, and a runbook stops at its first failed block", list[j].Name, ev.Status)
+		}
+	}
+	return ""
 }
 
 // plannedStart waits until step i's reference has happened and says when it is due: after every

@@ -142,6 +142,10 @@ type Step struct {
 	Exec     *Exec     `yaml:"exec,omitempty" json:"exec,omitempty"`
 	Scale    *Scale    `yaml:"scale,omitempty" json:"scale,omitempty"`
 	Run      *Run      `yaml:"run,omitempty" json:"run,omitempty" doc:"a command line run by bash on this machine, with a kubeconfig of the rehearsal's cluster only and kubectl on its PATH"`
+	// Chain (not in YAML) ties steps that an operator runs one after another and stops at the first
+	// that fails: a runbook's blocks. A step of a chain does not start once an earlier step of the
+	// same chain has failed or erred; it is reported as not run.
+	Chain string `yaml:"-" json:"-"`
 }
 
 // DefaultRunTimeout is how long a host command may take when run.timeout is not given.
