@@ -82,7 +82,7 @@ type stepRow struct {
 func HTML(w io.Writer, r *Run) error {
 	steps, loads := stepRows(r.Summary)
 	return page.Execute(w, map[string]any{
-		"S": r.Summary, "T": buildTimeline(r), "Steps": steps, "StepLoads": loads, "F": groupFailures(r),
+		"S": r.Summary, "T": buildTimeline(r), "Steps": steps, "StepLoads": loads, "F": groupFailures(r), "Runbook": runbookBlocks(steps),
 		"CSS": template.CSS(pageCSS), "JS": template.JS(pageJS), "CSP": pageCSP,
 	})
 }
@@ -112,6 +112,38 @@ func stepRows(s Summary) ([]stepRow, bool) {
 		rows = append(rows, row)
 	}
 	return rows, loads
+}
+
+// runbookBlock is a runbook's block as report.html shows it: under its heading, with its command, how
+// it ended and what the load saw while it ran.
+type runbookBlock struct {
+	stepRow
+	Heading, Source, Command, Exit, Tail, Log string
+	Open                                      bool // its output is shown unfolded (it did not succeed)
+}
+
+// runbookBlocks are the steps that are a runbook's blocks (they say their source), in order.
+func runbookBlocks(rows []stepRow) []runbookBlock {
+	var out []runbookBlock
+	for _, r := range rows {
+		src, _ := r.Did["source"].(string)
+		if src == "" {
+			continue
+		}
+		b := runbookBlock{stepRow: r, Source: src, Open: r.Status != "ok"}
+		b.Heading, _ = r.Did["heading"].(string)
+		b.Command, _ = r.Did["command"].(string)
+		b.Tail, _ = r.Did["output_tail"].(string)
+		b.Log, _ = r.Did["log"].(string)
+		if c, ok := number(r.Did["exit_code"]); ok {
+			b.Exit = fmt.Sprintf("exit %d", int(c))
+		}
+		if b.Heading == "" {
+			b.Heading = "(no heading)"
+		}
+		out = append(out, b)
+	}
+	return out
 }
 
 // groupFailures groups the sampled failures by the steps in flight, as zero-failed-requests

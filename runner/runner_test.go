@@ -102,6 +102,8 @@ func TestTimelineChainStopsAtAFailure(t *testing.T) {
 	chained := func(name, at, chain string) scenarios.Step {
 		st := step(name, at)
 		st.Chain = chain
+		st.Wait = scenarios.Duration{}
+		st.Run = &scenarios.Run{Command: "echo " + name, Source: chain + ":9", Heading: "Do " + name}
 		return st
 	}
 	list := []scenarios.Step{step("warmup", ""), chained("expand", "", "rb.md"), chained("overlap", "expand+5ms", "rb.md"),
@@ -136,6 +138,10 @@ func TestTimelineChainStopsAtAFailure(t *testing.T) {
 		}
 		if ev.Status == reports.StepNotRun && !strings.Contains(ev.Error, "expand failed before it") {
 			t.Errorf("%s: %q does not name the block that failed", ev.Name, ev.Error)
+		}
+		// A block not run is still shown as the runbook's reader knows it.
+		if ev.Status == reports.StepNotRun && (ev.Kind != "run" || ev.Did["command"] != "echo "+ev.Name || ev.Did["heading"] != "Do "+ev.Name) {
+			t.Errorf("%s: kind %s, did %v", ev.Name, ev.Kind, ev.Did)
 		}
 	}
 	if !slices.Contains(ended, "deploy not-run") {

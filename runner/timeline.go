@@ -53,7 +53,8 @@ func timeline(ctx context.Context, list []scenarios.Step, start time.Time, kinds
 				return
 			}
 			kind := "unknown"
-			if k := kinds.Find(st); k != nil {
+			k := kinds.Find(st)
+			if k != nil {
 				kind = k.Name()
 			}
 			ev := &reports.Step{Name: st.Name, Kind: kind, Planned: planned, Started: time.Now(), Status: "ok"}
@@ -62,6 +63,9 @@ func timeline(ctx context.Context, list []scenarios.Step, start time.Time, kinds
 			if broke := brokenChain(list, events, i); broke != "" {
 				// An operator stops at the failed block: what comes after it in the runbook is not run.
 				ev.Finished, ev.Status, ev.Error = ev.Started, reports.StepNotRun, "not run: "+broke
+				if d, ok := k.(steps.Describer); ok {
+					ev.Did = d.Describe(st)
+				}
 				done := *ev
 				mu.Unlock()
 				close(startedCh[i])

@@ -39,18 +39,27 @@ func (Host) Name() string                                      { return "run" }
 func (Host) Takes(st scenarios.Step) bool                      { return st.Run != nil }
 func (Host) Check(scenarios.Step, *scenarios.Loaded) []Problem { return nil } // scenarios checks command, timeout, safety
 
+// Describe is the command, and for a runbook's block its file:line and heading.
+func (Host) Describe(st scenarios.Step) map[string]any {
+	r := st.Run
+	d := map[string]any{"command": r.Command}
+	if r.Source != "" {
+		d["source"] = r.Source
+	}
+	if r.Heading != "" {
+		d["heading"] = r.Heading
+	}
+	return d
+}
+
 func (Host) Run(ctx context.Context, env *Env, st scenarios.Step, rec *Record) error {
 	r := st.Run
 	if env.Kubeconfig == "" {
 		// Never the user's own kubeconfig: without one of the rehearsal's, nothing runs.
 		return errors.New("no kubeconfig of the rehearsal's cluster to give the command")
 	}
-	rec.Set("command", r.Command)
-	if r.Source != "" {
-		rec.Set("source", r.Source)
-	}
-	if r.Heading != "" {
-		rec.Set("heading", r.Heading)
+	for k, v := range (Host{}).Describe(st) {
+		rec.Set(k, v)
 	}
 	dir := env.OutDir
 	if dir == "" {

@@ -172,6 +172,12 @@ type Kind interface {
 	Run(ctx context.Context, env *Env, st scenarios.Step, rec *Record) error
 }
 
+// Describer is a kind that says what a step of it is before it runs: what a report shows of a step
+// that never started (a runbook's block after a failed one), and what its record starts with.
+type Describer interface {
+	Describe(st scenarios.Step) map[string]any
+}
+
 // Machines stops and starts a cluster's nodes: a local kind cluster's node containers.
 type Machines interface {
 	// StopNode stops a node as a crash would (no graceful shutdown, no eviction).
