@@ -87,7 +87,12 @@ func (Host) Run(ctx context.Context, env *Env, st scenarios.Step, rec *Record) e
 		}
 	}
 	if res.Started {
-		rec.Set("exit_code", res.ExitCode)
+		if res.ExitCode >= 0 {
+			rec.Set("exit_code", res.ExitCode)
+		}
+		if res.Signal != "" {
+			rec.Set("signal", res.Signal) // killed: no exit code
+		}
 		rec.Set("duration_s", res.Duration.Round(time.Millisecond).Seconds())
 		rec.Set("output_tail", res.Tail)
 	}
