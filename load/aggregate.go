@@ -21,7 +21,7 @@ type Second struct {
 	// Retried needed a second attempt (see Retried): failed, unless the clients retry (then OK).
 	Retried   int            `json:"retried,omitempty"`
 	Scheduled float64        `json:"scheduled,omitempty"` // what the pacer called for in this second
-	Versions  map[string]int `json:"versions,omitempty"`  // answers by the version header's value
+	Versions  map[string]int `json:"versions,omitempty"`  // answers by the version they said
 	// VersionFailed are the failed answers among Versions (a 5xx from a new version, say).
 	VersionFailed map[string]int `json:"version_failed,omitempty"`
 	P50MS         float64        `json:"p50_ms"`
@@ -47,7 +47,7 @@ const MaxFailureSamples = 1000
 type Aggregator struct {
 	start     time.Time
 	sched     func(seq uint64) time.Time // a request's scheduled time; zero at saturation
-	version   string                     // the response header that names the serving version
+	version   Version                    // where an answer names the serving version
 	succeeded func(target string, code uint16) bool
 	schedule  func(elapsed time.Duration) float64 // requests due by elapsed; nil at saturation
 
@@ -96,7 +96,7 @@ func NewAggregator(start time.Time) *Aggregator {
 }
 
 func newAggregator(start time.Time, sched func(uint64) time.Time, ok func(string, uint16) bool) *Aggregator {
-	return &Aggregator{start: start, sched: sched, succeeded: ok, version: VersionHeader}
+	return &Aggregator{start: start, sched: sched, succeeded: ok, version: HeaderVersion(VersionHeader)}
 }
 
 // Success is the status a rehearsal counts as served when a target states nothing else: 2xx.
@@ -131,7 +131,7 @@ func (a *Aggregator) Add(r *vegeta.Result) {
 		a.byTarget = map[TargetCode]uint64{}
 	}
 	a.byTarget[TargetCode{target, r.Code}]++
-	v := r.Headers.Get(a.version)
+	v := a.version.Read(r.Headers, r.Body)
 	failed := r.Error != "" || !a.succeeded(target, r.Code)
 	retried := r.Headers.Get(retriedHeader) != "" || strings.HasSuffix(r.Error, Retried)
 	if retried {

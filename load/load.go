@@ -116,9 +116,9 @@ type Config struct {
 	// DefaultLateness); a later one fails as NotSent.
 	Lateness    time.Duration
 	Connections Connections
-	// VersionHeader names the response header that says which version answered (default
-	// VersionHeader); the timeline and the migration gates split results by it.
-	VersionHeader string
+	// Version says where an answer says which version answered (default: the VersionHeader header);
+	// the timeline and the migration gates split results by it.
+	Version Version
 	// ClientRetries says the system's clients retry idempotent requests: a request that needed a
 	// second attempt (see Retried) counts as served. It is still counted as retried.
 	ClientRetries bool
@@ -206,15 +206,15 @@ func Start(ctx context.Context, cfg Config) (*Run, error) {
 		maxInFlight = DefaultMaxInFlight
 	}
 	r.attacker = vegeta.NewAttacker(vegeta.Client(client), vegeta.Workers(uint64(min(8, maxInFlight))),
-		vegeta.MaxWorkers(uint64(maxInFlight)), vegeta.MaxBody(4096))
+		vegeta.MaxWorkers(uint64(maxInFlight)), vegeta.MaxBody(MaxVersionBody))
 	var pacer vegeta.Pacer = vegeta.ConstantPacer{} // saturation, with vegeta's own bounded-worker loop
 	if r.pacer != nil {
 		pacer = r.pacer
 	}
 	r.started = time.Now()
 	r.agg = newAggregator(r.started, r.scheduledAt, r.succeeded)
-	if cfg.VersionHeader != "" {
-		r.agg.version = cfg.VersionHeader
+	if cfg.Version.Set() {
+		r.agg.version = cfg.Version
 	}
 	if r.pacer != nil {
 		r.agg.schedule = r.pacer.expected

@@ -84,7 +84,7 @@ func accept(ctx context.Context, env *steps.Env, base, stepName string, m *scena
 			if method == "" {
 				method = http.MethodGet
 			}
-			code, body, version, err := do(ctx, client, env.VersionHeader, method, base+r.Path, r.Body)
+			code, body, version, err := do(ctx, client, env.Version, method, base+r.Path, r.Body)
 			switch {
 			case err != nil:
 				return acceptFailed("acceptance request %d (%s %s): %v", i+1, method, r.Path, err)
@@ -176,7 +176,7 @@ func writeItems(ctx context.Context, client *http.Client, env *steps.Env, base, 
 		if err := bodyT.Execute(&body, data); err != nil {
 			return nil, err
 		}
-		code, answer, version, err := do(ctx, client, env.VersionHeader, t.Method, base+path.String(), body.String())
+		code, answer, version, err := do(ctx, client, env.Version, t.Method, base+path.String(), body.String())
 		acked := slices.Contains(t.Expect, code) || (len(t.Expect) == 0 && code >= 200 && code <= 299)
 		switch {
 		case err != nil:
@@ -192,7 +192,7 @@ func writeItems(ctx context.Context, client *http.Client, env *steps.Env, base, 
 }
 
 // do sends one request and returns its status, body (64 KiB at most) and the version that answered.
-func do(ctx context.Context, client *http.Client, versionHeader, method, url, body string) (int, string, string, error) {
+func do(ctx context.Context, client *http.Client, version load.Version, method, url, body string) (int, string, string, error) {
 	var rd io.Reader
 	if body != "" {
 		rd = strings.NewReader(body)
@@ -210,7 +210,7 @@ func do(ctx context.Context, client *http.Client, versionHeader, method, url, bo
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
-	return resp.StatusCode, string(b), resp.Header.Get(versionHeader), nil
+	return resp.StatusCode, string(b), version.Read(resp.Header, b), nil
 }
 
 func bodyLine(body string) string {

@@ -48,7 +48,7 @@ func (g *green) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func acceptEnv() *steps.Env {
-	return &steps.Env{VersionHeader: "X-App-Version", Accept: &steps.Acceptance{
+	return &steps.Env{Version: load.HeaderVersion("X-App-Version"), Accept: &steps.Acceptance{
 		RunID: "run-1", ReadPath: "/items/{{.ID}}",
 		Write: load.Target{Name: "write", Method: http.MethodPost, Path: "/items/{{.ID}}", Body: `{"id":"{{.ID}}"}`},
 	}}

@@ -261,7 +261,7 @@ func smoke(ctx context.Context, env *steps.Env, ns, like, name, stepName string,
 	url := fmt.Sprintf("http://127.0.0.1:%d%s", port, path)
 	client := &http.Client{Timeout: 5 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	get := func() (int, string, error) {
-		code, _, version, err := do(ctx, client, env.VersionHeader, http.MethodGet, url, "")
+		code, _, version, err := do(ctx, client, env.Version, http.MethodGet, url, "")
 		return code, version, err
 	}
 	// A new NodePort takes kube-proxy a moment: wait (up to 30 s) for the first answer of any kind.

@@ -29,7 +29,7 @@ const (
 // Canary runs the new release as a second Deployment (NAME-canary, a copy of the stable one with the
 // change made) behind the same Service, and moves replicas to it weight by weight: at weight w the
 // canary has w% of the replicas (at least one) and the stable Deployment the rest. Each weight holds
-// while a gate reads the live load: the canary's answers (by the version header) and every failure no
+// while a gate reads the live load: the canary's answers (by the version they say) and every failure no
 // version answered. A breach (errors, latency) aborts at once; a hold with too few canary answers to
 // judge aborts too (a gate that read nothing never passes). Aborting scales the stable Deployment back
 // to full and the canary to 0, and records the time from the breach to restored service. When every
@@ -70,7 +70,7 @@ func checkTracked(m *scenarios.Migrate, sc *scenarios.Loaded) []steps.Problem {
 	case sc.Workload.Sample != "" && m.Version == "":
 		ps = append(ps, steps.Problemf("migrate.version", "the version to move the sample to is required"))
 	case sc.Workload.Sample == "" && m.Version == "":
-		ps = append(ps, steps.Problemf("migrate.version", "the version header value the new release answers with is required: the gates judge its traffic by it"))
+		ps = append(ps, steps.Problemf("migrate.version", "the version the new release answers with (where load.version reads it) is required: the gates judge its traffic by it"))
 	case sc.Workload.Sample == "" && m.Image == "" && len(m.Env) == 0 && m.Manifest == "":
 		ps = append(ps, steps.Problemf("migrate", "the new release needs an image or env change (blue-green: or green's manifest)"))
 	case m.Manifest != "" && (m.Image != "" || len(m.Env) > 0):

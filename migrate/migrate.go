@@ -66,7 +66,11 @@ func (Rolling) Check(st scenarios.Step, sc *scenarios.Loaded) []steps.Problem {
 		if sc.Workload.Sample == "" {
 			what = "image/env, manifest or patch"
 		}
-		ps = append(ps, steps.Problemf("migrate", "a rolling change needs exactly one of %s; has %d (%s)", what, len(changes), strings.Join(changes, ", ")))
+		if len(changes) == 0 {
+			ps = append(ps, steps.Problemf("migrate", "a rolling change needs one of %s: it says nothing to change", what))
+		} else {
+			ps = append(ps, steps.Problemf("migrate", "a rolling change needs exactly one of %s; it says %d: %s", what, len(changes), strings.Join(changes, ", ")))
+		}
 	}
 	ps = append(ps, checkSample(m, sc)...)
 	if len(m.Partitions) > 0 {

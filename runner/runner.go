@@ -339,7 +339,7 @@ func Run(ctx context.Context, sc *scenarios.Loaded, opts Options) (sum *reports.
 
 	env := &steps.Env{Ops: sys.ops, Sample: sys.sample, Own: sys.own, Namespace: sys.ns, Dir: sc.CommandDir(), Relocated: sc.Relocated,
 		Live: lr.Aggregates(), NodePorts: [2]int{sys.ports.First, sys.ports.First + sys.ports.Count - 1},
-		VersionHeader: versionHeader(sc), Machines: kindCl.machines(), Seed: seed, RunID: lcfg.RunID, Start: started, Logf: func(f string, a ...any) { progress(opts.Progress, f, a...) }}
+		Version: sc.Load.VersionReader(), Machines: kindCl.machines(), Seed: seed, RunID: lcfg.RunID, Start: started, Logf: func(f string, a ...any) { progress(opts.Progress, f, a...) }}
 	env.Accept = acceptance(sc, lcfg.RunID)
 	if slices.ContainsFunc(sc.Steps, func(st scenarios.Step) bool { return st.Run != nil }) {
 		remove, err := hostTools(ctx, env, cfg, kindCl, out, opts.Progress)
@@ -491,7 +491,7 @@ func loadConfig(sc *scenarios.Loaded, base, out string, seed uint64, runID strin
 		RunID: runID, MaxInFlight: sc.Load.MaxInFlight, Lateness: sc.Load.Lateness.Duration,
 		Connections: load.Connections{MaxAge: sc.Load.Connections.MaxAge.Duration, Fresh: sc.Load.Connections.Fresh,
 			Clients: sc.Load.Connections.Clients},
-		VersionHeader: versionHeader(sc), ClientRetries: sc.Load.ClientRetries == "allow"}
+		Version: sc.Load.VersionReader(), ClientRetries: sc.Load.ClientRetries == "allow"}
 	for _, st := range sc.Load.Stages {
 		lcfg.Stages = append(lcfg.Stages, load.Stage{Rate: st.Rate.PerSecond, Duration: st.Duration.Duration})
 	}
@@ -552,13 +552,6 @@ func stepLoads(ran []reports.Step, window func(from, to time.Time) load.WindowSt
 		w := window(st.Started, st.Finished)
 		st.Load = &reports.StepLoad{Requests: w.Requests, Failed: w.Failed, Retried: w.Retried, P50MS: w.P50MS, P99MS: w.P99MS}
 	}
-}
-
-func versionHeader(sc *scenarios.Loaded) string {
-	if sc.Load.VersionHeader != "" {
-		return sc.Load.VersionHeader
-	}
-	return load.VersionHeader
 }
 
 func isFault(st scenarios.Step) bool { return st.Fault != nil }

@@ -222,7 +222,7 @@ steps:
 		"  - {name: d, rollback: {target: schema/shrink, within: 30s}}":                                                              `t.yaml:9: steps[0].rollback.target: "schema/shrink": want schema/expand`,
 		"  - {name: v, migrate: {strategy: schema, step: contract, version: v3}}":                                                    "t.yaml:9: steps[0].migrate: a schema step changes no version",
 		"  - {name: v, migrate: {strategy: rolling, target: deployment/orders, version: v7}}":                                        `t.yaml:9: steps[0].migrate.version: unknown version "v7"`,
-		"  - {name: v, migrate: {strategy: rolling, target: deployment/orders}}":                                                     "t.yaml:9: steps[0].migrate: a rolling change needs exactly one of",
+		"  - {name: v, migrate: {strategy: rolling, target: deployment/orders}}":                                                     "t.yaml:9: steps[0].migrate: a rolling change needs one of version (the sample), image/env, manifest or patch: it says nothing to change",
 		"  - {name: v, migrate: {strategy: rolling, target: service/orders, version: v2}}":                                           `t.yaml:9: steps[0].migrate.target: "service/orders"`,
 		"  - {name: v, migrate: {strategy: schema, target: deployment/orders, step: shrink}}":                                        `t.yaml:9: steps[0].migrate.step: schema step "shrink"`,
 		"  - {name: v, migrate: {strategy: rolling, target: deployment/orders, manifest: x.yaml}}":                                   "t.yaml:9: steps[0].migrate.manifest: a manifest rolls one's own workload",

@@ -479,23 +479,72 @@ func (v *validator) statuses(field string, codes []int) {
 }
 
 // path checks that a file or directory named in the scenario exists (relative to the file).
-func (v *validator) path(field, p string, wantDir bool) {
+// path checks that a path the file names is there (relative to the file), and says whether it is.
+func (v *validator) path(field, p string, wantDir bool) bool {
 	if p == "" {
 		v.addf(field, "is empty")
-		return
+		return false
 	}
-	if r, ok := v.relocated[p]; ok {
-		p = r
-	} else if !filepath.IsAbs(p) {
-		p = filepath.Join(v.dir, p)
-	}
-	st, err := os.Stat(p)
+	at := v.resolve(p)
+	st, err := os.Stat(at)
 	switch {
+	case err != nil && at != filepath.Clean(p):
+		v.addf(field, "%s does not exist: looked for %s (paths are relative to the scenario file)", p, at)
 	case err != nil:
-		v.addf(field, "%s does not exist (paths are relative to the scenario file)", p)
+		v.addf(field, "%s does not exist", p)
 	case !wantDir && st.IsDir():
 		v.addf(field, "%s is a directory, want a file", p)
+	default:
+		return true
 	}
+	return false
+}
+
+// resolve is where a path the file names is read.
+func (v *validator) resolve(p string) string {
+	if r, ok := v.relocated[p]; ok {
+		return r
+	}
+	if filepath.IsAbs(p) {
+		return p
+	}
+	return filepath.Join(v.dir, p)
+}
+
+// subdirs warns of manifests in a manifests directory's subdirectories: a directory contributes its
+// own files only (as kubectl apply -f DIR does), so a manifest kept aside in a subdirectory (a green
+// release's) is not deployed at the start.
+func (v *validator) subdirs(field, p string) {
+	entries, err := os.ReadDir(v.resolve(p))
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		if !e.IsDir() {
+			continue
+		}
+		sub := filepath.Join(v.resolve(p), e.Name())
+		n := 0
+		_ = filepath.WalkDir(sub, func(f string, d os.DirEntry, err error) error {
+			if err == nil && !d.IsDir() && ManifestFile(f) {
+				n++
+			}
+			return nil
+		})
+		if n > 0 {
+			v.warnf(field, "%s holds %d manifest files that are not deployed: a directory contributes its own *.yaml, *.yml and *.json files, not its subdirectories' (name %s to deploy them)",
+				filepath.Join(p, e.Name()), n, filepath.Join(p, e.Name()))
+		}
+	}
+}
+
+// ManifestFile says whether a file in a manifests directory is one that is deployed.
+func ManifestFile(name string) bool {
+	switch filepath.Ext(name) {
+	case ".yaml", ".yml", ".json":
+		return true
+	}
+	return false
 }
 
 func (v *validator) cluster(c *Cluster) {
@@ -525,7 +574,10 @@ func (v *validator) workload(w *Workload, c *Cluster) {
 	case w.Sample != "" && w.Sample != "orders-postgres":
 		v.addf("workload.sample", "unknown sample %q; known: orders-postgres", w.Sample)
 	}
-	if w.Version != "" && !slices.Contains([]string{"v1", "v2", "v3", "v2-bad"}, w.Version) {
+	switch {
+	case w.Version != "" && w.Sample == "" && len(w.Manifests) > 0:
+		v.addf("workload.version", "picks the sample's version; your own manifests say their images (a migrate step moves them)")
+	case w.Version != "" && !slices.Contains([]string{"v1", "v2", "v3", "v2-bad"}, w.Version):
 		v.addf("workload.version", "unknown version %q", w.Version)
 	}
 	if r := w.Replicas; r != nil {
@@ -539,7 +591,10 @@ func (v *validator) workload(w *Workload, c *Cluster) {
 		}
 	}
 	for i, m := range w.Manifests {
-		v.path(fmt.Sprintf("workload.manifests[%d]", i), m, true)
+		f := fmt.Sprintf("workload.manifests[%d]", i)
+		if v.path(f, m, true) {
+			v.subdirs(f, m)
+		}
 	}
 	for i, m := range w.Images {
 		v.path(fmt.Sprintf("workload.images[%d]", i), m, false)
@@ -611,6 +666,28 @@ func (v *validator) load(l *Load, w *Workload) {
 	}
 	if len(l.Targets) == 0 {
 		v.addf("load.targets", "needs at least one target")
+	}
+	if vs := l.Version; vs != nil {
+		n := 0
+		for _, f := range []string{vs.Header, vs.JSON, vs.Body} {
+			if f != "" {
+				n++
+			}
+		}
+		switch {
+		case n != 1:
+			v.addf("load.version", "says %d of header, json and body: want exactly one (where the answer says its version)", n)
+		case l.VersionHeader != "":
+			v.addf("load.versionHeader", "is short for version: {header: %s}; give one of versionHeader and version", l.VersionHeader)
+		case vs.JSON != "":
+			if _, err := load.ParseJSONPath(vs.JSON); err != nil {
+				v.addf("load.version.json", "%v", err)
+			}
+		case vs.Body != "":
+			if _, err := load.CompileBodyPattern(vs.Body); err != nil {
+				v.addf("load.version.body", "%v", err)
+			}
+		}
 	}
 	if l.ClientRetries != "" && l.ClientRetries != "fail" && l.ClientRetries != "allow" {
 		v.addf("load.clientRetries", "is %q, want fail or allow", l.ClientRetries)

@@ -2,6 +2,7 @@ package scenarios
 
 import (
 	"flag"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -25,6 +26,28 @@ steps:
 verify:
   zero-failed-requests: {max: 0}
 `
+
+// Where the load reads versions: the default header, versionHeader, or load.version's header, JSON
+// field or body pattern.
+func TestVersionReader(t *testing.T) {
+	body := []byte(`{"build":{"version":"1.4.2"}} <b>green</b>`)
+	h := http.Header{"X-App-Version": {"v1"}, "X-V": {"v7"}}
+	for _, c := range []struct{ add, want string }{
+		{"", "v1"},
+		{"\n  versionHeader: X-V", "v7"},
+		{"\n  version: {header: X-V}", "v7"},
+		{"\n  version: {json: build.version}", "1.4.2"},
+		{"\n  version: {body: '<b>(\\w+)</b>'}", "green"},
+	} {
+		l, err := Parse("t.yaml", []byte(strings.Replace(valid, "  rate: 3000/m", "  rate: 3000/m"+c.add, 1)))
+		if err != nil {
+			t.Fatalf("%q: %v", c.add, err)
+		}
+		if got := l.Load.VersionReader().Read(h, body); got != c.want {
+			t.Errorf("%q: read %q, want %q", c.add, got, c.want)
+		}
+	}
+}
 
 func TestParseValid(t *testing.T) {
 	l, err := Parse("t.yaml", []byte(valid))
@@ -68,7 +91,13 @@ func TestParseRejects(t *testing.T) {
 		{"scale of a service", "{name: warm, wait: 1m30s}", "{name: warm, scale: {target: service/orders, replicas: 0}}", `t.yaml:11: steps[0].scale.target: "service/orders"`},
 		{"negative in-flight cap", "  rate: 3000/m", "  rate: 3000/m\n  maxInFlight: -1", "t.yaml:8: load.maxInFlight: must not be negative"},
 		{"client retries misspelt", "  rate: 3000/m", "  rate: 3000/m\n  clientRetries: allowed", "t.yaml:8: load.clientRetries: is \"allowed\", want fail or allow"},
-		{"manifests that do not exist", "workload: {sample: orders-postgres}", "workload: {manifests: [nowhere/]}", "t.yaml:5: workload.manifests[0]: nowhere does not exist"},
+		{"version from two places", "  rate: 3000/m", "  rate: 3000/m\n  version: {header: X-V, json: version}", "t.yaml:8: load.version: says 2 of header, json and body"},
+		{"version from nowhere", "  rate: 3000/m", "  rate: 3000/m\n  version: {}", "t.yaml:8: load.version: says 0 of header, json and body"},
+		{"version and versionHeader", "  rate: 3000/m", "  rate: 3000/m\n  versionHeader: X-V\n  version: {json: version}", "load.versionHeader: is short for version: {header: X-V}"},
+		{"version json path with a hole", "  rate: 3000/m", "  rate: 3000/m\n  version: {json: build..version}", `t.yaml:8: load.version.json: "build..version" has an empty part`},
+		{"version body pattern without a group", "  rate: 3000/m", "  rate: 3000/m\n  version: {body: 'v\\d+'}", `load.version.body: "v\\d+" has no group`},
+		{"version body pattern broken", "  rate: 3000/m", "  rate: 3000/m\n  version: {body: '(v'}", `load.version.body: error parsing regexp`},
+		{"manifests that do not exist", "workload: {sample: orders-postgres}", "workload: {manifests: [nowhere/]}", "t.yaml:5: workload.manifests[0]: nowhere/ does not exist"},
 		{"image archive on an existing cluster", "cluster: {provider: kind}\nworkload: {sample: orders-postgres}", "cluster: {provider: existing, context: prod}\nworkload: {sample: orders-postgres, images: [parse.go]}", "t.yaml:5: workload.images[0]: image archives are loaded into kind nodes"},
 		{"checksum on the sample", "workload: {sample: orders-postgres}", "workload: {sample: orders-postgres, checksum: {command: [md5sum], selector: app=x}}", "t.yaml:5: workload.checksum: the sample has its own"},
 		{"template field that does not exist", "path: /orders,", "path: /orders, body: '{{.Nope}}',", `t.yaml:9: load.targets[0].body: template: load.targets[0].body:1:2: executing "load.targets[0].body" at <.Nope>`},
@@ -138,6 +167,27 @@ verify:
 	}
 	if *l.Steps[0].Scale.Replicas != 0 {
 		t.Errorf("replicas %d", *l.Steps[0].Scale.Replicas)
+	}
+	// A manifest kept in a subdirectory is not deployed, and validate says so.
+	if err := os.MkdirAll(filepath.Join(dir, "manifests/green"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "manifests/green/web.yaml"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	l, err = Parse(file, []byte(src))
+	if err != nil || len(l.Warnings) != 1 || !strings.Contains(l.Warnings[0].String(), "own.yaml:6: workload.manifests[0]: manifests/green holds 1 manifest files that are not deployed") {
+		t.Errorf("warnings %v (%v): want manifests/green named", l.Warnings, err)
+	}
+	// workload.version picks the sample's version: for one's own manifests it would be ignored.
+	_, err = Parse(file, []byte(strings.Replace(src, "  images: [images/web.tar]\n", "  images: [images/web.tar]\n  version: v2\n", 1)))
+	if err == nil || !strings.Contains(err.Error(), "own.yaml:8: workload.version: picks the sample's version") {
+		t.Errorf("workload.version on own manifests: %v", err)
+	}
+	// A path that is not there is named as written, and where it was looked for.
+	_, err = Parse(file, []byte(strings.Replace(src, "images: [images/web.tar]", "images: [images/gone.tar]", 1)))
+	if want := "workload.images[0]: images/gone.tar does not exist: looked for " + filepath.Join(dir, "images/gone.tar"); err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("error %v, want %q", err, want)
 	}
 	bad := strings.Replace(src, `  acked-writes-durable: {readPath: "/items/{{.ID}}"}`, "  acked-writes-durable: {}", 1)
 	bad = strings.Replace(bad, "  checksum: {command: [md5sum, /data/db], selector: app=web}\n", "", 1)

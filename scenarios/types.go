@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/rehearse-dev/rehearse/load"
 )
 
 // APIVersion and Kind head every scenario file.
@@ -96,11 +98,39 @@ type Load struct {
 	Tail        *Duration   `yaml:"tail,omitempty" json:"tail,omitempty" doc:"load goes on this long after the last step ends (default 10s)"`
 	Lateness    Duration    `yaml:"lateness,omitempty" json:"lateness,omitempty" doc:"a request not sent within this of its scheduled time fails as not sent (default 1s)"`
 	Connections Connections `yaml:"connections,omitempty" json:"connections,omitempty" doc:"how clients use connections (default: none reused for new requests after 1s)"`
-	// VersionHeader names the response header that says which version answered.
-	VersionHeader string `yaml:"versionHeader,omitempty" json:"versionHeader,omitempty" doc:"response header naming the version that answered (default X-App-Version); gates, served-version and rollback-drill read it"`
+	// VersionHeader names the response header that says which version answered: the short form of
+	// version: {header: NAME}.
+	VersionHeader string `yaml:"versionHeader,omitempty" json:"versionHeader,omitempty" doc:"response header naming the version that answered (default X-App-Version); short for version: {header: NAME}"`
+	// Version says where an answer says which version served it, for an app that says it in its body.
+	Version *VersionSource `yaml:"version,omitempty" json:"version,omitempty" doc:"where an answer says which version served it: one of header, json or body (default header X-App-Version); gates, served-version, rollback-drill and the report's version shares read it, and an answer it cannot be read from counts as no version"`
 	// ClientRetries: a request the load client's transport had to resend (its reused connection was
 	// closed before the answer) fails by default, as it does for a client that does not resend.
 	ClientRetries string `yaml:"clientRetries,omitempty" json:"clientRetries,omitempty" enum:"fail,allow" doc:"fail (default): a request resent after its connection closed before the response counts as failed; allow: your clients retry idempotent requests, so it counts as served (still reported as retried)"`
+}
+
+// VersionSource is where a version is read: exactly one of its fields.
+type VersionSource struct {
+	Header string `yaml:"header,omitempty" json:"header,omitempty" doc:"a response header's name"`
+	JSON   string `yaml:"json,omitempty" json:"json,omitempty" doc:"a field of a JSON body: version, or build.version (dots go into objects, numbers into arrays); only the body's first 4096 bytes are read"`
+	Body   string `yaml:"body,omitempty" json:"body,omitempty" doc:"a regular expression over the body whose first group is the version, such as <h1>v(\\d+)</h1>; only the body's first 4096 bytes are read"`
+}
+
+// VersionReader is where the load reads versions: load.version, load.versionHeader, or the default
+// header. It is called on a validated scenario (a bad pattern or path reads nothing).
+func (l *Load) VersionReader() load.Version {
+	switch {
+	case l.Version != nil && l.Version.JSON != "":
+		p, _ := load.ParseJSONPath(l.Version.JSON)
+		return load.Version{JSON: p}
+	case l.Version != nil && l.Version.Body != "":
+		re, _ := load.CompileBodyPattern(l.Version.Body)
+		return load.Version{Body: re}
+	case l.Version != nil && l.Version.Header != "":
+		return load.HeaderVersion(l.Version.Header)
+	case l.VersionHeader != "":
+		return load.HeaderVersion(l.VersionHeader)
+	}
+	return load.HeaderVersion(load.VersionHeader)
 }
 
 // Connections is the client population's use of connections: through kube-proxy each new connection

@@ -39,8 +39,8 @@ type Env struct {
 	// what it marks in the cluster (a cordoned node).
 	Seed  uint64
 	RunID string
-	// VersionHeader is the response header that names the version that answered.
-	VersionHeader string
+	// Version is where an answer says which version answered (load.version).
+	Version load.Version
 	// Accept is the default acceptance of a new version before users reach it (nil: the load has no
 	// ledger write target, or no read rule is known).
 	Accept *Acceptance

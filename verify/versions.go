@@ -93,7 +93,7 @@ type Served struct {
 // ServedVersion checks that each migration changed what is served: in every window after a step to
 // vN (the last one always; earlier ones when at least minWindow long) every answer that names its
 // version names vN. It fails naming the versions that still answered, and errs when a window it must
-// judge had fewer than minRequests versioned answers (the version header is missing, or no traffic).
+// judge had fewer than minRequests versioned answers (answers do not say their version where the load reads it, or no traffic).
 func ServedVersion(served []Served, seconds []load.Second, start time.Time, minRequests int, minWindow time.Duration) Result {
 	const name = "served-version"
 	if len(served) == 0 {
@@ -125,7 +125,7 @@ func ServedVersion(served []Served, seconds []load.Second, start time.Time, minR
 			bad = append(bad, fmt.Sprintf("after %s (to %s): %d answers from %s, %d from other versions (%s)",
 				s.Step, s.Version, want, s.Version, others, strings.Join(seen, ", ")))
 		case want < minRequests:
-			return result(name, Error, obs, "after %s: only %d answers named %s (at least %d needed; is the version header set?)",
+			return result(name, Error, obs, "after %s: only %d answers named %s (at least %d needed; do answers say their version where load.version reads it?)",
 				s.Step, want, s.Version, minRequests)
 		default:
 			judged = append(judged, fmt.Sprintf("after %s: %d answers, all %s", s.Step, want, s.Version))
@@ -224,7 +224,7 @@ func RollbackDrill(drills []Drill, seconds []load.Second, start time.Time, data 
 			errs = append(errs, fmt.Sprintf("%s: could not be carried out: %s", d.Step, d.Error))
 			continue
 		case d.Version == "":
-			errs = append(errs, fmt.Sprintf("%s: no version to recognise restored service by (state rollback.version, and the load's version header)", d.Step))
+			errs = append(errs, fmt.Sprintf("%s: no version to recognise restored service by (state rollback.version, and where the load reads versions: load.version)", d.Step))
 			continue
 		case d.Status != "ok":
 			fails = append(fails, fmt.Sprintf("%s: the rollback itself failed: %s", d.Step, firstLine(d.Error)))

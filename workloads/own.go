@@ -24,6 +24,8 @@ import (
 	"k8s.io/client-go/restmapper"
 	"sigs.k8s.io/e2e-framework/klient/wait"
 	"sigs.k8s.io/yaml"
+
+	"github.com/rehearse-dev/rehearse/scenarios"
 )
 
 // Manifest is one object read from the user's manifests, with where it came from.
@@ -33,8 +35,8 @@ type Manifest struct {
 }
 
 // ReadManifests reads files and directories of YAML (or JSON) in order: a directory contributes its
-// *.yaml, *.yml and *.json files, recursively, in lexical order, so 00-namespace.yaml comes before
-// 10-app.yaml. Every document must name apiVersion, kind and metadata.name; errors name file:line of
+// own *.yaml, *.yml and *.json files (not its subdirectories', as kubectl apply -f DIR), in lexical
+// order, so 00-namespace.yaml comes before 10-app.yaml. Every document must name apiVersion, kind and metadata.name; errors name file:line of
 // the document.
 func ReadManifests(paths []string) ([]Manifest, error) {
 	var files []string
@@ -48,17 +50,14 @@ func ReadManifests(paths []string) ([]Manifest, error) {
 			continue
 		}
 		var inDir []string
-		err = filepath.WalkDir(p, func(f string, d os.DirEntry, err error) error {
-			if err != nil {
-				return err
-			}
-			if ext := filepath.Ext(f); !d.IsDir() && (ext == ".yaml" || ext == ".yml" || ext == ".json") {
-				inDir = append(inDir, f)
-			}
-			return nil
-		})
+		entries, err := os.ReadDir(p)
 		if err != nil {
 			return nil, err
+		}
+		for _, e := range entries {
+			if !e.IsDir() && scenarios.ManifestFile(e.Name()) {
+				inDir = append(inDir, filepath.Join(p, e.Name()))
+			}
 		}
 		if len(inDir) == 0 {
 			return nil, fmt.Errorf("%s: no *.yaml, *.yml or *.json file in it", p)

@@ -31,7 +31,9 @@ func TestReadManifestsOrderAndErrors(t *testing.T) {
 	dir := t.TempDir()
 	write(t, dir, "app/10-web.yaml", "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\n---\n---\napiVersion: v1\nkind: Service\nmetadata: {name: web}\n")
 	write(t, dir, "app/00-config.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: cfg}\n")
-	write(t, dir, "app/sub/20-job.json", `{"apiVersion":"batch/v1","kind":"Job","metadata":{"name":"seed"}}`)
+	write(t, dir, "app/05-seed.json", `{"apiVersion":"batch/v1","kind":"Job","metadata":{"name":"seed"}}`)
+	// A subdirectory is not read (as kubectl apply -f DIR): a green release kept aside is not deployed.
+	write(t, dir, "app/green/10-web-green.yaml", "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web-green}\n")
 	write(t, dir, "app/README.md", "not a manifest")
 	ns := write(t, dir, "ns.yaml", "apiVersion: v1\nkind: Namespace\nmetadata: {name: shop}\n")
 	ms, err := ReadManifests([]string{ns, filepath.Join(dir, "app")})
@@ -42,12 +44,12 @@ func TestReadManifestsOrderAndErrors(t *testing.T) {
 	for _, m := range ms {
 		got = append(got, m.Object.GetKind()+"/"+m.Object.GetName())
 	}
-	want := "Namespace/shop ConfigMap/cfg Deployment/web Service/web Job/seed"
+	want := "Namespace/shop ConfigMap/cfg Job/seed Deployment/web Service/web"
 	if strings.Join(got, " ") != want {
 		t.Errorf("order %v, want %s", got, want)
 	}
-	if !strings.HasSuffix(ms[3].Source, "10-web.yaml:6") {
-		t.Errorf("source of the Service: %s", ms[3].Source)
+	if !strings.HasSuffix(ms[4].Source, "10-web.yaml:6") {
+		t.Errorf("source of the Service: %s", ms[4].Source)
 	}
 
 	for text, wantErr := range map[string]string{
