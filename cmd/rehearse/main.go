@@ -69,6 +69,16 @@ func newRoot() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newRunCmd(), newValidateCmd(), newCompareCmd(), newImagesCmd(), newClusterCmd(), newSampleCmd(), newOrdersCmd())
+	root.AddCommand(newRunCmd(), newValidateCmd(), newCompareCmd(), newImagesCmd(), newClusterCmd(), newSampleCmd(), newOrdersCmd(), newVersionCmd())
+	// --version prints what `rehearse version` does.
+	var version bool
+	root.Flags().BoolVar(&version, "version", false, "print this build (as rehearse version does)")
+	root.RunE = func(cmd *cobra.Command, args []string) error {
+		if version {
+			currentVersion().write(cmd.OutOrStdout())
+			return nil
+		}
+		return cmd.Help()
+	}
 	return root
 }

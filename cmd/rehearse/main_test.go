@@ -2,7 +2,9 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -46,5 +48,33 @@ func TestValidate(t *testing.T) {
 	var ec exitCode
 	if !errors.As(err, &ec) || ec.code != 2 {
 		t.Errorf("run on a broken scenario: %v, want exit 2", err)
+	}
+}
+
+// version and --version print this build and the node image it expects; --json is run.json's
+// rehearse block with the node image.
+func TestVersion(t *testing.T) {
+	text, err := execute("version")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"rehearse ", "module      github.com/rehearse-dev/rehearse", "node image  rehearse.local/kind-node:v"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("version lacks %q:\n%s", want, text)
+		}
+	}
+	if flag, err := execute("--version"); err != nil || flag != text {
+		t.Errorf("--version %q (%v), want what version prints:\n%s", flag, err, text)
+	}
+	js, err := execute("version", "--json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v map[string]any
+	if err := json.Unmarshal([]byte(js), &v); err != nil {
+		t.Fatalf("%v:\n%s", err, js)
+	}
+	if v["module"] != "github.com/rehearse-dev/rehearse" || !strings.HasPrefix(fmt.Sprint(v["node_image"]), "rehearse.local/kind-node:v") {
+		t.Errorf("version --json: %v", v)
 	}
 }
