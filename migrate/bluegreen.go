@@ -41,14 +41,9 @@ func (BlueGreen) Check(st scenarios.Step, sc *scenarios.Loaded) []steps.Problem 
 	if sc.Workload.Sample == "" && m.Service == "" {
 		ps = append(ps, steps.Problemf("migrate.service", "the Service whose selector switches is required"))
 	}
-	if m.Manifest != "" {
-		switch {
-		case sc.Workload.Sample != "":
-			ps = append(ps, steps.Problemf("migrate.manifest", "the sample's green is its app at another version; a manifest is for one's own workload"))
-		default:
-			if _, err := greenManifest(sc.Path(m.Manifest), m.Target); err != nil {
-				ps = append(ps, steps.Problemf("migrate.manifest", "%v", err))
-			}
+	if m.Manifest != "" && sc.Workload.Sample == "" {
+		if _, err := greenManifest(sc.Path(m.Manifest), m.Target); err != nil {
+			ps = append(ps, steps.Problemf("migrate.manifest", "%v", err))
 		}
 	}
 	if m.Smoke != nil && m.Smoke.Requests < 0 {

@@ -55,6 +55,11 @@ func (Canary) Check(st scenarios.Step, sc *scenarios.Loaded) []steps.Problem {
 		}
 		prev = w
 	}
+	if m.Manifest != "" && sc.Workload.Sample == "" {
+		if _, err := newTemplate(sc.Path(m.Manifest), m.Target); err != nil {
+			ps = append(ps, steps.Problemf("migrate.manifest", "%v", err))
+		}
+	}
 	ps = append(ps, acceptProblems(m.Accept)...)
 	return append(ps, notFor(m, "canary")...)
 }
@@ -71,12 +76,24 @@ func checkTracked(m *scenarios.Migrate, sc *scenarios.Loaded) []steps.Problem {
 		ps = append(ps, steps.Problemf("migrate.version", "the version to move the sample to is required"))
 	case sc.Workload.Sample == "" && m.Version == "":
 		ps = append(ps, steps.Problemf("migrate.version", "the version the new release answers with (where load.version reads it) is required: the gates judge its traffic by it"))
-	case sc.Workload.Sample == "" && m.Image == "" && len(m.Env) == 0 && m.Manifest == "":
-		ps = append(ps, steps.Problemf("migrate", "the new release needs an image or env change (blue-green: or green's manifest)"))
-	case m.Manifest != "" && (m.Image != "" || len(m.Env) > 0):
-		ps = append(ps, steps.Problemf("migrate.manifest", "green comes from its manifest, or from blue with an image/env change, not both"))
-	case sc.Workload.Sample != "" && (m.Image != "" || len(m.Env) > 0):
-		ps = append(ps, steps.Problemf("migrate", "the sample's releases are versions; image and env are for one's own workload"))
+	case sc.Workload.Sample != "" && (containerChange(m) || m.Patch != "" || m.Manifest != ""):
+		ps = append(ps, steps.Problemf("migrate", "the sample's releases are versions; image, env, args, a patch or a manifest are for one's own workload"))
+	case sc.Workload.Sample == "":
+		var changes []string
+		for _, c := range []struct {
+			name string
+			set  bool
+		}{{"image/env/args", containerChange(m)}, {"manifest", m.Manifest != ""}, {"patch", m.Patch != ""}} {
+			if c.set {
+				changes = append(changes, c.name)
+			}
+		}
+		switch {
+		case len(changes) == 0:
+			ps = append(ps, steps.Problemf("migrate", "the new release needs one of image/env/args, manifest or patch: it says nothing to change"))
+		case len(changes) > 1:
+			ps = append(ps, steps.Problemf("migrate", "the new release needs exactly one of image/env/args, manifest or patch; it says %d: %s", len(changes), strings.Join(changes, ", ")))
+		}
 	}
 	ps = append(ps, checkSample(m, sc)...)
 	if m.Expect != "" && m.Expect != Promoted && m.Expect != RolledBack {
@@ -176,6 +193,11 @@ func (Canary) Run(ctx context.Context, env *steps.Env, st scenarios.Step, rec *s
 	_, name, _ := strings.Cut(m.Target, "/")
 	canary := "deployment/" + name + "-canary"
 	change := release(env, m)
+	if m.Manifest != "" {
+		if change.Template, err = newTemplate(env.Path(m.Manifest), m.Target); err != nil {
+			return err
+		}
+	}
 	rec.Set("canary", canary)
 	rec.Set("stable_version", stableVersion)
 	rec.Set("version", m.Version)

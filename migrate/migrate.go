@@ -15,6 +15,10 @@ import (
 	"strings"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+
 	"github.com/rehearse-dev/rehearse/scenarios"
 	"github.com/rehearse-dev/rehearse/steps"
 	"github.com/rehearse-dev/rehearse/workloads"
@@ -56,15 +60,15 @@ func (Rolling) Check(st scenarios.Step, sc *scenarios.Loaded) []steps.Problem {
 	for _, c := range []struct {
 		name string
 		set  bool
-	}{{"version", m.Version != "" && sc.Workload.Sample != ""}, {"image/env", m.Image != "" || len(m.Env) > 0}, {"manifest", m.Manifest != ""}, {"patch", m.Patch != ""}} {
+	}{{"version", m.Version != "" && sc.Workload.Sample != ""}, {"image/env/args", containerChange(m)}, {"manifest", m.Manifest != ""}, {"patch", m.Patch != ""}} {
 		if c.set {
 			changes = append(changes, c.name)
 		}
 	}
 	if len(changes) != 1 {
-		what := "version (the sample), image/env, manifest or patch"
+		what := "version (the sample), image/env/args, manifest or patch"
 		if sc.Workload.Sample == "" {
-			what = "image/env, manifest or patch"
+			what = "image/env/args, manifest or patch"
 		}
 		if len(changes) == 0 {
 			ps = append(ps, steps.Problemf("migrate", "a rolling change needs one of %s: it says nothing to change", what))
@@ -121,8 +125,8 @@ func notFor(m *scenarios.Migrate, strategy string) []steps.Problem {
 	}{
 		{"step", m.Step != "", []string{"schema"}},
 		{"down", m.Down, []string{"schema"}},
-		{"manifest", m.Manifest != "", []string{"rolling", "blue-green"}},
-		{"patch", m.Patch != "", []string{"rolling"}},
+		{"manifest", m.Manifest != "", []string{"rolling", "blue-green", "canary"}},
+		{"patch", m.Patch != "", []string{"rolling", "blue-green", "canary"}},
 		{"partitions", len(m.Partitions) > 0, []string{"rolling"}},
 		{"service", m.Service != "", []string{"blue-green", "canary"}},
 		{"smoke", m.Smoke != nil, []string{"blue-green", "canary"}},
@@ -147,7 +151,39 @@ func release(env *steps.Env, m *scenarios.Migrate) workloads.Change {
 	if env.Sample != nil {
 		return workloads.Change{Container: sampleContainer, Env: map[string]string{orders.VersionEnv: m.Version}}
 	}
-	return workloads.Change{Container: m.Container, Image: m.Image, Env: m.Env}
+	c := workloads.Change{Container: m.Container, Image: m.Image, Env: m.Env, Args: m.Args}
+	if m.Patch != "" {
+		c.Patch = []byte(m.Patch)
+	}
+	return c
+}
+
+// containerChange says whether m changes a container (its image, env or args).
+func containerChange(m *scenarios.Migrate) bool {
+	return m.Image != "" || len(m.Env) > 0 || len(m.Args) > 0
+}
+
+// newTemplate is the pod template of the target's new version in a manifest file: the one Deployment
+// in it named as the target (a canary runs its template beside the target).
+func newTemplate(file, target string) (*corev1.PodTemplateSpec, error) {
+	ms, err := workloads.ReadManifests([]string{file})
+	if err != nil {
+		return nil, err
+	}
+	_, name, _ := strings.Cut(target, "/")
+	var found []string
+	for _, mf := range ms {
+		found = append(found, mf.Object.GetKind()+"/"+mf.Object.GetName())
+		if mf.Object.GetKind() != "Deployment" || mf.Object.GetName() != name {
+			continue
+		}
+		var d appsv1.Deployment
+		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(mf.Object.Object, &d); err != nil {
+			return nil, fmt.Errorf("%s: %w", mf.Source, err)
+		}
+		return &d.Spec.Template, nil
+	}
+	return nil, fmt.Errorf("%s: no Deployment named %s (the new version of %s) in it; found %s", file, name, target, strings.Join(found, ", "))
 }
 
 // servedBy is the version target's pods answer with now: the sample's from its template, one's own
@@ -197,8 +233,8 @@ func (Rolling) Run(ctx context.Context, env *steps.Env, st scenarios.Step, rec *
 	switch {
 	case env.Sample != nil && m.Version != "":
 		err = env.Ops.SetContainer(ctx, ns, m.Target, release(env, m))
-	case m.Image != "" || len(m.Env) > 0:
-		err = env.Ops.SetContainer(ctx, ns, m.Target, workloads.Change{Container: m.Container, Image: m.Image, Env: m.Env})
+	case containerChange(m):
+		err = env.Ops.SetContainer(ctx, ns, m.Target, workloads.Change{Container: m.Container, Image: m.Image, Env: m.Env, Args: m.Args})
 	case m.Patch != "":
 		err = env.Ops.Patch(ctx, ns, m.Target, []byte(m.Patch))
 	case m.Manifest != "":

@@ -189,6 +189,66 @@ func TestExitCode(t *testing.T) {
 // What this version cannot rehearse is refused before anything is created, with exit 2.
 // Check finds, from the kinds' table, what a run would refuse, with file:line and field; validate
 // and run call the same function.
+// Canary and blue-green take every change rolling takes on one's own workload: image, env, args, a
+// patch, a whole manifest — one of them, checked as rolling's are.
+func TestTrackedReleasesTakeEveryChange(t *testing.T) {
+	dir := t.TempDir()
+	for name, text := range map[string]string{
+		"app.yaml":   "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\n",
+		"web-2.yaml": "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\nspec: {template: {metadata: {labels: {app: web}}}}\n",
+		"other.yaml": "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: api}\n",
+	} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	base := `apiVersion: rehearse/v1alpha1
+kind: Scenario
+metadata: {name: t}
+cluster: {provider: kind}
+workload: {manifests: [app.yaml]}
+load: {rate: 5/s, service: web, targets: [{name: r, method: GET, path: /}], version: {json: version}}
+verify: {zero-failed-requests: {}}
+steps:
+`
+	check := func(step string) error {
+		t.Helper()
+		sc, err := scenarios.Parse(filepath.Join(dir, "t.yaml"), []byte(base+step+"\n"))
+		if err != nil {
+			return err
+		}
+		if ps := Check(sc); len(ps) > 0 {
+			return ps
+		}
+		return nil
+	}
+	canary := "  - {name: c, migrate: {strategy: canary, target: deployment/web, version: v2, weights: [50, 100], "
+	green := "  - {name: b, migrate: {strategy: blue-green, target: deployment/web, service: web, version: v2, "
+	for _, ok := range []string{
+		canary + "args: [--color=green]}}",
+		canary + "patch: '{spec: {template: {spec: {containers: [{name: web, args: [--color=green]}]}}}}'}}",
+		canary + "manifest: web-2.yaml}}",
+		green + "args: [--color=green]}}",
+		green + "patch: '{spec: {template: {metadata: {annotations: {a: b}}}}}'}}",
+		"  - {name: r, migrate: {strategy: rolling, target: deployment/web, args: [--color=green]}}",
+	} {
+		if err := check(ok); err != nil {
+			t.Errorf("%s: %v", ok, err)
+		}
+	}
+	for bad, want := range map[string]string{
+		canary + "}}": "t.yaml:9: steps[0].migrate: the new release needs one of image/env/args, manifest or patch: it says nothing to change",
+		canary + "args: [x], patch: '{spec: {}}'}}":                                                   "the new release needs exactly one of image/env/args, manifest or patch; it says 2: image/env/args, patch",
+		canary + "manifest: other.yaml}}":                                                             "steps[0].migrate.manifest: " + filepath.Join(dir, "other.yaml") + ": no Deployment named web (the new version of deployment/web) in it; found Deployment/api",
+		green + "image: web:2, manifest: other.yaml}}":                                                "the new release needs exactly one of image/env/args, manifest or patch; it says 2: image/env/args, manifest",
+		"  - {name: r, migrate: {strategy: rolling, target: deployment/web, args: [a], patch: '{}'}}": "a rolling change needs exactly one of image/env/args, manifest or patch; it says 2: image/env/args, patch",
+	} {
+		if err := check(bad); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: %v, want %q", bad, err, want)
+		}
+	}
+}
+
 func TestCheckReadsTheKindsTable(t *testing.T) {
 	base := `apiVersion: rehearse/v1alpha1
 kind: Scenario
@@ -222,7 +282,7 @@ steps:
 		"  - {name: d, rollback: {target: schema/shrink, within: 30s}}":                                                              `t.yaml:9: steps[0].rollback.target: "schema/shrink": want schema/expand`,
 		"  - {name: v, migrate: {strategy: schema, step: contract, version: v3}}":                                                    "t.yaml:9: steps[0].migrate: a schema step changes no version",
 		"  - {name: v, migrate: {strategy: rolling, target: deployment/orders, version: v7}}":                                        `t.yaml:9: steps[0].migrate.version: unknown version "v7"`,
-		"  - {name: v, migrate: {strategy: rolling, target: deployment/orders}}":                                                     "t.yaml:9: steps[0].migrate: a rolling change needs one of version (the sample), image/env, manifest or patch: it says nothing to change",
+		"  - {name: v, migrate: {strategy: rolling, target: deployment/orders}}":                                                     "t.yaml:9: steps[0].migrate: a rolling change needs one of version (the sample), image/env/args, manifest or patch: it says nothing to change",
 		"  - {name: v, migrate: {strategy: rolling, target: service/orders, version: v2}}":                                           `t.yaml:9: steps[0].migrate.target: "service/orders"`,
 		"  - {name: v, migrate: {strategy: schema, target: deployment/orders, step: shrink}}":                                        `t.yaml:9: steps[0].migrate.step: schema step "shrink"`,
 		"  - {name: v, migrate: {strategy: rolling, target: deployment/orders, manifest: x.yaml}}":                                   "t.yaml:9: steps[0].migrate.manifest: a manifest rolls one's own workload",

@@ -233,11 +233,12 @@ type Migrate struct {
 	Down     bool   `yaml:"down,omitempty" json:"down,omitempty" doc:"schema: run the step's down migration"`
 	// What the change changes (the sample changes its version; one's own workload an image, env, a
 	// manifest or a patch).
-	Container  string            `yaml:"container,omitempty" json:"container,omitempty" doc:"the container image/env change (default: the first)"`
+	Container  string            `yaml:"container,omitempty" json:"container,omitempty" doc:"the container image/env/args change (default: the first)"`
 	Image      string            `yaml:"image,omitempty" json:"image,omitempty" doc:"the container's new image"`
 	Env        map[string]string `yaml:"env,omitempty" json:"env,omitempty" doc:"environment variables to set in the container"`
-	Manifest   string            `yaml:"manifest,omitempty" json:"manifest,omitempty" doc:"rolling: a file with the new version of the target (server-side applied)"`
-	Patch      string            `yaml:"patch,omitempty" json:"patch,omitempty" doc:"rolling: a strategic merge patch of the target (YAML or JSON)"`
+	Args       []string          `yaml:"args,omitempty" json:"args,omitempty" doc:"the container's new args (replacing its args)"`
+	Manifest   string            `yaml:"manifest,omitempty" json:"manifest,omitempty" doc:"rolling: a file with the new version of the target (server-side applied); canary: a file with the target's new version, whose pod template the canary runs; blue-green: green's own Deployment"`
+	Patch      string            `yaml:"patch,omitempty" json:"patch,omitempty" doc:"a strategic merge patch of the target (YAML or JSON): rolling patches it, blue-green's green and the canary are copies of it patched"`
 	Timeout    Duration          `yaml:"timeout,omitempty" json:"timeout,omitempty" doc:"how long a rollout may take before it counts as stalled (default 5m)"`
 	Partitions []int             `yaml:"partitions,omitempty" json:"partitions,omitempty" doc:"rolling a StatefulSet: its rollingUpdate partition, step by step (e.g. [2, 1, 0]: the highest ordinal first); each step waits until the pods at or above it run the new revision and are ready; the last must be 0"`
 	// Blue-green and canary.

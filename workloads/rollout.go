@@ -85,6 +85,9 @@ func (p *Ops) SetContainer(ctx context.Context, namespace, target string, change
 	if change.Image != "" {
 		c["image"] = change.Image
 	}
+	if len(change.Args) > 0 {
+		c["args"] = change.Args
+	}
 	if len(change.Env) > 0 {
 		var vars []map[string]string
 		for _, k := range slices.Sorted(maps.Keys(change.Env)) {

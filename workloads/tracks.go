@@ -15,6 +15,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/apimachinery/pkg/util/strategicpatch"
+	"sigs.k8s.io/yaml"
 )
 
 // Operations for strategies that run a second Deployment beside the first (blue-green, canary): a
@@ -24,14 +26,68 @@ import (
 // TrackLabel marks the pods of a Deployment rehearse runs beside the user's (green, canary).
 const TrackLabel = "rehearse.dev/track"
 
-// Change is a change of one container of a pod template: its image and environment variables.
+// Change is a new release of a pod template: a change of one container (its image, environment
+// variables and args), or a strategic merge patch of the whole object, or a whole new template.
 type Change struct {
 	Container string // default: the first container
 	Image     string
 	Env       map[string]string
+	Args      []string
+	// Patch is a strategic merge patch of the object (YAML or JSON), as rolling patches it.
+	Patch []byte
+	// Template replaces the pod template (a new version's manifest).
+	Template *corev1.PodTemplateSpec
 }
 
-// Apply makes the change to tmpl.
+// Apply makes the change to a copy of the Deployment d, and returns the copy's spec.
+func (c Change) applyTo(d *appsv1.Deployment) (*appsv1.DeploymentSpec, error) {
+	spec := d.Spec.DeepCopy()
+	switch {
+	case c.Template != nil:
+		for k, v := range spec.Selector.MatchLabels {
+			if c.Template.Labels[k] != v {
+				return nil, fmt.Errorf("the new pod template lacks the label %s=%s that %s selects its pods by", k, v, d.Name)
+			}
+		}
+		spec.Template = *c.Template.DeepCopy()
+	case len(c.Patch) > 0:
+		patched, err := strategicPatch(d, c.Patch)
+		if err != nil {
+			return nil, err
+		}
+		spec.Template = patched.Spec.Template
+	}
+	if c.Image != "" || len(c.Env) > 0 || len(c.Args) > 0 {
+		if err := c.Apply(&spec.Template); err != nil {
+			return nil, err
+		}
+	}
+	return spec, nil
+}
+
+// strategicPatch is d with a strategic merge patch (YAML or JSON) made to it, as the API server
+// would make it.
+func strategicPatch(d *appsv1.Deployment, patch []byte) (*appsv1.Deployment, error) {
+	data, err := yaml.YAMLToJSON(patch)
+	if err != nil {
+		return nil, fmt.Errorf("patch: %w", err)
+	}
+	orig, err := json.Marshal(d)
+	if err != nil {
+		return nil, err
+	}
+	out, err := strategicpatch.StrategicMergePatch(orig, data, appsv1.Deployment{})
+	if err != nil {
+		return nil, fmt.Errorf("patch of %s: %w", d.Name, err)
+	}
+	var nd appsv1.Deployment
+	if err := json.Unmarshal(out, &nd); err != nil {
+		return nil, fmt.Errorf("patch of %s: %w", d.Name, err)
+	}
+	return &nd, nil
+}
+
+// Apply makes the container change (image, env, args) to tmpl.
 func (c Change) Apply(tmpl *corev1.PodTemplateSpec) error {
 	if len(tmpl.Spec.Containers) == 0 {
 		return fmt.Errorf("the pod template has no container")
@@ -51,6 +107,9 @@ func (c Change) Apply(tmpl *corev1.PodTemplateSpec) error {
 	ct := &tmpl.Spec.Containers[i]
 	if c.Image != "" {
 		ct.Image = c.Image
+	}
+	if len(c.Args) > 0 {
+		ct.Args = slices.Clone(c.Args)
 	}
 	for _, k := range slices.Sorted(maps.Keys(c.Env)) {
 		set := false
@@ -84,7 +143,10 @@ func (p *Ops) Track(ctx context.Context, namespace, target, name, track string, 
 	if err != nil {
 		return err
 	}
-	spec := d.Spec.DeepCopy()
+	spec, err := change.applyTo(d)
+	if err != nil {
+		return fmt.Errorf("%s: %w", target, err)
+	}
 	spec.Replicas = &replicas
 	spec.Selector = spec.Selector.DeepCopy()
 	if spec.Selector.MatchLabels == nil {
@@ -96,9 +158,6 @@ func (p *Ops) Track(ctx context.Context, namespace, target, name, track string, 
 		spec.Template.Labels = map[string]string{}
 	}
 	spec.Template.Labels[TrackLabel] = track
-	if err := change.Apply(&spec.Template); err != nil {
-		return fmt.Errorf("%s: %w", target, err)
-	}
 	labels := maps.Clone(d.Labels)
 	if labels == nil {
 		labels = map[string]string{}
