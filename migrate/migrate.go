@@ -60,15 +60,15 @@ func (Rolling) Check(st scenarios.Step, sc *scenarios.Loaded) []steps.Problem {
 	for _, c := range []struct {
 		name string
 		set  bool
-	}{{"version", m.Version != "" && sc.Workload.Sample != ""}, {"image/env/args", containerChange(m)}, {"manifest", m.Manifest != ""}, {"patch", m.Patch != ""}} {
+	}{{"version", m.Version != "" && sc.Workload.Sample != ""}, {"image/env/args", containerChange(m)}, {"manifest", m.Manifest != ""}, {"patch", m.Patch != ""}, {"kustomize", m.Kustomize != ""}} {
 		if c.set {
 			changes = append(changes, c.name)
 		}
 	}
 	if len(changes) != 1 {
-		what := "version (the sample), image/env/args, manifest or patch"
+		what := "version (the sample), image/env/args, manifest, patch or kustomize"
 		if sc.Workload.Sample == "" {
-			what = "image/env/args, manifest or patch"
+			what = "image/env/args, manifest, patch or kustomize"
 		}
 		if len(changes) == 0 {
 			ps = append(ps, steps.Problemf("migrate", "a rolling change needs one of %s: it says nothing to change", what))
@@ -88,6 +88,15 @@ func (Rolling) Check(st scenarios.Step, sc *scenarios.Loaded) []steps.Problem {
 		}
 		if last := m.Partitions[len(m.Partitions)-1]; last != 0 {
 			ps = append(ps, steps.Problemf("migrate.partitions", "the last partition is %d: end with 0, or the rollout never completes", last))
+		}
+	}
+	if m.Kustomize != "" {
+		if sc.Workload.Sample != "" {
+			ps = append(ps, steps.Problemf("migrate.kustomize", "a kustomization rolls one's own workload; the sample rolls by version"))
+		} else if ms, err := workloads.Kustomize(sc.Path(m.Kustomize)); err != nil {
+			ps = append(ps, steps.Problemf("migrate.kustomize", "%v", err))
+		} else if !makes(ms, m.Target) {
+			ps = append(ps, steps.Problemf("migrate.kustomize", "%s makes no %s: the rollout it is to make would be of nothing", m.Kustomize, m.Target))
 		}
 	}
 	if m.Manifest != "" {
@@ -128,6 +137,7 @@ func notFor(m *scenarios.Migrate, strategy string) []steps.Problem {
 		{"manifest", m.Manifest != "", []string{"rolling", "blue-green", "canary"}},
 		{"patch", m.Patch != "", []string{"rolling", "blue-green", "canary"}},
 		{"partitions", len(m.Partitions) > 0, []string{"rolling"}},
+		{"kustomize", m.Kustomize != "", []string{"rolling"}},
 		{"service", m.Service != "", []string{"blue-green", "canary"}},
 		{"smoke", m.Smoke != nil, []string{"blue-green", "canary"}},
 		{"accept", m.Accept != nil, []string{"blue-green", "canary"}},
@@ -156,6 +166,17 @@ func release(env *steps.Env, m *scenarios.Migrate) workloads.Change {
 		c.Patch = []byte(m.Patch)
 	}
 	return c
+}
+
+// makes says whether ms holds the object target (KIND/NAME) names.
+func makes(ms []workloads.Manifest, target string) bool {
+	kind, name, _ := strings.Cut(target, "/")
+	for _, mf := range ms {
+		if strings.EqualFold(mf.Object.GetKind(), kind) && mf.Object.GetName() == name {
+			return true
+		}
+	}
+	return false
 }
 
 // containerChange says whether m changes a container (its image, env or args).
@@ -240,6 +261,11 @@ func (Rolling) Run(ctx context.Context, env *steps.Env, st scenarios.Step, rec *
 	case m.Manifest != "":
 		var ms []workloads.Manifest
 		if ms, err = workloads.ReadManifests([]string{env.Path(m.Manifest)}); err == nil {
+			err = env.Own.Apply(ctx, ms)
+		}
+	case m.Kustomize != "":
+		var ms []workloads.Manifest
+		if ms, err = workloads.Kustomize(env.Path(m.Kustomize)); err == nil {
 			err = env.Own.Apply(ctx, ms)
 		}
 	}

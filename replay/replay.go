@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/rehearse-dev/rehearse/scenarios"
+	"github.com/rehearse-dev/rehearse/workloads"
 )
 
 // Names in a run's directory.
@@ -105,6 +106,9 @@ type Image struct {
 const (
 	Manifest = "manifest" // copied into the bundle
 	Archive  = "archive"  // an image archive: path and sha256 only
+	// Kustomization is a kustomization directory, read where it is (its bases may lie anywhere):
+	// path and the sha256 of what it builds.
+	Kustomization = "kustomization"
 )
 
 // File is a file or directory the scenario names.
@@ -228,7 +232,17 @@ func Refs(sc *scenarios.Loaded) ([]File, error) {
 			return nil, err
 		}
 	}
+	if k := sc.Workload.Kustomize; k != "" {
+		if err := add("workload.kustomize", k, Kustomization); err != nil {
+			return nil, err
+		}
+	}
 	for i, st := range sc.Steps {
+		if st.Migrate != nil && st.Migrate.Kustomize != "" {
+			if err := add(fmt.Sprintf("steps[%d].migrate.kustomize", i), st.Migrate.Kustomize, Kustomization); err != nil {
+				return nil, err
+			}
+		}
 		if st.Migrate != nil && st.Migrate.Manifest != "" {
 			if err := add(fmt.Sprintf("steps[%d].migrate.manifest", i), st.Migrate.Manifest, Manifest); err != nil {
 				return nil, err
@@ -269,6 +283,15 @@ func Write(runDir string, sc *scenarios.Loaded, run *Run) error {
 			if f.SHA256, f.Size, err = hashFile(f.Source); err != nil {
 				return fmt.Errorf("%s: %w", f.Field, err)
 			}
+			continue
+		}
+		if f.Kind == Kustomization {
+			built, err := workloads.KustomizeYAML(f.Source)
+			if err != nil {
+				return fmt.Errorf("%s: %w", f.Field, err)
+			}
+			sum := sha256.Sum256(built)
+			f.SHA256 = hex.EncodeToString(sum[:])
 			continue
 		}
 		if b, ok := bundled[f.Path]; ok {
@@ -546,6 +569,12 @@ func Open(dir string) (*Bundle, error) {
 					bdir, f.Path, f.Field, f.SHA256, f.Source)
 			}
 			b.Relocated[f.Path] = f.Source
+		case Kustomization:
+			if _, err := os.Stat(f.Source); err != nil {
+				return nil, fmt.Errorf("replay bundle %s: kustomization %s (%s) is not kept in the bundle and is gone from %s, where the run built it: put it back to replay",
+					bdir, f.Path, f.Field, f.Source)
+			}
+			b.Relocated[f.Path] = f.Source
 		default:
 			return nil, bad("%s: %s: unknown kind %q", RunFile, f.Field, f.Kind)
 		}
@@ -596,6 +625,9 @@ func Differences(orig, now *Run) []string {
 	for _, f := range orig.Files {
 		if g, ok := nowFiles[f.Field]; ok && f.Kind == Archive && g.SHA256 != f.SHA256 {
 			out = append(out, fmt.Sprintf("image archive %s (%s) changed: sha256 %.12s at the run, %.12s now", f.Path, f.Source, f.SHA256, g.SHA256))
+		}
+		if g, ok := nowFiles[f.Field]; ok && f.Kind == Kustomization && g.SHA256 != f.SHA256 {
+			out = append(out, fmt.Sprintf("kustomization %s (%s) builds other objects now: sha256 %.12s at the run, %.12s now", f.Path, f.Source, f.SHA256, g.SHA256))
 		}
 	}
 	return out

@@ -3,6 +3,7 @@ package runner
 import (
 	"bytes"
 	"context"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -280,5 +281,97 @@ verify:
 				t.Errorf("the runbook is not in the bundle: %+v", b.Run.Files)
 			}
 		}
+	}
+}
+
+// A kustomization is checked at validate (it builds, it makes the rollout's target), deployed and
+// rolled by what it builds, and kept out of the replay bundle (its bases may lie anywhere): the
+// bundle records what it built, and a replay says when it builds something else.
+func TestKustomizations(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, text string) {
+		t.Helper()
+		p := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("base/kustomization.yaml", "resources: [web.yaml]\n")
+	write("base/web.yaml", "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\nspec: {template: {spec: {containers: [{name: web, image: web:1}]}}}\n")
+	write("v2/kustomization.yaml", "resources: [../base]\nimages: [{name: web, newTag: \"2\"}]\n")
+	write("other/kustomization.yaml", "resources: [api.yaml]\n")
+	write("other/api.yaml", "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: api}\n")
+	write("empty/README", "no kustomization here\n")
+	scenario := func(workload, step string) string {
+		return `apiVersion: rehearse/v1alpha1
+kind: Scenario
+metadata: {name: k}
+cluster: {provider: kind}
+workload: ` + workload + `
+load: {rate: 5/s, service: web, targets: [{name: r, method: GET, path: /}]}
+verify: {zero-failed-requests: {}}
+steps:
+  - ` + step + "\n"
+	}
+	load := func(text string) (*scenarios.Loaded, error) {
+		t.Helper()
+		p := filepath.Join(dir, "k.yaml")
+		if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return Load(p)
+	}
+	roll := "{name: v2, migrate: {strategy: rolling, target: deployment/web, kustomize: v2, version: v2}}"
+	sc, err := load(scenario("{kustomize: base}", roll))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for text, want := range map[string]string{
+		scenario("{kustomize: empty}", roll):                                                                    "k.yaml:5: workload.kustomize: empty holds no kustomization.yaml",
+		scenario("{kustomize: base, sample: orders-postgres}", roll):                                            "k.yaml:5: workload: give sample, or manifests and kustomize of your own, not both",
+		scenario("{kustomize: base}", strings.Replace(roll, "kustomize: v2", "kustomize: other", 1)):            "steps[0].migrate.kustomize: other makes no deployment/web",
+		scenario("{kustomize: base}", strings.Replace(roll, "kustomize: v2", "kustomize: v2, image: web:3", 1)): "it says 2: image/env/args, kustomize",
+	} {
+		if _, err := load(text); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%v, want %q", err, want)
+		}
+	}
+
+	stubDocker(t, replay.Image{Ref: "rehearse.local/kind-node:v1.34.4", ID: "sha256:node1"}, map[string]string{})
+	opts := Options{OutDir: filepath.Join(t.TempDir(), "out"), Seed: 9, Args: []string{"rehearse", "run", sc.File}}
+	orig, out := bundleRun(t, sc, opts, &kindCluster{Cluster: &clusters.Cluster{Name: "rehearse"}})
+	kinds := map[string]string{}
+	for _, f := range orig.Files {
+		kinds[f.Field] = f.Kind
+		if f.SHA256 == "" || f.Bundled != "" {
+			t.Errorf("%s: sha256 %q, bundled %q: a kustomization is recorded by what it builds, and read where it is", f.Field, f.SHA256, f.Bundled)
+		}
+	}
+	if kinds["workload.kustomize"] != replay.Kustomization || kinds["steps[0].migrate.kustomize"] != replay.Kustomization {
+		t.Fatalf("files %+v", orig.Files)
+	}
+	b, err := replay.Open(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := LoadReplay(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := again.Path("v2"); got != filepath.Join(dir, "v2") {
+		t.Errorf("the replay builds v2 from %s, want where the run did", got)
+	}
+	// The base changes: the replay says v2 builds other objects now.
+	write("base/web.yaml", "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\nspec: {replicas: 5}\n")
+	ropts := Options{Dir: filepath.Join(t.TempDir(), "replay"), Seed: b.Run.Seed, Replay: b, Progress: io.Discard, Args: []string{"rehearse", "run", "--replay", out}}
+	rep, _ := bundleRun(t, again, ropts, &kindCluster{Cluster: &clusters.Cluster{Name: "rehearse"}})
+	if rep.ReplayOf == nil {
+		t.Fatal("the replay records no origin")
+	}
+	if d := strings.Join(rep.ReplayOf.Differences, "\n"); !strings.Contains(d, "kustomization v2 (") || !strings.Contains(d, "builds other objects now") {
+		t.Errorf("differences %q: want the kustomization named", d)
 	}
 }

@@ -788,11 +788,24 @@ func deploy(ctx context.Context, sc *scenarios.Loaded, cfg *rest.Config, kc *kin
 	for _, m := range sc.Workload.Manifests {
 		paths = append(paths, sc.Path(m))
 	}
-	manifests, err := workloads.ReadManifests(paths)
-	if err != nil {
-		return nil, nil, harness("workload.manifests: %v", err)
+	var manifests []workloads.Manifest
+	from := slices.Clone(sc.Workload.Manifests)
+	if len(paths) > 0 {
+		ms, err := workloads.ReadManifests(paths)
+		if err != nil {
+			return nil, nil, harness("workload.manifests: %v", err)
+		}
+		manifests = ms
 	}
-	progress(w, "applying %d objects from %s (namespace %s)", len(manifests), strings.Join(sc.Workload.Manifests, ", "), sys.ns)
+	if k := sc.Workload.Kustomize; k != "" {
+		ms, err := workloads.Kustomize(sc.Path(k))
+		if err != nil {
+			return nil, nil, harness("workload.kustomize: %v", err)
+		}
+		manifests = append(manifests, ms...)
+		from = append(from, "kustomize "+k)
+	}
+	progress(w, "applying %d objects from %s (namespace %s)", len(manifests), strings.Join(from, ", "), sys.ns)
 	own, err := workloads.ApplyManifests(ctx, cfg, sys.ns, manifests)
 	var teardown func(context.Context)
 	if own != nil {

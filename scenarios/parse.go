@@ -413,7 +413,7 @@ func (v *validator) scenario(s *Scenario) {
 	if arg, ok := s.Verify["load-achieved"]; ok && (arg.MinShare < 0 || arg.MinShare > 1) {
 		v.addf("verify.load-achieved.minShare", "must be between 0 and 1")
 	}
-	if s.Workload.Sample == "" && len(s.Workload.Manifests) > 0 {
+	if s.Workload.Own() {
 		if arg, ok := s.Verify["acked-writes-durable"]; ok && arg.ReadPath == "" {
 			v.addf("verify.acked-writes-durable.readPath", "your own workload needs a readPath (GET, 200 when the write {{.ID}} is stored, 404 when not)")
 		}
@@ -538,6 +538,24 @@ func (v *validator) subdirs(field, p string) {
 	}
 }
 
+// kustomization checks that a directory the file names holds a kustomization.
+func (v *validator) kustomization(field, p string) {
+	if !v.path(field, p, true) {
+		return
+	}
+	dir := v.resolve(p)
+	if st, err := os.Stat(dir); err == nil && !st.IsDir() {
+		v.addf(field, "%s is a file: want a kustomization directory", p)
+		return
+	}
+	for _, n := range []string{"kustomization.yaml", "kustomization.yml", "Kustomization"} {
+		if _, err := os.Stat(filepath.Join(dir, n)); err == nil {
+			return
+		}
+	}
+	v.addf(field, "%s holds no kustomization.yaml (or kustomization.yml, Kustomization)", p)
+}
+
 // ManifestFile says whether a file in a manifests directory is one that is deployed.
 func ManifestFile(name string) bool {
 	switch filepath.Ext(name) {
@@ -567,15 +585,15 @@ func (v *validator) cluster(c *Cluster) {
 
 func (v *validator) workload(w *Workload, c *Cluster) {
 	switch {
-	case w.Sample == "" && len(w.Manifests) == 0:
-		v.addf("workload", "needs sample or manifests")
-	case w.Sample != "" && len(w.Manifests) > 0:
-		v.addf("workload", "give sample or manifests, not both")
+	case w.Sample == "" && len(w.Manifests) == 0 && w.Kustomize == "":
+		v.addf("workload", "needs sample, manifests or kustomize")
+	case w.Sample != "" && (len(w.Manifests) > 0 || w.Kustomize != ""):
+		v.addf("workload", "give sample, or manifests and kustomize of your own, not both")
 	case w.Sample != "" && w.Sample != "orders-postgres":
 		v.addf("workload.sample", "unknown sample %q; known: orders-postgres", w.Sample)
 	}
 	switch {
-	case w.Version != "" && w.Sample == "" && len(w.Manifests) > 0:
+	case w.Version != "" && w.Own():
 		v.addf("workload.version", "picks the sample's version; your own manifests say their images (a migrate step moves them)")
 	case w.Version != "" && !slices.Contains([]string{"v1", "v2", "v3", "v2-bad"}, w.Version):
 		v.addf("workload.version", "unknown version %q", w.Version)
@@ -589,6 +607,9 @@ func (v *validator) workload(w *Workload, c *Cluster) {
 		case r.DB < 0 || r.DB == 1 || r.DB > 5:
 			v.addf("workload.replicas.db", "%d: want 2 to 5 (a primary and at least one streaming replica)", r.DB)
 		}
+	}
+	if w.Kustomize != "" {
+		v.kustomization("workload.kustomize", w.Kustomize)
 	}
 	for i, m := range w.Manifests {
 		f := fmt.Sprintf("workload.manifests[%d]", i)

@@ -55,10 +55,14 @@ type Workload struct {
 	Version     string    `yaml:"version,omitempty" json:"version,omitempty" doc:"initial version of the sample app"`
 	Replicas    *Replicas `yaml:"replicas,omitempty" json:"replicas,omitempty" doc:"the sample's replica counts"`
 	Manifests   []string  `yaml:"manifests,omitempty" json:"manifests,omitempty" doc:"files or directories of YAML (relative to the scenario file), applied in order; objects without a namespace go to rehearse-<scenario>"`
+	Kustomize   string    `yaml:"kustomize,omitempty" json:"kustomize,omitempty" doc:"a kustomization directory (a base or an overlay, relative to the scenario file), built in-process as kubectl kustomize builds it; its objects are deployed as manifests are"`
 	Images      []string  `yaml:"images,omitempty" json:"images,omitempty" doc:"image archives (docker save, relative to the scenario file) loaded into every kind node"`
 	LocalImages []string  `yaml:"localImages,omitempty" json:"localImages,omitempty" doc:"images already built on this machine's Docker (e.g. rehearse.local/orders:dev, by rehearse images build), loaded into every kind node"`
 	Checksum    *Checksum `yaml:"checksum,omitempty" json:"checksum,omitempty" doc:"your own manifests: command run in each replica pod; its output is that replica's data checksum (replica-checksums compares them)"`
 }
+
+// Own says whether the workload is one's own (manifests or a kustomization), not the sample.
+func (w *Workload) Own() bool { return w.Sample == "" && (len(w.Manifests) > 0 || w.Kustomize != "") }
 
 // Replicas size the sample: app pods, and database members (a primary and streaming replicas).
 type Replicas struct {
@@ -239,6 +243,7 @@ type Migrate struct {
 	Args       []string          `yaml:"args,omitempty" json:"args,omitempty" doc:"the container's new args (replacing its args)"`
 	Manifest   string            `yaml:"manifest,omitempty" json:"manifest,omitempty" doc:"rolling: a file with the new version of the target (server-side applied); canary: a file with the target's new version, whose pod template the canary runs; blue-green: green's own Deployment"`
 	Patch      string            `yaml:"patch,omitempty" json:"patch,omitempty" doc:"a strategic merge patch of the target (YAML or JSON): rolling patches it, blue-green's green and the canary are copies of it patched"`
+	Kustomize  string            `yaml:"kustomize,omitempty" json:"kustomize,omitempty" doc:"rolling: a kustomization directory (another overlay) whose objects are the new version (server-side applied)"`
 	Timeout    Duration          `yaml:"timeout,omitempty" json:"timeout,omitempty" doc:"how long a rollout may take before it counts as stalled (default 5m)"`
 	Partitions []int             `yaml:"partitions,omitempty" json:"partitions,omitempty" doc:"rolling a StatefulSet: its rollingUpdate partition, step by step (e.g. [2, 1, 0]: the highest ordinal first); each step waits until the pods at or above it run the new revision and are ready; the last must be 0"`
 	// Blue-green and canary.

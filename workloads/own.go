@@ -71,31 +71,43 @@ func ReadManifests(paths []string) ([]Manifest, error) {
 		if err != nil {
 			return nil, err
 		}
-		for _, d := range splitDocuments(b) {
-			src := fmt.Sprintf("%s:%d", f, d.line)
-			var raw map[string]any
-			if err := yaml.Unmarshal(d.text, &raw); err != nil {
-				return nil, fmt.Errorf("%s: %w", src, err)
-			}
-			if len(raw) == 0 {
-				continue // an empty document (or only comments) between ---
-			}
-			u := &unstructured.Unstructured{Object: raw}
-			switch {
-			case u.GetAPIVersion() == "":
-				return nil, fmt.Errorf("%s: apiVersion is missing", src)
-			case u.GetKind() == "":
-				return nil, fmt.Errorf("%s: kind is missing", src)
-			case u.GetName() == "":
-				return nil, fmt.Errorf("%s: %s: metadata.name is missing", src, u.GetKind())
-			case strings.HasSuffix(u.GetKind(), "List"):
-				return nil, fmt.Errorf("%s: %s: list objects are not applied; write one object per document", src, u.GetKind())
-			}
-			out = append(out, Manifest{Object: u, Source: src})
+		ms, err := parseManifests(f, b)
+		if err != nil {
+			return nil, err
 		}
+		out = append(out, ms...)
 	}
 	if len(out) == 0 {
 		return nil, fmt.Errorf("manifests %s: no object in them", strings.Join(paths, ", "))
+	}
+	return out, nil
+}
+
+// parseManifests reads the objects of a YAML stream; name (a file, a kustomization) is where errors
+// say they are, with the line of the document.
+func parseManifests(name string, b []byte) ([]Manifest, error) {
+	var out []Manifest
+	for _, d := range splitDocuments(b) {
+		src := fmt.Sprintf("%s:%d", name, d.line)
+		var raw map[string]any
+		if err := yaml.Unmarshal(d.text, &raw); err != nil {
+			return nil, fmt.Errorf("%s: %w", src, err)
+		}
+		if len(raw) == 0 {
+			continue // an empty document (or only comments) between ---
+		}
+		u := &unstructured.Unstructured{Object: raw}
+		switch {
+		case u.GetAPIVersion() == "":
+			return nil, fmt.Errorf("%s: apiVersion is missing", src)
+		case u.GetKind() == "":
+			return nil, fmt.Errorf("%s: kind is missing", src)
+		case u.GetName() == "":
+			return nil, fmt.Errorf("%s: %s: metadata.name is missing", src, u.GetKind())
+		case strings.HasSuffix(u.GetKind(), "List"):
+			return nil, fmt.Errorf("%s: %s: list objects are not applied; write one object per document", src, u.GetKind())
+		}
+		out = append(out, Manifest{Object: u, Source: src})
 	}
 	return out, nil
 }
