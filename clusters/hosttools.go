@@ -9,30 +9,14 @@ import (
 	"strings"
 
 	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
-	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+
+	"github.com/rehearse-dev/rehearse/workloads"
 )
 
 // Kubeconfig is a kubeconfig holding one cluster, one user and one context (name), made from cfg:
-// what a host command of a rehearsal gets, so that kubectl reaches the rehearsal's cluster and no
-// other (the user's own kubeconfig may name production).
+// what a host command of a rehearsal gets (see workloads.Kubeconfig).
 func Kubeconfig(cfg *rest.Config, name string) ([]byte, error) {
-	c := clientcmdapi.NewConfig()
-	cl := clientcmdapi.NewCluster()
-	cl.Server = cfg.Host
-	cl.CertificateAuthority, cl.CertificateAuthorityData = cfg.CAFile, cfg.CAData
-	cl.InsecureSkipTLSVerify, cl.TLSServerName = cfg.Insecure, cfg.ServerName
-	u := clientcmdapi.NewAuthInfo()
-	u.ClientCertificate, u.ClientCertificateData = cfg.CertFile, cfg.CertData
-	u.ClientKey, u.ClientKeyData = cfg.KeyFile, cfg.KeyData
-	u.Token, u.TokenFile = cfg.BearerToken, cfg.BearerTokenFile
-	u.Username, u.Password = cfg.Username, cfg.Password
-	u.Exec, u.AuthProvider = cfg.ExecProvider, cfg.AuthProvider
-	ctx := clientcmdapi.NewContext()
-	ctx.Cluster, ctx.AuthInfo = name, name
-	c.Clusters[name], c.AuthInfos[name], c.Contexts[name] = cl, u, ctx
-	c.CurrentContext = name
-	return clientcmd.Write(*c)
+	return workloads.Kubeconfig(cfg, name)
 }
 
 // nodeKubectl is where the node image has kubectl (clusters/nodeimage copies bin/ to /usr/bin/).

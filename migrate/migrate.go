@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"os"
 	"slices"
@@ -60,15 +61,15 @@ func (Rolling) Check(st scenarios.Step, sc *scenarios.Loaded) []steps.Problem {
 	for _, c := range []struct {
 		name string
 		set  bool
-	}{{"version", m.Version != "" && sc.Workload.Sample != ""}, {"image/env/args", containerChange(m)}, {"manifest", m.Manifest != ""}, {"patch", m.Patch != ""}, {"kustomize", m.Kustomize != ""}} {
+	}{{"version", m.Version != "" && sc.Workload.Sample != ""}, {"image/env/args", containerChange(m)}, {"manifest", m.Manifest != ""}, {"patch", m.Patch != ""}, {"kustomize", m.Kustomize != ""}, {"helm", m.Helm != nil}} {
 		if c.set {
 			changes = append(changes, c.name)
 		}
 	}
 	if len(changes) != 1 {
-		what := "version (the sample), image/env/args, manifest, patch or kustomize"
+		what := "version (the sample), image/env/args, manifest, patch, kustomize or helm"
 		if sc.Workload.Sample == "" {
-			what = "image/env/args, manifest, patch or kustomize"
+			what = "image/env/args, manifest, patch, kustomize or helm"
 		}
 		if len(changes) == 0 {
 			ps = append(ps, steps.Problemf("migrate", "a rolling change needs one of %s: it says nothing to change", what))
@@ -88,6 +89,21 @@ func (Rolling) Check(st scenarios.Step, sc *scenarios.Loaded) []steps.Problem {
 		}
 		if last := m.Partitions[len(m.Partitions)-1]; last != 0 {
 			ps = append(ps, steps.Problemf("migrate.partitions", "the last partition is %d: end with 0, or the rollout never completes", last))
+		}
+	}
+	if h := m.Helm; h != nil {
+		switch {
+		case sc.Workload.Helm == nil:
+			ps = append(ps, steps.Problemf("migrate.helm", "a helm upgrade is of the workload's release: install it with workload.helm"))
+		case h.Chart != "":
+			if _, err := workloads.LoadChart(sc.Path(h.Chart)); err != nil {
+				ps = append(ps, steps.Problemf("migrate.helm.chart", "%v", err))
+			}
+		}
+		for i, f := range h.Values {
+			if _, err := os.Stat(sc.Path(f)); err != nil {
+				ps = append(ps, steps.Problemf(fmt.Sprintf("migrate.helm.values[%d]", i), "%s does not exist (paths are relative to the scenario file)", f))
+			}
 		}
 	}
 	if m.Kustomize != "" {
@@ -138,6 +154,7 @@ func notFor(m *scenarios.Migrate, strategy string) []steps.Problem {
 		{"patch", m.Patch != "", []string{"rolling", "blue-green", "canary"}},
 		{"partitions", len(m.Partitions) > 0, []string{"rolling"}},
 		{"kustomize", m.Kustomize != "", []string{"rolling"}},
+		{"helm", m.Helm != nil, []string{"rolling"}},
 		{"service", m.Service != "", []string{"blue-green", "canary"}},
 		{"smoke", m.Smoke != nil, []string{"blue-green", "canary"}},
 		{"accept", m.Accept != nil, []string{"blue-green", "canary"}},
@@ -166,6 +183,90 @@ func release(env *steps.Env, m *scenarios.Migrate) workloads.Change {
 		c.Patch = []byte(m.Patch)
 	}
 	return c
+}
+
+// helmUpgrade upgrades the workload's release: the install's values, then the step's over them, and
+// the install's chart unless the step names another. A rollback drill of the target then rolls the
+// release back to the revision before (helm rollback).
+func helmUpgrade(ctx context.Context, env *steps.Env, m *scenarios.Migrate, ns string, rec *steps.Record) error {
+	r := env.Release
+	if r == nil {
+		return errors.New("no helm release to upgrade (workload.helm)")
+	}
+	chartPath := r.Chart
+	if m.Helm.Chart != "" {
+		chartPath = env.Path(m.Helm.Chart)
+	}
+	ch, err := workloads.LoadChart(chartPath)
+	if err != nil {
+		return err
+	}
+	v := workloads.HelmValues{Files: slices.Clone(r.Values.Files), Set: maps.Clone(r.Values.Set)}
+	for _, f := range m.Helm.Values {
+		v.Files = append(v.Files, env.Path(f))
+	}
+	if v.Set == nil {
+		v.Set = map[string]string{}
+	}
+	maps.Copy(v.Set, m.Helm.Set)
+	vals, err := v.Merge()
+	if err != nil {
+		return err
+	}
+	before, err := r.Current(r.Release)
+	if err != nil {
+		return err
+	}
+	rec.Set("helm_release", r.Release)
+	rec.Set("helm_revision_before", before.Revision)
+	rel, err := r.Upgrade(ctx, r.Release, ch, vals, timeoutOf(m))
+	if err != nil {
+		return workloads.Failed(err) // the chart or its values did not make a release
+	}
+	rec.Set("helm_revision_after", rel.Revision)
+	if ms, err := rel.Objects(r.Release); err == nil && env.Own != nil {
+		_ = env.Own.Adopt(ctx, ms) // what the upgrade added is deleted with the rest
+	}
+	env.PushUndo(m.Target, steps.Undo{Kind: "helm rollback", Do: func(ctx context.Context, rec *steps.Record) error {
+		return helmRollback(ctx, env, r.Release, before.Revision, []string{m.Target}, ns, timeoutOf(m), rec)
+	}})
+	return nil
+}
+
+// helmRollback rolls the release back to revision (0: the one before the current) and waits for the
+// rollout of targets.
+func helmRollback(ctx context.Context, env *steps.Env, release string, revision int, targets []string, ns string, timeout time.Duration, rec *steps.Record) error {
+	r := env.Release
+	from, err := r.Current(release)
+	if err != nil {
+		return err
+	}
+	rec.Set("helm_release", release)
+	rec.Set("helm_revision_from", from.Revision)
+	rel, err := r.Rollback(ctx, release, revision, timeout)
+	if err != nil {
+		return err
+	}
+	rec.Set("helm_revision_now", rel.Revision)
+	rec.Set("helm_rolled_back_to", revision)
+	for _, t := range targets {
+		if err := env.Ops.WaitRollout(ctx, env.NamespaceOf(t), t, timeout); err != nil {
+			return fmt.Errorf("helm rollback of %s to revision %d: %w", release, revision, err)
+		}
+	}
+	return nil
+}
+
+// rollouts are the Deployments and StatefulSets a release's manifest holds (KIND/NAME).
+func rollouts(ms []workloads.Manifest) []string {
+	var out []string
+	for _, mf := range ms {
+		switch mf.Object.GetKind() {
+		case "Deployment", "StatefulSet":
+			out = append(out, strings.ToLower(mf.Object.GetKind())+"/"+mf.Object.GetName())
+		}
+	}
+	return out
 }
 
 // makes says whether ms holds the object target (KIND/NAME) names.
@@ -268,6 +369,8 @@ func (Rolling) Run(ctx context.Context, env *steps.Env, st scenarios.Step, rec *
 		if ms, err = workloads.Kustomize(env.Path(m.Kustomize)); err == nil {
 			err = env.Own.Apply(ctx, ms)
 		}
+	case m.Helm != nil:
+		err = helmUpgrade(ctx, env, m, ns, rec)
 	}
 	if err != nil {
 		return err
@@ -351,6 +454,15 @@ func (Rollback) Name() string                 { return "rollback" }
 func (Rollback) Takes(st scenarios.Step) bool { return st.Rollback != nil }
 
 func (Rollback) Check(st scenarios.Step, sc *scenarios.Loaded) []steps.Problem {
+	if name, ok := strings.CutPrefix(st.Rollback.Target, "helm/"); ok {
+		switch h := sc.Workload.Helm; {
+		case h == nil:
+			return []steps.Problem{steps.Problemf("rollback.target", "%q: no helm release to roll back (workload.helm installs one)", st.Rollback.Target)}
+		case name != h.ReleaseName(sc.Metadata.Name):
+			return []steps.Problem{steps.Problemf("rollback.target", "%q: the workload's release is %s", st.Rollback.Target, h.ReleaseName(sc.Metadata.Name))}
+		}
+		return nil
+	}
 	if step, ok := strings.CutPrefix(st.Rollback.Target, "schema/"); ok {
 		switch {
 		case sc.Workload.Sample == "":
@@ -380,6 +492,25 @@ func (Rollback) Run(ctx context.Context, env *steps.Env, st scenarios.Step, rec 
 		}
 		rec.Set("schema_step", step+" down")
 		return env.Sample.Migrate(ctx, "down", step, max(2*r.Within.Duration, DefaultTimeout))
+	}
+	if name, ok := strings.CutPrefix(r.Target, "helm/"); ok {
+		// helm rollback to the revision before the current one, and every rollout it makes.
+		if env.Release == nil {
+			return errors.New("no helm release to roll back")
+		}
+		cur, err := env.Release.Current(name)
+		if err != nil {
+			return err
+		}
+		if cur.Revision < 2 {
+			rec.Set("nothing_to_roll_back", true)
+			return workloads.ErrNoPreviousRevision
+		}
+		ms, err := cur.Objects(name)
+		if err != nil {
+			return err
+		}
+		return helmRollback(ctx, env, name, cur.Revision-1, rollouts(ms), ns, max(2*r.Within.Duration, DefaultTimeout), rec)
 	}
 	if u, ok := env.PopUndo(r.Target); ok {
 		rec.Set("undoes", u.Kind)

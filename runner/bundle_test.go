@@ -331,7 +331,7 @@ steps:
 	}
 	for text, want := range map[string]string{
 		scenario("{kustomize: empty}", roll):                                                                    "k.yaml:5: workload.kustomize: empty holds no kustomization.yaml",
-		scenario("{kustomize: base, sample: orders-postgres}", roll):                                            "k.yaml:5: workload: give sample, or manifests and kustomize of your own, not both",
+		scenario("{kustomize: base, sample: orders-postgres}", roll):                                            "k.yaml:5: workload: give sample, or manifests, kustomize or helm of your own, not both",
 		scenario("{kustomize: base}", strings.Replace(roll, "kustomize: v2", "kustomize: other", 1)):            "steps[0].migrate.kustomize: other makes no deployment/web",
 		scenario("{kustomize: base}", strings.Replace(roll, "kustomize: v2", "kustomize: v2, image: web:3", 1)): "it says 2: image/env/args, kustomize",
 	} {
@@ -373,5 +373,53 @@ steps:
 	}
 	if d := strings.Join(rep.ReplayOf.Differences, "\n"); !strings.Contains(d, "kustomization v2 (") || !strings.Contains(d, "builds other objects now") {
 		t.Errorf("differences %q: want the kustomization named", d)
+	}
+}
+
+// A chart is loaded at validate: one whose dependencies are not vendored is refused (a rehearsal
+// downloads nothing), and so is a helm upgrade without a release or a rollback of another release.
+func TestHelmChecks(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.CopyFS(filepath.Join(dir, "web"), os.DirFS("../e2e/testdata/helm/web")); err != nil {
+		t.Fatal(err)
+	}
+	sc, err := Load("../e2e/testdata/helm/helm-sound.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sc.Workload.Helm.ReleaseName(sc.Metadata.Name) != "shop" {
+		t.Errorf("release %s", sc.Workload.Helm.ReleaseName(sc.Metadata.Name))
+	}
+	src, err := os.ReadFile("../e2e/testdata/helm/helm-sound.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(dir, "s.yaml")
+	try := func(text string) error {
+		t.Helper()
+		if err := os.WriteFile(file, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		_, err := Load(file)
+		return err
+	}
+	if err := try(string(src)); err != nil {
+		t.Fatalf("the copy: %v", err)
+	}
+	for _, c := range []struct{ from, to, want string }{
+		{"target: helm/shop", "target: helm/other", `rollback.target: "helm/other": the workload's release is shop`},
+		{"  helm: {chart: web, release: shop}", "  manifests: [web/values.yaml]", "migrate.helm: a helm upgrade is of the workload's release: install it with workload.helm"},
+	} {
+		if err := try(strings.Replace(string(src), c.from, c.to, 1)); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s → %s: %v, want %q", c.from, c.to, err, c.want)
+		}
+	}
+	if err := os.RemoveAll(filepath.Join(dir, "web", "charts")); err != nil {
+		t.Fatal(err)
+	}
+	err = try(string(src))
+	if err == nil || !strings.Contains(err.Error(), "workload.helm.chart") || !strings.Contains(err.Error(), "missing in charts/ directory: settings") ||
+		!strings.Contains(err.Error(), "downloads nothing") {
+		t.Errorf("a chart whose dependency is not vendored: %v", err)
 	}
 }

@@ -81,6 +81,7 @@ type system struct {
 	ns     string
 	sample *workloads.Sample
 	own    *workloads.Own
+	helm   *workloads.HelmInstalled // the release a chart installed, or nil
 	ops    *workloads.Ops
 	url    string // default load base URL
 	svc    string // the load's Service (sample: orders; own: load.service), in svcNS
@@ -96,6 +97,20 @@ var Kinds = slices.Concat(steps.Builtin, migrate.Kinds, faults.Kinds)
 // implements, a kind's own settings, and checks not implemented yet. validate and run both call it.
 func Check(sc *scenarios.Loaded) scenarios.Problems {
 	ps := Kinds.Check(sc)
+	if h := sc.Workload.Helm; h != nil {
+		// The chart loads and needs nothing downloaded; its values files parse.
+		if _, err := workloads.LoadChart(sc.Path(h.Chart)); err != nil {
+			ps = append(ps, sc.Problem("workload.helm.chart", "%v", err))
+		} else {
+			v := workloads.HelmValues{Set: h.Set}
+			for _, f := range h.Values {
+				v.Files = append(v.Files, sc.Path(f))
+			}
+			if _, err := v.Merge(); err != nil {
+				ps = append(ps, sc.Problem("workload.helm", "values: %v", err))
+			}
+		}
+	}
 	if _, ok := sc.Verify["fault-took-effect"]; ok && !slices.ContainsFunc(sc.Steps, isFault) {
 		ps = append(ps, sc.Problem("verify.fault-took-effect", "no fault step to judge"))
 	}
@@ -337,7 +352,7 @@ func Run(ctx context.Context, sc *scenarios.Loaded, opts Options) (sum *reports.
 	metrics.LoadStarted(lr.Aggregates(), sc.Load.Rate.PerSecond)
 	stopProgress := startProgress(opts.Progress, lr, started, metrics)
 
-	env := &steps.Env{Ops: sys.ops, Sample: sys.sample, Own: sys.own, Namespace: sys.ns, Dir: sc.CommandDir(), Relocated: sc.Relocated,
+	env := &steps.Env{Ops: sys.ops, Sample: sys.sample, Own: sys.own, Release: sys.helm, Namespace: sys.ns, Dir: sc.CommandDir(), Relocated: sc.Relocated,
 		Live: lr.Aggregates(), NodePorts: [2]int{sys.ports.First, sys.ports.First + sys.ports.Count - 1},
 		Version: sc.Load.VersionReader(), Machines: kindCl.machines(), Seed: seed, RunID: lcfg.RunID, Start: started, Logf: func(f string, a ...any) { progress(opts.Progress, f, a...) }}
 	env.Accept = acceptance(sc, lcfg.RunID)
@@ -805,7 +820,9 @@ func deploy(ctx context.Context, sc *scenarios.Loaded, cfg *rest.Config, kc *kin
 		manifests = append(manifests, ms...)
 		from = append(from, "kustomize "+k)
 	}
-	progress(w, "applying %d objects from %s (namespace %s)", len(manifests), strings.Join(from, ", "), sys.ns)
+	if len(manifests) > 0 {
+		progress(w, "applying %d objects from %s (namespace %s)", len(manifests), strings.Join(from, ", "), sys.ns)
+	}
 	own, err := workloads.ApplyManifests(ctx, cfg, sys.ns, manifests)
 	var teardown func(context.Context)
 	if own != nil {
@@ -813,6 +830,13 @@ func deploy(ctx context.Context, sc *scenarios.Loaded, cfg *rest.Config, kc *kin
 	}
 	if err != nil {
 		return sys, teardown, harness("workload.manifests: %v", err)
+	}
+	if h := sc.Workload.Helm; h != nil {
+		rel, err := installChart(ctx, sc, cfg, own, sys.ns, w)
+		if err != nil {
+			return sys, teardown, harness("workload.helm: %v", err)
+		}
+		sys.helm = rel
 	}
 	sys.own = own
 	done := phase(w, "waiting for the workload to be ready", func() string {
@@ -836,6 +860,38 @@ func deploy(ctx context.Context, sc *scenarios.Loaded, cfg *rest.Config, kc *kin
 		sys.svc, sys.svcNS = svc, own.NamespaceOf("service/"+svc)
 	}
 	return sys, teardown, nil
+}
+
+// installChart installs the workload's chart as a release in namespace (Helm's Go SDK, waiting for
+// hooks only: the workload is waited for as manifests are) and makes its objects part of own.
+func installChart(ctx context.Context, sc *scenarios.Loaded, cfg *rest.Config, own *workloads.Own, namespace string, w io.Writer) (*workloads.HelmInstalled, error) {
+	h := sc.Workload.Helm
+	chartPath := sc.Path(h.Chart)
+	ch, err := workloads.LoadChart(chartPath)
+	if err != nil {
+		return nil, err
+	}
+	r := &workloads.HelmInstalled{Release: h.ReleaseName(sc.Metadata.Name), Chart: chartPath, Values: workloads.HelmValues{Set: h.Set}}
+	for _, f := range h.Values {
+		r.Values.Files = append(r.Values.Files, sc.Path(f))
+	}
+	vals, err := r.Values.Merge()
+	if err != nil {
+		return nil, err
+	}
+	if r.Helm, err = workloads.NewHelm(cfg, namespace); err != nil {
+		return nil, err
+	}
+	progress(w, "helm install %s %s (namespace %s)", r.Release, h.Chart, namespace)
+	rel, err := r.Install(ctx, r.Release, ch, vals, 5*time.Minute)
+	if err != nil {
+		return nil, err
+	}
+	ms, err := rel.Objects(r.Release)
+	if err != nil {
+		return nil, err
+	}
+	return r, own.Adopt(ctx, ms)
 }
 
 // settleMax bounds the wait, after the load, for pods still stopping (the sample's grace is 40 s).

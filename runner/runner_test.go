@@ -241,7 +241,7 @@ steps:
 		canary + "args: [x], patch: '{spec: {}}'}}":                                                   "the new release needs exactly one of image/env/args, manifest or patch; it says 2: image/env/args, patch",
 		canary + "manifest: other.yaml}}":                                                             "steps[0].migrate.manifest: " + filepath.Join(dir, "other.yaml") + ": no Deployment named web (the new version of deployment/web) in it; found Deployment/api",
 		green + "image: web:2, manifest: other.yaml}}":                                                "the new release needs exactly one of image/env/args, manifest or patch; it says 2: image/env/args, manifest",
-		"  - {name: r, migrate: {strategy: rolling, target: deployment/web, args: [a], patch: '{}'}}": "a rolling change needs exactly one of image/env/args, manifest, patch or kustomize; it says 2: image/env/args, patch",
+		"  - {name: r, migrate: {strategy: rolling, target: deployment/web, args: [a], patch: '{}'}}": "a rolling change needs exactly one of image/env/args, manifest, patch, kustomize or helm; it says 2: image/env/args, patch",
 	} {
 		if err := check(bad); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%s: %v, want %q", bad, err, want)
@@ -282,7 +282,7 @@ steps:
 		"  - {name: d, rollback: {target: schema/shrink, within: 30s}}":                                                              `t.yaml:9: steps[0].rollback.target: "schema/shrink": want schema/expand`,
 		"  - {name: v, migrate: {strategy: schema, step: contract, version: v3}}":                                                    "t.yaml:9: steps[0].migrate: a schema step changes no version",
 		"  - {name: v, migrate: {strategy: rolling, target: deployment/orders, version: v7}}":                                        `t.yaml:9: steps[0].migrate.version: unknown version "v7"`,
-		"  - {name: v, migrate: {strategy: rolling, target: deployment/orders}}":                                                     "t.yaml:9: steps[0].migrate: a rolling change needs one of version (the sample), image/env/args, manifest, patch or kustomize: it says nothing to change",
+		"  - {name: v, migrate: {strategy: rolling, target: deployment/orders}}":                                                     "t.yaml:9: steps[0].migrate: a rolling change needs one of version (the sample), image/env/args, manifest, patch, kustomize or helm: it says nothing to change",
 		"  - {name: v, migrate: {strategy: rolling, target: service/orders, version: v2}}":                                           `t.yaml:9: steps[0].migrate.target: "service/orders"`,
 		"  - {name: v, migrate: {strategy: schema, target: deployment/orders, step: shrink}}":                                        `t.yaml:9: steps[0].migrate.step: schema step "shrink"`,
 		"  - {name: v, migrate: {strategy: rolling, target: deployment/orders, manifest: x.yaml}}":                                   "t.yaml:9: steps[0].migrate.manifest: a manifest rolls one's own workload",

@@ -585,10 +585,10 @@ func (v *validator) cluster(c *Cluster) {
 
 func (v *validator) workload(w *Workload, c *Cluster) {
 	switch {
-	case w.Sample == "" && len(w.Manifests) == 0 && w.Kustomize == "":
-		v.addf("workload", "needs sample, manifests or kustomize")
-	case w.Sample != "" && (len(w.Manifests) > 0 || w.Kustomize != ""):
-		v.addf("workload", "give sample, or manifests and kustomize of your own, not both")
+	case w.Sample == "" && len(w.Manifests) == 0 && w.Kustomize == "" && w.Helm == nil:
+		v.addf("workload", "needs sample, manifests, kustomize or helm")
+	case w.Sample != "" && (len(w.Manifests) > 0 || w.Kustomize != "" || w.Helm != nil):
+		v.addf("workload", "give sample, or manifests, kustomize or helm of your own, not both")
 	case w.Sample != "" && w.Sample != "orders-postgres":
 		v.addf("workload.sample", "unknown sample %q; known: orders-postgres", w.Sample)
 	}
@@ -610,6 +610,15 @@ func (v *validator) workload(w *Workload, c *Cluster) {
 	}
 	if w.Kustomize != "" {
 		v.kustomization("workload.kustomize", w.Kustomize)
+	}
+	if h := w.Helm; h != nil {
+		v.path("workload.helm.chart", h.Chart, true)
+		for i, f := range h.Values {
+			v.path(fmt.Sprintf("workload.helm.values[%d]", i), f, false)
+		}
+		if h.Release != "" && !dnsName.MatchString(h.Release) {
+			v.addf("workload.helm.release", "%q must be 1-53 lower-case letters, digits and dashes", h.Release)
+		}
 	}
 	for i, m := range w.Manifests {
 		f := fmt.Sprintf("workload.manifests[%d]", i)

@@ -51,18 +51,45 @@ type Cluster struct {
 
 // Workload is the system under rehearsal: the built-in sample or the user's own manifests.
 type Workload struct {
-	Sample      string    `yaml:"sample,omitempty" json:"sample,omitempty" enum:"orders-postgres"`
-	Version     string    `yaml:"version,omitempty" json:"version,omitempty" doc:"initial version of the sample app"`
-	Replicas    *Replicas `yaml:"replicas,omitempty" json:"replicas,omitempty" doc:"the sample's replica counts"`
-	Manifests   []string  `yaml:"manifests,omitempty" json:"manifests,omitempty" doc:"files or directories of YAML (relative to the scenario file), applied in order; objects without a namespace go to rehearse-<scenario>"`
-	Kustomize   string    `yaml:"kustomize,omitempty" json:"kustomize,omitempty" doc:"a kustomization directory (a base or an overlay, relative to the scenario file), built in-process as kubectl kustomize builds it; its objects are deployed as manifests are"`
-	Images      []string  `yaml:"images,omitempty" json:"images,omitempty" doc:"image archives (docker save, relative to the scenario file) loaded into every kind node"`
-	LocalImages []string  `yaml:"localImages,omitempty" json:"localImages,omitempty" doc:"images already built on this machine's Docker (e.g. rehearse.local/orders:dev, by rehearse images build), loaded into every kind node"`
-	Checksum    *Checksum `yaml:"checksum,omitempty" json:"checksum,omitempty" doc:"your own manifests: command run in each replica pod; its output is that replica's data checksum (replica-checksums compares them)"`
+	Sample      string     `yaml:"sample,omitempty" json:"sample,omitempty" enum:"orders-postgres"`
+	Version     string     `yaml:"version,omitempty" json:"version,omitempty" doc:"initial version of the sample app"`
+	Replicas    *Replicas  `yaml:"replicas,omitempty" json:"replicas,omitempty" doc:"the sample's replica counts"`
+	Manifests   []string   `yaml:"manifests,omitempty" json:"manifests,omitempty" doc:"files or directories of YAML (relative to the scenario file), applied in order; objects without a namespace go to rehearse-<scenario>"`
+	Kustomize   string     `yaml:"kustomize,omitempty" json:"kustomize,omitempty" doc:"a kustomization directory (a base or an overlay, relative to the scenario file), built in-process as kubectl kustomize builds it; its objects are deployed as manifests are"`
+	Helm        *HelmChart `yaml:"helm,omitempty" json:"helm,omitempty" doc:"a local Helm chart installed as a release (through Helm's Go SDK; its dependencies vendored in charts/)"`
+	Images      []string   `yaml:"images,omitempty" json:"images,omitempty" doc:"image archives (docker save, relative to the scenario file) loaded into every kind node"`
+	LocalImages []string   `yaml:"localImages,omitempty" json:"localImages,omitempty" doc:"images already built on this machine's Docker (e.g. rehearse.local/orders:dev, by rehearse images build), loaded into every kind node"`
+	Checksum    *Checksum  `yaml:"checksum,omitempty" json:"checksum,omitempty" doc:"your own manifests: command run in each replica pod; its output is that replica's data checksum (replica-checksums compares them)"`
 }
 
-// Own says whether the workload is one's own (manifests or a kustomization), not the sample.
-func (w *Workload) Own() bool { return w.Sample == "" && (len(w.Manifests) > 0 || w.Kustomize != "") }
+// Own says whether the workload is one's own (manifests, a kustomization or a chart), not the sample.
+func (w *Workload) Own() bool {
+	return w.Sample == "" && (len(w.Manifests) > 0 || w.Kustomize != "" || w.Helm != nil)
+}
+
+// HelmChart is a chart installed as the workload's release.
+type HelmChart struct {
+	Chart   string            `yaml:"chart" json:"chart" doc:"a local chart: a directory or a .tgz (relative to the scenario file), its dependencies vendored in charts/ (nothing is downloaded)"`
+	Release string            `yaml:"release,omitempty" json:"release,omitempty" doc:"the release's name (default: the scenario's name)"`
+	Values  []string          `yaml:"values,omitempty" json:"values,omitempty" doc:"values files (helm -f), relative to the scenario file"`
+	Set     map[string]string `yaml:"set,omitempty" json:"set,omitempty" doc:"values (helm --set KEY=VALUE), over the files"`
+}
+
+// ReleaseName is the release's name: release, or the scenario's name.
+func (h *HelmChart) ReleaseName(scenario string) string {
+	if h.Release != "" {
+		return h.Release
+	}
+	return scenario
+}
+
+// HelmUpgrade is a helm upgrade of the workload's release: the install's values files and set,
+// then these over them; the install's chart unless another is named.
+type HelmUpgrade struct {
+	Chart  string            `yaml:"chart,omitempty" json:"chart,omitempty" doc:"the chart to upgrade to (default: the workload's)"`
+	Values []string          `yaml:"values,omitempty" json:"values,omitempty" doc:"values files over the install's"`
+	Set    map[string]string `yaml:"set,omitempty" json:"set,omitempty" doc:"values (--set KEY=VALUE) over the install's and the files'"`
+}
 
 // Replicas size the sample: app pods, and database members (a primary and streaming replicas).
 type Replicas struct {
@@ -244,6 +271,7 @@ type Migrate struct {
 	Manifest   string            `yaml:"manifest,omitempty" json:"manifest,omitempty" doc:"rolling: a file with the new version of the target (server-side applied); canary: a file with the target's new version, whose pod template the canary runs; blue-green: green's own Deployment"`
 	Patch      string            `yaml:"patch,omitempty" json:"patch,omitempty" doc:"a strategic merge patch of the target (YAML or JSON): rolling patches it, blue-green's green and the canary are copies of it patched"`
 	Kustomize  string            `yaml:"kustomize,omitempty" json:"kustomize,omitempty" doc:"rolling: a kustomization directory (another overlay) whose objects are the new version (server-side applied)"`
+	Helm       *HelmUpgrade      `yaml:"helm,omitempty" json:"helm,omitempty" doc:"rolling: a helm upgrade of the workload's release, with values over the install's (or another chart)"`
 	Timeout    Duration          `yaml:"timeout,omitempty" json:"timeout,omitempty" doc:"how long a rollout may take before it counts as stalled (default 5m)"`
 	Partitions []int             `yaml:"partitions,omitempty" json:"partitions,omitempty" doc:"rolling a StatefulSet: its rollingUpdate partition, step by step (e.g. [2, 1, 0]: the highest ordinal first); each step waits until the pods at or above it run the new revision and are ready; the last must be 0"`
 	// Blue-green and canary.

@@ -24,6 +24,8 @@ type Env struct {
 	Ops    *workloads.Ops
 	Sample *workloads.Sample // the sample workload, or nil
 	Own    *workloads.Own    // one's own manifests, or nil
+	// Release is one's own workload's Helm release, when a chart installed it (nil otherwise).
+	Release *workloads.HelmInstalled
 	// Namespace is the sample's namespace (one's own manifests name theirs through Own).
 	Namespace string
 	// Dir is the scenario file's directory: files a step names are relative to it, unless Relocated

@@ -173,6 +173,48 @@ func ApplyManifests(ctx context.Context, cfg *rest.Config, namespace string, man
 	return o, o.Apply(ctx, manifests)
 }
 
+// NewOwn is a workload of one's own in namespace (created when missing) with nothing in it yet:
+// objects come with Apply, or with Adopt (objects something else made, such as a Helm release).
+func NewOwn(ctx context.Context, cfg *rest.Config, namespace string) (*Own, error) {
+	o, err := ApplyManifests(ctx, cfg, namespace, nil)
+	return o, err
+}
+
+// Adopt makes objects already in the cluster (a Helm release's) part of the workload: waited for
+// and deleted with the rest. An object adopted twice is counted once.
+func (o *Own) Adopt(ctx context.Context, manifests []Manifest) error {
+	for _, m := range manifests {
+		gvk := m.Object.GroupVersionKind()
+		mapping, err := o.mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
+		if meta.IsNoMatchError(err) {
+			o.mapper.(meta.ResettableRESTMapper).Reset()
+			mapping, err = o.mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
+		}
+		if err != nil {
+			return fmt.Errorf("%s: %s %s: %w", m.Source, gvk.Kind, m.Object.GetName(), err)
+		}
+		var res dynamic.ResourceInterface = o.dyn.Resource(mapping.Resource)
+		ns := m.Object.GetNamespace()
+		if mapping.Scope.Name() == meta.RESTScopeNameNamespace {
+			if ns == "" {
+				ns = o.Namespace
+			}
+			res = o.dyn.Resource(mapping.Resource).Namespace(ns)
+		}
+		if slices.ContainsFunc(o.applied, func(a appliedObject) bool {
+			return a.gvr == mapping.Resource && a.obj.GetName() == m.Object.GetName() && a.obj.GetNamespace() == ns
+		}) {
+			continue
+		}
+		live, err := res.Get(ctx, m.Object.GetName(), metav1.GetOptions{})
+		if err != nil {
+			return fmt.Errorf("%s: %s %s: %w", m.Source, gvk.Kind, m.Object.GetName(), err)
+		}
+		o.applied = append(o.applied, appliedObject{res: res, gvr: mapping.Resource, obj: live, from: m.Source})
+	}
+	return nil
+}
+
 // Apply applies more manifests (a new version of an object, for a rolling change) with server-side
 // apply; they are deleted with the rest.
 func (o *Own) Apply(ctx context.Context, manifests []Manifest) error {

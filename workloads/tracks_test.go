@@ -42,7 +42,9 @@ func TestTrackTakesEveryChange(t *testing.T) {
 			}},
 		{"template", Change{Template: &corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": "web", "tier": "new"}},
 			Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "web", Image: "web:2"}}}}},
-			func(p *corev1.PodSpec) string { return p.Containers[0].Image + " " + string(rune('0'+len(p.Containers))) }},
+			func(p *corev1.PodSpec) string {
+				return p.Containers[0].Image + " " + string(rune('0'+len(p.Containers)))
+			}},
 	} {
 		cs := fake.NewClientset(webDeployment())
 		ops := OpsFor(cs)

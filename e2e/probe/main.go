@@ -7,7 +7,11 @@
 //	                            listen-after=D   listens only D after starting (a slow start)
 //	                            redirect-writes  answers every POST with 302 to /maintenance (a 200 page)
 //	                            ack-only         answers 201 to writes it never keeps, 200 to any read
-//	                          every answer names $PROBE_VERSION in X-App-Version when it is set;
+//	                            json         says $PROBE_VERSION in a JSON body on / ({"version":
+//	                                         ..., "host": ...}) and in no header (an app that
+//	                                         says its version only in its body)
+//	                          every answer names $PROBE_VERSION in X-App-Version when it is set
+//	                          (not with json);
 //	                          $PROBE_HOW adds HOW words (a canary changes env, not arguments)
 //	probe cat FILE            prints FILE
 //	probe hostname            prints the pod's hostname
@@ -56,7 +60,13 @@ func main() {
 		host, _ := os.Hostname()
 		var mu sync.Mutex
 		items := map[string]bool{}
+		_, jsonBody := how["json"]
 		http.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+			if jsonBody {
+				w.Header().Set("Content-Type", "application/json")
+				fmt.Fprintf(w, "{\"host\":%q,\"path\":%q,\"build\":{\"version\":%q}}\n", host, r.URL.Path, os.Getenv("PROBE_VERSION"))
+				return
+			}
 			fmt.Fprintf(w, "%s %s\n", host, r.URL.Path)
 		})
 		// Items live in this process only: with two replicas an item written through one is missing
@@ -82,7 +92,7 @@ func main() {
 			}
 		})
 		var h http.Handler = http.DefaultServeMux
-		if v := os.Getenv("PROBE_VERSION"); v != "" {
+		if v := os.Getenv("PROBE_VERSION"); v != "" && !jsonBody {
 			h = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				w.Header().Set("X-App-Version", v)
 				http.DefaultServeMux.ServeHTTP(w, r)
