@@ -1,0 +1,79 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"sigs.k8s.io/e2e-framework/pkg/envconf"
+	"sigs.k8s.io/e2e-framework/pkg/features"
+
+	"github.com/rehearse-dev/rehearse/reports"
+	"github.com/rehearse-dev/rehearse/verify"
+)
+
+// A team's system as they ship it: a kustomize base rolled to an overlay, and a chart through Helm's
+// Go SDK (installed, upgraded by values, rolled back by helm rollback as a drill, its app saying its
+// version only in its JSON body), each beside its broken twin.
+func TestShippedAsTheTeamShipsIt(t *testing.T) {
+	f := features.New("kustomize and helm").
+		Assess("sound systems pass, broken twins fail", func(ctx context.Context, t *testing.T, cfg *envconf.Config) context.Context {
+			twin(t, ctx, "kustomize-sound", 0, func(t *testing.T, sum *reports.Summary) {
+				if c := checkByName(sum, "served-version"); c.Status != verify.Pass || !strings.Contains(c.Message, "v2") {
+					t.Errorf("served-version: %s %q", c.Status, c.Message)
+				}
+				if st := stepByName(sum, "to-v2"); st.Status != "ok" || st.Did["revision_after"] == st.Did["revision_before"] {
+					t.Errorf("to-v2: %s %v", st.Status, st.Did)
+				}
+			})
+			// The overlay rolled to is a release that fails a share of its requests.
+			twin(t, ctx, "kustomize-broken", 1, func(t *testing.T, sum *reports.Summary) {
+				if c := checkByName(sum, "zero-failed-requests"); c.Status != verify.Fail || !strings.Contains(c.Message, "to-v2") {
+					t.Errorf("zero-failed-requests: %s %q; want a failure during to-v2", c.Status, c.Message)
+				}
+			})
+			twin(t, ctx, "helm-sound", 0, func(t *testing.T, sum *reports.Summary) {
+				up := stepByName(sum, "to-v2")
+				if up.Status != "ok" || up.Did["helm_revision_before"] != 1 || up.Did["helm_revision_after"] != 2 {
+					t.Errorf("to-v2: %s %v", up.Status, up.Did)
+				}
+				drill := stepByName(sum, "drill")
+				if drill.Status != "ok" || drill.Did["helm_rolled_back_to"] != 1 || drill.Did["helm_revision_now"] != 3 {
+					t.Errorf("drill: %s %v", drill.Status, drill.Did)
+				}
+				for _, name := range []string{"served-version", "rollback-drill"} {
+					if c := checkByName(sum, name); c.Status != verify.Pass {
+						t.Errorf("%s: %s %q", name, c.Status, c.Message)
+					}
+				}
+				if c := checkByName(sum, "rollback-drill"); !strings.Contains(c.Message, "restored to v1") {
+					t.Errorf("rollback-drill: %q", c.Message)
+				}
+			})
+			// The values change makes pods that never become ready: the upgrade's rollout fails.
+			twin(t, ctx, "helm-broken", 1, func(t *testing.T, sum *reports.Summary) {
+				if st := stepByName(sum, "to-v2"); st.Status != "failed" {
+					t.Errorf("to-v2: %s %q; want failed", st.Status, st.Error)
+				}
+			})
+			return ctx
+		}).Feature()
+	testenv.Test(t, f)
+}
+
+// twin rehearses testdata/{kustomize,helm}/NAME.yaml beside the others and wants its exit code (0
+// and pass, or 1 and fail), then what more says.
+func twin(t *testing.T, ctx context.Context, name string, wantCode int, more func(*testing.T, *reports.Summary)) {
+	t.Run(name, func(t *testing.T) {
+		t.Parallel()
+		dir, _, _ := strings.Cut(name, "-")
+		sum, _, code := rehearse(t, ctx, "testdata/"+dir+"/"+name+".yaml")
+		want := map[int]string{0: reports.VerdictPass, 1: reports.VerdictFail}[wantCode]
+		if code != wantCode || sum.Verdict != want {
+			t.Errorf("exit %d, verdict %s; want %d and %s", code, sum.Verdict, wantCode, want)
+		}
+		more(t, sum)
+	})
+}
