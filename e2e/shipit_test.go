@@ -4,6 +4,8 @@ package e2e
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -11,6 +13,7 @@ import (
 	"sigs.k8s.io/e2e-framework/pkg/features"
 
 	"github.com/rehearse-dev/rehearse/reports"
+	"github.com/rehearse-dev/rehearse/runner"
 	"github.com/rehearse-dev/rehearse/verify"
 )
 
@@ -56,6 +59,22 @@ func TestShippedAsTheTeamShipsIt(t *testing.T) {
 			twin(t, ctx, "helm-broken", 1, func(t *testing.T, sum *reports.Summary) {
 				if st := stepByName(sum, "to-v2"); st.Status != "failed" {
 					t.Errorf("to-v2: %s %q; want failed", st.Status, st.Error)
+				}
+			})
+			// rehearse init's scenario for the chart, run as written, passes.
+			t.Run("init-helm", func(t *testing.T) {
+				t.Parallel()
+				out := filepath.Join(t.TempDir(), "init.yaml")
+				b, err := runner.Init("testdata/helm/web", "init-helm", out)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(out, b, 0o644); err != nil {
+					t.Fatal(err)
+				}
+				sum, _, code := rehearse(t, ctx, out)
+				if code != 0 || sum.Verdict != reports.VerdictPass {
+					t.Errorf("exit %d, verdict %s; want 0 and pass:\n%s", code, sum.Verdict, b)
 				}
 			})
 			return ctx

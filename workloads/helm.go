@@ -12,11 +12,15 @@ import (
 
 	"helm.sh/helm/v4/pkg/action"
 	ci "helm.sh/helm/v4/pkg/chart"
+	"helm.sh/helm/v4/pkg/chart/common"
 	chart "helm.sh/helm/v4/pkg/chart/v2"
 	"helm.sh/helm/v4/pkg/chart/v2/loader"
 	"helm.sh/helm/v4/pkg/cli/values"
 	"helm.sh/helm/v4/pkg/kube"
+	kubefake "helm.sh/helm/v4/pkg/kube/fake"
 	release "helm.sh/helm/v4/pkg/release/v1"
+	"helm.sh/helm/v4/pkg/storage"
+	"helm.sh/helm/v4/pkg/storage/driver"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/discovery/cached/memory"
@@ -223,4 +227,25 @@ func (g *restGetter) ToRESTMapper() (meta.RESTMapper, error) {
 
 func (g *restGetter) ToRawKubeConfigLoader() clientcmd.ClientConfig {
 	return clientcmd.NewDefaultClientConfig(*g.raw, &clientcmd.ConfigOverrides{Context: clientcmdapi.Context{Namespace: g.namespace}})
+}
+
+// RenderChart renders a local chart with vals as helm template does (no cluster: the objects an
+// install would make, with the release name given).
+func RenderChart(ch *chart.Chart, release, namespace string, vals map[string]any) ([]Manifest, error) {
+	ac := action.NewConfiguration()
+	ac.SetLogger(slog.NewTextHandler(io.Discard, nil))
+	ac.Releases = storage.Init(driver.NewMemory())
+	ac.KubeClient = &kubefake.PrintingKubeClient{Out: io.Discard}
+	ac.Capabilities = common.DefaultCapabilities
+	in := action.NewInstall(ac)
+	in.ReleaseName, in.Namespace = release, namespace
+	in.DryRunStrategy = action.DryRunClient
+	in.Replace = true
+	in.WaitStrategy = kube.HookOnlyStrategy
+	r, err := in.Run(ch, vals)
+	rel, err := released(r, err)
+	if err != nil {
+		return nil, fmt.Errorf("helm template %s: %w", release, err)
+	}
+	return rel.Objects(release)
 }
