@@ -23,7 +23,7 @@ import (
 func TestShippedAsTheTeamShipsIt(t *testing.T) {
 	f := features.New("kustomize and helm").
 		Assess("sound systems pass, broken twins fail", func(ctx context.Context, t *testing.T, cfg *envconf.Config) context.Context {
-			twin(t, ctx, "kustomize-sound", 0, func(t *testing.T, sum *reports.Summary) {
+			twin(t, ctx, "kustomize-sound", reports.VerdictPass, func(t *testing.T, sum *reports.Summary) {
 				if c := checkByName(sum, "served-version"); c.Status != verify.Pass || !strings.Contains(c.Message, "v2") {
 					t.Errorf("served-version: %s %q", c.Status, c.Message)
 				}
@@ -32,12 +32,12 @@ func TestShippedAsTheTeamShipsIt(t *testing.T) {
 				}
 			})
 			// The overlay rolled to is a release that fails a share of its requests.
-			twin(t, ctx, "kustomize-broken", 1, func(t *testing.T, sum *reports.Summary) {
+			twin(t, ctx, "kustomize-broken", reports.VerdictFail, func(t *testing.T, sum *reports.Summary) {
 				if c := checkByName(sum, "zero-failed-requests"); c.Status != verify.Fail || !strings.Contains(c.Message, "to-v2") {
 					t.Errorf("zero-failed-requests: %s %q; want a failure during to-v2", c.Status, c.Message)
 				}
 			})
-			twin(t, ctx, "helm-sound", 0, func(t *testing.T, sum *reports.Summary) {
+			twin(t, ctx, "helm-sound", reports.VerdictPass, func(t *testing.T, sum *reports.Summary) {
 				up := stepByName(sum, "to-v2")
 				if up.Status != "ok" || up.Did["helm_revision_before"] != 1 || up.Did["helm_revision_after"] != 2 {
 					t.Errorf("to-v2: %s %v", up.Status, up.Did)
@@ -56,9 +56,28 @@ func TestShippedAsTheTeamShipsIt(t *testing.T) {
 				}
 			})
 			// The values change makes pods that never become ready: the upgrade's rollout fails.
-			twin(t, ctx, "helm-broken", 1, func(t *testing.T, sum *reports.Summary) {
+			twin(t, ctx, "helm-broken", reports.VerdictFail, func(t *testing.T, sum *reports.Summary) {
 				if st := stepByName(sum, "to-v2"); st.Status != "failed" {
 					t.Errorf("to-v2: %s %q; want failed", st.Status, st.Error)
+				}
+			})
+			// A canary by an args change, its versions read from the JSON body.
+			twin(t, ctx, "helm-canary-sound", reports.VerdictPass, func(t *testing.T, sum *reports.Summary) {
+				if st := stepByName(sum, "canary-v2"); st.Status != "promoted" {
+					t.Errorf("canary-v2: %s %q; want promoted", st.Status, st.Error)
+				}
+			})
+			// The body says the stable version: no answer may count as the canary's, and served-version
+			// cannot pass.
+			twin(t, ctx, "helm-canary-broken", "", func(t *testing.T, sum *reports.Summary) {
+				if sum.Verdict == reports.VerdictPass {
+					t.Errorf("verdict pass")
+				}
+				if st := stepByName(sum, "canary-v2"); st.Status == "promoted" {
+					t.Errorf("canary-v2 promoted though no answer said v2")
+				}
+				if c := checkByName(sum, "served-version"); c.Status == verify.Pass {
+					t.Errorf("served-version: %s %q", c.Status, c.Message)
 				}
 			})
 			// rehearse init's scenario for the chart, run as written, passes.
@@ -82,16 +101,19 @@ func TestShippedAsTheTeamShipsIt(t *testing.T) {
 	testenv.Test(t, f)
 }
 
-// twin rehearses testdata/{kustomize,helm}/NAME.yaml beside the others and wants its exit code (0
-// and pass, or 1 and fail), then what more says.
-func twin(t *testing.T, ctx context.Context, name string, wantCode int, more func(*testing.T, *reports.Summary)) {
+// twin rehearses testdata/{kustomize,helm}/NAME.yaml beside the others and wants its verdict (pass
+// and exit 0; fail, or "" for fail or error, and exit 1), then what more says.
+func twin(t *testing.T, ctx context.Context, name, verdict string, more func(*testing.T, *reports.Summary)) {
 	t.Run(name, func(t *testing.T) {
 		t.Parallel()
 		dir, _, _ := strings.Cut(name, "-")
 		sum, _, code := rehearse(t, ctx, "testdata/"+dir+"/"+name+".yaml")
-		want := map[int]string{0: reports.VerdictPass, 1: reports.VerdictFail}[wantCode]
-		if code != wantCode || sum.Verdict != want {
-			t.Errorf("exit %d, verdict %s; want %d and %s", code, sum.Verdict, wantCode, want)
+		wantCode := 1
+		if verdict == reports.VerdictPass {
+			wantCode = 0
+		}
+		if code != wantCode || (verdict != "" && sum.Verdict != verdict) {
+			t.Errorf("exit %d, verdict %s; want %d and %s", code, sum.Verdict, wantCode, verdict)
 		}
 		more(t, sum)
 	})

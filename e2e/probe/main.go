@@ -10,6 +10,8 @@
 //	                            json         says $PROBE_VERSION in a JSON body on / ({"version":
 //	                                         ..., "host": ...}) and in no header (an app that
 //	                                         says its version only in its body)
+//	                            version=V    the version it says, over $PROBE_VERSION (a release
+//	                                         that differs in its arguments only)
 //	                          every answer names $PROBE_VERSION in X-App-Version when it is set
 //	                          (not with json);
 //	                          $PROBE_HOW adds HOW words (a canary changes env, not arguments)
@@ -61,6 +63,9 @@ func main() {
 		var mu sync.Mutex
 		items := map[string]bool{}
 		_, jsonBody := how["json"]
+		if v, ok := how["version"]; ok {
+			os.Setenv("PROBE_VERSION", v)
+		}
 		http.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 			if jsonBody {
 				w.Header().Set("Content-Type", "application/json")
