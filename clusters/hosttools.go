@@ -77,3 +77,33 @@ func cachedTool(dir, name string, fetch func(dst string) error) (string, error) 
 	}
 	return dir, nil
 }
+
+// UserlandProxied says whether Docker's userland proxy (docker-proxy) carries any of the cluster's
+// published NodePorts on this machine: a second TCP hop for every connection the load makes, which
+// now and then loses a SYN (a one-second stall) or resets a connection — a failure of the harness,
+// not of the system rehearsed. procRoot is /proc.
+func (r PortRange) UserlandProxied(procRoot string) bool {
+	dirs, err := os.ReadDir(procRoot)
+	if err != nil {
+		return false
+	}
+	for _, d := range dirs {
+		if d.Name()[0] < '0' || d.Name()[0] > '9' {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(procRoot, d.Name(), "cmdline"))
+		if err != nil || !strings.Contains(string(b), "docker-proxy") {
+			continue
+		}
+		args := strings.Split(string(b), "\x00")
+		for i, a := range args {
+			if a == "-host-port" && i+1 < len(args) {
+				var p int
+				if _, err := fmt.Sscan(args[i+1], &p); err == nil && p >= r.First && p < r.First+r.Count {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}

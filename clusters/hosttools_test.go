@@ -65,3 +65,28 @@ func TestCachedTool(t *testing.T) {
 		t.Errorf("fetched %d times, want once", fetches)
 	}
 }
+
+// The userland proxy is found by its -host-port among the cluster's published ports.
+func TestUserlandProxied(t *testing.T) {
+	root := t.TempDir()
+	write := func(pid, cmdline string) {
+		t.Helper()
+		if err := os.MkdirAll(filepath.Join(root, pid), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(root, pid, "cmdline"), []byte(cmdline), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("self", "x")
+	write("10", "/usr/sbin/dockerd\x00")
+	write("11", "/usr/sbin/docker-proxy\x00-proto\x00tcp\x00-host-ip\x00127.0.0.1\x00-host-port\x0040999\x00-container-ip\x00172.18.0.2\x00-container-port\x0040999\x00")
+	r := PortRange{First: 31000, Count: 40}
+	if r.UserlandProxied(root) {
+		t.Errorf("a proxy of another port counted")
+	}
+	write("12", "/usr/sbin/docker-proxy\x00-proto\x00tcp\x00-host-ip\x00127.0.0.1\x00-host-port\x0031025\x00-container-ip\x00172.18.0.3\x00-container-port\x0031025\x00")
+	if !r.UserlandProxied(root) {
+		t.Errorf("the proxy of 31025 not found")
+	}
+}

@@ -300,6 +300,9 @@ func Run(ctx context.Context, sc *scenarios.Loaded, opts Options) (sum *reports.
 		return nil, harness("%v", err)
 	}
 
+	if kindCl != nil && kindCl.Cluster != nil && kindCl.NodePortsOrDefault().UserlandProxied("/proc") {
+		progress(opts.Progress, "warning: Docker's userland proxy (docker-proxy) carries the load to 127.0.0.1: it loses a SYN now and then (1 s stalls, rare resets that fail zero-failed-requests for a sound system); set \"userland-proxy\": false in /etc/docker/daemon.json and restart dockerd (make docker does)")
+	}
 	sys, teardown, err := deploy(ctx, sc, cfg, kindCl, opts.Progress)
 	// A cluster the run deletes takes the workload with it: waiting for its namespace first only
 	// made the run ~12 s longer.
