@@ -80,6 +80,19 @@ func TestShippedAsTheTeamShipsIt(t *testing.T) {
 					t.Errorf("served-version: %s %q", c.Status, c.Message)
 				}
 			})
+			// An app that says its version nowhere: the canary gate judges it by its own probes of
+			// each track's pods.
+			twin(t, ctx, "probe-canary-sound", reports.VerdictPass, func(t *testing.T, sum *reports.Summary) {
+				st := stepByName(sum, "canary-v2")
+				if st.Status != "promoted" || st.Did["attribution"] == nil {
+					t.Errorf("canary-v2: %s %q %v; want promoted, judged by probes", st.Status, st.Error, st.Did["attribution"])
+				}
+			})
+			twin(t, ctx, "probe-canary-broken", reports.VerdictFail, func(t *testing.T, sum *reports.Summary) {
+				if st := stepByName(sum, "canary-v2"); st.Status != "failed" || st.Did["outcome"] != "rolled-back" {
+					t.Errorf("canary-v2: %s %v; want failed, rolled back by its gate", st.Status, st.Did["outcome"])
+				}
+			})
 			// rehearse init's scenario for the chart, run as written, passes.
 			t.Run("init-helm", func(t *testing.T) {
 				t.Parallel()

@@ -46,6 +46,9 @@ func (BlueGreen) Check(st scenarios.Step, sc *scenarios.Loaded) []steps.Problem 
 			ps = append(ps, steps.Problemf("migrate.manifest", "%v", err))
 		}
 	}
+	if m.Gate.Probe != nil {
+		ps = append(ps, steps.Problemf("migrate.gate.probe", "is for the canary strategy: after a blue-green switch every answer is green's"))
+	}
 	if m.Smoke != nil && m.Smoke.Requests < 0 {
 		ps = append(ps, steps.Problemf("migrate.smoke.requests", "must not be negative"))
 	}
@@ -169,7 +172,7 @@ func (BlueGreen) Run(ctx context.Context, env *steps.Env, st scenarios.Step, rec
 	// Connections are recycled within about a second and kube-proxy follows the switch within about
 	// another; the gate judges from 3 s after the switch, so an answer from blue in its window means
 	// the switch did not take.
-	res, _, err := watch(ctx, env, "after the switch", switched.Add(3*time.Second), nil, holdOf(m), m.Version, gateSpec(m, true))
+	res, _, err := watch(ctx, env.Live.Versions, "after the switch", switched.Add(3*time.Second), nil, holdOf(m), m.Version, gateSpec(m, true))
 	if err != nil {
 		return err
 	}

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rehearse-dev/rehearse/load"
 	"github.com/rehearse-dev/rehearse/scenarios"
 	"github.com/rehearse-dev/rehearse/steps"
 	"github.com/rehearse-dev/rehearse/verify"
@@ -54,6 +55,17 @@ func (Canary) Check(st scenarios.Step, sc *scenarios.Loaded) []steps.Problem {
 			ps = append(ps, steps.Problemf(fmt.Sprintf("migrate.weights[%d]", i), "%d: weights rise, each above the last and at most 100", w))
 		}
 		prev = w
+	}
+	if pr := m.Gate.Probe; pr != nil {
+		if !strings.HasPrefix(pr.Path, "/") {
+			ps = append(ps, steps.Problemf("migrate.gate.probe.path", "%q: want a path such as /healthz", pr.Path))
+		}
+		if pr.Rate.PerSecond <= 0 {
+			ps = append(ps, steps.Problemf("migrate.gate.probe.rate", "is required, such as 10/s"))
+		}
+		if m.Service == "" && sc.Workload.Sample == "" {
+			ps = append(ps, steps.Problemf("migrate.gate.probe", "needs migrate.service: the probes go to Services made like it, of each track's pods"))
+		}
 	}
 	if m.Manifest != "" && sc.Workload.Sample == "" {
 		if _, err := newTemplate(sc.Path(m.Manifest), m.Target); err != nil {
@@ -133,7 +145,7 @@ func withinOf(m *scenarios.Migrate) time.Duration {
 // scaled reports the change in place (a nil error; nil scaled means it already is). A breach already
 // beyond what the whole window could absorb ends the watch at once; otherwise the whole window is
 // judged at its end. A change that could not be made ends it too (serr).
-func watch(ctx context.Context, env *steps.Env, name string, from time.Time, scaled <-chan error, hold time.Duration,
+func watch(ctx context.Context, versions func(from, to time.Time) load.VersionWindow, name string, from time.Time, scaled <-chan error, hold time.Duration,
 	version string, g verify.GateSpec) (res verify.Result, serr, err error) {
 	var end time.Time // zero until the change is in place
 	if scaled == nil {
@@ -163,7 +175,7 @@ func watch(ctx context.Context, env *steps.Env, name string, from time.Time, sca
 				continue
 			}
 			share := float64(to.Sub(from)) / float64(span)
-			res := verify.Gate(name, env.Live.Versions(from, to), version, g, share)
+			res := verify.Gate(name, versions(from, to), version, g, share)
 			if res.Status == verify.Fail || (!end.IsZero() && share >= 1) {
 				return res, nil, nil
 			}
@@ -241,6 +253,20 @@ func (Canary) Run(ctx context.Context, env *steps.Env, st scenarios.Step, rec *s
 		rec.Set("outcome", "aborted")
 		return err
 	}
+	versions := env.Live.Versions
+	if m.Gate.Probe != nil {
+		svc := m.Service
+		if svc == "" && env.Sample != nil {
+			svc = sampleService
+		}
+		read, stop, err := probeVersions(ctx, env, m, ns, name, svc, stableVersion)
+		if err != nil {
+			return fmt.Errorf("gate probes: %w", err)
+		}
+		defer stop()
+		versions = read
+		rec.Set("attribution", fmt.Sprintf("GET %s at %s to Services of the canary's pods alone and of the stable pods alone", m.Gate.Probe.Path, fmt.Sprintf("%g/s", m.Gate.Probe.Rate.PerSecond)))
+	}
 	for i, w := range m.Weights {
 		c := max(1, int(math.Round(float64(n)*float64(w)/100)))
 		if c > n {
@@ -263,7 +289,7 @@ func (Canary) Run(ctx context.Context, env *steps.Env, st scenarios.Step, rec *s
 			}
 			scaled <- nil
 		}()
-		res, serr, err := watch(ctx, env, fmt.Sprintf("gate %d (%d%%)", i+1, w), from, scaled, holdOf(m), m.Version, gateSpec(m, false))
+		res, serr, err := watch(ctx, versions, fmt.Sprintf("gate %d (%d%%)", i+1, w), from, scaled, holdOf(m), m.Version, gateSpec(m, false))
 		stopScaling()
 		if err != nil {
 			return err

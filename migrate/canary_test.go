@@ -35,21 +35,21 @@ func TestWatch(t *testing.T) {
 	start := time.Now()
 	g := verify.GateSpec{MaxErrorRate: 0.01, MinRequests: 10}
 	bad := &steps.Env{Start: start, Live: perSecond(map[string]load.VersionStats{"v2": {Requests: 10, Failed: 3}, "v1": {Requests: 20}}, 0)}
-	res, serr, err := watch(context.Background(), bad, "gate", start, nil, 20*time.Second, "v2", g)
+	res, serr, err := watch(context.Background(), bad.Live.Versions, "gate", start, nil, 20*time.Second, "v2", g)
 	if err != nil || serr != nil || res.Status != verify.Fail || time.Since(start) > 4*time.Second {
 		t.Errorf("breach: %s %q after %s (%v, %v)", res.Status, res.Message, time.Since(start), serr, err)
 	}
 
 	start = time.Now()
 	blind := &steps.Env{Start: start, Live: perSecond(map[string]load.VersionStats{"v1": {Requests: 30}}, 0)}
-	res, _, _ = watch(context.Background(), blind, "gate", start, nil, 2*time.Second, "v2", g)
+	res, _, _ = watch(context.Background(), blind.Live.Versions, "gate", start, nil, 2*time.Second, "v2", g)
 	if res.Status != verify.Error {
 		t.Errorf("no canary traffic: %s %q", res.Status, res.Message)
 	}
 
 	scaled := make(chan error, 1)
 	scaled <- context.DeadlineExceeded
-	_, serr, _ = watch(context.Background(), blind, "gate", time.Now(), scaled, time.Minute, "v2", g)
+	_, serr, _ = watch(context.Background(), blind.Live.Versions, "gate", time.Now(), scaled, time.Minute, "v2", g)
 	if serr == nil {
 		t.Error("a change that failed must end the watch with its error")
 	}

@@ -293,6 +293,14 @@ type Gate struct {
 	MaxErrorRate float64  `yaml:"maxErrorRate,omitempty" json:"maxErrorRate,omitempty" doc:"largest share of failed requests (default 0)"`
 	P99          Duration `yaml:"p99,omitempty" json:"p99,omitempty" doc:"bound on the new version's p99 latency (default: none)"`
 	MinRequests  int      `yaml:"minRequests,omitempty" json:"minRequests,omitempty" doc:"fewest requests the new version must answer in the window (default 20)"`
+	Probe        *Probe   `yaml:"probe,omitempty" json:"probe,omitempty" doc:"canary: judge the canary by GETs sent to its pods alone (a Service of theirs), not by versions its answers say: for an app that says none"`
+}
+
+// Probe is a canary gate's own traffic: GETs of Path at Rate to a Service of the canary's pods alone,
+// and to one of the stable pods alone.
+type Probe struct {
+	Path string `yaml:"path" json:"path" doc:"the path to GET, such as /healthz or /"`
+	Rate Rate   `yaml:"rate" json:"rate" doc:"GETs a second to each track, such as 10/s"`
 }
 
 // Smoke is a pre-switch test: Requests GETs of Path, each of which must answer 2xx from the new

@@ -10,6 +10,7 @@
 //	                            json         says $PROBE_VERSION in a JSON body on / ({"version":
 //	                                         ..., "host": ...}) and in no header (an app that
 //	                                         says its version only in its body)
+//	                            fail=PATH    answers 503 to GET PATH (a release broken on one page)
 //	                            version=V    the version it says, over $PROBE_VERSION (a release
 //	                                         that differs in its arguments only)
 //	                          every answer names $PROBE_VERSION in X-App-Version when it is set
@@ -66,7 +67,12 @@ func main() {
 		if v, ok := how["version"]; ok {
 			os.Setenv("PROBE_VERSION", v)
 		}
+		failPath, failing := how["fail"]
 		http.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+			if failing && r.URL.Path == failPath {
+				http.Error(w, "probe: failing "+failPath+" on purpose", http.StatusServiceUnavailable)
+				return
+			}
 			if jsonBody {
 				w.Header().Set("Content-Type", "application/json")
 				fmt.Fprintf(w, "{\"host\":%q,\"path\":%q,\"build\":{\"version\":%q}}\n", host, r.URL.Path, os.Getenv("PROBE_VERSION"))

@@ -1,0 +1,56 @@
+package migrate
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// A track's probe counts what it sent and what failed in whole seconds, each request on a connection
+// of its own, and stops with its context.
+func TestTrackProbe(t *testing.T) {
+	var n, conns atomic.Int64
+	ts := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if n.Add(1)%4 == 0 {
+			w.WriteHeader(503)
+		}
+	}))
+	ts.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	ts.Start()
+	defer ts.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	start := time.Now()
+	p := startProbe(ctx, ts.URL+"/", 40, func(c int) bool { return c < 400 })
+	time.Sleep(3200 * time.Millisecond)
+	cancel()
+	w := p.window(start, time.Now())
+	if w.Requests < 60 || w.Requests > 130 {
+		t.Errorf("%d requests in the whole seconds of 3.2 s at 40/s", w.Requests)
+	}
+	if w.Failed == 0 || w.Failed*5 > w.Requests*2 {
+		t.Errorf("%d of %d failed; want about a quarter", w.Failed, w.Requests)
+	}
+	if w.P99MS <= 0 || w.P99MS > 1000 {
+		t.Errorf("p99 %v ms", w.P99MS)
+	}
+	if c := conns.Load(); c < n.Load()-2 {
+		t.Errorf("%d connections for %d requests: a probe must not reuse one", c, n.Load())
+	}
+	time.Sleep(300 * time.Millisecond)
+	after := n.Load()
+	time.Sleep(300 * time.Millisecond)
+	if n.Load() != after {
+		t.Errorf("the probe went on after its context ended")
+	}
+	if e := p.window(time.Now().Add(time.Hour), time.Now().Add(2*time.Hour)); e.Requests != 0 {
+		t.Errorf("an empty window: %+v", e)
+	}
+}
