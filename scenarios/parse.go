@@ -501,14 +501,18 @@ func (v *validator) path(field, p string, wantDir bool) bool {
 }
 
 // resolve is where a path the file names is read.
-func (v *validator) resolve(p string) string {
-	if r, ok := v.relocated[p]; ok {
+func (v *validator) resolve(p string) string { return ResolvePath(v.relocated, v.dir, p) }
+
+// ResolvePath is where a path a scenario names is read: where relocated says (a replay bundle's
+// copy), else relative to dir (the scenario file's), unless absolute.
+func ResolvePath(relocated map[string]string, dir, p string) string {
+	if r, ok := relocated[p]; ok {
 		return r
 	}
 	if filepath.IsAbs(p) {
 		return p
 	}
-	return filepath.Join(v.dir, p)
+	return filepath.Join(dir, p)
 }
 
 // subdirs warns of manifests in a manifests directory's subdirectories: a directory contributes its
@@ -851,12 +855,4 @@ func (v *validator) run(f string, r *Run) {
 
 // Path resolves a path written in the scenario file: relative to the file's directory, unless it is
 // relocated.
-func (l *Loaded) Path(p string) string {
-	if r, ok := l.Relocated[p]; ok {
-		return r
-	}
-	if filepath.IsAbs(p) {
-		return p
-	}
-	return filepath.Join(filepath.Dir(l.File), p)
-}
+func (l *Loaded) Path(p string) string { return ResolvePath(l.Relocated, filepath.Dir(l.File), p) }

@@ -9,7 +9,6 @@ package steps
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -151,15 +150,7 @@ func (e *Env) Namespaces() []string {
 }
 
 // Path resolves a path written in the scenario file.
-func (e *Env) Path(p string) string {
-	if r, ok := e.Relocated[p]; ok {
-		return r
-	}
-	if filepath.IsAbs(p) {
-		return p
-	}
-	return filepath.Join(e.Dir, p)
-}
+func (e *Env) Path(p string) string { return scenarios.ResolvePath(e.Relocated, e.Dir, p) }
 
 // Kind is one kind of step.
 type Kind interface {
