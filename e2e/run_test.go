@@ -15,13 +15,22 @@ import (
 
 	"github.com/rehearse-dev/rehearse/replay"
 	"github.com/rehearse-dev/rehearse/reports"
+	"github.com/rehearse-dev/rehearse/runbook"
 	"github.com/rehearse-dev/rehearse/runner"
 	"github.com/rehearse-dev/rehearse/scenarios"
 )
 
+// rehearse runs a scenario file or a Markdown runbook on the shared cluster, logs its checks and
+// steps, and returns its summary, its run directory and its exit code.
 func rehearse(t *testing.T, ctx context.Context, file string) (*reports.Summary, string, int) {
 	t.Helper()
-	sc, err := scenarios.LoadFile(file)
+	var sc *scenarios.Loaded
+	var err error
+	if runbook.IsRunbook(file) {
+		sc, err = runner.Load(file)
+	} else {
+		sc, err = scenarios.LoadFile(file)
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -41,6 +50,11 @@ func rehearse(t *testing.T, ctx context.Context, file string) (*reports.Summary,
 	}
 	for _, c := range sum.Checks {
 		t.Logf("%s: %-22s %-5s %s", sum.Scenario, c.Name, c.Status, c.Message)
+	}
+	for _, s := range sum.Steps {
+		if s.Kind == "run" {
+			t.Logf("  step %-22s %-7s %5.1fs exit %v %s", s.Name, s.Status, s.Finished.Sub(s.Started).Seconds(), s.Did["exit_code"], reports.FirstLine(s.Error))
+		}
 	}
 	dir := filepath.Join(out, sc.Metadata.Name)
 	recapOnFailure(t, sum, code, dir)

@@ -17,41 +17,8 @@ import (
 	"sigs.k8s.io/e2e-framework/pkg/features"
 
 	"github.com/rehearse-dev/rehearse/reports"
-	"github.com/rehearse-dev/rehearse/runner"
 	"github.com/rehearse-dev/rehearse/verify"
 )
-
-// rehearseRunbook runs a Markdown runbook as rehearse(t, ctx, file) runs a scenario file.
-func rehearseRunbook(t *testing.T, ctx context.Context, file string) (*reports.Summary, string, int) {
-	t.Helper()
-	sc, err := runner.Load(file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sc.Cluster.Kubeconfig = shared.Kubeconfig
-	sc.Cluster.Name = clusterName // the shipped runbook names the default cluster
-	out := t.TempDir()
-	if keep := os.Getenv("REHEARSE_E2E_OUT"); keep != "" {
-		out = keep
-	}
-	sum, err := runner.Run(ctx, sc, runner.Options{OutDir: out, Seed: 7})
-	code := runner.ExitCode(sum, err)
-	if err != nil {
-		t.Logf("run %s: %v", file, err)
-	}
-	if sum == nil {
-		t.Fatalf("no summary (exit %d)", code)
-	}
-	for _, c := range sum.Checks {
-		t.Logf("%s: %-22s %-5s %s", sum.Scenario, c.Name, c.Status, c.Message)
-	}
-	for _, s := range sum.Steps {
-		t.Logf("  step %-22s %-7s %5.1fs exit %v %s", s.Name, s.Status, s.Finished.Sub(s.Started).Seconds(), s.Did["exit_code"], reports.FirstLine(s.Error))
-	}
-	dir := filepath.Join(out, sc.Metadata.Name)
-	recapOnFailure(t, sum, code, dir)
-	return sum, dir, code
-}
 
 // Runbooks: the shipped runbook passes as it stands, its twin that contracts before the rollout to
 // v3 has finished fails zero-failed-requests naming the contract block by heading and line, and a
@@ -61,7 +28,7 @@ func TestRunbooks(t *testing.T) {
 		Assess("a runbook's blocks run as host steps and are judged", func(ctx context.Context, t *testing.T, cfg *envconf.Config) context.Context {
 			t.Run("orders-v2", func(t *testing.T) {
 				t.Parallel()
-				sum, dir, code := rehearseRunbook(t, ctx, "../scenarios/runbooks/orders-v2.md")
+				sum, dir, code := rehearse(t, ctx, "../scenarios/runbooks/orders-v2.md")
 				if code != 0 {
 					t.Errorf("exit %d, verdict %s; want 0", code, sum.Verdict)
 				}
@@ -85,7 +52,7 @@ func TestRunbooks(t *testing.T) {
 			})
 			t.Run("contract-too-early", func(t *testing.T) {
 				t.Parallel()
-				sum, dir, code := rehearseRunbook(t, ctx, "testdata/runbooks/contract-too-early.md")
+				sum, dir, code := rehearse(t, ctx, "testdata/runbooks/contract-too-early.md")
 				if code != 1 {
 					t.Errorf("exit %d, verdict %s; want 1", code, sum.Verdict)
 				}
@@ -102,7 +69,7 @@ func TestRunbooks(t *testing.T) {
 			t.Run("hangs", func(t *testing.T) {
 				t.Parallel()
 				start := time.Now()
-				sum, dir, code := rehearseRunbook(t, ctx, "testdata/runbooks/hangs.md")
+				sum, dir, code := rehearse(t, ctx, "testdata/runbooks/hangs.md")
 				// The block that failed on its own makes the verdict fail; the hanging one's check errs.
 				if code != 1 || sum.Verdict != "fail" {
 					t.Errorf("exit %d, verdict %s; want 1 and fail", code, sum.Verdict)
