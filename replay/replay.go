@@ -109,6 +109,9 @@ const (
 	// Kustomization is a kustomization directory, read where it is (its bases may lie anywhere):
 	// path and the sha256 of what it builds.
 	Kustomization = "kustomization"
+	// Chart is a Helm chart (a directory or a .tgz), read where it is: path and the sha256 of its
+	// files (templates and helpers are not manifests the bundle would copy).
+	Chart = "chart"
 )
 
 // File is a file or directory the scenario names.
@@ -232,12 +235,34 @@ func Refs(sc *scenarios.Loaded) ([]File, error) {
 			return nil, err
 		}
 	}
+	if h := sc.Workload.Helm; h != nil {
+		if err := add("workload.helm.chart", h.Chart, Chart); err != nil {
+			return nil, err
+		}
+		for i, v := range h.Values {
+			if err := add(fmt.Sprintf("workload.helm.values[%d]", i), v, Manifest); err != nil {
+				return nil, err
+			}
+		}
+	}
 	if k := sc.Workload.Kustomize; k != "" {
 		if err := add("workload.kustomize", k, Kustomization); err != nil {
 			return nil, err
 		}
 	}
 	for i, st := range sc.Steps {
+		if h := st.Migrate; h != nil && h.Helm != nil {
+			if h.Helm.Chart != "" {
+				if err := add(fmt.Sprintf("steps[%d].migrate.helm.chart", i), h.Helm.Chart, Chart); err != nil {
+					return nil, err
+				}
+			}
+			for j, v := range h.Helm.Values {
+				if err := add(fmt.Sprintf("steps[%d].migrate.helm.values[%d]", i, j), v, Manifest); err != nil {
+					return nil, err
+				}
+			}
+		}
 		if st.Migrate != nil && st.Migrate.Kustomize != "" {
 			if err := add(fmt.Sprintf("steps[%d].migrate.kustomize", i), st.Migrate.Kustomize, Kustomization); err != nil {
 				return nil, err
@@ -281,6 +306,12 @@ func Write(runDir string, sc *scenarios.Loaded, run *Run) error {
 		f := &refs[i]
 		if f.Kind == Archive {
 			if f.SHA256, f.Size, err = hashFile(f.Source); err != nil {
+				return fmt.Errorf("%s: %w", f.Field, err)
+			}
+			continue
+		}
+		if f.Kind == Chart {
+			if f.SHA256, err = hashTree(f.Source); err != nil {
 				return fmt.Errorf("%s: %w", f.Field, err)
 			}
 			continue
@@ -429,6 +460,38 @@ func copyFile(src, dst string) (string, error) {
 }
 
 // hashFile is a file's sha256 and size, read as a stream (archives are big).
+// hashTree is the sha256 of a file, or of every file under a directory (their paths and contents).
+func hashTree(path string) (string, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return "", err
+	}
+	if !st.IsDir() {
+		sum, _, err := hashFile(path)
+		return sum, err
+	}
+	var listing []string
+	err = filepath.WalkDir(path, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !d.Type().IsRegular() {
+			return err
+		}
+		sum, _, err := hashFile(p)
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(path, p)
+		if err != nil {
+			return err
+		}
+		listing = append(listing, sum+"  "+filepath.ToSlash(rel))
+		return nil
+	})
+	if err != nil {
+		return "", err
+	}
+	return listingHash(listing), nil
+}
+
 func hashFile(path string) (string, int64, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -569,6 +632,12 @@ func Open(dir string) (*Bundle, error) {
 					bdir, f.Path, f.Field, f.SHA256, f.Source)
 			}
 			b.Relocated[f.Path] = f.Source
+		case Chart:
+			if _, err := os.Stat(f.Source); err != nil {
+				return nil, fmt.Errorf("replay bundle %s: chart %s (%s) is not kept in the bundle and is gone from %s, where the run read it: put it back to replay",
+					bdir, f.Path, f.Field, f.Source)
+			}
+			b.Relocated[f.Path] = f.Source
 		case Kustomization:
 			if _, err := os.Stat(f.Source); err != nil {
 				return nil, fmt.Errorf("replay bundle %s: kustomization %s (%s) is not kept in the bundle and is gone from %s, where the run built it: put it back to replay",
@@ -625,6 +694,9 @@ func Differences(orig, now *Run) []string {
 	for _, f := range orig.Files {
 		if g, ok := nowFiles[f.Field]; ok && f.Kind == Archive && g.SHA256 != f.SHA256 {
 			out = append(out, fmt.Sprintf("image archive %s (%s) changed: sha256 %.12s at the run, %.12s now", f.Path, f.Source, f.SHA256, g.SHA256))
+		}
+		if g, ok := nowFiles[f.Field]; ok && f.Kind == Chart && g.SHA256 != f.SHA256 {
+			out = append(out, fmt.Sprintf("chart %s (%s) changed: sha256 %.12s at the run, %.12s now", f.Path, f.Source, f.SHA256, g.SHA256))
 		}
 		if g, ok := nowFiles[f.Field]; ok && f.Kind == Kustomization && g.SHA256 != f.SHA256 {
 			out = append(out, fmt.Sprintf("kustomization %s (%s) builds other objects now: sha256 %.12s at the run, %.12s now", f.Path, f.Source, f.SHA256, g.SHA256))

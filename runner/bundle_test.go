@@ -423,3 +423,55 @@ func TestHelmChecks(t *testing.T) {
 		t.Errorf("a chart whose dependency is not vendored: %v", err)
 	}
 }
+
+// A chart is read where it is at a replay (its templates are not manifests to copy), its values files
+// are bundled, and a replay says when the chart changed.
+func TestHelmReplay(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.CopyFS(filepath.Join(dir, "web"), os.DirFS("../e2e/testdata/helm/web")); err != nil {
+		t.Fatal(err)
+	}
+	src, err := os.ReadFile("../e2e/testdata/helm/helm-sound.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := strings.Replace(string(src), "helm: {chart: web, release: shop}", "helm: {chart: web, release: shop, values: [prod.yaml]}", 1)
+	for name, b := range map[string]string{"s.yaml": text, "prod.yaml": "replicas: 2\n"} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(b), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sc, err := Load(filepath.Join(dir, "s.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stubDocker(t, replay.Image{Ref: "rehearse.local/kind-node:v1.34.4", ID: "sha256:node1"}, map[string]string{})
+	orig, out := bundleRun(t, sc, Options{OutDir: filepath.Join(t.TempDir(), "out"), Seed: 3, Args: []string{"rehearse", "run", sc.File}},
+		&kindCluster{Cluster: &clusters.Cluster{Name: "rehearse"}})
+	kinds := map[string]string{}
+	for _, f := range orig.Files {
+		kinds[f.Field] = f.Kind
+	}
+	if kinds["workload.helm.chart"] != replay.Chart || kinds["workload.helm.values[0]"] != replay.Manifest {
+		t.Fatalf("files %+v", orig.Files)
+	}
+	b, err := replay.Open(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := LoadReplay(b)
+	if err != nil {
+		t.Fatalf("the replay does not load: %v", err)
+	}
+	if again.Path("web") != filepath.Join(dir, "web") || again.Path("prod.yaml") == filepath.Join(dir, "prod.yaml") {
+		t.Errorf("chart from %s, values from %s: want the chart where it was, the values from the bundle", again.Path("web"), again.Path("prod.yaml"))
+	}
+	if err := os.WriteFile(filepath.Join(dir, "web", "templates", "extra.yaml"), []byte("# more\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rep, _ := bundleRun(t, again, Options{Dir: filepath.Join(t.TempDir(), "replay"), Seed: b.Run.Seed, Replay: b, Progress: io.Discard,
+		Args: []string{"rehearse", "run", "--replay", out}}, &kindCluster{Cluster: &clusters.Cluster{Name: "rehearse"}})
+	if rep.ReplayOf == nil || !strings.Contains(strings.Join(rep.ReplayOf.Differences, "\n"), "chart web (") {
+		t.Errorf("differences %v: want the chart named", rep.ReplayOf)
+	}
+}
