@@ -153,11 +153,22 @@ func Load(path string) (*scenarios.Loaded, error) {
 // attached is a scenario file that names a runbook (runbook: FILE), with the runbook's blocks as its
 // last steps, checked as Load does.
 func attached(l *scenarios.Loaded) (*scenarios.Loaded, error) {
-	rb, err := runbook.Attach(l)
+	rb, err := checkedRunbook(runbook.Attach(l))
+	if err != nil {
+		return nil, err
+	}
+	return rb.Loaded, nil
+}
+
+// checkedRunbook adds the step kinds' problems to a runbook's own, as checked does for a scenario.
+func checkedRunbook(rb *runbook.Runbook, err error) (*runbook.Runbook, error) {
 	if rb == nil || rb.Loaded == nil {
 		return nil, err
 	}
-	return checked(rb.Loaded, err)
+	if _, err := checked(rb.Loaded, err); err != nil {
+		return nil, err
+	}
+	return rb, nil
 }
 
 // Plan is the runbook a scenario runs, for validate to print: a Markdown runbook's own, or the one a
@@ -170,29 +181,16 @@ func Plan(path string) (*runbook.Runbook, error) {
 	if err != nil || l.Runbook == "" {
 		return nil, err
 	}
-	rb, err := runbook.Attach(l)
-	if err != nil {
-		return nil, err
-	}
-	if _, err := checked(rb.Loaded, nil); err != nil {
-		return nil, err
-	}
-	return rb, nil
+	return checkedRunbook(runbook.Attach(l))
 }
 
 // LoadRunbook reads a Markdown runbook and checks the scenario it makes as Load does.
 func LoadRunbook(path string) (*runbook.Runbook, error) {
 	rb, err := runbook.Load(path)
-	if rb == nil || rb.Loaded == nil {
-		if err == nil {
-			err = fmt.Errorf("%s: not a runbook", path)
-		}
-		return nil, err
+	if (rb == nil || rb.Loaded == nil) && err == nil {
+		err = fmt.Errorf("%s: not a runbook", path)
 	}
-	if _, err := checked(rb.Loaded, err); err != nil {
-		return nil, err
-	}
-	return rb, nil
+	return checkedRunbook(rb, err)
 }
 
 // LoadReplay reads a replay bundle's copy of its scenario, with the files it names where the bundle
