@@ -119,3 +119,34 @@ func TestAcceptProblems(t *testing.T) {
 		t.Errorf("problems %v, want fields %s", ps, want)
 	}
 }
+
+// The smoke test wants the new version in every answer; an app that says no version passes it only
+// for a canary judged by probes, and a version it does say must be the new one even then.
+func TestSmokeFaults(t *testing.T) {
+	answers := func(code int, version string, err error) func() (int, string, error) {
+		return func() (int, string, error) { return code, version, err }
+	}
+	for _, c := range []struct {
+		name        string
+		get         func() (int, string, error)
+		versionless bool
+		want        string // "" = no fault
+	}{
+		{"the new version", answers(200, "v2", nil), false, ""},
+		{"no version said", answers(200, "", nil), false, `answered by version "", not "v2"`},
+		{"no version said, probes judge", answers(200, "", nil), true, ""},
+		{"the old version, probes judge", answers(200, "v1", nil), true, `answered by version "v1", not "v2"`},
+		{"a 503, probes judge", answers(503, "", nil), true, "status 503"},
+		{"an error", answers(0, "", io.ErrUnexpectedEOF), true, "unexpected EOF"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			bad := smokeFaults(c.get, 4, "v2", c.versionless)
+			switch {
+			case c.want == "" && len(bad) != 0:
+				t.Errorf("faults %q, want none", bad)
+			case c.want != "" && (len(bad) != 4 || bad[0] != c.want):
+				t.Errorf("faults %q, want 4 of %q", bad, c.want)
+			}
+		})
+	}
+}

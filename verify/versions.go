@@ -97,7 +97,7 @@ type Served struct {
 func ServedVersion(served []Served, seconds []load.Second, start time.Time, minRequests int, minWindow time.Duration) Result {
 	const name = "served-version"
 	if len(served) == 0 {
-		return result(name, Error, nil, "no step states the version it moves to: nothing to judge")
+		return result(name, Error, nil, "nothing to judge: no step that states a version ended with the workload moved to it (a failed step is not judged)")
 	}
 	if minRequests <= 0 {
 		minRequests = 10
