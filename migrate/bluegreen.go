@@ -3,10 +3,13 @@ package migrate
 import (
 	"context"
 	"fmt"
+	"io"
 	"maps"
 	"math"
 	"net/http"
+	"net/http/httptrace"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -262,15 +265,8 @@ func smoke(ctx context.Context, env *steps.Env, ns, like, name, stepName string,
 		code, _, version, err := do(ctx, client, env.Version, http.MethodGet, url, "")
 		return code, version, err
 	}
-	// A new NodePort takes kube-proxy a moment: wait (up to 30 s) for the first answer of any kind.
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		if _, _, err := get(); err == nil {
-			break
-		} else if time.Now().After(deadline) || ctx.Err() != nil {
-			return fmt.Errorf("GET %s never answered: %v", url, err)
-		}
-		time.Sleep(500 * time.Millisecond)
+	if err := firstAnswer(ctx, client, url); err != nil {
+		return err
 	}
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
 	if skip {
@@ -286,6 +282,37 @@ func smoke(ctx context.Context, env *steps.Env, ns, like, name, stepName string,
 		return fmt.Errorf("%d of %d GET %s failed: %s", len(bad), n, path, strings.Join(bad[:min(len(bad), 3)], "; "))
 	}
 	return accept(ctx, env, base, stepName, m, rec)
+}
+
+// firstAnswer waits (up to 30 s) until url reaches a pod: a new NodePort takes kube-proxy a moment,
+// and a connection refused before it is the harness's wait, not the release's. A pod that takes the
+// connection and then fails or hangs has answered: that is the release's to be judged by.
+func firstAnswer(ctx context.Context, client *http.Client, url string) error {
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var reached atomic.Bool
+		req, err := http.NewRequestWithContext(httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
+			GotConn: func(httptrace.GotConnInfo) { reached.Store(true) },
+		}), http.MethodGet, url, nil)
+		if err != nil {
+			return err
+		}
+		resp, err := client.Do(req)
+		if err == nil {
+			_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
+			resp.Body.Close()
+		}
+		if reached.Load() {
+			return nil
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return fmt.Errorf("GET %s never answered: %v", url, err)
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
 }
 
 // smokeFaults sends n GETs and says what was wrong with each: an error, a status outside 2xx, or

@@ -6,8 +6,10 @@ import (
 	"io"
 	"math"
 	"net/http"
+	"net/http/httptrace"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rehearse-dev/rehearse/load"
@@ -19,10 +21,16 @@ import (
 // stable's) and keeps, per whole second, how many it sent, how many failed and how long they took:
 // answers attributed to a release with nothing from the app (no version header, no version in the
 // body), as Flagger's load tester targets NAME-canary.
+//
+// A probe counts from its Service's first connection on: before kube-proxy has the new node port, or
+// before the track has a ready pod (a canary's first pods come with its first weight), a refused
+// connection says nothing of the release. After it, every failure counts, a refused connection too.
+// A track that never connects is never counted, and a gate with none of its answers cannot pass.
 type trackProbe struct {
-	mu   sync.Mutex
-	secs map[int64]*probeSecond
-	ok   func(code int) bool
+	mu        sync.Mutex
+	secs      map[int64]*probeSecond
+	ok        func(code int) bool
+	connected time.Time // send time of the earliest request that reached a pod
 }
 
 type probeSecond struct {
@@ -53,7 +61,10 @@ func startProbe(ctx context.Context, url string, rate float64, ok func(int) bool
 
 func (p *trackProbe) one(ctx context.Context, client *http.Client, url string, at time.Time) {
 	failed := true
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	var reached atomic.Bool
+	req, err := http.NewRequestWithContext(httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
+		GotConn: func(httptrace.GotConnInfo) { reached.Store(true) },
+	}), http.MethodGet, url, nil)
 	if err == nil {
 		resp, err := client.Do(req)
 		if err == nil {
@@ -68,6 +79,12 @@ func (p *trackProbe) one(ctx context.Context, client *http.Client, url string, a
 	took := time.Since(at)
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if reached.Load() && (p.connected.IsZero() || at.Before(p.connected)) {
+		p.connected = at
+	}
+	if !reached.Load() && (p.connected.IsZero() || at.Before(p.connected)) {
+		return // sent before the Service first reached a pod
+	}
 	s := p.secs[at.Unix()]
 	if s == nil {
 		s = &probeSecond{}

@@ -54,3 +54,40 @@ func TestTrackProbe(t *testing.T) {
 		t.Errorf("an empty window: %+v", e)
 	}
 }
+
+// A probe counts from its Service's first connection on: refusals before a pod ever took one (a node
+// port not yet programmed, a track with no pod yet) are not the release's; refusals after it are.
+func TestTrackProbeCountsFromFirstConnection(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close() // refused until the server below takes the port
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	start := time.Now()
+	p := startProbe(ctx, "http://"+addr+"/", 20, func(c int) bool { return c < 400 })
+	time.Sleep(1500 * time.Millisecond)
+	if w := p.window(start.Add(-time.Second), time.Now().Add(time.Second)); w.Requests != 0 {
+		t.Fatalf("before any connection: %+v, want nothing counted", w)
+	}
+	l, err = net.Listen("tcp", addr)
+	if err != nil {
+		t.Skipf("port %s taken meanwhile: %v", addr, err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(http.ResponseWriter, *http.Request) {})}
+	go srv.Serve(l)
+	time.Sleep(1500 * time.Millisecond)
+	up := p.window(start.Add(-time.Second), time.Now().Add(time.Second))
+	if up.Requests < 15 || up.Failed != 0 {
+		t.Errorf("while serving: %+v, want about 30 requests, none failed", up)
+	}
+	srv.Close() // the track's pods gone: refusals now count
+	time.Sleep(1500 * time.Millisecond)
+	cancel()
+	all := p.window(start.Add(-time.Second), time.Now().Add(time.Second))
+	if all.Failed < 15 {
+		t.Errorf("after the server closed: %+v, want its refusals counted as failures", all)
+	}
+}
