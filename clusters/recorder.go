@@ -3,6 +3,9 @@ package clusters
 import (
 	"context"
 	"fmt"
+	"slices"
+	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -16,20 +19,36 @@ import (
 	"github.com/rehearse-dev/rehearse/verify"
 )
 
-// Recorder watches, for the whole run, what the cluster does to the pods behind the load's Service:
-// their endpoints' readiness in the Service's EndpointSlices, and each pod's deletion, its
-// containers' exits and its removal, every change at the time it was seen. It is the first rule of
-// the cluster's own timeline: which pods left the Service while serving, and how they stopped.
+// Recorder watches, for the whole run, what the cluster does: the endpoints of the load's Service
+// (each pod's ready/serving/terminating), the pods of its namespace (scheduling, readiness, deletion,
+// container exits and restarts, removal), the namespace's Events and the cluster's Nodes (Ready,
+// unschedulable), every change at the time it was seen. From it come graceful-termination's record
+// of pods that left the Service while serving, and the cluster's timeline (cluster.jsonl) that
+// explains failure bursts.
 type Recorder struct {
 	now    func() time.Time
 	cancel context.CancelFunc
 	done   chan struct{}
 
-	mu     sync.Mutex
-	err    error
-	slices map[string]map[string]bool // EndpointSlice name → pod → ready
-	pods   map[string]*podSeen
+	mu      sync.Mutex
+	err     error
+	slices  map[string]map[string]epState // EndpointSlice name → pod → its endpoint's conditions
+	pods    map[string]*podSeen
+	nodes   map[string]nodeSeen
+	log     []verify.Change // the cluster's timeline, bounded by MaxChanges
+	dropped map[string]int  // changes past MaxChanges, by kind
+	notes   []string        // what could not be watched (nodes, events), and why
+	since   time.Time       // events older than this are history, not the run's
 }
+
+// MaxChanges bounds the recorder's timeline (cluster.jsonl): ~200 bytes a change. Past it, further
+// changes are counted by kind, not kept, and the record says so.
+const MaxChanges = 20000
+
+// epState is an endpoint's conditions as kube-proxy reads them.
+type epState struct{ present, ready, serving, terminating bool }
+
+type nodeSeen struct{ ready, unschedulable bool }
 
 type podSeen struct {
 	ready       bool // its endpoint is ready in some slice now
@@ -46,21 +65,28 @@ type podSeen struct {
 	gone        time.Time
 	forced      bool            // deleted with less grace than its own (a pod-kill's SIGKILL)
 	serving     map[string]bool // containers that expose a port: the ones that serve
+	ep          epState         // its endpoint across the Service's slices now
+	node        string
+	podReady    bool
+	restarts    map[string]int32
 }
 
-// StartRecorder starts watching the pods and EndpointSlices of Service svc in namespace ns, and
-// returns once both watches have synced (or with the error that kept them from it).
+// StartRecorder starts watching the load's Service svc in namespace ns (its pods and
+// EndpointSlices), the namespace's Events and the cluster's Nodes, and returns once the watches have
+// synced (or with the error that kept the pods' or endpoints' from it). Events and Nodes that cannot
+// be watched (a cluster that does not let this user list them) are left out and noted.
 func StartRecorder(ctx context.Context, cs kubernetes.Interface, ns, svc string) (*Recorder, error) {
 	return startRecorder(ctx, cs, ns, svc, time.Now)
 }
 
 func startRecorder(ctx context.Context, cs kubernetes.Interface, ns, svc string, now func() time.Time) (*Recorder, error) {
 	ctx, cancel := context.WithCancel(ctx)
-	r := &Recorder{now: now, cancel: cancel, done: make(chan struct{}),
-		slices: map[string]map[string]bool{}, pods: map[string]*podSeen{}}
+	r := &Recorder{now: now, cancel: cancel, done: make(chan struct{}), since: now().Add(-2 * time.Second),
+		slices: map[string]map[string]epState{}, pods: map[string]*podSeen{}, nodes: map[string]nodeSeen{}, dropped: map[string]int{}}
 	f := informers.NewSharedInformerFactoryWithOptions(cs, 0, informers.WithNamespace(ns))
 	esf := informers.NewSharedInformerFactoryWithOptions(cs, 0, informers.WithNamespace(ns),
 		informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = discoveryv1.LabelServiceName + "=" + svc }))
+	cf := informers.NewSharedInformerFactory(cs, 0)
 	pods := f.Core().V1().Pods().Informer()
 	eps := esf.Discovery().V1().EndpointSlices().Informer()
 	watchErr := func(_ *cache.Reflector, err error) {
@@ -72,27 +98,46 @@ func startRecorder(ctx context.Context, cs kubernetes.Interface, ns, svc string,
 	}
 	_ = pods.SetWatchErrorHandler(watchErr)
 	_ = eps.SetWatchErrorHandler(watchErr)
-	_, _ = eps.AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    func(o any) { r.slice(o, false) },
-		UpdateFunc: func(_, o any) { r.slice(o, false) },
-		DeleteFunc: func(o any) { r.slice(o, true) },
-	})
-	_, _ = pods.AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    func(o any) { r.pod(o, false) },
-		UpdateFunc: func(_, o any) { r.pod(o, false) },
-		DeleteFunc: func(o any) { r.pod(o, true) },
-	})
+	handle := func(inf cache.SharedIndexInformer, fn func(o any, deleted bool)) {
+		_, _ = inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
+			AddFunc:    func(o any) { fn(o, false) },
+			UpdateFunc: func(_, o any) { fn(o, false) },
+			DeleteFunc: func(o any) { fn(o, true) },
+		})
+	}
+	handle(eps, r.slice)
+	handle(pods, r.pod)
+	synced := []cache.InformerSynced{pods.HasSynced, eps.HasSynced}
+	// Events and Nodes explain; they do not judge: one this user may not list is noted, not fatal.
+	lctx, lcancel := context.WithTimeout(ctx, 10*time.Second)
+	defer lcancel()
+	if _, err := cs.CoreV1().Events(ns).List(lctx, metav1.ListOptions{Limit: 1}); err != nil {
+		r.notes = append(r.notes, fmt.Sprintf("events of %s not watched: %v", ns, err))
+	} else {
+		ev := f.Core().V1().Events().Informer()
+		handle(ev, r.event)
+		synced = append(synced, ev.HasSynced)
+	}
+	if _, err := cs.CoreV1().Nodes().List(lctx, metav1.ListOptions{Limit: 1}); err != nil {
+		r.notes = append(r.notes, fmt.Sprintf("nodes not watched: %v", err))
+	} else {
+		nodes := cf.Core().V1().Nodes().Informer()
+		handle(nodes, r.node)
+		synced = append(synced, nodes.HasSynced)
+	}
 	f.Start(ctx.Done())
 	esf.Start(ctx.Done())
+	cf.Start(ctx.Done())
 	go func() {
 		<-ctx.Done()
 		f.Shutdown()
 		esf.Shutdown()
+		cf.Shutdown()
 		close(r.done)
 	}()
 	sctx, scancel := context.WithTimeout(ctx, time.Minute)
 	defer scancel()
-	if !cache.WaitForCacheSync(sctx.Done(), pods.HasSynced, eps.HasSynced) {
+	if !cache.WaitForCacheSync(sctx.Done(), synced...) {
 		cancel()
 		r.mu.Lock()
 		defer r.mu.Unlock()
@@ -110,10 +155,42 @@ func (r *Recorder) Stop() {
 	<-r.done
 }
 
+// add keeps a change (r.mu held).
+func (r *Recorder) add(c verify.Change) {
+	if len(r.log) >= MaxChanges {
+		r.dropped[c.Kind]++
+		return
+	}
+	r.log = append(r.log, c)
+}
+
+// Changes is the cluster's timeline as seen, in order; notes say what was not watched and what was
+// dropped past MaxChanges.
+func (r *Recorder) Changes() (changes []verify.Change, notes []string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := slices.Clone(r.log)
+	sort.SliceStable(out, func(i, j int) bool { return out[i].At.Before(out[j].At) })
+	notes = slices.Clone(r.notes)
+	for _, k := range sortedKeys(r.dropped) {
+		notes = append(notes, fmt.Sprintf("%d %s changes past the first %d were dropped", r.dropped[k], k, MaxChanges))
+	}
+	return out, notes
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
 func (r *Recorder) seen(name string) *podSeen {
 	p := r.pods[name]
 	if p == nil {
-		p = &podSeen{}
+		p = &podSeen{restarts: map[string]int32{}}
 		r.pods[name] = p
 	}
 	return p
@@ -130,55 +207,96 @@ func (r *Recorder) slice(o any, deleted bool) {
 	now := r.now()
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	ready := map[string]bool{}
+	state := map[string]epState{}
 	if !deleted {
 		for _, ep := range es.Endpoints {
 			if ep.TargetRef == nil || ep.TargetRef.Kind != "Pod" {
 				continue
 			}
-			// Ready is what kube-proxy routes new connections by (nil means ready).
-			ready[ep.TargetRef.Name] = ready[ep.TargetRef.Name] || ep.Conditions.Ready == nil || *ep.Conditions.Ready
+			// Ready is what kube-proxy routes new connections by (nil means ready); serving and
+			// terminating what it may fall back to while every endpoint terminates.
+			c := ep.Conditions
+			s := state[ep.TargetRef.Name]
+			s.present = true
+			s.ready = s.ready || c.Ready == nil || *c.Ready
+			s.serving = s.serving || (c.Serving != nil && *c.Serving) || (c.Serving == nil && (c.Ready == nil || *c.Ready))
+			s.terminating = s.terminating || (c.Terminating != nil && *c.Terminating)
+			state[ep.TargetRef.Name] = s
 		}
 	}
 	before := r.slices[es.Name]
 	if deleted {
 		delete(r.slices, es.Name)
 	} else {
-		r.slices[es.Name] = ready
+		r.slices[es.Name] = state
 	}
-	for name := range mergeKeys(before, ready) {
+	names := map[string]bool{}
+	for k := range before {
+		names[k] = true
+	}
+	for k := range state {
+		names[k] = true
+	}
+	for _, name := range sortedKeys(names) {
 		r.readiness(name, now)
 	}
 }
 
-// readiness recomputes a pod's readiness across every slice and records a change.
-func (r *Recorder) readiness(name string, now time.Time) {
-	ready := false
+// readyEndpoints counts the Service's ready endpoints across every slice (r.mu held).
+func (r *Recorder) readyEndpoints() int {
+	ready := map[string]bool{}
 	for _, s := range r.slices {
-		ready = ready || s[name]
+		for name, st := range s {
+			if st.ready {
+				ready[name] = true
+			}
+		}
+	}
+	return len(ready)
+}
+
+// readiness recomputes a pod's endpoint across every slice and records a change.
+func (r *Recorder) readiness(name string, now time.Time) {
+	var st epState
+	for _, s := range r.slices {
+		e := s[name]
+		st.present = st.present || e.present
+		st.ready = st.ready || e.ready
+		st.serving = st.serving || e.serving
+		st.terminating = st.terminating || e.terminating
 	}
 	p := r.seen(name)
 	switch {
-	case ready && !p.ready:
+	case st.ready && !p.ready:
 		p.everReady = true
-	case !ready && p.ready:
+	case !st.ready && p.ready:
 		p.unready = now
 		if !p.deletedSeen.IsZero() {
 			p.readyAtDel = true
 		}
 	}
-	p.ready = ready
-}
-
-func mergeKeys(a, b map[string]bool) map[string]bool {
-	out := map[string]bool{}
-	for k := range a {
-		out[k] = true
+	p.ready = st.ready
+	if st == p.ep {
+		return
 	}
-	for k := range b {
-		out[k] = true
+	p.ep = st
+	what := verify.EndpointReady
+	switch {
+	case !st.present:
+		what = verify.EndpointRemoved
+	case !st.ready:
+		what = verify.EndpointNotReady
 	}
-	return out
+	var flags []string
+	if st.present && st.serving {
+		flags = append(flags, "serving")
+	}
+	if st.terminating {
+		flags = append(flags, "terminating")
+	}
+	n := r.readyEndpoints()
+	r.add(verify.Change{At: now, Kind: "endpoint", Object: "pod/" + name, What: what, Node: p.node,
+		ReadyEndpoints: &n, Detail: strings.Join(flags, ", ")})
 }
 
 func (r *Recorder) pod(o any, deleted bool) {
@@ -192,26 +310,54 @@ func (r *Recorder) pod(o any, deleted bool) {
 	now := r.now()
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	obj := "pod/" + pod.Name
 	p := r.seen(pod.Name)
 	if p.serving == nil {
 		p.serving = map[string]bool{}
+		probe := false
 		for _, c := range pod.Spec.Containers {
 			if len(c.Ports) > 0 {
 				p.serving[c.Name] = true
 			}
+			probe = probe || c.ReadinessProbe != nil
 		}
 		if len(p.serving) == 0 { // no container names a port: any of them may be the server
 			for _, c := range pod.Spec.Containers {
 				p.serving[c.Name] = true
 			}
 		}
+		c := verify.Change{At: now, Kind: "pod", Object: obj, What: verify.PodCreated, Node: pod.Spec.NodeName}
+		if !probe {
+			c.Detail = verify.NoReadinessProbe
+		}
+		r.add(c)
+	}
+	if pod.Spec.NodeName != "" && p.node == "" {
+		p.node = pod.Spec.NodeName
+		r.add(verify.Change{At: now, Kind: "pod", Object: obj, What: verify.PodScheduled, Node: p.node})
+	}
+	ready := false
+	for _, c := range pod.Status.Conditions {
+		if c.Type == corev1.PodReady {
+			ready = c.Status == corev1.ConditionTrue
+		}
+	}
+	if ready != p.podReady && !deleted {
+		p.podReady = ready
+		what := verify.PodReady
+		if !ready {
+			what = verify.PodNotReady
+		}
+		r.add(verify.Change{At: now, Kind: "pod", Object: obj, What: what, Node: p.node})
 	}
 	if pod.DeletionTimestamp != nil && p.deletedSeen.IsZero() {
 		// deletionTimestamp is when the pod will be killed (the request's time plus its grace): the
 		// deletion began its grace period earlier.
 		p.deleted, p.deletedSeen = pod.DeletionTimestamp.Time, now
+		grace := ""
 		if g := pod.DeletionGracePeriodSeconds; g != nil {
 			p.deleted = p.deleted.Add(-time.Duration(*g) * time.Second)
+			grace = fmt.Sprintf("grace %ds", *g)
 		}
 		own := int64(corev1.DefaultTerminationGracePeriodSeconds)
 		if g := pod.Spec.TerminationGracePeriodSeconds; g != nil {
@@ -223,14 +369,28 @@ func (r *Recorder) pod(o any, deleted bool) {
 		if p.ready || (!p.unready.IsZero() && !p.unready.Before(p.deleted)) {
 			p.readyAtDel = true
 		}
+		r.add(verify.Change{At: now, Kind: "pod", Object: obj, What: verify.PodDeleting, Node: p.node, Detail: grace})
 	}
 	for _, cs := range pod.Status.ContainerStatuses {
+		if cs.RestartCount > p.restarts[cs.Name] {
+			p.restarts[cs.Name] = cs.RestartCount
+			c := verify.Change{At: now, Kind: "pod", Object: obj, What: verify.PodRestarted, Node: p.node, Container: cs.Name,
+				Detail: fmt.Sprintf("restart %d", cs.RestartCount)}
+			if t := cs.LastTerminationState.Terminated; t != nil {
+				code := t.ExitCode
+				c.ExitCode, c.Reason = &code, t.Reason
+			}
+			r.add(c)
+		}
 		term := cs.State.Terminated
 		if term == nil || !p.serving[cs.Name] || p.deletedSeen.IsZero() || !p.exitedSeen.IsZero() {
 			continue
 		}
 		p.exited, p.exitedSeen = term.FinishedAt.Time, now
 		p.container, p.exitCode, p.reason = cs.Name, term.ExitCode, term.Reason
+		code := term.ExitCode
+		r.add(verify.Change{At: now, Kind: "pod", Object: obj, What: verify.PodExited, Node: p.node, Container: cs.Name,
+			ExitCode: &code, Reason: term.Reason})
 	}
 	if deleted && p.gone.IsZero() {
 		p.gone = now
@@ -240,8 +400,90 @@ func (r *Recorder) pod(o any, deleted bool) {
 			if p.ready {
 				p.readyAtDel = true
 			}
+			r.add(verify.Change{At: now, Kind: "pod", Object: obj, What: verify.PodDeleting, Node: p.node, Detail: "forced: removed at once"})
+		}
+		r.add(verify.Change{At: now, Kind: "pod", Object: obj, What: verify.PodGone, Node: p.node})
+	}
+}
+
+// node records a node's Ready and unschedulable changes.
+func (r *Recorder) node(o any, deleted bool) {
+	if t, ok := o.(cache.DeletedFinalStateUnknown); ok {
+		o = t.Obj
+	}
+	n, ok := o.(*corev1.Node)
+	if !ok {
+		return
+	}
+	now := r.now()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	obj := "node/" + n.Name
+	if deleted {
+		delete(r.nodes, n.Name)
+		r.add(verify.Change{At: now, Kind: "node", Object: obj, What: "gone", Node: n.Name})
+		return
+	}
+	var st nodeSeen
+	detail := ""
+	for _, c := range n.Status.Conditions {
+		if c.Type == corev1.NodeReady {
+			st.ready = c.Status == corev1.ConditionTrue
+			detail = strings.TrimSpace(c.Reason + ": " + c.Message)
 		}
 	}
+	st.unschedulable = n.Spec.Unschedulable
+	before, known := r.nodes[n.Name]
+	r.nodes[n.Name] = st
+	if !known || st.ready != before.ready {
+		what := verify.NodeReady
+		if !st.ready {
+			what = verify.NodeNotReady
+		}
+		r.add(verify.Change{At: now, Kind: "node", Object: obj, What: what, Node: n.Name, Detail: detail})
+	}
+	if known && st.unschedulable != before.unschedulable {
+		what := "schedulable"
+		if st.unschedulable {
+			what = "unschedulable"
+		}
+		r.add(verify.Change{At: now, Kind: "node", Object: obj, What: what, Node: n.Name})
+	}
+}
+
+// event records an Event of the namespace that happened since the recorder started (each time it
+// recurs, as its count grows).
+func (r *Recorder) event(o any, deleted bool) {
+	if deleted {
+		return
+	}
+	ev, ok := o.(*corev1.Event)
+	if !ok {
+		return
+	}
+	when := ev.LastTimestamp.Time
+	if ev.EventTime.After(when) {
+		when = ev.EventTime.Time
+	}
+	if when.IsZero() {
+		when = ev.FirstTimestamp.Time
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !when.IsZero() && when.Before(r.since) {
+		return
+	}
+	obj := strings.ToLower(ev.InvolvedObject.Kind) + "/" + ev.InvolvedObject.Name
+	r.add(verify.Change{At: r.now(), Kind: "event", Object: obj, What: ev.Reason, Node: ev.Source.Host,
+		Detail: firstLineOf(ev.Message), Warning: ev.Type == corev1.EventTypeWarning})
+}
+
+func firstLineOf(s string) string {
+	s, _, _ = strings.Cut(s, "\n")
+	if len(s) > 300 {
+		s = s[:300] + "…"
+	}
+	return s
 }
 
 // Stopping is how many pods that were ready endpoints when their deletion began have been seen

@@ -2,6 +2,9 @@ package clusters
 
 import (
 	"context"
+	"fmt"
+	"sort"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -10,6 +13,8 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes/fake"
+
+	"github.com/google/go-cmp/cmp"
 
 	"github.com/rehearse-dev/rehearse/verify"
 )
@@ -199,5 +204,97 @@ func TestRecorderIgnoresPodsThatWereNotServing(t *testing.T) {
 	time.Sleep(100 * time.Millisecond)
 	if got, _ := r.Terminations(); len(got) != 0 {
 		t.Errorf("terminations %+v, want none", got)
+	}
+}
+
+// The recorder's timeline: endpoints with the Service's count of ready ones, a pod's life (created
+// without a readiness probe, scheduled, deleting, its server's exit, gone), restarts with their last
+// exit, nodes' readiness and events of the run (not older ones); and the explanation it gives.
+func TestRecorderTimeline(t *testing.T) {
+	ctx := context.Background()
+	t0 := time.Date(2026, 1, 1, 10, 0, 0, 0, time.UTC)
+	clk := &clock{t: t0}
+	node := func(name string, ready corev1.ConditionStatus) *corev1.Node {
+		return &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name},
+			Status: corev1.NodeStatus{Conditions: []corev1.NodeCondition{{Type: corev1.NodeReady, Status: ready, Reason: "KubeletReady"}}}}
+	}
+	old := &corev1.Event{ObjectMeta: metav1.ObjectMeta{Name: "old", Namespace: "ns"}, Reason: "Pulled",
+		InvolvedObject: corev1.ObjectReference{Kind: "Pod", Name: "abrupt"}, LastTimestamp: metav1.NewTime(t0.Add(-time.Hour))}
+	abrupt := webPod("abrupt")
+	abrupt.Spec.NodeName = "worker"
+	cs := fake.NewClientset(abrupt, webPod("steady"), node("worker", corev1.ConditionTrue), old,
+		slice("web", map[string]bool{"abrupt": true, "steady": true}))
+	r, err := startRecorder(ctx, cs, "ns", "web", clk.now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Stop()
+	settle := func() { time.Sleep(100 * time.Millisecond) }
+	settle()
+	must := func(_ any, err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		settle()
+	}
+	clk.set(t0.Add(10 * time.Second))
+	p := abrupt.DeepCopy()
+	grace := int64(30)
+	ts := metav1.NewTime(t0.Add(40 * time.Second))
+	p.DeletionTimestamp, p.DeletionGracePeriodSeconds = &ts, &grace
+	must(cs.CoreV1().Pods("ns").Update(ctx, p, metav1.UpdateOptions{}))
+	clk.set(t0.Add(10100 * time.Millisecond))
+	p = p.DeepCopy()
+	p.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: "web", State: corev1.ContainerState{
+		Terminated: &corev1.ContainerStateTerminated{ExitCode: 2, Reason: "Error"}}}}
+	must(cs.CoreV1().Pods("ns").Update(ctx, p, metav1.UpdateOptions{}))
+	clk.set(t0.Add(10400 * time.Millisecond))
+	must(cs.DiscoveryV1().EndpointSlices("ns").Update(ctx, slice("web", map[string]bool{"steady": true}), metav1.UpdateOptions{}))
+	clk.set(t0.Add(10600 * time.Millisecond))
+	must(nil, cs.CoreV1().Pods("ns").Delete(ctx, "abrupt", metav1.DeleteOptions{}))
+	clk.set(t0.Add(20 * time.Second))
+	s := webPod("steady")
+	s.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: "web", RestartCount: 1,
+		LastTerminationState: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 137, Reason: "OOMKilled"}}}}
+	must(cs.CoreV1().Pods("ns").Update(ctx, s, metav1.UpdateOptions{}))
+	clk.set(t0.Add(30 * time.Second))
+	must(cs.CoreV1().Nodes().Update(ctx, node("worker", corev1.ConditionUnknown), metav1.UpdateOptions{}))
+	must(cs.CoreV1().Events("ns").Create(ctx, &corev1.Event{ObjectMeta: metav1.ObjectMeta{Name: "new", Namespace: "ns"}, Reason: "Evicted",
+		Type: corev1.EventTypeWarning, Message: "The node was low on resource: memory.",
+		InvolvedObject: corev1.ObjectReference{Kind: "Pod", Name: "steady"}, LastTimestamp: metav1.NewTime(t0.Add(30 * time.Second))}, metav1.CreateOptions{}))
+
+	changes, notes := r.Changes()
+	if len(notes) != 0 {
+		t.Errorf("notes %q", notes)
+	}
+	var got []string
+	for _, c := range verify.OnRunClock(changes, t0) {
+		line := fmt.Sprintf("%.1f %s %s %s", c.T, c.Kind, c.Object, c.What)
+		if c.ReadyEndpoints != nil {
+			line += fmt.Sprintf(" ready=%d", *c.ReadyEndpoints)
+		}
+		if c.ExitCode != nil {
+			line += fmt.Sprintf(" %s exit %d %s", c.Container, *c.ExitCode, c.Reason)
+		}
+		got = append(got, line)
+	}
+	want := []string{
+		// as listed at the start (the order of the informers' first lists)
+		"0.0 pod pod/abrupt created", "0.0 pod pod/abrupt scheduled", "0.0 pod pod/steady created",
+		"0.0 endpoint pod/abrupt ready ready=2", "0.0 endpoint pod/steady ready ready=2", "0.0 node node/worker ready",
+		"10.0 pod pod/abrupt deleting", "10.1 pod pod/abrupt exited web exit 2 Error",
+		"10.4 endpoint pod/abrupt removed ready=1", "10.6 pod pod/abrupt gone",
+		"20.0 pod pod/steady restarted web exit 137 OOMKilled",
+		"30.0 node node/worker not-ready", "30.0 event pod/steady Evicted",
+	}
+	sort.Strings(want[:6])
+	sort.Strings(got[:min(6, len(got))])
+	if d := cmp.Diff(want, got); d != "" {
+		t.Errorf("timeline (-want +got):\n%s", d)
+	}
+	es := verify.Explain([]verify.Burst{{From: 10, To: 11, Failed: 9}}, changes)
+	if len(es) != 1 || !strings.Contains(strings.Join(es[0].Lines, "\n"), "pod/abrupt received SIGTERM at +10.0s") {
+		t.Errorf("explanation %+v", es)
 	}
 }

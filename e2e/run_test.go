@@ -58,6 +58,7 @@ func rehearse(t *testing.T, ctx context.Context, file string) (*reports.Summary,
 	}
 	dir := filepath.Join(out, sc.Metadata.Name)
 	recapOnFailure(t, sum, code, dir)
+	explainedAsItShould(t, sum, dir)
 	if sum.Load.Failed > 0 {
 		// The failures themselves, so that a run that failed unexpectedly can be understood from the
 		// test log alone (the reports go with the test's temporary directory).
@@ -135,4 +136,29 @@ func TestRunScenarios(t *testing.T) {
 			return ctx
 		}).Feature()
 	testenv.Test(t, f)
+}
+
+// explainedAsItShould holds every rehearsal to the cluster timeline's promises: cluster.jsonl is
+// written; a run without failed requests has no explanation; one with failures has each burst (up to
+// verify.MaxExplained) explained or said to be unexplained, and none with no line.
+func explainedAsItShould(t *testing.T, sum *reports.Summary, dir string) {
+	t.Helper()
+	if _, err := os.Stat(filepath.Join(dir, runner.ClusterFile)); err != nil {
+		t.Errorf("%s: no cluster timeline: %v", sum.Scenario, err)
+	}
+	if sum.Load.Failed == 0 {
+		if len(sum.Explanations) > 0 {
+			t.Errorf("%s: no request failed, yet explanations: %+v", sum.Scenario, sum.Explanations)
+		}
+		return
+	}
+	if len(sum.Explanations) == 0 && len(sum.ClusterNotes) == 0 {
+		t.Errorf("%s: %d requests failed and nothing explains them or says why not", sum.Scenario, sum.Load.Failed)
+	}
+	for _, e := range sum.Explanations {
+		if len(e.Lines) == 0 {
+			t.Errorf("%s: burst %s has no line", sum.Scenario, e.Burst)
+		}
+		t.Logf("%s: %s: %s", sum.Scenario, e.Burst, strings.Join(e.Lines, " | "))
+	}
 }

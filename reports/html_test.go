@@ -474,3 +474,35 @@ func TestHTMLShowsASingleFailure(t *testing.T) {
 		t.Errorf("failures path %q: want one bar 2 px tall", d)
 	}
 }
+
+// report.html draws the cluster's changes in a lane below the panels, each with its own title, and
+// lists each burst's explanation under the failures.
+func TestReportHasTheClusterLane(t *testing.T) {
+	r := sampleRun()
+	two := 2
+	code := int32(2)
+	r.Cluster = []verify.Change{
+		{T: -3, Kind: "pod", Object: "pod/before", What: verify.PodCreated},
+		{T: 6.0, Kind: "pod", Object: "pod/web-a", What: verify.PodDeleting, Detail: "grace 30s"},
+		{T: 6.1, Kind: "pod", Object: "pod/web-a", What: verify.PodExited, Container: "web", ExitCode: &code, Reason: "Error"},
+		{T: 6.4, Kind: "endpoint", Object: "pod/web-a", What: verify.EndpointRemoved, ReadyEndpoints: &two},
+		{T: 7, Kind: "step", Object: "step/scale", What: "start"},
+	}
+	r.Summary.Explanations = []verify.Explanation{{Burst: verify.Burst{From: 6, To: 7, Failed: 12, Requests: 50},
+		Lines: []string{"pod/web-a received SIGTERM at +6.0s"}, Explained: true}}
+	var b strings.Builder
+	if err := HTML(&b, r); err != nil {
+		t.Fatal(err)
+	}
+	html := b.String()
+	for _, want := range []string{`id="cluster-lane"`, `<title>&#43;6.1s pod pod/web-a exited (container web, exit 2, Error)</title>`,
+		`<title>&#43;6.4s endpoint pod/web-a removed; 2 ready endpoints</title>`, `What the cluster did`,
+		`12 of 50 requests failed from &#43;6s to &#43;7s</a><ul><li>pod/web-a received SIGTERM at &#43;6.0s</li>`} {
+		if !strings.Contains(html, want) {
+			t.Errorf("report.html lacks %q", want)
+		}
+	}
+	if n := strings.Count(html, `class="ev-`); n != 3 {
+		t.Errorf("%d marks, want 3 (before the load and steps are not drawn)", n)
+	}
+}

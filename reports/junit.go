@@ -130,7 +130,11 @@ func JUnit(sums []Summary) ([]byte, error) {
 		}
 		for _, c := range s.Checks {
 			tc := junitCase{Name: c.Name, Classname: s.Scenario, Time: seconds(checkWindow(s, c))}
-			msg := &junitMessage{Message: FirstLine(c.Message), Type: c.Name, Text: c.Message}
+			text := c.Message
+			if len(c.Explained) > 0 {
+				text += "\n\nWhat the cluster did:\n" + strings.Join(c.Explained, "\n")
+			}
+			msg := &junitMessage{Message: FirstLine(c.Message), Type: c.Name, Text: text}
 			switch c.Status {
 			case verify.Fail:
 				tc.Failure = msg

@@ -196,6 +196,7 @@ func scenarioMD(d *mdDoc, s Summary, failures []load.Failure, showFailures bool,
 	if by := attribution(s, failures); by != "" {
 		rows = append(rows, "By step in flight: "+mdCell(by), "")
 	}
+	rows = append(rows, explanationRows(s)...)
 	if shown > 0 {
 		rows = append(rows, "| at | target | code | step in flight | error |", "| ---: | --- | ---: | --- | --- |")
 		wins := stepWindows(s.Steps)
@@ -617,4 +618,29 @@ func fenced(lines []string) []string {
 		out[i] = strings.ReplaceAll(l, "```", "`\u200b``")
 	}
 	return out
+}
+
+// explanationRows are, for each burst of failed requests, what the cluster did in and just before it
+// (a list under the burst), and what the recorder could not watch.
+func explanationRows(s Summary) []string {
+	var rows []string
+	if len(s.Explanations) > 0 {
+		rows = append(rows, "What the cluster did (cluster.jsonl has the whole timeline):", "")
+	}
+	for _, e := range s.Explanations {
+		rows = append(rows, "- "+mdCell(e.Burst.String())+":")
+		for _, l := range e.Lines {
+			rows = append(rows, "  - "+mdCell(l))
+		}
+	}
+	if n := len(s.Explanations); n > 0 && n == verify.MaxExplained {
+		rows = append(rows, fmt.Sprintf("- (the first %d bursts are explained; summary.json has them, cluster.jsonl every change)", n))
+	}
+	for _, n := range s.ClusterNotes {
+		rows = append(rows, "- "+mdCell(n))
+	}
+	if len(rows) > 0 {
+		rows = append(rows, "")
+	}
+	return rows
 }

@@ -256,3 +256,38 @@ func TestRetriedRequestsAreReported(t *testing.T) {
 		t.Errorf("allowed retries not reported as served:\n%s", md)
 	}
 }
+
+// A failed run's bursts come with what the cluster did, under its first failures; the JUnit failure
+// of zero-failed-requests carries the same lines; a note of what was not watched is said.
+func TestExplanationsAreReported(t *testing.T) {
+	r := mdRun()
+	line := "pod/web-a received SIGTERM at +6.0s (its deletion began) and its container web exited at +6.1s (exit 2, Error)"
+	r.Summary.Explanations = []verify.Explanation{
+		{Burst: verify.Burst{From: 6, To: 8, Failed: 12, Requests: 100}, Lines: []string{line}, Explained: true},
+		{Burst: verify.Burst{From: 20, To: 21, Failed: 1, Requests: 50}, Lines: []string{verify.Unexplained}},
+	}
+	r.Summary.ClusterNotes = []string{"nodes not watched: forbidden"}
+	r.Summary.Checks[0].Explained = verify.ExplanationLines(r.Summary.Explanations)
+	md := string(Markdown(r, "out/smoke/report.html"))
+	for _, want := range []string{
+		"What the cluster did (cluster.jsonl has the whole timeline):",
+		"- 12 of 100 requests failed from +6s to +8s:", "  - pod/web-a received SIGTERM at +6.0s",
+		"- 1 of 50 requests failed from +20s to +21s:", "  - no cluster change explains this burst",
+		"- nodes not watched: forbidden",
+	} {
+		if !strings.Contains(md, want) {
+			t.Errorf("summary.md lacks %q:\n%s", want, md)
+		}
+	}
+	x, err := JUnit([]Summary{r.Summary})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(x), "What the cluster did:&#xA;12 of 100 requests failed from +6s to +8s: "+line) {
+		t.Errorf("JUnit lacks the explanation:\n%s", x)
+	}
+	// A run without failures says nothing of the cluster.
+	if md := string(Markdown(sampleRun(), "r.html")); strings.Contains(md, "What the cluster did") {
+		t.Errorf("a run without explanations explains:\n%s", md)
+	}
+}

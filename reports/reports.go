@@ -95,6 +95,11 @@ type Summary struct {
 	// Warnings are what a reviewer should know before trusting the verdict (e.g. the host was
 	// saturated); they never change it.
 	Warnings []string `json:"warnings,omitempty"`
+	// Explanations are, for each burst of failed requests, what the cluster did in and just before
+	// it (cluster.jsonl has the whole timeline); ClusterNotes say what the recorder could not watch
+	// or dropped.
+	Explanations []verify.Explanation `json:"explanations,omitempty"`
+	ClusterNotes []string             `json:"cluster_notes,omitempty"`
 }
 
 // Verdict is fail when a check failed, error when none failed but one could not measure, else pass.
@@ -120,6 +125,8 @@ type Run struct {
 	Summary  Summary
 	Timeline []load.Second
 	Failures []load.Failure
+	// Cluster is the cluster's timeline (cluster.jsonl): report.html draws it as a lane of marks.
+	Cluster []verify.Change
 }
 
 // Write writes summary.json, summary.md, junit.xml and report.html into dir.

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/rehearse-dev/rehearse/load"
+	"github.com/rehearse-dev/rehearse/verify"
 )
 
 // The timeline of report.html is one SVG of panels sharing the time axis: requests per second by
@@ -33,6 +34,8 @@ const (
 	verH      = 64.0
 	panelGap  = 16.0
 	minFailH  = 2.0 // a column with any failure shows at least this much red
+	eventsH   = 14.0
+	maxMarks  = 400 // cluster changes drawn at most (the first, most telling ones first)
 )
 
 var palette = []string{"#4e79a7", "#f28e2b", "#59a14f", "#b07aa1", "#9c755f", "#76b7b2"}
@@ -73,6 +76,12 @@ type band struct {
 	NotOK          bool
 }
 
+// eventMark is one cluster change in the events lane below the panels.
+type eventMark struct {
+	X, W         float64
+	Class, Title string
+}
+
 type hit struct {
 	X, W  float64
 	Title string
@@ -98,6 +107,9 @@ type timelineChart struct {
 	Bands                []band
 	Hits                 []hit
 	HasNotSent, HasSched bool
+	Events               []eventMark // the cluster lane: what the cluster did, below the panels
+	EventsY, EventsH     float64
+	EventsNote           string // how many changes were left out of the lane
 }
 
 // columns folds the per-second timeline into at most maxColumns columns of bucket seconds each.
@@ -249,8 +261,15 @@ func buildTimeline(r *Run) timelineChart {
 		ver = add("versions", "version share (%)", verH, 100, []float64{0, 50, 100}, num)
 	}
 	c.PlotBottom = y - panelGap
-	c.XAxisY, c.XTitleY = c.PlotBottom+14, c.PlotBottom+30
-	c.Height = c.PlotBottom + 36
+	bottom := c.PlotBottom
+	if marks, note := clusterMarks(r, secX, c.PlotX, c.PlotX+c.PlotW); len(marks) > 0 {
+		// Below the hover columns, so that a mark's own title shows.
+		c.Events, c.EventsNote = marks, note
+		c.EventsY, c.EventsH = bottom+6, eventsH
+		bottom = c.EventsY + eventsH
+	}
+	c.XAxisY, c.XTitleY = bottom+14, bottom+30
+	c.Height = bottom + 36
 	c.XTitle = "time since the load started (m:ss)"
 	if bucket > 1 {
 		c.XTitle = fmt.Sprintf("time since the load started (m:ss); a column is %d s: requests/s averaged, latency of its worst second", bucket)
@@ -575,4 +594,91 @@ func (p *pathBuilder) rect(x, y, w, h float64) {
 func (p *pathBuilder) String() string {
 	p.flushH()
 	return p.b.String()
+}
+
+// clusterMarks are the cluster's changes during the load as marks on the events lane, each with
+// its time and what it was as its title. Pods stopping or restarting, endpoints leaving, nodes
+// NotReady and Warning events come first; at most maxMarks are drawn, and the note says how many
+// were left out.
+func clusterMarks(r *Run, secX func(float64) float64, left, right float64) ([]eventMark, string) {
+	type ranked struct {
+		c    verify.Change
+		rank int
+	}
+	var cs []ranked
+	end := r.Summary.Finished.Sub(r.Summary.Started).Seconds()
+	for _, c := range r.Cluster {
+		if c.Kind == "step" || c.Kind == "note" || c.T < 0 || (end > 0 && c.T > end) {
+			continue
+		}
+		cls, rank := markClass(c)
+		if cls == "" {
+			continue
+		}
+		cs = append(cs, ranked{c, rank})
+	}
+	sort.SliceStable(cs, func(i, j int) bool { return cs[i].rank < cs[j].rank })
+	note := ""
+	if len(cs) > maxMarks {
+		note = fmt.Sprintf("%d of %d cluster changes drawn (cluster.jsonl has all)", maxMarks, len(cs))
+		cs = cs[:maxMarks]
+	}
+	sort.SliceStable(cs, func(i, j int) bool { return cs[i].c.T < cs[j].c.T })
+	var out []eventMark
+	for _, rc := range cs {
+		c := rc.c
+		cls, _ := markClass(c)
+		x := min(max(secX(c.T)-1, left), right-3)
+		out = append(out, eventMark{X: x, W: 3, Class: cls, Title: ChangeText(c)})
+	}
+	return out, note
+}
+
+// markClass is a change's class in the lane, and its rank (lower: kept first).
+func markClass(c verify.Change) (string, int) {
+	switch {
+	case c.Kind == "node" && c.What == verify.NodeNotReady:
+		return "ev-node", 0
+	case c.Kind == "pod" && (c.What == verify.PodExited || c.What == verify.PodRestarted):
+		return "ev-stop", 0
+	case c.Kind == "endpoint" && (c.What == verify.EndpointNotReady || c.What == verify.EndpointRemoved):
+		return "ev-out", 1
+	case c.Kind == "pod" && (c.What == verify.PodDeleting || c.What == verify.PodGone):
+		return "ev-stop", 1
+	case c.Kind == "event" && c.Warning:
+		return "ev-warn", 1
+	case c.Kind == "endpoint" && c.What == verify.EndpointReady:
+		return "ev-in", 2
+	case c.Kind == "node":
+		return "ev-node-ok", 2
+	case c.Kind == "pod" || c.Kind == "event":
+		return "ev-other", 3
+	}
+	return "", 0
+}
+
+// ChangeText is a change in one line: its time on the run's clock, what and where.
+func ChangeText(c verify.Change) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "+%.1fs %s %s %s", c.T, c.Kind, c.Object, c.What)
+	if c.Container != "" {
+		fmt.Fprintf(&b, " (container %s", c.Container)
+		if c.ExitCode != nil {
+			fmt.Fprintf(&b, ", exit %d", *c.ExitCode)
+		}
+		if c.Reason != "" {
+			fmt.Fprintf(&b, ", %s", c.Reason)
+		}
+		b.WriteString(")")
+	}
+	if c.ReadyEndpoints != nil {
+		fmt.Fprintf(&b, "; %d ready endpoints", *c.ReadyEndpoints)
+	}
+	if c.Node != "" && c.Kind != "node" {
+		fmt.Fprintf(&b, " on %s", c.Node)
+	}
+	if c.Detail != "" {
+		fmt.Fprintf(&b, ": %s", c.Detail)
+	}
+	return b.String()
 }

@@ -6,7 +6,9 @@
 package runner
 
 import (
+	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -15,6 +17,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -456,6 +459,25 @@ func Run(ctx context.Context, sc *scenarios.Loaded, opts Options) (sum *reports.
 		}
 	}
 	stepLoads(ran, agg.Window)
+	// The cluster's timeline beside the requests: every failure burst explained by what it did.
+	changes, clusterNotes := clusterTimeline(rec, ran, started)
+	if err := writeTimeline(filepath.Join(out, ClusterFile), changes, clusterNotes); err != nil {
+		return nil, harness("cluster timeline: %v", err)
+	}
+	var explanations []verify.Explanation
+	switch {
+	case tot.Failed > 0 && rec != nil:
+		explanations = verify.Explain(verify.Bursts(agg.Seconds()), changes)
+		for i := range checks {
+			if checks[i].Name == "zero-failed-requests" && checks[i].Status == verify.Fail {
+				checks[i].Explained = verify.ExplanationLines(explanations)
+			}
+		}
+	case tot.Failed > 0 && recErr != nil:
+		clusterNotes = append(clusterNotes, fmt.Sprintf("the failures are not explained: watching the cluster failed: %v", recErr))
+	case tot.Failed > 0:
+		clusterNotes = append(clusterNotes, "the failures are not explained: the load's Service was not watched (load.baseURL names none of the rehearsal's node ports)")
+	}
 	nodeImage := ""
 	if kindCl != nil {
 		nodeImage = kindCl.Image
@@ -473,7 +495,7 @@ func Run(ctx context.Context, sc *scenarios.Loaded, opts Options) (sum *reports.
 		Load: reports.LoadSummary{Requests: tot.Requests, Succeeded: tot.Succeeded, Failed: tot.Failed,
 			NotSent: tot.NotSent, Retried: tot.Retried, ClientRetries: sc.Load.ClientRetries == "allow", Scheduled: math.Round(tot.Scheduled), TargetRate: targetRate(tot, sc.Load.Rate.PerSecond),
 			AchievedRate: tot.AchievedRate, LatencyMS: tot.LatencyMS},
-		Steps: ran, Checks: checks, Host: &hostLoad,
+		Steps: ran, Checks: checks, Host: &hostLoad, Explanations: explanations, ClusterNotes: clusterNotes,
 	}
 	if hostLoad.Warning != "" {
 		sum.Warnings = append(sum.Warnings, hostLoad.Warning)
@@ -491,7 +513,7 @@ func Run(ctx context.Context, sc *scenarios.Loaded, opts Options) (sum *reports.
 		}
 	}
 	metrics.Verified(checks, sum.Verdict)
-	if err := reports.Write(out, &reports.Run{Summary: *sum, Timeline: agg.Seconds(), Failures: agg.Failures()}); err != nil {
+	if err := reports.Write(out, &reports.Run{Summary: *sum, Timeline: agg.Seconds(), Failures: agg.Failures(), Cluster: changes}); err != nil {
 		return sum, harness("reports: %v", err)
 	}
 	if err := metrics.WriteFile(filepath.Join(out, "metrics.prom")); err != nil {
@@ -924,6 +946,51 @@ func startRecorder(ctx context.Context, sys *system, base string, w io.Writer) (
 		progress(w, "watching the pods behind service %s in %s", svc, ns)
 	}
 	return rec, err
+}
+
+// ClusterFile is the cluster's timeline in a run's directory: one JSON change a line.
+const ClusterFile = "cluster.jsonl"
+
+// clusterTimeline is what the recorder saw, with the steps' starts and ends, on the run's clock.
+func clusterTimeline(rec *clusters.Recorder, ran []reports.Step, started time.Time) ([]verify.Change, []string) {
+	var changes []verify.Change
+	var notes []string
+	if rec != nil {
+		changes, notes = rec.Changes()
+	}
+	for _, s := range ran {
+		changes = append(changes, verify.Change{At: s.Started, Kind: "step", Object: "step/" + s.Name, What: "start", Detail: s.Kind},
+			verify.Change{At: s.Finished, Kind: "step", Object: "step/" + s.Name, What: "end", Detail: s.Status})
+	}
+	sort.SliceStable(changes, func(i, j int) bool { return changes[i].At.Before(changes[j].At) })
+	return verify.OnRunClock(changes, started), notes
+}
+
+// writeTimeline writes cluster.jsonl: the notes first ({"kind":"note"}), then every change.
+func writeTimeline(path string, changes []verify.Change, notes []string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	w := bufio.NewWriter(f)
+	enc := json.NewEncoder(w)
+	for _, n := range notes {
+		if err := enc.Encode(verify.Change{Kind: "note", Detail: n}); err != nil {
+			f.Close()
+			return err
+		}
+	}
+	for _, c := range changes {
+		if err := enc.Encode(c); err != nil {
+			f.Close()
+			return err
+		}
+	}
+	if err := w.Flush(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 // recorded is what the recorder saw, or why it could not see.

@@ -35,6 +35,9 @@ type Result struct {
 	Status   Status         `json:"status"`
 	Message  string         `json:"message"`
 	Observed map[string]any `json:"observed,omitempty"`
+	// Explained is what the cluster did in each burst of failures, for a check that failed by
+	// failed requests (zero-failed-requests): one line per burst and cause.
+	Explained []string `json:"explained,omitempty"`
 }
 
 // Window is a step or fault on the timeline, for attributing failures.

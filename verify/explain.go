@@ -1,0 +1,383 @@
+package verify
+
+import (
+	"fmt"
+	"math"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/rehearse-dev/rehearse/load"
+)
+
+// Change is one thing the cluster (or one of the run's steps) did, as the run's recorder saw it:
+// a line of cluster.jsonl. T is on the run's clock, seconds since the load's second 0.
+type Change struct {
+	At        time.Time `json:"-"`
+	T         float64   `json:"t"`
+	Kind      string    `json:"kind"`   // endpoint, pod, node, event, step
+	Object    string    `json:"object"` // pod/NAME, node/NAME, step/NAME, or an event's object
+	What      string    `json:"what"`   // see below; an event's reason
+	Node      string    `json:"node,omitempty"`
+	Container string    `json:"container,omitempty"`
+	ExitCode  *int32    `json:"exit_code,omitempty"`
+	Reason    string    `json:"reason,omitempty"`
+	// ReadyEndpoints is, on an endpoint change, how many ready endpoints the load's Service has after it.
+	ReadyEndpoints *int   `json:"ready_endpoints,omitempty"`
+	Detail         string `json:"detail,omitempty"`
+	Warning        bool   `json:"warning,omitempty"` // an event of type Warning
+}
+
+// What a Change says, by kind:
+//
+//	endpoint  ready, not-ready (or terminating), removed: the pod's endpoint in the load's Service
+//	pod       created (Detail "no readiness probe" when it has none), scheduled (Node), ready,
+//	          not-ready, deleting (its deletion began; Detail the grace), exited (Container, ExitCode,
+//	          Reason: a container of a pod being deleted stopped), restarted (Container, Reason and
+//	          ExitCode of its last run: OOMKilled, Error), gone
+//	node      ready, not-ready, unschedulable, schedulable
+//	event     the event's reason (Killing, Evicted, Unhealthy, BackOff...), Detail its message
+//	step      start, end (Detail: its kind and status)
+const (
+	EndpointReady    = "ready"
+	EndpointNotReady = "not-ready"
+	EndpointRemoved  = "removed"
+	PodCreated       = "created"
+	PodScheduled     = "scheduled"
+	PodReady         = "ready"
+	PodNotReady      = "not-ready"
+	PodDeleting      = "deleting"
+	PodExited        = "exited"
+	PodRestarted     = "restarted"
+	PodGone          = "gone"
+	NodeReady        = "ready"
+	NodeNotReady     = "not-ready"
+	NoReadinessProbe = "no readiness probe"
+)
+
+// Burst is a run of contiguous seconds with failed requests.
+type Burst struct {
+	From     float64 `json:"from"` // seconds since the load's start
+	To       float64 `json:"to"`   // end of its last second
+	Failed   int     `json:"failed"`
+	Requests int     `json:"requests"`
+}
+
+func (b Burst) String() string {
+	return fmt.Sprintf("%d of %d requests failed from +%.0fs to +%.0fs", b.Failed, b.Requests, b.From, b.To)
+}
+
+// Explanation is what the cluster did in and just before a burst: facts with their times, each
+// line naming what it saw; never a guess stated as fact.
+type Explanation struct {
+	Burst     Burst    `json:"burst"`
+	Lines     []string `json:"lines"`
+	Explained bool     `json:"explained"` // false: no cluster change explains this burst
+}
+
+// Unexplained is the line of a burst no rule fits.
+const Unexplained = "no cluster change explains this burst"
+
+// Bursts are the runs of seconds with failed requests (a second without failures ends one).
+func Bursts(seconds []load.Second) []Burst {
+	var out []Burst
+	var cur *Burst
+	for _, s := range seconds {
+		if s.Failed == 0 {
+			cur = nil
+			continue
+		}
+		if cur == nil || float64(s.T) > cur.To {
+			out = append(out, Burst{From: float64(s.T), To: float64(s.T)})
+			cur = &out[len(out)-1]
+		}
+		cur.To = float64(s.T + 1)
+		cur.Failed += s.Failed
+		cur.Requests += s.OK + s.Failed
+	}
+	return out
+}
+
+// MaxExplained bounds the bursts explained one by one; the rest are counted.
+const MaxExplained = 20
+
+// Explain names, for each burst, what the cluster did in it and just before it. changes must be in
+// time order with T set. When recorded is false the cluster was not watched: nothing is explained.
+func Explain(bursts []Burst, changes []Change) []Explanation {
+	var out []Explanation
+	tl := newTimeline(changes)
+	for i, b := range bursts {
+		if i == MaxExplained {
+			break
+		}
+		var lines []string
+		for _, rule := range rules {
+			lines = append(lines, rule(b, tl)...)
+		}
+		e := Explanation{Burst: b, Lines: dedupe(lines), Explained: len(lines) > 0}
+		if !e.Explained {
+			e.Lines = []string{Unexplained}
+		}
+		out = append(out, e)
+	}
+	return out
+}
+
+func dedupe(xs []string) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, x := range xs {
+		if !seen[x] {
+			seen[x] = true
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+// timeline indexes the changes the rules read.
+type timeline struct {
+	all  []Change
+	pods map[string][]Change // pod/NAME → its pod and endpoint changes
+}
+
+func newTimeline(changes []Change) *timeline {
+	tl := &timeline{all: changes, pods: map[string][]Change{}}
+	for _, c := range changes {
+		if c.Kind == "pod" || c.Kind == "endpoint" {
+			tl.pods[c.Object] = append(tl.pods[c.Object], c)
+		}
+	}
+	return tl
+}
+
+// first is the first change of the pod's of kind and what at or after from (ok false: none).
+func first(cs []Change, kind, what string, from float64) (Change, bool) {
+	for _, c := range cs {
+		if c.Kind == kind && c.What == what && c.T >= from {
+			return c, true
+		}
+	}
+	return Change{}, false
+}
+
+// endpointLeft is when the pod's endpoint stopped being ready at or after from.
+func endpointLeft(cs []Change, from float64) (Change, bool) {
+	for _, c := range cs {
+		if c.Kind == "endpoint" && (c.What == EndpointNotReady || c.What == EndpointRemoved) && c.T >= from {
+			return c, true
+		}
+	}
+	return Change{}, false
+}
+
+// readyAt says whether the pod's endpoint was ready at t (by its last endpoint change before t).
+func readyAt(cs []Change, t float64) bool {
+	ready := false
+	for _, c := range cs {
+		if c.Kind != "endpoint" || c.T > t {
+			continue
+		}
+		ready = c.What == EndpointReady
+	}
+	return ready
+}
+
+func near(t float64, b Burst, before, after float64) bool {
+	return t >= b.From-before && t <= b.To+after
+}
+
+type rule func(Burst, *timeline) []string
+
+// rules in the order their lines are given.
+var rules = []rule{noReadyEndpoint, exitedWhileReady, nodeNotReady, restarted, servingBeforeReady, evicted}
+
+// noReadyEndpoint: the load's Service had no ready endpoint during the burst.
+func noReadyEndpoint(b Burst, tl *timeline) []string {
+	var out []string
+	ready, known := -1, false
+	var zeroFrom float64
+	flush := func(to float64) {
+		if known && ready == 0 && zeroFrom < b.To && to > b.From {
+			end := fmt.Sprintf("to +%.1fs", to)
+			if to == inf {
+				end = "to the end of the record"
+			}
+			out = append(out, fmt.Sprintf("the load's Service had no ready endpoint from +%.1fs %s", zeroFrom, end))
+		}
+	}
+	for _, c := range tl.all {
+		if c.Kind != "endpoint" || c.ReadyEndpoints == nil {
+			continue
+		}
+		n := *c.ReadyEndpoints
+		if known && ready == 0 && n > 0 {
+			flush(c.T)
+		}
+		if n == 0 && (!known || ready != 0) {
+			zeroFrom = c.T
+		}
+		ready, known = n, true
+	}
+	flush(inf)
+	return out
+}
+
+const inf = 1e18
+
+// exitedWhileReady: a pod's serving container stopped (at SIGTERM, or a crash) while its endpoint
+// was still ready, or just before it left: requests routed to it met a closed port. The endpoint
+// leaves the Service when the pod's deletion is seen; kube-proxy on every node drops it a moment
+// later, so a pod that stops listening at SIGTERM loses what is routed to it meanwhile.
+func exitedWhileReady(b Burst, tl *timeline) []string {
+	var out []string
+	for _, obj := range sortedKeys(tl.pods) {
+		cs := tl.pods[obj]
+		for _, ex := range cs {
+			if ex.Kind != "pod" || ex.What != PodExited || !near(ex.T, b, 5, 0.5) {
+				continue
+			}
+			del, deleting := first(cs, "pod", PodDeleting, -inf)
+			if deleting && del.T > ex.T {
+				deleting = false
+			}
+			readyThen := readyAt(cs, ex.T)
+			left, hasLeft := endpointLeft(cs, ex.T-3)
+			// It counts when the endpoint was ready as the container stopped, or left the Service
+			// within 2 s before it (kube-proxy's lag), or the pod stopped within 2 s of SIGTERM.
+			lag := hasLeft && left.T <= ex.T && ex.T-left.T < 2
+			quick := deleting && ex.T-del.T < 2
+			if !readyThen && !lag && !quick {
+				continue
+			}
+			var s strings.Builder
+			fmt.Fprintf(&s, "%s", obj)
+			if deleting {
+				fmt.Fprintf(&s, " received SIGTERM at +%.1fs (its deletion began) and", del.T)
+			}
+			fmt.Fprintf(&s, " its container %s exited at +%.1fs%s", ex.Container, ex.T, exitSays(ex))
+			switch {
+			case readyThen && hasLeft && left.T > ex.T:
+				fmt.Fprintf(&s, "; its endpoint stayed ready until +%.1fs: requests went to a pod that had stopped listening", left.T)
+			case readyThen:
+				s.WriteString("; its endpoint was still ready then: requests went to a pod that had stopped listening")
+			case hasLeft:
+				fmt.Fprintf(&s, "; its endpoint left the Service at +%.1fs, %.1fs before: kube-proxy routes to an endpoint for a moment after it leaves", left.T, ex.T-left.T)
+			}
+			if deleting {
+				s.WriteString(" (a preStop delay or a graceful drain would cover the gap)")
+			}
+			out = append(out, s.String())
+			break
+		}
+	}
+	return out
+}
+
+func exitSays(c Change) string {
+	var parts []string
+	if c.ExitCode != nil {
+		parts = append(parts, fmt.Sprintf("exit %d", *c.ExitCode))
+	}
+	if c.Reason != "" {
+		parts = append(parts, c.Reason)
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return " (" + strings.Join(parts, ", ") + ")"
+}
+
+// nodeNotReady: a node went NotReady in the burst or in the minute before it.
+func nodeNotReady(b Burst, tl *timeline) []string {
+	var out []string
+	for i, c := range tl.all {
+		if c.Kind != "node" || c.What != NodeNotReady || !near(c.T, b, 60, 0) {
+			continue
+		}
+		until := "and not Ready again in the record"
+		for _, d := range tl.all[i+1:] {
+			if d.Kind == "node" && d.Object == c.Object && d.What == NodeReady {
+				until = fmt.Sprintf("until +%.1fs", d.T)
+				break
+			}
+		}
+		out = append(out, fmt.Sprintf("%s NotReady at +%.1fs %s", c.Object, c.T, until))
+	}
+	return out
+}
+
+// restarted: a container restarted, or was OOM-killed, in or just before the burst (a pod not being
+// deleted: the deletion's exits are exitedWhileReady's).
+func restarted(b Burst, tl *timeline) []string {
+	var out []string
+	for _, c := range tl.all {
+		if c.Kind == "pod" && c.What == PodRestarted && near(c.T, b, 5, 0.5) {
+			ready := ""
+			if readyAt(tl.pods[c.Object], c.T) {
+				ready = "; its endpoint was ready then: requests routed to it met a container starting over"
+			}
+			out = append(out, fmt.Sprintf("%s container %s restarted at +%.1fs%s%s", c.Object, c.Container, c.T, exitSays(c), ready))
+		}
+	}
+	return out
+}
+
+// servingBeforeReady: a pod without a readiness probe became a ready endpoint just before or in the
+// burst: it may have taken requests before its app listened (a question, not a finding).
+func servingBeforeReady(b Burst, tl *timeline) []string {
+	var out []string
+	for _, obj := range sortedKeys(tl.pods) {
+		cs := tl.pods[obj]
+		created, ok := first(cs, "pod", PodCreated, -inf)
+		if !ok || created.Detail != NoReadinessProbe {
+			continue
+		}
+		ep, ok := first(cs, "endpoint", EndpointReady, -inf)
+		if !ok || !near(ep.T, b, 3, 0) {
+			continue
+		}
+		out = append(out, fmt.Sprintf("%s was added to the Service's ready endpoints at +%.1fs, %.1fs after it was created; it has no readiness probe: serving before its app listens?",
+			obj, ep.T, ep.T-created.T))
+	}
+	return out
+}
+
+// evicted: the cluster evicted pods (an Evicted or a preemption event) in or just before the burst.
+func evicted(b Burst, tl *timeline) []string {
+	var out []string
+	for _, c := range tl.all {
+		if c.Kind == "event" && (c.What == "Evicted" || c.What == "Preempted" || c.What == "TaintManagerEviction") && near(c.T, b, 10, 0) {
+			out = append(out, fmt.Sprintf("%s: %s at +%.1fs: %s", c.Object, c.What, c.T, c.Detail))
+		}
+	}
+	return out
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// OnRunClock sets each change's T: seconds since start (the load's second 0), to the millisecond.
+func OnRunClock(changes []Change, start time.Time) []Change {
+	for i := range changes {
+		changes[i].T = math.Round(changes[i].At.Sub(start).Seconds()*1000) / 1000
+	}
+	return changes
+}
+
+// ExplanationLines are the explanations as a check's lines: each burst, then what explains it.
+func ExplanationLines(es []Explanation) []string {
+	var out []string
+	for _, e := range es {
+		for _, l := range e.Lines {
+			out = append(out, fmt.Sprintf("%s: %s", e.Burst, l))
+		}
+	}
+	return out
+}

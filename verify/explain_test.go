@@ -1,0 +1,115 @@
+package verify
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/rehearse-dev/rehearse/load"
+)
+
+func ep(t float64, pod, what string, ready int) Change {
+	return Change{T: t, Kind: "endpoint", Object: "pod/" + pod, What: what, ReadyEndpoints: &ready}
+}
+
+func podc(t float64, pod, what string) Change {
+	return Change{T: t, Kind: "pod", Object: "pod/" + pod, What: what}
+}
+
+func exited(t float64, pod string, code int32, reason string) Change {
+	c := podc(t, pod, PodExited)
+	c.Container, c.ExitCode, c.Reason = "web", &code, reason
+	return c
+}
+
+func TestBursts(t *testing.T) {
+	secs := []load.Second{{T: 0, OK: 10}, {T: 1, OK: 8, Failed: 2}, {T: 2, OK: 5, Failed: 5}, {T: 3, OK: 10},
+		{T: 4, Failed: 10}, {T: 5, OK: 10}}
+	want := []Burst{{From: 1, To: 3, Failed: 7, Requests: 20}, {From: 4, To: 5, Failed: 10, Requests: 10}}
+	if d := cmp.Diff(want, Bursts(secs)); d != "" {
+		t.Errorf("bursts (-want +got):\n%s", d)
+	}
+	if b := Bursts([]load.Second{{T: 0, OK: 10}, {T: 1, OK: 10}}); len(b) != 0 {
+		t.Errorf("a run without failures has bursts: %v", b)
+	}
+}
+
+// Each rule on a recorded shape of the cluster, and the burst it must (or must not) explain.
+func TestExplain(t *testing.T) {
+	oom := podc(31.0, "web-c", PodRestarted)
+	code := int32(137)
+	oom.Container, oom.ExitCode, oom.Reason = "web", &code, "OOMKilled"
+	noProbe := podc(4.0, "web-new", PodCreated)
+	noProbe.Detail = NoReadinessProbe
+	withProbe := podc(4.0, "web-probed", PodCreated)
+	for _, c := range []struct {
+		name    string
+		burst   Burst
+		changes []Change
+		want    []string // substrings of the lines, in order; nil: unexplained
+	}{
+		{"a pod that exits at SIGTERM while its endpoint is ready",
+			Burst{From: 10, To: 12, Failed: 13},
+			[]Change{ep(1, "web-a", EndpointReady, 3), podc(10.0, "web-a", PodDeleting), exited(10.1, "web-a", 2, "Error"),
+				ep(10.4, "web-a", EndpointNotReady, 2), podc(10.6, "web-a", PodGone)},
+			[]string{"pod/web-a received SIGTERM at +10.0s (its deletion began) and its container web exited at +10.1s (exit 2, Error); its endpoint stayed ready until +10.4s: requests went to a pod that had stopped listening (a preStop delay"}},
+		{"a pod that exits at SIGTERM just after its endpoint left",
+			Burst{From: 10, To: 11, Failed: 4},
+			[]Change{ep(1, "web-a", EndpointReady, 3), podc(10.0, "web-a", PodDeleting), ep(10.02, "web-a", EndpointNotReady, 2),
+				exited(10.2, "web-a", 0, "Completed")},
+			[]string{"its endpoint left the Service at +10.0s, 0.2s before: kube-proxy routes to an endpoint for a moment after it leaves"}},
+		{"no ready endpoint while a node was NotReady",
+			Burst{From: 20, To: 39, Failed: 900},
+			[]Change{ep(1, "db-0", EndpointReady, 1), {T: 19.0, Kind: "node", Object: "node/worker2", What: NodeNotReady},
+				ep(20.1, "db-0", EndpointNotReady, 0), ep(38.6, "db-0", EndpointReady, 1), {T: 40, Kind: "node", Object: "node/worker2", What: NodeReady}},
+			[]string{"the load's Service had no ready endpoint from +20.1s to +38.6s", "node/worker2 NotReady at +19.0s until +40.0s"}},
+		{"a container OOM-killed while ready",
+			Burst{From: 31, To: 32, Failed: 5},
+			[]Change{ep(1, "web-c", EndpointReady, 3), oom},
+			[]string{"pod/web-c container web restarted at +31.0s (exit 137, OOMKilled); its endpoint was ready then"}},
+		{"a new pod without a readiness probe",
+			Burst{From: 5, To: 7, Failed: 12},
+			[]Change{noProbe, ep(5.0, "web-new", EndpointReady, 4)},
+			[]string{"pod/web-new was added to the Service's ready endpoints at +5.0s, 1.0s after it was created; it has no readiness probe: serving before its app listens?"}},
+		{"a new pod with a readiness probe is no suspect",
+			Burst{From: 5, To: 7, Failed: 12},
+			[]Change{withProbe, ep(5.0, "web-probed", EndpointReady, 4)},
+			nil},
+		{"an eviction",
+			Burst{From: 50, To: 52, Failed: 3},
+			[]Change{{T: 45, Kind: "event", Object: "pod/web-d", What: "Evicted", Detail: "The node was low on resource: memory."}},
+			[]string{"pod/web-d: Evicted at +45.0s: The node was low on resource: memory."}},
+		{"changes long before the burst explain nothing",
+			Burst{From: 100, To: 101, Failed: 1},
+			[]Change{ep(1, "web-a", EndpointReady, 3), podc(10.0, "web-a", PodDeleting), exited(10.1, "web-a", 0, ""), ep(10.4, "web-a", EndpointNotReady, 2)},
+			nil},
+		{"a graceful pod that exits after its endpoint left long before",
+			Burst{From: 14, To: 15, Failed: 1},
+			[]Change{ep(1, "web-a", EndpointReady, 3), podc(10.0, "web-a", PodDeleting), ep(10.1, "web-a", EndpointNotReady, 2), exited(14.0, "web-a", 0, "Completed")},
+			nil},
+		{"nothing recorded", Burst{From: 3, To: 4, Failed: 2}, nil, nil},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			es := Explain([]Burst{c.burst}, c.changes)
+			if len(es) != 1 {
+				t.Fatalf("%d explanations for one burst", len(es))
+			}
+			e := es[0]
+			if c.want == nil {
+				if e.Explained || len(e.Lines) != 1 || e.Lines[0] != Unexplained {
+					t.Errorf("explained as %q; want %q", e.Lines, Unexplained)
+				}
+				return
+			}
+			if !e.Explained || len(e.Lines) != len(c.want) {
+				t.Fatalf("lines %q; want %d like %q", e.Lines, len(c.want), c.want)
+			}
+			for i, w := range c.want {
+				if !strings.Contains(e.Lines[i], w) {
+					t.Errorf("line %d: %q\nwant it to contain %q", i, e.Lines[i], w)
+				}
+			}
+		})
+	}
+}
