@@ -92,6 +92,9 @@ type system struct {
 	ports  clusters.PortRange
 }
 
+// Schema is the JSON Schema of scenario files, its verify section from the table of checks.
+func Schema() ([]byte, error) { return scenarios.Schema(verify.Table.Schema()) }
+
 // Kinds is the table of step kinds a rehearsal knows: the runbook kinds, the migrations and the
 // faults.
 var Kinds = slices.Concat(steps.Builtin, migrate.Kinds, faults.Kinds)
@@ -114,23 +117,9 @@ func Check(sc *scenarios.Loaded) scenarios.Problems {
 			}
 		}
 	}
-	if _, ok := sc.Verify["fault-took-effect"]; ok && !slices.ContainsFunc(sc.Steps, isFault) {
-		ps = append(ps, sc.Problem("verify.fault-took-effect", "no fault step to judge"))
-	}
-	if _, ok := sc.Verify["rollback-drill"]; ok && sc.Workload.Sample != "" {
-		for _, need := range []string{"acked-writes-durable", "replica-checksums"} {
-			if _, ok := sc.Verify[need]; !ok {
-				ps = append(ps, sc.Problem("verify.rollback-drill", "needs %s too: a drill passes only when no acknowledged write was lost and the replicas agree after it", need))
-			}
-		}
-	}
-	if _, ok := sc.Verify["rollback-drill"]; ok && !slices.ContainsFunc(sc.Steps, func(st scenarios.Step) bool { return st.Rollback != nil }) {
-		ps = append(ps, sc.Problem("verify.rollback-drill", "no rollback step to judge"))
-	}
-	if _, ok := sc.Verify["served-version"]; ok && !slices.ContainsFunc(sc.Steps, func(st scenarios.Step) bool {
-		return st.Rollback != nil || (st.Migrate != nil && st.Migrate.Strategy != "schema")
-	}) {
-		ps = append(ps, sc.Problem("verify.served-version", "no step moves the workload to a version"))
+	// The checks' options and what each needs of the scenario: the table's, like the steps'.
+	for _, p := range verify.Table.Problems(sc) {
+		ps = append(ps, sc.Problem(p.Field, "%s", p.Msg))
 	}
 	return ps
 }
@@ -403,53 +392,14 @@ func Run(ctx context.Context, sc *scenarios.Loaded, opts Options) (sum *reports.
 	for _, s := range ran {
 		windows = append(windows, verify.Window{Name: windowName(s), Kind: s.Kind, Start: s.Started, End: s.Finished})
 	}
-	var checks []verify.Result
-	done := map[string]verify.Result{}
-	for _, name := range scenarios.Checks {
-		arg, ok := sc.Verify[name]
-		var terms []verify.Termination
-		var termErr error
-		if name == "graceful-termination" && (rec != nil || recErr != nil) {
-			terms, termErr = recorded(rec, recErr)
-		}
-		switch {
-		case ok:
-		case name == "fault-took-effect" && slices.ContainsFunc(sc.Steps, isFault):
-			// a fault is always proved to have happened, asked or not
-		case name == "graceful-termination" && (len(terms) > 0 || termErr != nil):
-			// judged whenever a pod left the load's Service while it served, asked or not
-		default:
-			continue
-		}
-		var r verify.Result
-		switch name {
-		case "graceful-termination":
-			max := 0
-			if arg.Max != nil {
-				max = *arg.Max
-			}
-			if rec == nil && recErr == nil {
-				termErr = errors.New("the load goes to no Service of the rehearsal's (load.baseURL names none of its node ports)")
-			}
-			r = verify.GracefulTermination(terms, started, arg.MinServe.Duration, max, ok, termErr)
-		case "served-version":
-			r = verify.ServedVersion(servedWindows(ran, finished), agg.Seconds(), started, arg.MinSamples, 2*time.Second)
-		case "fault-took-effect":
-			r = verify.FaultTookEffect(faultEvidence(ran))
-		case "rollback-drill":
-			var data []verify.Result
-			for _, n := range []string{"acked-writes-durable", "replica-checksums"} {
-				if d, ok := done[n]; ok {
-					data = append(data, d)
-				}
-			}
-			r = verify.RollbackDrill(drills(sc, ran, finished), agg.Seconds(), started, data...)
-		default:
-			r = check(ctx, name, arg, tot, agg, windows, env, sc, out, base, lr.RunID())
-		}
-		checks = append(checks, r)
-		done[name] = r
+	ev := &verify.Evidence{Ctx: ctx, Scenario: sc, Env: env, Started: started, Finished: finished, Totals: tot,
+		Seconds: agg.Seconds(), Failures: agg.Failures(), Window: agg.Window, Windows: windows,
+		Served: servedWindows(ran, finished), Faults: faultEvidence(ran), Drills: drills(sc, ran, finished),
+		Watched: rec != nil || recErr != nil, TermErr: recErr, Out: out, BaseURL: base, RunID: lr.RunID()}
+	if rec != nil {
+		ev.Terminations, ev.TermErr = rec.Terminations()
 	}
+	checks := verify.Table.Judge(ev)
 	for _, s := range ran {
 		switch s.Status {
 		case "failed":
@@ -661,15 +611,6 @@ func drills(sc *scenarios.Loaded, ran []reports.Step, end time.Time) []verify.Dr
 	return out
 }
 
-// defaultMinRequests is the evidence zero-failed-requests needs by default: one request per second
-// of the run, or half the schedule when the rate is under 2/s.
-func defaultMinRequests(t load.Totals) int {
-	n := t.Duration.Seconds()
-	if t.Scheduled > 0 {
-		n = min(n, t.Scheduled/2)
-	}
-	return max(int(math.Ceil(n)), 1)
-}
 
 // targetRate is the schedule's average rate over the run (stages included), or the stated rate.
 func targetRate(t load.Totals, rate float64) float64 {
@@ -993,87 +934,8 @@ func writeTimeline(path string, changes []verify.Change, notes []string) error {
 	return f.Close()
 }
 
-// recorded is what the recorder saw, or why it could not see.
-func recorded(rec *clusters.Recorder, err error) ([]verify.Termination, error) {
-	if rec == nil {
-		return nil, err
-	}
-	return rec.Terminations()
-}
 
-func check(ctx context.Context, name string, arg scenarios.CheckArg, tot load.Totals, agg *load.Aggregator,
-	windows []verify.Window, env *steps.Env, sc *scenarios.Loaded, out, base, runID string) verify.Result {
-	switch name {
-	case "zero-failed-requests":
-		max := 0
-		if arg.Max != nil {
-			max = *arg.Max
-		}
-		minRequests := arg.MinSamples
-		if minRequests == 0 {
-			minRequests = defaultMinRequests(tot)
-		}
-		return verify.ZeroFailedRequests(tot, agg.Failures(), windows, max, minRequests)
-	case "load-achieved":
-		return verify.LoadAchieved(tot, agg.Seconds(), arg.MinShare, arg.MinSamples)
-	case "latency-slo":
-		return verify.LatencySLO(tot, windows, agg.Window, arg.P50.Duration, arg.P99.Duration, arg.Per == "step")
-	case "acked-writes-durable":
-		l, err := verify.ReadLedger(filepath.Join(out, "ledger.tsv"))
-		if err != nil {
-			return verify.Result{Name: name, Status: verify.Error, Message: err.Error()}
-		}
-		d := verify.Durability{Ledger: l, MinAcked: arg.MinAcked}
-		for i := range 5 { // ids this run never wrote: the read-back must call them missing
-			d.Controls = append(d.Controls, fmt.Sprintf("%s-never-%d", runID, i))
-		}
-		if arg.ReadPath != "" {
-			var found load.Found
-			if arg.Found != nil {
-				found = load.Found{Status: arg.Found.Status, BodyHasID: arg.Found.BodyHasID}
-			}
-			d.Missing = func(ids []string) ([]string, error) { return load.ReadBack(ctx, base, arg.ReadPath, found, ids, 8) }
-		} else {
-			d.Missing = func(ids []string) ([]string, error) { return env.Sample.MissingIDs(ctx, ids) }
-		}
-		return verify.AckedWritesDurable(d)
-	case "replica-checksums":
-		if env.Own != nil {
-			return ownChecksums(ctx, env, sc.Workload.Checksum)
-		}
-		sums, err := env.Sample.Checksums(ctx, time.Minute)
-		return verify.ReplicaChecksums(sums, err)
-	}
-	return verify.Result{Name: name, Status: verify.Error, Message: "this check is not implemented yet"}
-}
 
-// ownChecksums lets the replicas settle (a pause, a barrier command in each), then reads the
-// checksum command's output in every replica beside how many replicas there should be.
-func ownChecksums(ctx context.Context, env *steps.Env, c *scenarios.Checksum) verify.Result {
-	sleep(ctx, c.Settle.Duration)
-	nss := env.Namespaces()
-	if len(c.Barrier) > 0 {
-		if _, err := steps.RunEverywhere(ctx, env, &scenarios.Exec{Command: c.Barrier, Selector: c.Selector, Container: c.Container}); err != nil {
-			return verify.Result{Name: "replica-checksums", Status: verify.Error, Message: "the barrier command did not settle the replicas: " + err.Error()}
-		}
-	}
-	expected := 0
-	if c.Replicas != nil {
-		expected = *c.Replicas
-	} else {
-		n, err := env.Ops.ExpectedReplicas(ctx, nss, c.Selector)
-		if err != nil {
-			return verify.ReplicaOutputs(0, nil, nil, err)
-		}
-		expected = n
-	}
-	pods, err := env.Ops.PodStates(ctx, nss, c.Selector)
-	if err != nil {
-		return verify.ReplicaOutputs(expected, nil, nil, err)
-	}
-	outs, err := env.Ops.Exec(ctx, nss, c.Selector, c.Container, c.Command)
-	return verify.ReplicaOutputs(expected, pods, outs, err)
-}
 
 // runSteps runs the steps on the timeline, each recorded as an event (metrics, progress lines).
 func runSteps(ctx context.Context, env *steps.Env, sc *scenarios.Loaded, progressW io.Writer, metrics *reports.Metrics) []reports.Step {

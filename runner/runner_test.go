@@ -2,7 +2,9 @@ package runner
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -344,7 +346,7 @@ func TestDefaultMinRequests(t *testing.T) {
 		{load.Totals{Duration: 60 * time.Second}, 60},                      // saturation: no schedule
 		{load.Totals{Duration: 100 * time.Millisecond, Scheduled: 0.5}, 1}, // never below one
 	} {
-		if got := defaultMinRequests(c.t); got != c.want {
+		if got := verify.DefaultMinRequests(c.t); got != c.want {
 			t.Errorf("%+v: %d, want %d", c.t, got, c.want)
 		}
 	}
@@ -440,6 +442,133 @@ func TestStepLoadsExactWindowsAgreeWithAttribution(t *testing.T) {
 		}
 		if charged != s.Load.Failed {
 			t.Errorf("%s: table says %d failed, attribution charges it %d (%v)", s.Name, s.Load.Failed, charged, by)
+		}
+	}
+}
+
+// The verify section is the check table's to judge: unknown checks, options a check does not take
+// (they would be ignored), each check's own option problems and what it needs of the scenario, at
+// the file's line; and options a check takes pass.
+func TestChecksTable(t *testing.T) {
+	base := `apiVersion: rehearse/v1alpha1
+kind: Scenario
+metadata: {name: t}
+cluster: {provider: kind}
+workload: {sample: orders-postgres}
+load: {rate: 5/s, targets: [{name: r, method: GET, path: /healthz}]}
+steps:
+  - {name: k, fault: {type: pod-kill, selector: app=orders}}
+  - {name: v, migrate: {strategy: rolling, target: deployment/orders, version: v2}}
+verify:
+`
+	for check, want := range map[string]string{
+		"  zero-failed: {}":                                   "t.yaml:11: verify.zero-failed: unknown check; known: zero-failed-requests, acked-writes-durable",
+		"  fault-took-effect: {max: 3}":                       "t.yaml:11: verify.fault-took-effect.max: fault-took-effect takes no option: max would be ignored",
+		"  served-version: {readPath: '/x/{{.ID}}'}":          "t.yaml:11: verify.served-version.readPath: served-version takes only minRequests: readPath would be ignored",
+		"  load-achieved: {max: 0}":                           "t.yaml:11: verify.load-achieved.max: load-achieved takes only minShare, minRequests: max would be ignored",
+		"  zero-failed-requests: {minServe: 2s}":              "verify.zero-failed-requests.minServe: zero-failed-requests takes only max, minRequests",
+		"  zero-failed-requests: {max: -1}":                   "t.yaml:11: verify.zero-failed-requests.max: must not be negative",
+		"  zero-failed-requests: {minRequests: -1}":           "t.yaml:11: verify.zero-failed-requests.minRequests: must not be negative",
+		"  load-achieved: {minShare: 2}":                      "t.yaml:11: verify.load-achieved.minShare: must be between 0 and 1",
+		"  latency-slo: {p99: 5s}":                            "t.yaml:11: verify.latency-slo.p99: 5s is not under load.timeout (5s)",
+		"  latency-slo: {p99: 1s, per: pod}":                  `t.yaml:11: verify.latency-slo.per: "pod": want step`,
+		"  latency-slo: {}":                                   "t.yaml:11: verify.latency-slo: needs p50 or p99",
+		"  acked-writes-durable: {readPath: /healthz}":        `t.yaml:11: verify.acked-writes-durable.readPath: "/healthz" must contain {{.ID}}`,
+		"  acked-writes-durable: {found: {status: [700]}}":    "t.yaml:11: verify.acked-writes-durable.found.status: 700 is not an HTTP status",
+		"  acked-writes-durable: {minAcked: -2}":              "t.yaml:11: verify.acked-writes-durable.minAcked: must not be negative",
+		"  graceful-termination: {max: -1}":                   "t.yaml:11: verify.graceful-termination.max: must not be negative",
+		"  graceful-termination: {p99: 1s}":                   "verify.graceful-termination.p99: graceful-termination takes only max, minServe",
+		"  rollback-drill: {}":                                "t.yaml:11: verify.rollback-drill: no rollback step to judge",
+		"  {}":                                                "verify: no checks",
+	} {
+		src := base + check + "\n"
+		if check == "  {}" {
+			src = strings.Replace(base, "verify:\n", "verify: {}\n", 1)
+		}
+		sc, err := scenarios.Parse("t.yaml", []byte(src))
+		if err != nil {
+			t.Fatalf("%s: %v", check, err)
+		}
+		if ps := Check(sc); len(ps) == 0 || !strings.Contains(ps.Error(), want) {
+			t.Errorf("%s: %v\nwant %q", check, ps, want)
+		}
+	}
+	for _, check := range []string{"  zero-failed-requests: {max: 3, minRequests: 10}", "  fault-took-effect: {}",
+		"  served-version: {minRequests: 5}", "  load-achieved: {minShare: 0.9, minRequests: 10}", "  latency-slo: {p50: 100ms, p99: 1s, per: step}",
+		"  acked-writes-durable: {minAcked: 5}", "  graceful-termination: {max: 1, minServe: 3s}", "  replica-checksums: {}"} {
+		sc, err := scenarios.Parse("t.yaml", []byte(base+check+"\n"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ps := Check(sc); len(ps) > 0 {
+			t.Errorf("%s refused: %v", check, ps)
+		}
+	}
+	// One's own workload: the data checks say what they need of it.
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "web.yaml"), []byte("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	own := strings.Replace(base, "workload: {sample: orders-postgres}", "workload: {manifests: [web.yaml]}", 1)
+	own = strings.Replace(own, "load: {rate: 5/s,", "load: {rate: 5/s, service: web,", 1)
+	own = strings.Replace(own, "version: v2}}", "image: web:2}}", 1)
+	sc, err := scenarios.Parse(filepath.Join(dir, "t.yaml"), []byte(own+"  replica-checksums: {}\n  acked-writes-durable: {}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ps := Check(sc).Error()
+	for _, want := range []string{"t.yaml:11: verify.replica-checksums: your own workload needs workload.checksum",
+		"t.yaml:12: verify.acked-writes-durable.readPath: your own workload needs a readPath"} {
+		if !strings.Contains(ps, want) {
+			t.Errorf("own workload: %s\nwant %q", ps, want)
+		}
+	}
+}
+
+var update = flag.Bool("update", false, "rewrite scenarios/scenario.schema.json")
+
+// The JSON Schema is derived from the types and the check table: each check with the options it
+// takes and no other. `go test ./runner -run TestSchemaIsCurrent -update` rewrites it.
+func TestSchemaIsCurrent(t *testing.T) {
+	got, err := Schema()
+	if err != nil {
+		t.Fatal(err)
+	}
+	const file = "../scenarios/scenario.schema.json"
+	if *update {
+		if err := os.WriteFile(file, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	shipped, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(shipped) != string(got) {
+		t.Fatal("scenario.schema.json is stale: run `go test ./runner -run TestSchemaIsCurrent -update`")
+	}
+	var s struct {
+		Properties struct {
+			Verify struct {
+				Properties map[string]struct {
+					Properties           map[string]any `json:"properties"`
+					AdditionalProperties bool           `json:"additionalProperties"`
+				} `json:"properties"`
+				AdditionalProperties bool `json:"additionalProperties"`
+			} `json:"verify"`
+		} `json:"properties"`
+	}
+	if err := json.Unmarshal(got, &s); err != nil {
+		t.Fatal(err)
+	}
+	v := s.Properties.Verify
+	if len(v.Properties) != len(verify.Table) || v.AdditionalProperties {
+		t.Fatalf("verify: %d checks (want %d), additionalProperties %v", len(v.Properties), len(verify.Table), v.AdditionalProperties)
+	}
+	for _, c := range verify.Table {
+		p := v.Properties[c.Name()]
+		if len(p.Properties) != len(c.Options()) || p.AdditionalProperties {
+			t.Errorf("%s: options %v, want %v only", c.Name(), p.Properties, c.Options())
 		}
 	}
 }

@@ -399,67 +399,8 @@ func (v *validator) scenario(s *Scenario) {
 			v.path("runbook", s.Runbook, false)
 		}
 	}
-	if len(s.Verify) == 0 {
-		v.addf("verify", "no checks: a rehearsal that verifies nothing cannot fail")
-	}
-	for name := range s.Verify {
-		if !slices.Contains(Checks, name) {
-			v.addf("verify."+name, "unknown check; known: %s", strings.Join(Checks, ", "))
-		}
-	}
-	if arg, ok := s.Verify["zero-failed-requests"]; ok && arg.Max != nil && *arg.Max < 0 {
-		v.addf("verify.zero-failed-requests.max", "must not be negative")
-	}
-	if arg, ok := s.Verify["load-achieved"]; ok && (arg.MinShare < 0 || arg.MinShare > 1) {
-		v.addf("verify.load-achieved.minShare", "must be between 0 and 1")
-	}
-	if s.Workload.Own() {
-		if arg, ok := s.Verify["acked-writes-durable"]; ok && arg.ReadPath == "" {
-			v.addf("verify.acked-writes-durable.readPath", "your own workload needs a readPath (GET, 200 when the write {{.ID}} is stored, 404 when not)")
-		}
-		if _, ok := s.Verify["replica-checksums"]; ok && s.Workload.Checksum == nil {
-			v.addf("verify.replica-checksums", "your own workload needs workload.checksum: the command whose output each replica must agree on")
-		}
-	}
-	if arg, ok := s.Verify["acked-writes-durable"]; ok && arg.ReadPath != "" {
-		f := "verify.acked-writes-durable.readPath"
-		switch {
-		case !strings.HasPrefix(arg.ReadPath, "/"):
-			v.addf(f, "%q must start with /", arg.ReadPath)
-		case !strings.Contains(arg.ReadPath, "{{.ID}}"):
-			v.addf(f, "%q must contain {{.ID}}: a path that names no id reads nothing back", arg.ReadPath)
-		default:
-			v.template(f, arg.ReadPath)
-		}
-		if arg.Found != nil {
-			v.statuses("verify.acked-writes-durable.found.status", arg.Found.Status)
-		}
-	}
-	if arg, ok := s.Verify["acked-writes-durable"]; ok && arg.MinAcked < 0 {
-		v.addf("verify.acked-writes-durable.minAcked", "must not be negative")
-	}
-	if arg, ok := s.Verify["latency-slo"]; ok {
-		timeout := s.Load.Timeout.Duration
-		if timeout == 0 {
-			timeout = 5 * time.Second
-		}
-		for _, b := range []struct {
-			field string
-			d     time.Duration
-		}{{"p50", arg.P50.Duration}, {"p99", arg.P99.Duration}} {
-			if b.d >= timeout {
-				v.addf("verify.latency-slo."+b.field, "%s is not under load.timeout (%s): a request slower than the timeout fails instead, so this bound can never fail", b.d, timeout)
-			}
-		}
-		if arg.Per != "" && arg.Per != "step" {
-			v.addf("verify.latency-slo.per", "%q: want step", arg.Per)
-		}
-	}
-	for name, arg := range s.Verify {
-		if arg.MinSamples < 0 {
-			v.addf("verify."+name+".minRequests", "must not be negative")
-		}
-	}
+	// The checks' names and options are the check table's to judge (verify.Table, called by
+	// runner.Check), as the step kinds judge their steps.
 }
 
 // template checks a request template: only {{.ID}} and {{.RecentID}} exist.

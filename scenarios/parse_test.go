@@ -1,7 +1,6 @@
 package scenarios
 
 import (
-	"flag"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -75,8 +74,6 @@ func TestParseRejects(t *testing.T) {
 		{"bad duration", "wait: 1m30s", "wait: 90", `t.yaml:11: steps[0].wait: bad duration "90"`},
 		{"bad rate", "rate: 3000/m", "rate: fast", `t.yaml:7: load.rate: bad rate "fast"`},
 		{"zero rate", "rate: 3000/m", "rate: 0/s", `t.yaml:7: load.rate: rate "0/s" must be above 0`},
-		{"unknown check", "zero-failed-requests: {max: 0}", "zero-failed: {}", "t.yaml:15: verify.zero-failed: unknown check"},
-		{"no checks", "verify:\n  zero-failed-requests: {max: 0}", "verify: {}", "verify: no checks"},
 		{"two actions", "{name: warm, wait: 1m30s}", "{name: warm, wait: 1m30s, exec: {command: [true]}}", "t.yaml:11: steps[0]: needs exactly one"},
 		{"at unknown step", "at: roll+5s", "at: nope+5s", `t.yaml:13: steps[2].at: refers to "nope"`},
 		{"at a later step", "{name: warm, wait: 1m30s}", "{name: warm, at: kill.end+1s, wait: 1m30s}", `t.yaml:11: steps[0].at: refers to "kill", which is not an earlier step`},
@@ -102,9 +99,6 @@ func TestParseRejects(t *testing.T) {
 		{"checksum on the sample", "workload: {sample: orders-postgres}", "workload: {sample: orders-postgres, checksum: {command: [md5sum], selector: app=x}}", "t.yaml:5: workload.checksum: the sample has its own"},
 		{"template field that does not exist", "path: /orders,", "path: /orders, body: '{{.Nope}}',", `t.yaml:9: load.targets[0].body: template: load.targets[0].body:1:2: executing "load.targets[0].body" at <.Nope>`},
 		{"expect a non-status", "ledger: true}", "ledger: true, expect: [2000]}", "t.yaml:9: load.targets[0].expect: 2000 is not an HTTP status"},
-		{"latency bound at the timeout", "zero-failed-requests: {max: 0}", "latency-slo: {p99: 5s}", "t.yaml:15: verify.latency-slo.p99: 5s is not under load.timeout (5s)"},
-		{"latency per what", "zero-failed-requests: {max: 0}", "latency-slo: {p99: 1s, per: pod}", `t.yaml:15: verify.latency-slo.per: "pod": want step`},
-		{"negative minRequests", "zero-failed-requests: {max: 0}", "zero-failed-requests: {minRequests: -1}", "t.yaml:15: verify.zero-failed-requests.minRequests: must not be negative"},
 		{"wrong type", "workers", "workers", ""},
 	}
 	for _, c := range cases {
@@ -189,15 +183,7 @@ verify:
 	if want := "workload.images[0]: images/gone.tar does not exist: looked for " + filepath.Join(dir, "images/gone.tar"); err == nil || !strings.Contains(err.Error(), want) {
 		t.Errorf("error %v, want %q", err, want)
 	}
-	bad := strings.Replace(src, `  acked-writes-durable: {readPath: "/items/{{.ID}}"}`, "  acked-writes-durable: {}", 1)
-	bad = strings.Replace(bad, "  checksum: {command: [md5sum, /data/db], selector: app=web}\n", "", 1)
-	_, err = Parse(file, []byte(bad))
-	for _, want := range []string{"own.yaml:15: verify.replica-checksums: your own workload needs workload.checksum",
-		"own.yaml:16: verify.acked-writes-durable.readPath: your own workload needs a readPath"} {
-		if err == nil || !strings.Contains(err.Error(), want) {
-			t.Errorf("error %v does not contain %q", err, want)
-		}
-	}
+	// What the checks need of one's own workload is the check table's (runner: TestChecksTable).
 }
 
 // A scenario run from a copy (a replay bundle) reads the files it names where Relocated says; the
@@ -261,16 +247,6 @@ func TestAtIsTyped(t *testing.T) {
 	}
 }
 
-func TestParseReadPathNeedsTheID(t *testing.T) {
-	src := strings.Replace(valid, "zero-failed-requests: {max: 0}", `acked-writes-durable: {readPath: /healthz, found: {status: [700]}}`, 1)
-	_, err := Parse("t.yaml", []byte(src))
-	for _, want := range []string{`t.yaml:15: verify.acked-writes-durable.readPath: "/healthz" must contain {{.ID}}`,
-		"t.yaml:15: verify.acked-writes-durable.found.status: 700 is not an HTTP status"} {
-		if err == nil || !strings.Contains(err.Error(), want) {
-			t.Errorf("error %v does not contain %q", err, want)
-		}
-	}
-}
 
 // load.tail 0 is allowed, with a warning naming the line; left out, it is the default.
 func TestTailZeroWarns(t *testing.T) {
@@ -303,31 +279,6 @@ func TestShippedScenariosValidate(t *testing.T) {
 	}
 }
 
-var update = flag.Bool("update", false, "rewrite scenario.schema.json")
-
-func TestSchemaIsCurrent(t *testing.T) {
-	got, err := Schema()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if *update {
-		if err := os.WriteFile("scenario.schema.json", got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	shipped, err := os.ReadFile("scenario.schema.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if string(shipped) != string(got) {
-		t.Fatal("scenario.schema.json is stale: run `go test ./scenarios -run TestSchemaIsCurrent -update`")
-	}
-	for _, want := range []string{`"additionalProperties": false`, `"zero-failed-requests"`, `"pod-kill"`} {
-		if !strings.Contains(string(got), want) {
-			t.Errorf("schema lacks %s", want)
-		}
-	}
-}
 
 func FuzzParse(f *testing.F) {
 	f.Add([]byte(valid))

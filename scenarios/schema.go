@@ -7,9 +7,22 @@ import (
 )
 
 // Schema returns the JSON Schema (draft 2020-12) of scenario files, derived from the Go types, so
-// editors can complete and check them. scenario.schema.json in this directory is its output.
-func Schema() ([]byte, error) {
+// editors can complete and check them; its verify section from the table of checks (each check with
+// the options it takes, no other). scenario.schema.json in this directory is its output for
+// verify.Table (runner.Schema).
+func Schema(checks []CheckSchema) ([]byte, error) {
 	s := typeSchema(reflect.TypeOf(Scenario{}))
+	arg := typeSchema(reflect.TypeOf(CheckArg{}))["properties"].(map[string]any)
+	vs := map[string]any{}
+	for _, c := range checks {
+		props := map[string]any{}
+		for _, o := range c.Options {
+			props[o] = arg[o]
+		}
+		vs[c.Name] = map[string]any{"type": "object", "description": c.Doc, "properties": props, "additionalProperties": false}
+	}
+	s["properties"].(map[string]any)["verify"] = map[string]any{"type": "object", "description": "checks to run, by name",
+		"properties": vs, "additionalProperties": false, "minProperties": 1}
 	s["$schema"] = "https://json-schema.org/draft/2020-12/schema"
 	s["title"] = "rehearse scenario"
 	b, err := json.MarshalIndent(s, "", "  ")
@@ -49,11 +62,7 @@ func typeSchema(t reflect.Type) map[string]any {
 	case reflect.Slice:
 		return map[string]any{"type": "array", "items": typeSchema(t.Elem())}
 	case reflect.Map:
-		m := map[string]any{"type": "object", "additionalProperties": typeSchema(t.Elem())}
-		if t.Elem() == reflect.TypeOf(CheckArg{}) {
-			m["propertyNames"] = map[string]any{"enum": Checks}
-		}
-		return m
+		return map[string]any{"type": "object", "additionalProperties": typeSchema(t.Elem())}
 	case reflect.Struct:
 		props := map[string]any{}
 		var required []string

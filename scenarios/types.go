@@ -409,9 +409,12 @@ type CheckArg struct {
 	MinServe   Duration `yaml:"minServe,omitempty" json:"minServe,omitempty" doc:"graceful-termination: how long a pod that left the load's Service while ready must have kept serving after its deletion began (default 2s)"`
 }
 
-// Checks are the check names a scenario may ask for.
-var Checks = []string{"zero-failed-requests", "acked-writes-durable", "replica-checksums", "rollback-drill",
-	"latency-slo", "load-achieved", "served-version", "fault-took-effect", "graceful-termination"}
+// CheckSchema is one check as the JSON Schema describes it: its name, a line of doc and the options
+// it takes (CheckArg's names). The table of checks is verify's: Schema is given it.
+type CheckSchema struct {
+	Name, Doc string
+	Options   []string
+}
 
 // At is when a step starts: at an offset from the load's start (30s), from another step's start
 // (rollout+5s) or from its end (rollout.end+5s). The zero At (no at:) means once every earlier step

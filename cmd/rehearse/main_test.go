@@ -43,6 +43,14 @@ func TestValidate(t *testing.T) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}
 	}
+	// A check given an option it does not take would ignore it: validate refuses it at its line.
+	ignored := filepath.Join(t.TempDir(), "ignored.yaml")
+	os.WriteFile(ignored, []byte(strings.Replace(string(src), "latency-slo: {p99: 500ms}", "latency-slo: {p99: 500ms, max: 3}", 1)), 0o644)
+	out, err = execute("validate", ignored)
+	line := 1 + strings.Count(string(src[:strings.Index(string(src), "latency-slo:")]), "\n")
+	if want := fmt.Sprintf("%s:%d: verify.latency-slo.max: latency-slo takes only p50, p99, per: max would be ignored", ignored, line); err == nil || !strings.Contains(out, want) {
+		t.Errorf("validate: %v\n%s\nwant %q", err, out, want)
+	}
 	// run refuses the same file before touching any cluster, with the harness's exit code.
 	_, err = execute("run", "--out", t.TempDir(), bad)
 	var ec exitCode

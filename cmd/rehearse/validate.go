@@ -7,7 +7,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/rehearse-dev/rehearse/runner"
-	"github.com/rehearse-dev/rehearse/scenarios"
 )
 
 func newValidateCmd() *cobra.Command {
@@ -17,7 +16,7 @@ func newValidateCmd() *cobra.Command {
 		Short: "Parse and check scenario files and Markdown runbooks (a runbook's plan is printed); problems name file:line and field (exit 2)",
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if schema {
-				b, err := scenarios.Schema()
+				b, err := runner.Schema()
 				if err != nil {
 					return err
 				}
