@@ -611,7 +611,6 @@ func drills(sc *scenarios.Loaded, ran []reports.Step, end time.Time) []verify.Dr
 	return out
 }
 
-
 // targetRate is the schedule's average rate over the run (stages included), or the stated rate.
 func targetRate(t load.Totals, rate float64) float64 {
 	if t.Scheduled > 0 && t.Duration > 0 {
@@ -933,9 +932,6 @@ func writeTimeline(path string, changes []verify.Change, notes []string) error {
 	}
 	return f.Close()
 }
-
-
-
 
 // runSteps runs the steps on the timeline, each recorded as an event (metrics, progress lines).
 func runSteps(ctx context.Context, env *steps.Env, sc *scenarios.Loaded, progressW io.Writer, metrics *reports.Metrics) []reports.Step {

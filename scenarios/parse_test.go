@@ -247,7 +247,6 @@ func TestAtIsTyped(t *testing.T) {
 	}
 }
 
-
 // load.tail 0 is allowed, with a warning naming the line; left out, it is the default.
 func TestTailZeroWarns(t *testing.T) {
 	l, err := Parse("t.yaml", []byte(strings.Replace(valid, "  rate: 3000/m", "  rate: 3000/m\n  tail: 0s", 1)))
@@ -278,7 +277,6 @@ func TestShippedScenariosValidate(t *testing.T) {
 		}
 	}
 }
-
 
 func FuzzParse(f *testing.F) {
 	f.Add([]byte(valid))

@@ -175,7 +175,9 @@ func (t Checks) Schema() []scenarios.CheckSchema {
 	return out
 }
 
-func hasStep(sc *scenarios.Loaded, f func(scenarios.Step) bool) bool { return slices.ContainsFunc(sc.Steps, f) }
+func hasStep(sc *scenarios.Loaded, f func(scenarios.Step) bool) bool {
+	return slices.ContainsFunc(sc.Steps, f)
+}
 
 func isFaultStep(st scenarios.Step) bool { return st.Fault != nil }
 
@@ -445,7 +447,9 @@ func (faultTookEffect) Problems(_ scenarios.CheckArg, sc *scenarios.Loaded) []st
 }
 
 // A fault is always proved to have happened, asked or not.
-func (faultTookEffect) Implied(sc *scenarios.Loaded, _ *Evidence) bool { return hasStep(sc, isFaultStep) }
+func (faultTookEffect) Implied(sc *scenarios.Loaded, _ *Evidence) bool {
+	return hasStep(sc, isFaultStep)
+}
 func (faultTookEffect) Judge(ev *Evidence, _ scenarios.CheckArg, _ bool) Result {
 	return FaultTookEffect(ev.Faults)
 }
