@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -569,6 +570,43 @@ func TestSchemaIsCurrent(t *testing.T) {
 		p := v.Properties[c.Name()]
 		if len(p.Properties) != len(c.Options()) || p.AdditionalProperties {
 			t.Errorf("%s: options %v, want %v only", c.Name(), p.Properties, c.Options())
+		}
+	}
+}
+
+// README's table of checks is the check table's: a row for each check, naming the options it takes
+// and no other, and no row for a check there is not.
+func TestREADMEChecksAreTheTable(t *testing.T) {
+	b, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows := map[string][]string{}
+	tick := regexp.MustCompile("`([^`]+)`")
+	for _, line := range strings.Split(string(b), "\n") {
+		if !strings.HasPrefix(line, "| `") {
+			continue
+		}
+		cell := strings.Split(line, "|")[1]
+		ms := tick.FindAllStringSubmatch(cell, -1)
+		name := ms[0][1]
+		if verify.Table.Find(name) == nil && !strings.HasPrefix(name, "step-") {
+			continue // another table
+		}
+		var opts []string
+		for _, m := range ms[1:] {
+			opt, _, _ := strings.Cut(m[1], ":")
+			opts = append(opts, opt)
+		}
+		rows[name] = opts
+	}
+	for _, c := range verify.Table {
+		got, ok := rows[c.Name()]
+		want := slices.Clone(c.Options())
+		slices.Sort(got)
+		slices.Sort(want)
+		if !ok || !slices.Equal(got, want) {
+			t.Errorf("README's row of %s names options %v (found %v), the table %v", c.Name(), got, ok, want)
 		}
 	}
 }
