@@ -3,6 +3,7 @@ package clusters
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 	"strings"
@@ -172,19 +173,10 @@ func (r *Recorder) Changes() (changes []verify.Change, notes []string) {
 	out := slices.Clone(r.log)
 	sort.SliceStable(out, func(i, j int) bool { return out[i].At.Before(out[j].At) })
 	notes = slices.Clone(r.notes)
-	for _, k := range sortedKeys(r.dropped) {
+	for _, k := range slices.Sorted(maps.Keys(r.dropped)) {
 		notes = append(notes, fmt.Sprintf("%d %s changes past the first %d were dropped", r.dropped[k], k, MaxChanges))
 	}
 	return out, notes
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }
 
 func (r *Recorder) seen(name string) *podSeen {
@@ -237,7 +229,7 @@ func (r *Recorder) slice(o any, deleted bool) {
 	for k := range state {
 		names[k] = true
 	}
-	for _, name := range sortedKeys(names) {
+	for _, name := range slices.Sorted(maps.Keys(names)) {
 		r.readiness(name, now)
 	}
 }

@@ -459,9 +459,14 @@ func copyFile(src, dst string) (string, error) {
 	return hex.EncodeToString(sum[:]), nil
 }
 
-// hashFile is a file's sha256 and size, read as a stream (archives are big).
-// hashTree is the sha256 of a file, or of every file under a directory (their paths and contents).
+// hashTree is the sha256 of a file, or of every regular file under a directory (their paths and
+// contents).
 func hashTree(path string) (string, error) {
+	return hashFiles(path, func(p string, d fs.DirEntry) bool { return d.Type().IsRegular() })
+}
+
+// hashFiles is the sha256 of a file, or of the files under a directory that keep picks.
+func hashFiles(path string, keep func(p string, d fs.DirEntry) bool) (string, error) {
 	st, err := os.Stat(path)
 	if err != nil {
 		return "", err
@@ -472,7 +477,7 @@ func hashTree(path string) (string, error) {
 	}
 	var listing []string
 	err = filepath.WalkDir(path, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() || !d.Type().IsRegular() {
+		if err != nil || d.IsDir() || !keep(p, d) {
 			return err
 		}
 		sum, _, err := hashFile(p)
@@ -492,6 +497,7 @@ func hashTree(path string) (string, error) {
 	return listingHash(listing), nil
 }
 
+// hashFile is a file's sha256 and size, read as a stream (archives are big).
 func hashFile(path string) (string, int64, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -508,34 +514,7 @@ func hashFile(path string) (string, int64, error) {
 
 // hashManifests is the sha256 Write recorded for a bundled manifest file or directory.
 func hashManifests(path string) (string, error) {
-	st, err := os.Stat(path)
-	if err != nil {
-		return "", err
-	}
-	if !st.IsDir() {
-		sum, _, err := hashFile(path)
-		return sum, err
-	}
-	var listing []string
-	err = filepath.WalkDir(path, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() || !manifestFile(p) {
-			return err
-		}
-		sum, _, err := hashFile(p)
-		if err != nil {
-			return err
-		}
-		rel, err := filepath.Rel(path, p)
-		if err != nil {
-			return err
-		}
-		listing = append(listing, sum+"  "+filepath.ToSlash(rel))
-		return nil
-	})
-	if err != nil {
-		return "", err
-	}
-	return listingHash(listing), nil
+	return hashFiles(path, func(p string, _ fs.DirEntry) bool { return manifestFile(p) })
 }
 
 // Bundle is a replay bundle read back.

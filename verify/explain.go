@@ -2,8 +2,9 @@ package verify
 
 import (
 	"fmt"
+	"maps"
 	"math"
-	"sort"
+	"slices"
 	"strings"
 	"time"
 
@@ -231,7 +232,7 @@ const inf = 1e18
 // later, so a pod that stops listening at SIGTERM loses what is routed to it meanwhile.
 func exitedWhileReady(b Burst, tl *timeline) []string {
 	var out []string
-	for _, obj := range sortedKeys(tl.pods) {
+	for _, obj := range slices.Sorted(maps.Keys(tl.pods)) {
 		cs := tl.pods[obj]
 		for _, ex := range cs {
 			if ex.Kind != "pod" || ex.What != PodExited || !near(ex.T, b, 5, 0.5) {
@@ -327,7 +328,7 @@ func restarted(b Burst, tl *timeline) []string {
 // burst: it may have taken requests before its app listened (a question, not a finding).
 func servingBeforeReady(b Burst, tl *timeline) []string {
 	var out []string
-	for _, obj := range sortedKeys(tl.pods) {
+	for _, obj := range slices.Sorted(maps.Keys(tl.pods)) {
 		cs := tl.pods[obj]
 		created, ok := first(cs, "pod", PodCreated, -inf)
 		if !ok || created.Detail != NoReadinessProbe {
@@ -351,15 +352,6 @@ func evicted(b Burst, tl *timeline) []string {
 			out = append(out, fmt.Sprintf("%s: %s at +%.1fs: %s", c.Object, c.What, c.T, c.Detail))
 		}
 	}
-	return out
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
 	return out
 }
 
