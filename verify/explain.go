@@ -253,7 +253,11 @@ func exitedWhileReady(b Burst, tl *timeline) []string {
 			}
 			var s strings.Builder
 			fmt.Fprintf(&s, "%s", obj)
-			if deleting {
+			forced := deleting && (del.Detail == "grace 0s" || strings.HasPrefix(del.Detail, "forced"))
+			switch {
+			case forced:
+				fmt.Fprintf(&s, " was deleted with no grace at +%.1fs (killed, not asked to stop) and", del.T)
+			case deleting:
 				fmt.Fprintf(&s, " received SIGTERM at +%.1fs (its deletion began) and", del.T)
 			}
 			fmt.Fprintf(&s, " its container %s exited at +%.1fs%s", ex.Container, ex.T, exitSays(ex))
@@ -265,7 +269,7 @@ func exitedWhileReady(b Burst, tl *timeline) []string {
 			case hasLeft:
 				fmt.Fprintf(&s, "; its endpoint left the Service at +%.1fs, %.1fs before: kube-proxy routes to an endpoint for a moment after it leaves", left.T, ex.T-left.T)
 			}
-			if deleting {
+			if deleting && !forced {
 				s.WriteString(" (a preStop delay or a graceful drain would cover the gap)")
 			}
 			out = append(out, s.String())
