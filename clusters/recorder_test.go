@@ -293,7 +293,7 @@ func TestRecorderTimeline(t *testing.T) {
 	if d := cmp.Diff(want, got); d != "" {
 		t.Errorf("timeline (-want +got):\n%s", d)
 	}
-	es := verify.Explain([]verify.Burst{{From: 10, To: 11, Failed: 9}}, changes)
+	es := verify.Explain([]verify.Burst{{From: 10, To: 11, Failed: 9}}, changes, nil, t0)
 	if len(es) != 1 || !strings.Contains(strings.Join(es[0].Lines, "\n"), "pod/abrupt received SIGTERM at +10.0s") {
 		t.Errorf("explanation %+v", es)
 	}

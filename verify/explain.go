@@ -62,6 +62,11 @@ type Burst struct {
 	To       float64 `json:"to"`   // end of its last second
 	Failed   int     `json:"failed"`
 	Requests int     `json:"requests"`
+	// ByVersion are the failed answers that named a version (a new release's own 5xx).
+	ByVersion map[string]int `json:"failed_by_version,omitempty"`
+	// Met is what the failed requests met, from the sampled failures: "150 HTTP 500, 19 connection
+	// refused" (the load's own record, not the cluster's).
+	Met string `json:"met,omitempty"`
 }
 
 func (b Burst) String() string {
@@ -95,6 +100,12 @@ func Bursts(seconds []load.Second) []Burst {
 		cur.To = float64(s.T + 1)
 		cur.Failed += s.Failed
 		cur.Requests += s.OK + s.Failed
+		for v, n := range s.VersionFailed {
+			if cur.ByVersion == nil {
+				cur.ByVersion = map[string]int{}
+			}
+			cur.ByVersion[v] += n
+		}
 	}
 	return out
 }
@@ -102,9 +113,10 @@ func Bursts(seconds []load.Second) []Burst {
 // MaxExplained bounds the bursts explained one by one; the rest are counted.
 const MaxExplained = 20
 
-// Explain names, for each burst, what the cluster did in it and just before it. changes must be in
-// time order with T set. When recorded is false the cluster was not watched: nothing is explained.
-func Explain(bursts []Burst, changes []Change) []Explanation {
+// Explain names, for each burst, what the cluster did in it and just before it (changes in time
+// order, T set), then what the failed requests met by the load's own record (failures: the sampled
+// ones; start: the load's second 0).
+func Explain(bursts []Burst, changes []Change, failures []load.Failure, start time.Time) []Explanation {
 	var out []Explanation
 	tl := newTimeline(changes)
 	for i, b := range bursts {
@@ -115,13 +127,72 @@ func Explain(bursts []Burst, changes []Change) []Explanation {
 		for _, rule := range rules {
 			lines = append(lines, rule(b, tl)...)
 		}
+		b.Met = met(b, failures, start)
 		e := Explanation{Burst: b, Lines: dedupe(lines), Explained: len(lines) > 0}
 		if !e.Explained {
 			e.Lines = []string{Unexplained}
 		}
+		if line := metLine(b); line != "" {
+			e.Lines = append(e.Lines, line)
+		}
 		out = append(out, e)
 	}
 	return out
+}
+
+// met sums what the sampled failures in the burst met, most first: an HTTP status (the app
+// answered), a refused or reset connection, a timeout, a request never sent.
+func met(b Burst, failures []load.Failure, start time.Time) string {
+	by := map[string]int{}
+	for _, f := range failures {
+		t := f.Time.Sub(start).Seconds()
+		if t < b.From || t >= b.To {
+			continue
+		}
+		e := strings.ToLower(f.Error)
+		switch {
+		case f.Code > 0:
+			by[fmt.Sprintf("HTTP %d", f.Code)]++
+		case strings.Contains(e, load.NotSent):
+			by["not sent (the client was saturated)"]++
+		case strings.Contains(e, "connection refused"):
+			by["connection refused"]++
+		case strings.Contains(e, "reset"):
+			by["connection reset"]++
+		case strings.Contains(e, "timeout") || strings.Contains(e, "deadline"):
+			by["timed out"]++
+		case strings.Contains(e, "eof"):
+			by["connection closed without an answer"]++
+		default:
+			by["another error"]++
+		}
+	}
+	kinds := slices.Sorted(maps.Keys(by))
+	slices.SortStableFunc(kinds, func(a, b string) int { return by[b] - by[a] })
+	var parts []string
+	for _, k := range kinds {
+		parts = append(parts, fmt.Sprintf("%d %s", by[k], k))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// metLine says what the burst's failed requests met, and which versions answered them.
+func metLine(b Burst) string {
+	if b.Met == "" && len(b.ByVersion) == 0 {
+		return ""
+	}
+	line := "the failed requests met"
+	if b.Met != "" {
+		line += " (by the sampled failures): " + b.Met
+	}
+	if len(b.ByVersion) > 0 {
+		var vs []string
+		for _, v := range slices.Sorted(maps.Keys(b.ByVersion)) {
+			vs = append(vs, fmt.Sprintf("%s %d", v, b.ByVersion[v]))
+		}
+		line += "; failed answers by version: " + strings.Join(vs, ", ")
+	}
+	return line
 }
 
 func dedupe(xs []string) []string {

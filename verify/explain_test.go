@@ -3,6 +3,7 @@ package verify
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -96,7 +97,7 @@ func TestExplain(t *testing.T) {
 		{"nothing recorded", Burst{From: 3, To: 4, Failed: 2}, nil, nil},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			es := Explain([]Burst{c.burst}, c.changes)
+			es := Explain([]Burst{c.burst}, c.changes, nil, time.Time{})
 			if len(es) != 1 {
 				t.Fatalf("%d explanations for one burst", len(es))
 			}
@@ -116,5 +117,23 @@ func TestExplain(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// What the failed requests met, from the load's own record: beside "no cluster change explains"
+// for a release that answers 500s, and counted by kind, most first.
+func TestExplainSaysWhatTheRequestsMet(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 10, 0, 0, 0, time.UTC)
+	at := func(s float64) time.Time { return t0.Add(time.Duration(s * float64(time.Second))) }
+	secs := []load.Second{{T: 0, OK: 20}, {T: 1, OK: 10, Failed: 10, VersionFailed: map[string]int{"v2-bad": 7}}, {T: 2, OK: 20}}
+	fails := []load.Failure{{Time: at(1.1), Code: 500}, {Time: at(1.2), Code: 500}, {Time: at(1.3), Code: 503},
+		{Time: at(1.4), Error: "dial tcp 127.0.0.1:30080: connect: connection refused"}, {Time: at(2.5), Code: 500}}
+	es := Explain(Bursts(secs), nil, fails, t0)
+	if len(es) != 1 || es[0].Explained {
+		t.Fatalf("%+v", es)
+	}
+	want := []string{Unexplained, "the failed requests met (by the sampled failures): 2 HTTP 500, 1 HTTP 503, 1 connection refused; failed answers by version: v2-bad 7"}
+	if d := cmp.Diff(want, es[0].Lines); d != "" {
+		t.Errorf("lines (-want +got):\n%s", d)
 	}
 }
