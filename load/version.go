@@ -1,11 +1,9 @@
 package load
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"regexp"
 	"strconv"
@@ -96,89 +94,211 @@ func (v Version) Read(h http.Header, body []byte) string {
 }
 
 // jsonField is the scalar at path in a JSON document, as text ("" when it is not there, not a
-// scalar, or the document breaks off first). It walks the tokens, decoding nothing it skips, so a
-// body cut short still yields a field that came before the cut.
+// scalar, or the document breaks off first). It scans the bytes in place, allocating only the
+// answer: the load reads a version from every answer, tens of thousands a second at saturation. A
+// body cut short still yields a field that came before the cut; a value the cut splits (a number
+// with no delimiter after it) is not read.
 func jsonField(body []byte, path []string) string {
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.UseNumber()
+	s := jsonScan{b: body}
 	for _, key := range path {
-		tok, err := dec.Token()
-		if err != nil {
-			return ""
-		}
-		switch tok {
-		case json.Delim('{'):
-			if !seekKey(dec, key) {
+		switch s.ws() {
+		case '{':
+			s.i++
+			if !s.seekKey(key) {
 				return ""
 			}
-		case json.Delim('['):
-			i, err := strconv.Atoi(key)
-			if err != nil || i < 0 {
-				return ""
-			}
-			for ; i > 0; i-- {
-				if !dec.More() || skipValue(dec) != nil {
-					return ""
-				}
-			}
-			if !dec.More() {
+		case '[':
+			s.i++
+			n, err := strconv.Atoi(key)
+			if err != nil || n < 0 || !s.seekIndex(n) {
 				return ""
 			}
 		default:
-			return "" // a scalar where the path goes on
+			return "" // a scalar where the path goes on, or no JSON at all
 		}
 	}
-	tok, err := dec.Token()
-	if err != nil {
-		return ""
-	}
-	switch t := tok.(type) {
-	case string:
-		return t
-	case json.Number:
-		return t.String()
-	case bool:
-		return strconv.FormatBool(t)
-	}
-	return "" // null, an object or an array: not a version
+	return s.scalar()
 }
 
-// seekKey reads an object's members until key's; the decoder is then before its value.
-func seekKey(dec *json.Decoder, key string) bool {
-	for dec.More() {
-		tok, err := dec.Token()
-		if err != nil {
+// jsonScan walks a JSON document's bytes; i is the next byte to read.
+type jsonScan struct {
+	b []byte
+	i int
+}
+
+// ws skips white space and returns the next byte (0 at the end).
+func (s *jsonScan) ws() byte {
+	for s.i < len(s.b) {
+		switch c := s.b[s.i]; c {
+		case ' ', '\t', '\n', '\r':
+			s.i++
+		default:
+			return c
+		}
+	}
+	return 0
+}
+
+// str reads a string at s.i (its opening quote): its raw contents, and whether it has escapes.
+func (s *jsonScan) str() (raw []byte, escaped, ok bool) {
+	if s.ws() != '"' {
+		return nil, false, false
+	}
+	start := s.i + 1
+	for j := start; j < len(s.b); j++ {
+		switch s.b[j] {
+		case '\\':
+			escaped = true
+			j++
+		case '"':
+			s.i = j + 1
+			return s.b[start:j], escaped, true
+		}
+	}
+	return nil, false, false
+}
+
+// unquote is a string's value (raw: between its quotes).
+func unquote(raw []byte, escaped bool) (string, bool) {
+	if !escaped {
+		return string(raw), true
+	}
+	var v string
+	q := make([]byte, 0, len(raw)+2)
+	q = append(append(append(q, '"'), raw...), '"')
+	if json.Unmarshal(q, &v) != nil {
+		return "", false
+	}
+	return v, true
+}
+
+// seekKey reads an object's members (after its '{') until key's; s.i is then at its value.
+func (s *jsonScan) seekKey(key string) bool {
+	for {
+		if s.ws() == '}' {
 			return false
 		}
-		if k, ok := tok.(string); ok && k == key {
+		raw, esc, ok := s.str()
+		if !ok {
+			return false
+		}
+		k := string(raw) // the compiler does not allocate for a conversion only compared
+		match := !esc && k == key
+		if esc {
+			u, ok := unquote(raw, esc)
+			match = ok && u == key
+		}
+		if s.ws() != ':' {
+			return false
+		}
+		s.i++
+		if match {
 			return true
 		}
-		if skipValue(dec) != nil {
+		if !s.skip() || !s.next('}') {
 			return false
 		}
 	}
+}
+
+// seekIndex reads an array's elements (after its '[') to element n; s.i is then at it.
+func (s *jsonScan) seekIndex(n int) bool {
+	for k := 0; ; k++ {
+		if s.ws() == ']' {
+			return false
+		}
+		if k == n {
+			return true
+		}
+		if !s.skip() || !s.next(']') {
+			return false
+		}
+	}
+}
+
+// next reads past the ',' after a member or element; false at the container's end (close) or on
+// anything else.
+func (s *jsonScan) next(close byte) bool {
+	switch s.ws() {
+	case ',':
+		s.i++
+		return true
+	case close:
+		return false
+	}
+	s.i = len(s.b) // not JSON: nothing more is read
 	return false
 }
 
-// skipValue reads past one value, however deep.
-func skipValue(dec *json.Decoder) error {
-	depth := 0
-	for {
-		tok, err := dec.Token()
-		if err != nil {
-			if err == io.EOF {
-				return io.ErrUnexpectedEOF
+// skip reads past one value, however deep; false when the document breaks off inside it.
+func (s *jsonScan) skip() bool {
+	switch s.ws() {
+	case '"':
+		_, _, ok := s.str()
+		return ok
+	case '{', '[':
+		depth := 0
+		for s.i < len(s.b) {
+			switch s.b[s.i] {
+			case '"':
+				if _, _, ok := s.str(); !ok {
+					return false
+				}
+				continue
+			case '{', '[':
+				depth++
+			case '}', ']':
+				depth--
 			}
-			return err
+			s.i++
+			if depth == 0 {
+				return true
+			}
 		}
-		switch tok {
-		case json.Delim('{'), json.Delim('['):
-			depth++
-		case json.Delim('}'), json.Delim(']'):
-			depth--
-		}
-		if depth == 0 {
-			return nil
-		}
+		return false
+	case 0:
+		return false
 	}
+	_, ok := s.literal()
+	return ok
+}
+
+// literal reads a number, true, false or null: its text, complete only when a delimiter follows.
+func (s *jsonScan) literal() ([]byte, bool) {
+	start := s.i
+	for s.i < len(s.b) {
+		switch s.b[s.i] {
+		case ',', '}', ']', ' ', '\t', '\n', '\r':
+			return s.b[start:s.i], s.i > start
+		}
+		s.i++
+	}
+	return nil, false // cut short: 1 of 1.4.2 is not a version
+}
+
+// scalar is the value at s.i as text: a string, a number, true or false ("" for null, an object,
+// an array, or anything not JSON).
+func (s *jsonScan) scalar() string {
+	switch c := s.ws(); {
+	case c == '"':
+		raw, esc, ok := s.str()
+		if !ok {
+			return ""
+		}
+		v, _ := unquote(raw, esc)
+		return v
+	case c == '-' || (c >= '0' && c <= '9'):
+		lit, ok := s.literal()
+		if !ok || !json.Valid(lit) {
+			return ""
+		}
+		return string(lit)
+	case c == 't' || c == 'f':
+		lit, ok := s.literal()
+		if !ok || (string(lit) != "true" && string(lit) != "false") {
+			return ""
+		}
+		return string(lit)
+	}
+	return ""
 }

@@ -1,11 +1,17 @@
 package load
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
+	"maps"
+	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -103,5 +109,113 @@ func TestLoadReadsVersionsFromTheBody(t *testing.T) {
 	}
 	if len(w.By) != 2 {
 		t.Errorf("versions %v: want v1 and v2 only", w.By)
+	}
+}
+
+// jsonField reads what encoding/json reads: on random documents (nested objects and arrays, keys
+// that repeat at other depths, strings with escapes, numbers, literals) and paths that exist or
+// not, the in-place scan and a full decode agree; on the same documents cut short anywhere, the scan
+// reads the full document's value or nothing, never another.
+func TestJSONFieldAgreesWithEncodingJSON(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	keys := []string{"version", "v", "build", "items", "a\"b", "é", "x\\y", "0"}
+	var gen func(depth int) any
+	gen = func(depth int) any {
+		switch k := rng.IntN(8); {
+		case depth > 3 || k < 2:
+			return []any{"v1", "1.4.2", "line\nbreak \"q\" \u00e9", "", json.Number("-12.5e3"), json.Number("7"), true, false, nil}[rng.IntN(9)]
+		case k < 5:
+			m := map[string]any{}
+			for range rng.IntN(4) {
+				m[keys[rng.IntN(len(keys))]] = gen(depth + 1)
+			}
+			return m
+		default:
+			var a []any
+			for range rng.IntN(4) {
+				a = append(a, gen(depth+1))
+			}
+			return a
+		}
+	}
+	ref := func(doc []byte, path []string) string {
+		d := json.NewDecoder(bytes.NewReader(doc))
+		d.UseNumber()
+		var v any
+		if d.Decode(&v) != nil {
+			return ""
+		}
+		for _, p := range path {
+			switch x := v.(type) {
+			case map[string]any:
+				v = x[p]
+			case []any:
+				i, err := strconv.Atoi(p)
+				if err != nil || i < 0 || i >= len(x) {
+					return ""
+				}
+				v = x[i]
+			default:
+				return ""
+			}
+		}
+		switch x := v.(type) {
+		case string:
+			return x
+		case json.Number:
+			return x.String()
+		case bool:
+			return strconv.FormatBool(x)
+		}
+		return ""
+	}
+	found := 0
+	for n := range 3000 {
+		doc, err := json.Marshal(map[string]any{keys[rng.IntN(len(keys))]: gen(0), "build": gen(1)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n%3 == 0 { // white space where JSON allows it
+			var b bytes.Buffer
+			_ = json.Indent(&b, doc, " ", "\t")
+			doc = b.Bytes()
+		}
+		var path []string
+		if n%2 == 0 { // a path that exists, walked from the decoded document
+			var v any
+			d := json.NewDecoder(bytes.NewReader(doc))
+			d.UseNumber()
+			_ = d.Decode(&v)
+			for {
+				if m, ok := v.(map[string]any); ok && len(m) > 0 {
+					ks := slices.Sorted(maps.Keys(m))
+					k := ks[rng.IntN(len(ks))]
+					path, v = append(path, k), m[k]
+				} else if a, ok := v.([]any); ok && len(a) > 0 {
+					i := rng.IntN(len(a))
+					path, v = append(path, strconv.Itoa(i)), a[i]
+				} else {
+					break
+				}
+			}
+		} else {
+			for range 1 + rng.IntN(3) {
+				path = append(path, keys[rng.IntN(len(keys))])
+			}
+		}
+		want := ref(doc, path)
+		if want != "" {
+			found++
+		}
+		if got := jsonField(doc, path); got != want {
+			t.Fatalf("%s at %q: read %q, encoding/json %q", doc, path, got, want)
+		}
+		cut := rng.IntN(len(doc) + 1)
+		if got := jsonField(doc[:cut], path); got != "" && got != want {
+			t.Fatalf("%s cut at %d, at %q: read %q, the whole document says %q", doc, cut, path, got, want)
+		}
+	}
+	if found < 500 {
+		t.Errorf("only %d of 3000 paths led to a value: the test reads too little", found)
 	}
 }
