@@ -140,14 +140,14 @@ func TestProblemsAtTheirLines(t *testing.T) {
 
 func TestYAMLProblemsAtRunbookLines(t *testing.T) {
 	bad := strings.Replace(config, "rate: 10/s", "rate: fast", 1)
-	bad = strings.Replace(bad, "max: 0}", "max: 0}\n  no-such-check: {}", 1)
+	bad = strings.Replace(bad, "max: 0}", "max: 0, bogus: 1}", 1)
 	md := "# R\n\nProse.\n\n" + bad + "\n## A\n\n```sh\necho a\n```\n" // config fence at line 5: rate at 12
 	_, err := parse(t, md)
 	if err == nil {
 		t.Fatal("want problems")
 	}
 	got := err.Error()
-	for _, want := range []string{`rb.md:12: load.rate: bad rate "fast"`, "rb.md:19: verify.no-such-check: unknown check"} {
+	for _, want := range []string{`rb.md:12: load.rate: bad rate "fast"`, `rb.md:18: verify.zero-failed-requests.bogus: unknown field "bogus"`} {
 		if !strings.Contains(got, want) {
 			t.Errorf("problems lack %q:\n%s", want, got)
 		}

@@ -28,6 +28,17 @@ func TestLoadRunbook(t *testing.T) {
 	if _, err := Load(f); err == nil || !strings.Contains(err.Error(), "rb.md:33: verify.served-version: no step moves the workload") {
 		t.Errorf("served-version without a migrate step: %v", err)
 	}
+	// The check table's refusals name the runbook's lines too.
+	bad = strings.Replace(string(b), "  load-achieved: {}", "  load-achieved: {max: 2}\n  no-such-check: {}", 1)
+	if err := os.WriteFile(f, []byte(bad), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err = Load(f)
+	for _, want := range []string{"rb.md:32: verify.load-achieved.max: load-achieved takes only minShare, minRequests", "rb.md:33: verify.no-such-check: unknown check"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%v\nwant %q", err, want)
+		}
+	}
 }
 
 func TestWindowNameNamesTheBlock(t *testing.T) {
