@@ -234,17 +234,20 @@ func (r *Recorder) slice(o any, deleted bool) {
 	}
 }
 
-// readyEndpoints counts the Service's ready endpoints across every slice (r.mu held).
-func (r *Recorder) readyEndpoints() int {
-	ready := map[string]bool{}
+// endpoints counts the Service's ready and serving endpoints across every slice (r.mu held).
+func (r *Recorder) endpoints() (ready, serving int) {
+	rs, ss := map[string]bool{}, map[string]bool{}
 	for _, s := range r.slices {
 		for name, st := range s {
 			if st.ready {
-				ready[name] = true
+				rs[name] = true
+			}
+			if st.serving {
+				ss[name] = true
 			}
 		}
 	}
-	return len(ready)
+	return len(rs), len(ss)
 }
 
 // readiness recomputes a pod's endpoint across every slice and records a change.
@@ -286,9 +289,9 @@ func (r *Recorder) readiness(name string, now time.Time) {
 	if st.terminating {
 		flags = append(flags, "terminating")
 	}
-	n := r.readyEndpoints()
+	ready, serving := r.endpoints()
 	r.add(verify.Change{At: now, Kind: "endpoint", Object: "pod/" + name, What: what, Node: p.node,
-		ReadyEndpoints: &n, Detail: strings.Join(flags, ", ")})
+		ReadyEndpoints: &ready, ServingEndpoints: &serving, Detail: strings.Join(flags, ", ")})
 }
 
 func (r *Recorder) pod(o any, deleted bool) {

@@ -673,6 +673,9 @@ func ChangeText(c verify.Change) string {
 	}
 	if c.ReadyEndpoints != nil {
 		fmt.Fprintf(&b, "; %d ready endpoints", *c.ReadyEndpoints)
+		if c.ServingEndpoints != nil && *c.ServingEndpoints != *c.ReadyEndpoints {
+			fmt.Fprintf(&b, ", %d serving", *c.ServingEndpoints)
+		}
 	}
 	if c.Node != "" && c.Kind != "node" {
 		fmt.Fprintf(&b, " on %s", c.Node)

@@ -24,9 +24,12 @@ type Change struct {
 	ExitCode  *int32    `json:"exit_code,omitempty"`
 	Reason    string    `json:"reason,omitempty"`
 	// ReadyEndpoints is, on an endpoint change, how many ready endpoints the load's Service has after it.
-	ReadyEndpoints *int   `json:"ready_endpoints,omitempty"`
-	Detail         string `json:"detail,omitempty"`
-	Warning        bool   `json:"warning,omitempty"` // an event of type Warning
+	ReadyEndpoints *int `json:"ready_endpoints,omitempty"`
+	// ServingEndpoints counts those serving (ready, or terminating and still passing readiness):
+	// kube-proxy falls back to them while none is ready.
+	ServingEndpoints *int   `json:"serving_endpoints,omitempty"`
+	Detail           string `json:"detail,omitempty"`
+	Warning          bool   `json:"warning,omitempty"` // an event of type Warning
 }
 
 // What a Change says, by kind:
@@ -157,6 +160,8 @@ func met(b Burst, failures []load.Failure, start time.Time) string {
 			by["not sent (the client was saturated)"]++
 		case strings.Contains(e, "connection refused"):
 			by["connection refused"]++
+		case strings.Contains(e, "no route to host"):
+			by["no route to host"]++
 		case strings.Contains(e, "reset"):
 			by["connection reset"]++
 		case strings.Contains(e, "timeout") || strings.Contains(e, "deadline"):
@@ -264,19 +269,28 @@ type rule func(Burst, *timeline) []string
 // rules in the order their lines are given.
 var rules = []rule{noReadyEndpoint, exitedWhileReady, nodeNotReady, restarted, servingBeforeReady, evicted}
 
-// noReadyEndpoint: the load's Service had no ready endpoint during the burst.
+// noReadyEndpoint: the load's Service had no ready endpoint during the burst (and, when terminating
+// endpoints still served for part of it, until when: kube-proxy falls back to them).
 func noReadyEndpoint(b Burst, tl *timeline) []string {
 	var out []string
 	ready, known := -1, false
-	var zeroFrom float64
+	var zeroFrom, servedUntil float64
 	flush := func(to float64) {
-		if known && ready == 0 && zeroFrom < b.To && to > b.From {
-			end := fmt.Sprintf("to +%.1fs", to)
-			if to == inf {
-				end = "to the end of the record"
-			}
-			out = append(out, fmt.Sprintf("the load's Service had no ready endpoint from +%.1fs %s", zeroFrom, end))
+		if !known || ready != 0 || zeroFrom >= b.To || to <= b.From {
+			return
 		}
+		end := fmt.Sprintf("to +%.1fs", to)
+		if to == inf {
+			end = "to the end of the record"
+		}
+		line := fmt.Sprintf("the load's Service had no ready endpoint from +%.1fs %s", zeroFrom, end)
+		switch {
+		case servedUntil == inf:
+			line += "; terminating endpoints still served throughout (kube-proxy falls back to them while none is ready)"
+		case servedUntil > zeroFrom:
+			line += fmt.Sprintf("; terminating endpoints still served until +%.1fs (kube-proxy falls back to them while none is ready)", servedUntil)
+		}
+		out = append(out, line)
 	}
 	for _, c := range tl.all {
 		if c.Kind != "endpoint" || c.ReadyEndpoints == nil {
@@ -287,7 +301,12 @@ func noReadyEndpoint(b Burst, tl *timeline) []string {
 			flush(c.T)
 		}
 		if n == 0 && (!known || ready != 0) {
-			zeroFrom = c.T
+			zeroFrom, servedUntil = c.T, 0
+		}
+		if n == 0 && c.ServingEndpoints != nil && *c.ServingEndpoints > 0 {
+			servedUntil = inf // serving still: until a later change says otherwise
+		} else if n == 0 && servedUntil == inf {
+			servedUntil = c.T
 		}
 		ready, known = n, true
 	}
@@ -340,7 +359,10 @@ func exitedWhileReady(b Burst, tl *timeline) []string {
 			case hasLeft:
 				fmt.Fprintf(&s, "; its endpoint left the Service at +%.1fs, %.1fs before: kube-proxy routes to an endpoint for a moment after it leaves", left.T, ex.T-left.T)
 			}
-			if deleting && !forced {
+			switch {
+			case !readyThen && !lag:
+				s.WriteString(" (not an endpoint of the load's Service then: what depends on it met its stop)")
+			case deleting && !forced:
 				s.WriteString(" (a preStop delay or a graceful drain would cover the gap)")
 			}
 			out = append(out, s.String())

@@ -14,6 +14,13 @@ func ep(t float64, pod, what string, ready int) Change {
 	return Change{T: t, Kind: "endpoint", Object: "pod/" + pod, What: what, ReadyEndpoints: &ready}
 }
 
+// epServing is an endpoint change after which serving endpoints remain.
+func epServing(t float64, pod, what string, ready, serving int) Change {
+	c := ep(t, pod, what, ready)
+	c.ServingEndpoints = &serving
+	return c
+}
+
 func podc(t float64, pod, what string) Change {
 	return Change{T: t, Kind: "pod", Object: "pod/" + pod, What: what}
 }
@@ -70,6 +77,15 @@ func TestExplain(t *testing.T) {
 			[]Change{ep(1, "db-0", EndpointReady, 1), {T: 19.0, Kind: "node", Object: "node/worker2", What: NodeNotReady},
 				ep(20.1, "db-0", EndpointNotReady, 0), ep(38.6, "db-0", EndpointReady, 1), {T: 40, Kind: "node", Object: "node/worker2", What: NodeReady}},
 			[]string{"the load's Service had no ready endpoint from +20.1s to +38.6s", "node/worker2 NotReady at +19.0s until +40.0s"}},
+		{"the only pod drained: it served while terminating, then nothing did",
+			Burst{From: 6, To: 7, Failed: 5},
+			[]Change{ep(1, "web-a", EndpointReady, 1), epServing(3.1, "web-a", EndpointNotReady, 0, 1), epServing(6.1, "web-a", EndpointNotReady, 0, 0),
+				ep(7.4, "web-b", EndpointReady, 1)},
+			[]string{"the load's Service had no ready endpoint from +3.1s to +7.4s; terminating endpoints still served until +6.1s (kube-proxy falls back to them while none is ready)"}},
+		{"a database pod stopped, not behind the load's Service",
+			Burst{From: 5, To: 18, Failed: 600},
+			[]Change{podc(5.2, "db-0", PodDeleting), exited(5.4, "db-0", 0, "Completed")},
+			[]string{"pod/db-0 received SIGTERM at +5.2s (its deletion began) and its container web exited at +5.4s (exit 0, Completed) (not an endpoint of the load's Service then: what depends on it met its stop)"}},
 		{"a container OOM-killed while ready",
 			Burst{From: 31, To: 32, Failed: 5},
 			[]Change{ep(1, "web-c", EndpointReady, 3), oom},
