@@ -169,7 +169,7 @@ func met(b Burst, failures []load.Failure, start time.Time) string {
 		case strings.Contains(e, "eof"):
 			by["connection closed without an answer"]++
 		default:
-			by["another error"]++
+			by[errorGist(f.Error)]++
 		}
 	}
 	kinds := slices.Sorted(maps.Keys(by))
@@ -179,6 +179,21 @@ func met(b Burst, failures []load.Failure, start time.Time) string {
 		parts = append(parts, fmt.Sprintf("%d %s", by[k], k))
 	}
 	return strings.Join(parts, ", ")
+}
+
+// errorGist is an error without the request it came from (`Post "URL": `), cut short.
+func errorGist(e string) string {
+	if i := strings.Index(e, `": `); i >= 0 && strings.HasPrefix(e, strings.SplitN(e, " ", 2)[0]+` "`) {
+		e = e[i+3:]
+	}
+	e = strings.TrimSpace(firstLine(e))
+	if r := []rune(e); len(r) > 80 {
+		e = string(r[:80]) + "…"
+	}
+	if e == "" {
+		return "an error without a message"
+	}
+	return e
 }
 
 // metLine says what the burst's failed requests met, and which versions answered them.
@@ -267,7 +282,32 @@ func near(t float64, b Burst, before, after float64) bool {
 type rule func(Burst, *timeline) []string
 
 // rules in the order their lines are given.
-var rules = []rule{noReadyEndpoint, exitedWhileReady, nodeNotReady, restarted, servingBeforeReady, evicted}
+var rules = []rule{faultActing, noReadyEndpoint, exitedWhileReady, nodeNotReady, restarted, servingBeforeReady, evicted}
+
+// faultActing: a fault step the rehearsal injected was acting in the burst (a node-loss's node is
+// gone long before the control plane says NotReady: nothing in the API shows it meanwhile).
+func faultActing(b Burst, tl *timeline) []string {
+	var out []string
+	start := map[string]Change{}
+	for _, c := range tl.all {
+		if c.Kind != "step" {
+			continue
+		}
+		switch c.What {
+		case "start":
+			if strings.HasPrefix(c.Detail, "fault/") {
+				start[c.Object] = c
+			}
+		case "end":
+			s, ok := start[c.Object]
+			if ok && s.T < b.To && c.T >= b.From-2 {
+				out = append(out, fmt.Sprintf("the fault %s (%s) was acting, from +%.1fs to +%.1fs", strings.TrimPrefix(c.Object, "step/"), s.Detail, s.T, c.T))
+			}
+			delete(start, c.Object)
+		}
+	}
+	return out
+}
 
 // noReadyEndpoint: the load's Service had no ready endpoint during the burst (and, when terminating
 // endpoints still served for part of it, until when: kube-proxy falls back to them).

@@ -111,6 +111,16 @@ func TestExplain(t *testing.T) {
 			[]Change{ep(1, "web-a", EndpointReady, 3), podc(10.0, "web-a", PodDeleting), ep(10.1, "web-a", EndpointNotReady, 2), exited(14.0, "web-a", 0, "Completed")},
 			nil},
 		{"nothing recorded", Burst{From: 3, To: 4, Failed: 2}, nil, nil},
+		{"a node-loss acting before the control plane noticed",
+			Burst{From: 10, To: 24, Failed: 144},
+			[]Change{{T: 5, Kind: "step", Object: "step/lose-node", What: "start", Detail: "fault/node-loss"},
+				{T: 5, Kind: "step", Object: "step/warm", What: "end", Detail: "ok"},
+				{T: 65, Kind: "step", Object: "step/lose-node", What: "end", Detail: "ok"}},
+			[]string{"the fault lose-node (fault/node-loss) was acting, from +5.0s to +65.0s"}},
+		{"a fault over before the burst",
+			Burst{From: 10, To: 12, Failed: 3},
+			[]Change{{T: 2, Kind: "step", Object: "step/kill", What: "start", Detail: "fault/pod-kill"}, {T: 4, Kind: "step", Object: "step/kill", What: "end", Detail: "ok"}},
+			nil},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			es := Explain([]Burst{c.burst}, c.changes, nil, time.Time{})
@@ -143,12 +153,13 @@ func TestExplainSaysWhatTheRequestsMet(t *testing.T) {
 	at := func(s float64) time.Time { return t0.Add(time.Duration(s * float64(time.Second))) }
 	secs := []load.Second{{T: 0, OK: 20}, {T: 1, OK: 10, Failed: 10, VersionFailed: map[string]int{"v2-bad": 7}}, {T: 2, OK: 20}}
 	fails := []load.Failure{{Time: at(1.1), Code: 500}, {Time: at(1.2), Code: 500}, {Time: at(1.3), Code: 503},
-		{Time: at(1.4), Error: "dial tcp 127.0.0.1:30080: connect: connection refused"}, {Time: at(2.5), Code: 500}}
+		{Time: at(1.4), Error: "dial tcp 127.0.0.1:30080: connect: connection refused"}, {Time: at(2.5), Code: 500},
+		{Time: at(1.5), Error: `Post "http://127.0.0.1:30080/orders": unexpected thing`}}
 	es := Explain(Bursts(secs), nil, fails, t0)
 	if len(es) != 1 || es[0].Explained {
 		t.Fatalf("%+v", es)
 	}
-	want := []string{Unexplained, "the failed requests met (by the sampled failures): 2 HTTP 500, 1 HTTP 503, 1 connection refused; failed answers by version: v2-bad 7"}
+	want := []string{Unexplained, "the failed requests met (by the sampled failures): 2 HTTP 500, 1 HTTP 503, 1 connection refused, 1 unexpected thing; failed answers by version: v2-bad 7"}
 	if d := cmp.Diff(want, es[0].Lines); d != "" {
 		t.Errorf("lines (-want +got):\n%s", d)
 	}
