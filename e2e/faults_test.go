@@ -20,14 +20,17 @@ import (
 func TestFaults(t *testing.T) {
 	type want = faultWant
 	cases := []faultCase{
-		{"testdata/faults/podkill-sound.yaml", 0, []want{{"fault-took-effect", verify.Pass, "3 pods killed and replaced"}, {"zero-failed-requests", verify.Pass, ""}}},
-		{"testdata/faults/podkill-nothing-broken.yaml", 1, []want{{"fault-took-effect", verify.Fail, "kill: pod-kill matched no pod"}}},
-		{"testdata/faults/drain-sound.yaml", 0, []want{{"fault-took-effect", verify.Pass, "pods evicted"}, {"zero-failed-requests", verify.Pass, ""}}},
-		{"testdata/faults/drain-single-broken.yaml", 1, []want{{"zero-failed-requests", verify.Fail, "drain"}, {"fault-took-effect", verify.Pass, "pods evicted"}}},
-		{"testdata/faults/drain-blocked-broken.yaml", 1, []want{{"fault-took-effect", verify.Fail, "evicted nothing"}}},
+		{"testdata/faults/podkill-sound.yaml", 0, []want{{"fault-took-effect", verify.Pass, "3 pods killed and replaced"}, {"zero-failed-requests", verify.Pass, ""}}, nil},
+		{"testdata/faults/podkill-nothing-broken.yaml", 1, []want{{"fault-took-effect", verify.Fail, "kill: pod-kill matched no pod"}}, nil},
+		{"testdata/faults/drain-sound.yaml", 0, []want{{"fault-took-effect", verify.Pass, "pods evicted"}, {"zero-failed-requests", verify.Pass, ""}}, nil},
+		// Its only pod drained: the failures are explained by the Service's window without a ready endpoint.
+		{"testdata/faults/drain-single-broken.yaml", 1, []want{{"zero-failed-requests", verify.Fail, "drain"}, {"fault-took-effect", verify.Pass, "pods evicted"}},
+			[]string{"the load's Service had no ready endpoint from +", "the fault drain (fault/node-drain) was acting"}},
+		{"testdata/faults/drain-blocked-broken.yaml", 1, []want{{"fault-took-effect", verify.Fail, "evicted nothing"}}, nil},
 		// Shipped scenarios, as they stand (node-loss-replica restarts a node: zx_nodeloss_test.go).
-		{"../scenarios/drain-during-rolling.yaml", 0, []want{{"fault-took-effect", verify.Pass, "pods evicted"}, {"zero-failed-requests", verify.Pass, ""}, {"served-version", verify.Pass, "all v2"}}},
-		{"../scenarios/primary-node-drain.yaml", 0, []want{{"fault-took-effect", verify.Pass, "pods evicted"}, {"acked-writes-durable", verify.Pass, ""}, {"replica-checksums", verify.Pass, ""}}},
+		{"../scenarios/drain-during-rolling.yaml", 0, []want{{"fault-took-effect", verify.Pass, "pods evicted"}, {"zero-failed-requests", verify.Pass, ""}, {"served-version", verify.Pass, "all v2"}}, nil},
+		{"../scenarios/primary-node-drain.yaml", 0, []want{{"fault-took-effect", verify.Pass, "pods evicted"}, {"acked-writes-durable", verify.Pass, ""}, {"replica-checksums", verify.Pass, ""}},
+			[]string{"pod/orders-db-0 received SIGTERM at +"}},
 	}
 	runFaultCases(t, "faults", cases)
 }
@@ -42,6 +45,8 @@ type faultCase struct {
 	file  string
 	code  int
 	wants []faultWant
+	// explained: what the explanations of its failure bursts must say, each in some line
+	explained []string
 }
 
 // runFaultCases runs each case alone and, after each, requires no node cordoned and the cluster
@@ -68,6 +73,12 @@ func runFaultCases(t *testing.T, feature string, cases []faultCase) {
 					for _, w := range c.wants {
 						if got := checkByName(sum, w.check); got.Status != w.status || !strings.Contains(got.Message, w.text) {
 							t.Errorf("%s: %s %q; want %s containing %q", w.check, got.Status, got.Message, w.status, w.text)
+						}
+					}
+					lines := strings.Join(verify.ExplanationLines(sum.Explanations), "\n")
+					for _, e := range c.explained {
+						if !strings.Contains(lines, e) {
+							t.Errorf("the explanation lacks %q:\n%s", e, lines)
 						}
 					}
 					noNodeCordoned(t, ctx, cs)

@@ -16,6 +16,9 @@ import (
 // (zy_) and the cluster's deletion (zz_).
 func TestNodeLoss(t *testing.T) {
 	runFaultCases(t, "node loss", []faultCase{
-		{"../scenarios/node-loss-replica.yaml", 0, []faultWant{{"fault-took-effect", verify.Pass, "NotReady"}, {"acked-writes-durable", verify.Pass, ""}, {"replica-checksums", verify.Pass, ""}}},
+		// Requests to the lost node's pods time out until the control plane sees it NotReady (~50 s):
+		// the explanation names the fault acting, then the node NotReady.
+		{"../scenarios/node-loss-replica.yaml", 0, []faultWant{{"fault-took-effect", verify.Pass, "NotReady"}, {"acked-writes-durable", verify.Pass, ""}, {"replica-checksums", verify.Pass, ""}},
+			[]string{"the fault lose-replica-node (fault/node-loss) was acting", "NotReady at +"}},
 	})
 }
