@@ -70,7 +70,15 @@ type Burst struct {
 	// Met is what the failed requests met, from the sampled failures: "150 HTTP 500, 19 connection
 	// refused" (the load's own record, not the cluster's).
 	Met string `json:"met,omitempty"`
+	// Sampled failures in the burst, and how many of them got no HTTP answer (refused, reset, timed
+	// out): only those can be a stopped pod's doing.
+	Sampled    int `json:"sampled,omitempty"`
+	Unanswered int `json:"unanswered,omitempty"`
 }
+
+// answeredOnly says the burst's sampled failures were all HTTP answers: an app answered them, so no
+// pod that had stopped listening failed them.
+func (b Burst) answeredOnly() bool { return b.Sampled > 0 && b.Unanswered == 0 }
 
 func (b Burst) String() string {
 	return fmt.Sprintf("%d of %d requests failed from +%.0fs to +%.0fs", b.Failed, b.Requests, b.From, b.To)
@@ -126,11 +134,11 @@ func Explain(bursts []Burst, changes []Change, failures []load.Failure, start ti
 		if i == MaxExplained {
 			break
 		}
+		b.Met = met(&b, failures, start)
 		var lines []string
 		for _, rule := range rules {
 			lines = append(lines, rule(b, tl)...)
 		}
-		b.Met = met(b, failures, start)
 		e := Explanation{Burst: b, Lines: dedupe(lines), Explained: len(lines) > 0}
 		if !e.Explained {
 			e.Lines = []string{Unexplained}
@@ -145,7 +153,7 @@ func Explain(bursts []Burst, changes []Change, failures []load.Failure, start ti
 
 // met sums what the sampled failures in the burst met, most first: an HTTP status (the app
 // answered), a refused or reset connection, a timeout, a request never sent.
-func met(b Burst, failures []load.Failure, start time.Time) string {
+func met(b *Burst, failures []load.Failure, start time.Time) string {
 	by := map[string]int{}
 	for _, f := range failures {
 		t := f.Time.Sub(start).Seconds()
@@ -153,6 +161,10 @@ func met(b Burst, failures []load.Failure, start time.Time) string {
 			continue
 		}
 		e := strings.ToLower(f.Error)
+		b.Sampled++
+		if f.Code == 0 && !strings.Contains(e, load.NotSent) {
+			b.Unanswered++
+		}
 		switch {
 		case f.Code > 0:
 			by[fmt.Sprintf("HTTP %d", f.Code)]++
@@ -361,6 +373,9 @@ const inf = 1e18
 // leaves the Service when the pod's deletion is seen; kube-proxy on every node drops it a moment
 // later, so a pod that stops listening at SIGTERM loses what is routed to it meanwhile.
 func exitedWhileReady(b Burst, tl *timeline) []string {
+	if b.answeredOnly() {
+		return nil
+	}
 	var out []string
 	for _, obj := range slices.Sorted(maps.Keys(tl.pods)) {
 		cs := tl.pods[obj]
@@ -448,6 +463,9 @@ func nodeNotReady(b Burst, tl *timeline) []string {
 // restarted: a container restarted, or was OOM-killed, in or just before the burst (a pod not being
 // deleted: the deletion's exits are exitedWhileReady's).
 func restarted(b Burst, tl *timeline) []string {
+	if b.answeredOnly() {
+		return nil
+	}
 	var out []string
 	for _, c := range tl.all {
 		if c.Kind == "pod" && c.What == PodRestarted && near(c.T, b, 5, 0.5) {
@@ -464,6 +482,9 @@ func restarted(b Burst, tl *timeline) []string {
 // servingBeforeReady: a pod without a readiness probe became a ready endpoint just before or in the
 // burst: it may have taken requests before its app listened (a question, not a finding).
 func servingBeforeReady(b Burst, tl *timeline) []string {
+	if b.answeredOnly() {
+		return nil
+	}
 	var out []string
 	for _, obj := range slices.Sorted(maps.Keys(tl.pods)) {
 		cs := tl.pods[obj]

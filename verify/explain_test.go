@@ -146,6 +146,24 @@ func TestExplain(t *testing.T) {
 	}
 }
 
+// A release that answers 500s while old pods stop (gracefully, just after leaving the Service): the
+// stops are not what failed requests that an app answered, and are not named as their cause.
+func TestExplainDoesNotBlameStopsForAnsweredFailures(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 10, 0, 0, 0, time.UTC)
+	at := func(s float64) time.Time { return t0.Add(time.Duration(s * float64(time.Second))) }
+	changes := []Change{ep(1, "old", EndpointReady, 3), podc(7.4, "old", PodDeleting), ep(9.9, "old", EndpointNotReady, 2),
+		exited(11.0, "old", 0, "Completed")}
+	b := Burst{From: 5, To: 17, Failed: 3}
+	answered := []load.Failure{{Time: at(8), Code: 500}, {Time: at(10), Code: 500}, {Time: at(11.2), Code: 500}}
+	if es := Explain([]Burst{b}, changes, answered, t0); es[0].Explained || es[0].Lines[0] != Unexplained {
+		t.Errorf("answered failures blamed on a stop: %q", es[0].Lines)
+	}
+	refused := append(answered, load.Failure{Time: at(11.1), Error: "connect: connection refused"})
+	if es := Explain([]Burst{b}, changes, refused, t0); !es[0].Explained || !strings.Contains(es[0].Lines[0], "pod/old received SIGTERM") {
+		t.Errorf("a refused connection as the pod stopped not explained: %q", es[0].Lines)
+	}
+}
+
 // What the failed requests met, from the load's own record: beside "no cluster change explains"
 // for a release that answers 500s, and counted by kind, most first.
 func TestExplainSaysWhatTheRequestsMet(t *testing.T) {
