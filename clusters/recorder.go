@@ -383,6 +383,9 @@ func (r *Recorder) pod(o any, deleted bool) {
 		}
 		p.exited, p.exitedSeen = term.FinishedAt.Time, now
 		p.container, p.exitCode, p.reason = cs.Name, term.ExitCode, term.Reason
+		if !term.FinishedAt.IsZero() && term.FinishedAt.Time.Before(p.deleted.Add(-time.Second)) {
+			continue // it had finished before its deletion (a completed Job's pod): no stop to tell
+		}
 		code := term.ExitCode
 		r.add(verify.Change{At: now, Kind: "pod", Object: obj, What: verify.PodExited, Node: p.node, Container: cs.Name,
 			ExitCode: &code, Reason: term.Reason})

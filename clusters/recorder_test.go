@@ -264,6 +264,18 @@ func TestRecorderTimeline(t *testing.T) {
 		Type: corev1.EventTypeWarning, Message: "The node was low on resource: memory.",
 		InvolvedObject: corev1.ObjectReference{Kind: "Pod", Name: "steady"}, LastTimestamp: metav1.NewTime(t0.Add(30 * time.Second))}, metav1.CreateOptions{}))
 
+	// A Job's pod that completed long before is deleted (a drain): its deletion is told, not a stop.
+	done := webPod("job-done")
+	done.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: "web", State: corev1.ContainerState{
+		Terminated: &corev1.ContainerStateTerminated{ExitCode: 0, Reason: "Completed", FinishedAt: metav1.NewTime(t0.Add(-time.Hour))}}}}
+	must(cs.CoreV1().Pods("ns").Create(ctx, done, metav1.CreateOptions{}))
+	clk.set(t0.Add(40 * time.Second))
+	done = done.DeepCopy()
+	dts := metav1.NewTime(t0.Add(70 * time.Second))
+	done.DeletionTimestamp, done.DeletionGracePeriodSeconds = &dts, &grace
+	must(cs.CoreV1().Pods("ns").Update(ctx, done, metav1.UpdateOptions{}))
+	must(nil, cs.CoreV1().Pods("ns").Delete(ctx, "job-done", metav1.DeleteOptions{}))
+
 	changes, notes := r.Changes()
 	if len(notes) != 0 {
 		t.Errorf("notes %q", notes)
@@ -287,6 +299,7 @@ func TestRecorderTimeline(t *testing.T) {
 		"10.4 endpoint pod/abrupt removed ready=1", "10.6 pod pod/abrupt gone",
 		"20.0 pod pod/steady restarted web exit 137 OOMKilled",
 		"30.0 node node/worker not-ready", "30.0 event pod/steady Evicted",
+		"30.0 pod pod/job-done created", "40.0 pod pod/job-done deleting", "40.0 pod pod/job-done gone",
 	}
 	sort.Strings(want[:6])
 	sort.Strings(got[:min(6, len(got))])
