@@ -103,7 +103,13 @@ func startRecorder(ctx context.Context, cs kubernetes.Interface, ns, svc string,
 		_, _ = inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
 			AddFunc:    func(o any) { fn(o, false) },
 			UpdateFunc: func(_, o any) { fn(o, false) },
-			DeleteFunc: func(o any) { fn(o, true) },
+			DeleteFunc: func(o any) {
+				// A deletion the watch missed comes as a tombstone with the object's last state.
+				if t, ok := o.(cache.DeletedFinalStateUnknown); ok {
+					o = t.Obj
+				}
+				fn(o, true)
+			},
 		})
 	}
 	handle(eps, r.slice)
@@ -189,9 +195,6 @@ func (r *Recorder) seen(name string) *podSeen {
 }
 
 func (r *Recorder) slice(o any, deleted bool) {
-	if t, ok := o.(cache.DeletedFinalStateUnknown); ok {
-		o = t.Obj
-	}
 	es, ok := o.(*discoveryv1.EndpointSlice)
 	if !ok {
 		return
@@ -295,9 +298,6 @@ func (r *Recorder) readiness(name string, now time.Time) {
 }
 
 func (r *Recorder) pod(o any, deleted bool) {
-	if t, ok := o.(cache.DeletedFinalStateUnknown); ok {
-		o = t.Obj
-	}
 	pod, ok := o.(*corev1.Pod)
 	if !ok {
 		return
@@ -406,9 +406,6 @@ func (r *Recorder) pod(o any, deleted bool) {
 
 // node records a node's Ready and unschedulable changes.
 func (r *Recorder) node(o any, deleted bool) {
-	if t, ok := o.(cache.DeletedFinalStateUnknown); ok {
-		o = t.Obj
-	}
 	n, ok := o.(*corev1.Node)
 	if !ok {
 		return
