@@ -294,7 +294,19 @@ func near(t float64, b Burst, before, after float64) bool {
 type rule func(Burst, *timeline) []string
 
 // rules in the order their lines are given.
-var rules = []rule{faultActing, noReadyEndpoint, exitedWhileReady, nodeNotReady, restarted, servingBeforeReady, evicted}
+var rules = []rule{faultActing, noReadyEndpoint, unanswered(exitedWhileReady), nodeNotReady, unanswered(restarted),
+	unanswered(servingBeforeReady), evicted}
+
+// unanswered applies a rule about a pod's stop, restart or start only to a burst with failures no
+// HTTP answer met: a pod that is not listening answers nothing, so it did not fail answered requests.
+func unanswered(r rule) rule {
+	return func(b Burst, tl *timeline) []string {
+		if b.answeredOnly() {
+			return nil
+		}
+		return r(b, tl)
+	}
+}
 
 // faultActing: a fault step the rehearsal injected was acting in the burst (a node-loss's node is
 // gone long before the control plane says NotReady: nothing in the API shows it meanwhile).
@@ -373,9 +385,6 @@ const inf = 1e18
 // leaves the Service when the pod's deletion is seen; kube-proxy on every node drops it a moment
 // later, so a pod that stops listening at SIGTERM loses what is routed to it meanwhile.
 func exitedWhileReady(b Burst, tl *timeline) []string {
-	if b.answeredOnly() {
-		return nil
-	}
 	var out []string
 	for _, obj := range slices.Sorted(maps.Keys(tl.pods)) {
 		cs := tl.pods[obj]
@@ -463,9 +472,6 @@ func nodeNotReady(b Burst, tl *timeline) []string {
 // restarted: a container restarted, or was OOM-killed, in or just before the burst (a pod not being
 // deleted: the deletion's exits are exitedWhileReady's).
 func restarted(b Burst, tl *timeline) []string {
-	if b.answeredOnly() {
-		return nil
-	}
 	var out []string
 	for _, c := range tl.all {
 		if c.Kind == "pod" && c.What == PodRestarted && near(c.T, b, 5, 0.5) {
@@ -482,9 +488,6 @@ func restarted(b Burst, tl *timeline) []string {
 // servingBeforeReady: a pod without a readiness probe became a ready endpoint just before or in the
 // burst: it may have taken requests before its app listened (a question, not a finding).
 func servingBeforeReady(b Burst, tl *timeline) []string {
-	if b.answeredOnly() {
-		return nil
-	}
 	var out []string
 	for _, obj := range slices.Sorted(maps.Keys(tl.pods)) {
 		cs := tl.pods[obj]
