@@ -277,7 +277,7 @@ func (r *run) judge() *reports.Summary {
 	var explanations []verify.Explanation
 	switch {
 	case tot.Failed > 0 && r.rec != nil:
-		explanations = verify.Explain(verify.Bursts(r.agg.Seconds()), changes, r.agg.Failures(), r.started)
+		explanations = verify.Explain(verify.Bursts(ev.Seconds), changes, ev.Failures, r.started)
 		for i := range checks {
 			if checks[i].Name == "zero-failed-requests" && checks[i].Status == verify.Fail {
 				checks[i].Explained = verify.ExplanationLines(explanations)
