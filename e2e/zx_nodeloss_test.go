@@ -20,5 +20,9 @@ func TestNodeLoss(t *testing.T) {
 		// the explanation names the fault acting, then the node NotReady.
 		{"../scenarios/node-loss-replica.yaml", 0, []faultWant{{"fault-took-effect", verify.Pass, "NotReady"}, {"acked-writes-durable", verify.Pass, ""}, {"replica-checksums", verify.Pass, ""}},
 			[]string{"the fault lose-replica-node (fault/node-loss) was acting", "NotReady at +"}},
+		// Its only pod's node lost: once the control plane marks the pod not ready, the Service has no
+		// ready endpoint at all; the explanation names the node and that window.
+		{"testdata/faults/node-loss-single-broken.yaml", 1, []faultWant{{"zero-failed-requests", verify.Fail, ""}, {"fault-took-effect", verify.Pass, "NotReady"}},
+			[]string{"the fault lose-its-node (fault/node-loss) was acting", "node/rehearse-e2e-worker", "NotReady at +", "the load's Service had no ready endpoint from +"}},
 	})
 }
