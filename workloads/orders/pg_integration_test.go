@@ -4,6 +4,7 @@ package orders
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -26,8 +27,9 @@ func startPostgres(t *testing.T) string {
 	return dsn
 }
 
-// startPostgresContainer is startPostgres with the container, for tests that stop it.
-func startPostgresContainer(t *testing.T) (string, testcontainers.Container) {
+// startPostgresContainer is startPostgres with the container, for tests that stop it; env is added
+// to the container's.
+func startPostgresContainer(t *testing.T, env ...string) (string, testcontainers.Container) {
 	t.Helper()
 	if os.Getenv("TESTCONTAINERS_RYUK_DISABLED") == "" {
 		t.Setenv("TESTCONTAINERS_RYUK_DISABLED", "true") // no registry: the reaper image cannot be pulled
@@ -36,10 +38,15 @@ func startPostgresContainer(t *testing.T) (string, testcontainers.Container) {
 	// gateway when it believes it runs inside a container.
 	t.Setenv("TESTCONTAINERS_HOST_OVERRIDE", "127.0.0.1")
 	ctx := context.Background()
+	vars := map[string]string{"ROLE": "primary", "POSTGRES_PASSWORD": "su", "REPLICATION_PASSWORD": "repl", "APP_PASSWORD": "app"}
+	for _, kv := range env {
+		k, v, _ := strings.Cut(kv, "=")
+		vars[k] = v
+	}
 	c, err := testcontainers.GenericContainer(ctx, testcontainers.GenericContainerRequest{
 		ContainerRequest: testcontainers.ContainerRequest{
 			Image:        postgresImage,
-			Env:          map[string]string{"ROLE": "primary", "POSTGRES_PASSWORD": "su", "REPLICATION_PASSWORD": "repl", "APP_PASSWORD": "app"},
+			Env:          vars,
 			ExposedPorts: []string{"127.0.0.1::5432/tcp"},
 			WaitingFor:   wait.ForListeningPort("5432/tcp").WithStartupTimeout(90 * time.Second),
 		},
@@ -256,5 +263,56 @@ func TestAbandonedRequestKeepsItsConnection(t *testing.T) {
 	}
 	if n := st.pool.Stat().NewConnsCount() - dialled; n != 0 {
 		t.Errorf("%d connections dialled after an abandoned request and a timed-out statement; want 0", n)
+	}
+}
+
+// With synchronous replication and no standby connected, a write's commit waits until
+// statement_timeout cancels the wait; PostgreSQL then returns success with a warning, the order
+// committed on the primary alone. The app must not acknowledge it (a failover would lose it), nor
+// answer a retry of the same id as stored.
+func TestSyncCommitWithoutStandbyIsNotAcknowledged(t *testing.T) {
+	ctx := context.Background()
+	dsn, _ := startPostgresContainer(t, "REPLICATION=sync")
+	// The schema and the checks below commit locally (a runtime parameter of their session): only
+	// the app's own writes are to wait for a standby.
+	pool := connectPool(t, dsn+"&synchronous_commit=local")
+	if err := (&Migrator{Pool: pool}).Up(ctx, "create"); err != nil {
+		t.Fatal(err)
+	}
+	st, err := OpenPG(ctx, dsn, V1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	start := time.Now()
+	_, _, err = st.Put(ctx, Order{ID: "sync-1", Name: "a", AmountCents: 1})
+	if !errors.Is(err, ErrNotReplicated) {
+		t.Fatalf("Put without a synchronous standby = %v; want ErrNotReplicated", err)
+	}
+	if took := time.Since(start); took < QueryTimeout || took > QueryTimeout+QueryGrace+time.Second {
+		t.Errorf("the write was refused after %s; want about statement_timeout (%s)", took, QueryTimeout)
+	}
+	// A retry of the same order finds it stored, and is refused all the same.
+	if _, _, err := st.Put(ctx, Order{ID: "sync-1", Name: "a", AmountCents: 1}); !errors.Is(err, ErrNotReplicated) {
+		t.Fatalf("a retry of the unreplicated order = %v; want ErrNotReplicated", err)
+	}
+	// The row is on the primary (the commit happened); the answer still says it is not safe.
+	var n int
+	if err := pool.QueryRow(ctx, "SELECT count(*) FROM orders WHERE id = 'sync-1'").Scan(&n); err != nil || n != 1 {
+		t.Fatalf("count = %d, %v; want the row committed on the primary", n, err)
+	}
+	// Its sound twin: asynchronous replication acknowledges at once.
+	dsn2, _ := startPostgresContainer(t)
+	pool2 := connectPool(t, dsn2)
+	if err := (&Migrator{Pool: pool2}).Up(ctx, "create"); err != nil {
+		t.Fatal(err)
+	}
+	st2, err := OpenPG(ctx, dsn2, V1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st2.Close()
+	if _, created, err := st2.Put(ctx, Order{ID: "async-1", Name: "a", AmountCents: 1}); err != nil || !created {
+		t.Fatalf("async Put = %v, %v", created, err)
 	}
 }

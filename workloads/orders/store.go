@@ -6,11 +6,14 @@ import (
 	"fmt"
 	"log"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgconn/ctxwatch"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
@@ -68,6 +71,16 @@ const (
 	QueryGrace     = time.Second
 )
 
+// ErrNotReplicated: the commit returned, but PostgreSQL said its wait for a synchronous standby was
+// cancelled (statement_timeout): the order is committed on the primary alone and would be lost by a
+// failover. It is not acknowledged (503), and not retried either: a retry would find the id stored
+// and answer it as if it were safe.
+var ErrNotReplicated = errors.New("written on the primary only: the wait for a synchronous standby was cancelled")
+
+// syncCancelled is how PostgreSQL begins the warning it sends when a commit stops waiting for a
+// synchronous standby (src/backend/replication/syncrep.c).
+const syncCancelled = "canceling wait for synchronous replication"
+
 // ErrBusy: no database connection became free within AcquireTimeout.
 var ErrBusy = errors.New("database busy: no connection free within " + AcquireTimeout.String())
 
@@ -86,6 +99,10 @@ type PGStore struct {
 
 	min    int32       // connections opened at start
 	filled atomic.Bool // the pool has held min connections once: the pod may take traffic
+
+	// unreplicated: connections on which PostgreSQL warned that a commit stopped waiting for its
+	// synchronous standby; Put takes the mark off the connection it used.
+	unreplicated sync.Map // *pgconn.PgConn -> struct{}
 }
 
 // OpenPG connects to dsn.
@@ -109,11 +126,28 @@ func OpenPG(ctx context.Context, dsn string, v Version) (*PGStore, error) {
 	cfg.HealthCheckPeriod = 2 * time.Second
 	cfg.ConnConfig.ConnectTimeout = 2 * time.Second
 	cfg.ConnConfig.RuntimeParams["statement_timeout"] = strconv.FormatInt(QueryTimeout.Milliseconds(), 10)
+	// statement_timeout does not reach a commit's wait for a synchronous standby (PostgreSQL ends the
+	// statement's timer before the commit). Past the client's deadline a cancel request ends that
+	// wait too: PostgreSQL then answers the commit with a warning (OnNotice below: not acknowledged)
+	// and the connection stays usable. A closed connection instead would leave its backend waiting,
+	// its slot taken, until a standby came back: with every write timing out, the pods' redials
+	// would fill max_connections and refuse the reads too. A server that answers nothing at all is
+	// left a second more before the connection is closed.
+	cfg.ConnConfig.BuildContextWatcherHandler = func(c *pgconn.PgConn) ctxwatch.Handler {
+		return &pgconn.CancelRequestContextWatcherHandler{Conn: c, DeadlineDelay: time.Second}
+	}
+	s := &PGStore{v: v, held: map[uint64]time.Time{}, min: cfg.MinConns}
+	cfg.ConnConfig.OnNotice = func(c *pgconn.PgConn, n *pgconn.Notice) {
+		if strings.HasPrefix(n.Message, syncCancelled) {
+			s.unreplicated.Store(c, struct{}{})
+		}
+	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
-	return &PGStore{pool: pool, v: v, held: map[uint64]time.Time{}, min: cfg.MinConns}, nil
+	s.pool = pool
+	return s, nil
 }
 
 // with runs f on a pooled connection, within the bounds above.
@@ -195,7 +229,11 @@ func (s *PGStore) Put(ctx context.Context, o Order) (Order, bool, error) {
 	var existing Order
 	created := false
 	err := s.with(ctx, func(ctx context.Context, c *pgxpool.Conn) error {
+		s.unreplicated.Delete(c.Conn().PgConn())
 		err := c.QueryRow(ctx, q, o.ID, o.Name, o.AmountCents).Scan(&o.CreatedAt)
+		if _, warned := s.unreplicated.LoadAndDelete(c.Conn().PgConn()); warned {
+			return ErrNotReplicated
+		}
 		if err == nil {
 			created = true
 			return nil
@@ -203,9 +241,22 @@ func (s *PGStore) Put(ctx context.Context, o Order) (Order, bool, error) {
 		if !errors.Is(err, pgx.ErrNoRows) {
 			return err
 		}
-		// The id exists: a retry of the same order is answered with what is stored.
-		existing, err = s.get(ctx, c, o.ID)
-		return err
+		// The id exists: a retry of the same order is answered with what is stored, once that is as
+		// safe as a new write would be. The insert that stored it may have committed on the primary
+		// alone (its wait for a synchronous standby cancelled). A commit waits for a standby only when
+		// its transaction wrote WAL (an id alone is not enough): rewriting the row in place writes
+		// WAL, so its commit waits until a standby confirms everything up to it, the stored order
+		// included.
+		if existing, err = s.get(ctx, c, o.ID); err != nil {
+			return err
+		}
+		if _, err := c.Exec(ctx, "UPDATE orders SET amount_cents = amount_cents WHERE id = $1", o.ID); err != nil {
+			return err
+		}
+		if _, warned := s.unreplicated.LoadAndDelete(c.Conn().PgConn()); warned {
+			return ErrNotReplicated
+		}
+		return nil
 	})
 	switch {
 	case err != nil:
