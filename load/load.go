@@ -397,10 +397,12 @@ func (r *Run) targeter() vegeta.Targeter {
 	}
 }
 
-// record writes one ledger line: "acked|indeterminate|rejected <tab> id <tab> target".
+// record writes one ledger line: "acked|indeterminate|rejected <tab> id <tab> target <tab> at", at
+// being when the answer came, in seconds from the load's start (what a lost write's report names).
 func (r *Run) record(state, id, target string) {
+	at := time.Since(r.started).Seconds()
 	r.ledgerMu.Lock()
-	fmt.Fprintf(r.ledger, "%s\t%s\t%s\n", state, id, target)
+	fmt.Fprintf(r.ledger, "%s\t%s\t%s\t%.3f\n", state, id, target, at)
 	r.ledgerMu.Unlock()
 	if state == "acked" {
 		r.mu.Lock()

@@ -11,6 +11,7 @@ import (
 	"os"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -242,6 +243,28 @@ func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond)
 // Ledger is the write ledger a load run wrote (ledger.tsv).
 type Ledger struct {
 	Acked, Indeterminate, Rejected []string
+	// AckedAt is when each acknowledged write was answered, in seconds on the run's clock (ledgers
+	// written before the column existed have none).
+	AckedAt map[string]float64
+}
+
+// ackedBetween is when the first and the last of ids were acknowledged (false when the ledger has
+// no times for them).
+func (l *Ledger) ackedBetween(ids []string) (from, to float64, ok bool) {
+	for _, id := range ids {
+		at, known := l.AckedAt[id]
+		if !known {
+			continue
+		}
+		if !ok || at < from {
+			from = at
+		}
+		if !ok || at > to {
+			to = at
+		}
+		ok = true
+	}
+	return from, to, ok
 }
 
 // ReadLedger reads a ledger file.
@@ -254,11 +277,22 @@ func ReadLedger(path string) (*Ledger, error) {
 	l := &Ledger{}
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
-		state, rest, _ := strings.Cut(sc.Text(), "\t")
-		id, _, _ := strings.Cut(rest, "\t")
+		f := strings.Split(sc.Text(), "\t")
+		state, id := f[0], ""
+		if len(f) > 1 {
+			id = f[1]
+		}
 		switch state {
 		case "acked":
 			l.Acked = append(l.Acked, id)
+			if len(f) > 3 {
+				if at, err := strconv.ParseFloat(f[3], 64); err == nil {
+					if l.AckedAt == nil {
+						l.AckedAt = map[string]float64{}
+					}
+					l.AckedAt[id] = at
+				}
+			}
 		case "indeterminate":
 			l.Indeterminate = append(l.Indeterminate, id)
 		case "rejected":
@@ -338,7 +372,12 @@ func AckedWritesDurable(d Durability) Result {
 		if len(show) > 10 {
 			show = show[:10]
 		}
-		return result(name, Fail, obs, "%d of %d acknowledged writes are missing (lost), e.g. %s%s", len(lost), len(l.Acked), strings.Join(show, ", "), indet)
+		when := ""
+		if from, to, ok := l.ackedBetween(lost); ok {
+			obs["lost_acked_from_s"], obs["lost_acked_to_s"] = from, to
+			when = fmt.Sprintf(", acknowledged from +%.1fs to +%.1fs", from, to)
+		}
+		return result(name, Fail, obs, "%d of %d acknowledged writes are missing (lost)%s, e.g. %s%s", len(lost), len(l.Acked), when, strings.Join(show, ", "), indet)
 	}
 	return result(name, Pass, obs, "all %d acknowledged writes are present (%d control ids read as missing)%s", len(l.Acked), len(d.Controls), indet)
 }

@@ -248,3 +248,56 @@ func TestReplicaOutputs(t *testing.T) {
 		t.Errorf("nothing to expect: %s", r.Status)
 	}
 }
+
+// A lost write is named with when it was acknowledged: the ledger's fourth column (the answer's time
+// on the run's clock) gives the range of the lost ones; a ledger without it still judges.
+func TestLostWritesNameWhenTheyWereAcknowledged(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "ledger.tsv")
+	lines := "acked\ta-1\twrite\t1.000\nacked\ta-2\twrite\t2.500\nacked\ta-3\twrite\t4.250\nindeterminate\ta-4\twrite\t5.000\n"
+	for i := 5; i < 20; i++ {
+		lines += fmt.Sprintf("acked\ta-%d\twrite\t%d.000\n", i, i)
+	}
+	if err := os.WriteFile(path, []byte(lines), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	l, err := ReadLedger(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lost := map[string]bool{"a-2": true, "a-3": true}
+	missing := func(ids []string) ([]string, error) {
+		var out []string
+		for _, id := range ids {
+			if lost[id] || strings.HasPrefix(id, "control") {
+				out = append(out, id)
+			}
+		}
+		return out, nil
+	}
+	r := AckedWritesDurable(Durability{Ledger: l, Missing: missing, Controls: []string{"control-1"}})
+	if r.Status != Fail || !strings.Contains(r.Message, "2 of 18 acknowledged writes are missing (lost), acknowledged from +2.5s to +4.2s") {
+		t.Fatalf("%s %q", r.Status, r.Message)
+	}
+	// The sound twin: nothing lost passes.
+	lost = nil
+	if r := AckedWritesDurable(Durability{Ledger: l, Missing: missing, Controls: []string{"control-1"}}); r.Status != Pass {
+		t.Fatalf("%s %q", r.Status, r.Message)
+	}
+	// An old ledger (three columns) judges the same, without the times.
+	var old []string
+	for _, line := range strings.Split(strings.TrimSpace(lines), "\n") {
+		f := strings.Split(line, "\t")
+		old = append(old, strings.Join(f[:3], "\t"))
+	}
+	if err := os.WriteFile(path, []byte(strings.Join(old, "\n")+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if l, err = ReadLedger(path); err != nil {
+		t.Fatal(err)
+	}
+	lost = map[string]bool{"a-2": true}
+	if r := AckedWritesDurable(Durability{Ledger: l, Missing: missing, Controls: []string{"control-1"}}); r.Status != Fail || !strings.Contains(r.Message, "1 of 18 acknowledged writes are missing (lost), e.g. a-2") {
+		t.Fatalf("%s %q", r.Status, r.Message)
+	}
+}
