@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -76,8 +79,13 @@ func (NodeLoss) Run(ctx context.Context, env *steps.Env, st scenarios.Step, rec 
 		return err
 	}
 	l := verify.Loss{Node: node, AtS: since(env.Start)}
+	before := map[string]podMark{}
 	for _, p := range pods.Items {
 		l.Pods = append(l.Pods, p.Namespace+"/"+p.Name)
+		// A finished pod (a completed Job's) has nothing to restart.
+		if p.Status.Phase != corev1.PodSucceeded && p.Status.Phase != corev1.PodFailed {
+			before[p.Namespace+"/"+p.Name] = markOf(&p)
+		}
 	}
 	var mu sync.Mutex
 	set := func(change func(*verify.Loss)) {
@@ -172,6 +180,12 @@ func (NodeLoss) Run(ctx context.Context, env *steps.Env, st scenarios.Step, rec 
 			waited = true
 			set(func(l *verify.Loss) { t := since(stopped); l.ReadyAfterS = &t })
 			env.Log("node-loss: %s Ready %.0fs after it started", node, time.Since(started).Seconds())
+			if l.NotReadyAfterS == nil {
+				// Too short for the control plane to notice: the proof it happened is its pods,
+				// killed with it and restarted by its kubelet once it was back.
+				r := restartedPods(ctx, cs, before, restartedWait)
+				set(func(l *verify.Loss) { l.Restarted = r })
+			}
 			return nil
 		}
 		if time.Now().After(deadline) {
@@ -183,6 +197,54 @@ func (NodeLoss) Run(ctx context.Context, env *steps.Env, st scenarios.Step, rec 
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-tick.C:
+		}
+	}
+}
+
+// restartedWait bounds how long a node back from a short loss is watched for its pods' restarts.
+const restartedWait = 30 * time.Second
+
+// podMark is what tells a pod's containers were killed: its uid (a pod replaced) and its
+// containers' restarts.
+type podMark struct {
+	uid      string
+	restarts int32
+}
+
+func markOf(p *corev1.Pod) podMark {
+	m := podMark{uid: string(p.UID)}
+	for _, c := range p.Status.ContainerStatuses {
+		m.restarts += c.RestartCount
+	}
+	return m
+}
+
+// restartedPods are the pods of before (namespace/name) seen, within wait, with more restarts or
+// replaced by a pod of the same name; a pod deleted meanwhile is not counted.
+func restartedPods(ctx context.Context, cs kubernetes.Interface, before map[string]podMark, wait time.Duration) []string {
+	deadline := time.Now().Add(wait)
+	seen := map[string]bool{}
+	for {
+		for key, m := range before {
+			if seen[key] {
+				continue
+			}
+			ns, name, _ := strings.Cut(key, "/")
+			p, err := cs.CoreV1().Pods(ns).Get(ctx, name, metav1.GetOptions{})
+			if err != nil {
+				continue
+			}
+			if now := markOf(p); now.uid != m.uid || now.restarts > m.restarts {
+				seen[key] = true
+			}
+		}
+		if len(seen) == len(before) || time.Now().After(deadline) {
+			return slices.Sorted(maps.Keys(seen))
+		}
+		select {
+		case <-ctx.Done():
+			return slices.Sorted(maps.Keys(seen))
+		case <-time.After(time.Second):
 		}
 	}
 }

@@ -24,9 +24,11 @@ type machines struct {
 	t                         *testing.T
 	cs                        *fake.Clientset
 	notReadyAfter, readyAfter time.Duration
-	mu                        sync.Mutex
-	down                      map[string]bool
-	stops, starts             int
+	// restartPods: a start restarts the containers of the node's pods (its kubelet back).
+	restartPods   bool
+	mu            sync.Mutex
+	down          map[string]bool
+	stops, starts int
 }
 
 func (m *machines) setReady(node string, s corev1.ConditionStatus) {
@@ -55,6 +57,17 @@ func (m *machines) StartNode(_ context.Context, node string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.down[node], m.starts = false, m.starts+1
+	if m.restartPods {
+		time.AfterFunc(m.readyAfter+100*time.Millisecond, func() {
+			pods, _ := m.cs.CoreV1().Pods("").List(context.Background(), metav1.ListOptions{})
+			for _, p := range pods.Items {
+				if p.Spec.NodeName == node {
+					p.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: "c", RestartCount: 1}}
+					_, _ = m.cs.CoreV1().Pods(p.Namespace).UpdateStatus(context.Background(), &p, metav1.UpdateOptions{})
+				}
+			}
+		})
+	}
 	if m.readyAfter > 0 {
 		time.AfterFunc(m.readyAfter, func() { m.setReady(node, corev1.ConditionTrue) })
 	}
@@ -131,6 +144,24 @@ func TestNodeLossNeverSeenNotReadyFails(t *testing.T) {
 		t.Errorf("the old Ready condition was taken for the node being back: %+v", l)
 	}
 	if r.Status != verify.Fail || !strings.Contains(r.Message, "never seen NotReady") {
+		t.Errorf("fault-took-effect: %s %s", r.Status, r.Message)
+	}
+}
+
+// A loss too short for the control plane to see NotReady is proved by its pods: killed with the node
+// and restarted once it is back (its twin above, with nothing restarted, fails).
+func TestShortNodeLossProvedByRestartedPods(t *testing.T) {
+	e, m := lossCluster(t, 0, 200*time.Millisecond)
+	m.restartPods = true
+	var rec steps.Record
+	if err := (NodeLoss{}).Run(context.Background(), e, lossStep(time.Second), &rec); err != nil {
+		t.Fatal(err)
+	}
+	l, r := judgeLoss(&rec)
+	if l.NotReadyAfterS != nil || len(l.Restarted) != 1 || l.Restarted[0] != "ns/db-1" {
+		t.Fatalf("loss: %+v", l)
+	}
+	if r.Status != verify.Pass || !strings.Contains(r.Message, "too short to be seen NotReady; 1 of its 1 pods were killed with it and restarted") {
 		t.Errorf("fault-took-effect: %s %s", r.Status, r.Message)
 	}
 }

@@ -73,8 +73,12 @@ type Loss struct {
 	StartedAfterS *float64 `json:"started_after_s,omitempty"`
 	ReadyAfterS   *float64 `json:"ready_after_s,omitempty"`
 	// Pods are the pods that ran on the node when it was lost.
-	Pods  []string `json:"pods"`
-	Error string   `json:"error,omitempty"`
+	Pods []string `json:"pods"`
+	// Restarted are those of Pods whose containers were seen killed with the node once it was back
+	// (a container restarted, or the pod replaced): the proof of a loss too short for the control
+	// plane to see the node NotReady.
+	Restarted []string `json:"restarted,omitempty"`
+	Error     string   `json:"error,omitempty"`
 }
 
 func (l Loss) String() string {
@@ -166,8 +170,10 @@ func FaultTookEffect(faults []Fault) Result {
 			switch {
 			case l == nil:
 				errs = append(errs, f.Step+": no node loss was recorded")
+			case l.NotReadyAfterS == nil && len(l.Restarted) > 0 && l.ReadyAfterS != nil:
+				oks = append(oks, fmt.Sprintf("%s: %s down%s, too short to be seen NotReady; %d of its %d pods were killed with it and restarted", f.Step, l.Node, downFor(l), len(l.Restarted), len(l.Pods)))
 			case l.NotReadyAfterS == nil:
-				fails = append(fails, fmt.Sprintf("%s: %s was never seen NotReady while it was down%s (the control plane marks a node NotReady after its node-monitor-grace-period, 50s by default: lengthen for)", f.Step, l.Node, downFor(l)))
+				fails = append(fails, fmt.Sprintf("%s: %s was never seen NotReady while it was down%s, and none of its pods was seen restarted (the control plane marks a node NotReady after its node-monitor-grace-period, 50s by default: lengthen for)", f.Step, l.Node, downFor(l)))
 			case l.ReadyAfterS == nil:
 				fails = append(fails, fmt.Sprintf("%s: %s was lost (NotReady %.0fs after it stopped) but never Ready again%s", f.Step, l.Node, *l.NotReadyAfterS, orErr(l.Error)))
 			default:
