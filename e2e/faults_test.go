@@ -31,6 +31,10 @@ func TestFaults(t *testing.T) {
 		{"../scenarios/drain-during-rolling.yaml", 0, []want{{"fault-took-effect", verify.Pass, "pods evicted"}, {"zero-failed-requests", verify.Pass, ""}, {"served-version", verify.Pass, "all v2"}}, nil},
 		{"../scenarios/primary-node-drain.yaml", 0, []want{{"fault-took-effect", verify.Pass, "pods evicted"}, {"acked-writes-durable", verify.Pass, ""}, {"replica-checksums", verify.Pass, ""}},
 			[]string{"pod/orders-db-0 received SIGTERM at +"}},
+		// Its twin as a runbook would do it: switch the primary over first, then drain. The cost is
+		// the switchover's seconds without a writable primary (its budget), and the step says so.
+		{"../scenarios/primary-node-drain-switchover.yaml", 0, []want{{"zero-failed-requests", verify.Pass, ""}, {"acked-writes-durable", verify.Pass, ""},
+			{"replica-checksums", verify.Pass, "2 members"}, {"fault-took-effect", verify.Pass, "pods evicted"}}, nil},
 	}
 	runFaultCases(t, "faults", cases)
 }

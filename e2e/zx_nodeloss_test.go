@@ -24,5 +24,14 @@ func TestNodeLoss(t *testing.T) {
 		// ready endpoint at all; the explanation names the node and that window.
 		{"testdata/faults/node-loss-single-broken.yaml", 1, []faultWant{{"zero-failed-requests", verify.Fail, ""}, {"fault-took-effect", verify.Pass, "NotReady"}},
 			[]string{"the fault lose-its-node (fault/node-loss) was acting", "node/rehearse-e2e-worker", "NotReady at +", "the load's Service had no ready endpoint from +"}},
+		// Failover after the primary's node is lost, with its replica behind: asynchronous
+		// replication loses what the primary alone acknowledged (named, with when); the synchronous
+		// twin acknowledged none of it, and loses nothing.
+		{"../scenarios/failover-async-loses-writes.yaml", 1, []faultWant{{"acked-writes-durable", verify.Fail, "acknowledged writes are missing (lost), acknowledged from +"},
+			{"replica-checksums", verify.Pass, "2 members"}, {"fault-took-effect", verify.Pass, "killed with it"}},
+			[]string{"step fail-over acted: orders-db-0 has not answered since +"}},
+		{"../scenarios/failover-sync-keeps-writes.yaml", 0, []faultWant{{"acked-writes-durable", verify.Pass, "all "},
+			{"replica-checksums", verify.Pass, "2 members"}, {"fault-took-effect", verify.Pass, "killed with it"}},
+			[]string{"step fail-over acted: orders-db-0 has not answered since +"}},
 	})
 }

@@ -191,7 +191,16 @@ func pickNode(ctx context.Context, env *steps.Env, step string, f *scenarios.Fau
 	case f.Running != nil:
 		running = f.Running.Selector
 	case f.Node == "worker-with-primary":
-		running = "statefulset.kubernetes.io/pod-name=orders-db-0"
+		// The primary the topology names now (a switchover or a failover moves it).
+		primary := "orders-db-0"
+		if env.Sample != nil {
+			p, err := env.Sample.Primary(ctx)
+			if err != nil {
+				return "", err
+			}
+			primary = p
+		}
+		running = "statefulset.kubernetes.io/pod-name=" + primary
 	}
 	if running != "" {
 		avoid := ""

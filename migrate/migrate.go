@@ -27,7 +27,7 @@ import (
 )
 
 // Kinds are the migration kinds, for the runner's table.
-var Kinds = steps.Table{Rolling{}, BlueGreen{}, Canary{}, Schema{}, Rollback{}}
+var Kinds = steps.Table{Rolling{}, BlueGreen{}, Canary{}, Schema{}, Rollback{}, Switchover{}, Failover{}}
 
 // DefaultTimeout bounds a rollout that has no timeout of its own.
 const DefaultTimeout = 5 * time.Minute

@@ -257,6 +257,9 @@ func StepEvidence(s Summary, st Step) string {
 	if tail, ok := st.Did["output_tail"].(string); ok && tail != "" {
 		parts = append(parts, "output: …"+lastLine(tail))
 	}
+	if sum, ok := st.Did["summary"].(string); ok && sum != "" {
+		parts = append(parts, sum)
+	}
 	if st.Error != "" {
 		parts = append(parts, "error: "+FirstLine(st.Error))
 	}

@@ -55,6 +55,9 @@ type Step struct {
 	Did map[string]any `json:"did,omitempty"`
 	// Load is the load scheduled while the step ran (nil in summaries written before it existed).
 	Load *StepLoad `json:"load,omitempty"`
+	// Actions are the changes the step made to the cluster (Kind "action"), for the cluster
+	// timeline (cluster.jsonl), not summary.json.
+	Actions []verify.Change `json:"-"`
 }
 
 // StepLoad is the load scheduled in a step's exact window (each request by its own time, the rule

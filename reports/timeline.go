@@ -639,6 +639,8 @@ func markClass(c verify.Change) (string, int) {
 	switch {
 	case c.Kind == "node" && c.What == verify.NodeNotReady:
 		return "ev-node", 0
+	case c.Kind == verify.KindAction:
+		return "ev-node", 0
 	case c.Kind == "pod" && (c.What == verify.PodExited || c.What == verify.PodRestarted):
 		return "ev-stop", 0
 	case c.Kind == "endpoint" && (c.What == verify.EndpointNotReady || c.What == verify.EndpointRemoved):

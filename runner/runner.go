@@ -503,6 +503,7 @@ func deploy(ctx context.Context, sc *scenarios.Loaded, cfg *rest.Config, kc *kin
 			// one cluster (and a sample deployed by hand) each get their own.
 			Namespace: sys.ns, Version: orders.Version(sc.Workload.Version),
 			AppReplicas: sc.Workload.Replicas.AppOr(0), DBReplicas: sc.Workload.Replicas.DBOr(0),
+			Replication: sc.Workload.Replication,
 		}, 6*time.Minute)
 		done(err)
 		if err != nil {
@@ -674,6 +675,7 @@ func clusterTimeline(rec *clusters.Recorder, ran []reports.Step, started time.Ti
 	for _, s := range ran {
 		changes = append(changes, verify.Change{At: s.Started, Kind: "step", Object: "step/" + s.Name, What: "start", Detail: s.Kind},
 			verify.Change{At: s.Finished, Kind: "step", Object: "step/" + s.Name, What: "end", Detail: s.Status})
+		changes = append(changes, s.Actions...)
 	}
 	sort.SliceStable(changes, func(i, j int) bool { return changes[i].At.Before(changes[j].At) })
 	return verify.OnRunClock(changes, started), notes

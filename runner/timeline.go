@@ -9,6 +9,7 @@ import (
 	"github.com/rehearse-dev/rehearse/reports"
 	"github.com/rehearse-dev/rehearse/scenarios"
 	"github.com/rehearse-dev/rehearse/steps"
+	"github.com/rehearse-dev/rehearse/verify"
 )
 
 // timeline runs steps on one timeline. A step without at starts once every earlier step has ended;
@@ -80,6 +81,9 @@ func timeline(ctx context.Context, list []scenarios.Step, start time.Time, kinds
 			err := do(ctx, st, &rec)
 			mu.Lock()
 			ev.Finished, ev.Did = time.Now(), rec.Data()
+			for _, m := range rec.Marks() {
+				ev.Actions = append(ev.Actions, verify.Change{At: m.At, Kind: verify.KindAction, Object: m.Object, What: m.What, Detail: "step " + st.Name + ": " + m.Detail})
+			}
 			switch {
 			case err != nil:
 				ev.Status, ev.Error = outcome(err), err.Error()

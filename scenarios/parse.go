@@ -543,6 +543,12 @@ func (v *validator) workload(w *Workload, c *Cluster) {
 	case w.Version != "" && !slices.Contains([]string{"v1", "v2", "v3", "v2-bad"}, w.Version):
 		v.addf("workload.version", "unknown version %q", w.Version)
 	}
+	switch {
+	case w.Replication != "" && w.Sample == "":
+		v.addf("workload.replication", "sets the sample's replication; your own manifests configure theirs")
+	case w.Replication != "" && w.Replication != "async" && w.Replication != "sync":
+		v.addf("workload.replication", "%q: want async or sync", w.Replication)
+	}
 	if r := w.Replicas; r != nil {
 		switch {
 		case w.Sample == "":
@@ -713,13 +719,13 @@ func (v *validator) steps(steps []Step, w *Workload) {
 		if s.Wait.Duration > 0 {
 			actions++
 		}
-		for _, set := range []bool{s.Migrate != nil, s.Fault != nil, s.Rollback != nil, s.Exec != nil, s.Scale != nil, s.Run != nil} {
+		for _, set := range []bool{s.Migrate != nil, s.Fault != nil, s.Rollback != nil, s.Exec != nil, s.Scale != nil, s.Run != nil, s.Switchover != nil, s.Failover != nil} {
 			if set {
 				actions++
 			}
 		}
 		if actions != 1 {
-			v.addf(f, "needs exactly one of wait, migrate, fault, rollback, exec, scale or run (has %d)", actions)
+			v.addf(f, "needs exactly one of wait, migrate, fault, rollback, exec, scale, run, switchover or failover (has %d)", actions)
 		}
 		if s.At.Step != "" && !names[s.At.Step] {
 			v.addf(f+".at", "refers to %q, which is not an earlier step", s.At.Step)

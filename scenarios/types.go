@@ -54,6 +54,7 @@ type Workload struct {
 	Sample      string     `yaml:"sample,omitempty" json:"sample,omitempty" enum:"orders-postgres"`
 	Version     string     `yaml:"version,omitempty" json:"version,omitempty" doc:"initial version of the sample app"`
 	Replicas    *Replicas  `yaml:"replicas,omitempty" json:"replicas,omitempty" doc:"the sample's replica counts"`
+	Replication string     `yaml:"replication,omitempty" json:"replication,omitempty" enum:"async,sync" doc:"the sample's replication: async (default: a commit returns once the primary has it) or sync (synchronous_commit = on with synchronous_standby_names ANY 1 (*): a commit returns once a standby has flushed it; with no standby connected, writes wait and fail)"`
 	Manifests   []string   `yaml:"manifests,omitempty" json:"manifests,omitempty" doc:"files or directories of YAML (relative to the scenario file), applied in order; objects without a namespace go to rehearse-<scenario>"`
 	Kustomize   string     `yaml:"kustomize,omitempty" json:"kustomize,omitempty" doc:"a kustomization directory (a base or an overlay, relative to the scenario file), built in-process as kubectl kustomize builds it; its objects are deployed as manifests are"`
 	Helm        *HelmChart `yaml:"helm,omitempty" json:"helm,omitempty" doc:"a local Helm chart installed as a release (through Helm's Go SDK; its dependencies vendored in charts/)"`
@@ -203,6 +204,9 @@ type Step struct {
 	Exec     *Exec     `yaml:"exec,omitempty" json:"exec,omitempty"`
 	Scale    *Scale    `yaml:"scale,omitempty" json:"scale,omitempty"`
 	Run      *Run      `yaml:"run,omitempty" json:"run,omitempty" doc:"a command line run by bash on this machine, with a kubeconfig of the rehearsal's cluster only and kubectl on its PATH"`
+	// The sample's database topology: a planned switchover, and a failover after the primary is gone.
+	Switchover *Switchover `yaml:"switchover,omitempty" json:"switchover,omitempty" doc:"the sample: a planned change of primary (fence the primary, let the new one replay everything, promote it, point the write Service at it, rejoin the old one as a replica)"`
+	Failover   *Failover   `yaml:"failover,omitempty" json:"failover,omitempty" doc:"the sample: once the primary stops answering, promote the most advanced replica and point the write Service at it; the former primary rejoins as a replica when it comes back"`
 	// Chain (not in YAML) ties steps that an operator runs one after another and stops at the first
 	// that fails: a runbook's blocks. A step of a chain does not start once an earlier step of the
 	// same chain has failed or erred; it is reported as not run.
@@ -363,6 +367,20 @@ type Rollback struct {
 	Target  string   `yaml:"target" json:"target" doc:"deployment/NAME or statefulset/NAME (its latest blue-green switched back, else its previous revision), or schema/STEP (the sample's down migration of expand, backfill or contract)"`
 	Within  Duration `yaml:"within" json:"within" doc:"service must be restored within this time"`
 	Version string   `yaml:"version,omitempty" json:"version,omitempty" doc:"the version header value that means restored (the sample: found from the previous revision)"`
+}
+
+// Switchover is a planned change of the sample's primary.
+type Switchover struct {
+	To     string   `yaml:"to,omitempty" json:"to,omitempty" doc:"the member to promote, e.g. orders-db-1 (default: the replica that has replayed the most)"`
+	Within Duration `yaml:"within,omitempty" json:"within,omitempty" doc:"the new primary must have replayed everything within this (default 30s); past it the switchover is called off and the old primary takes writes again"`
+	Rejoin Duration `yaml:"rejoin,omitempty" json:"rejoin,omitempty" doc:"how long the former primary may take to stream again as a replica (default 2m); the step fails past it"`
+}
+
+// Failover promotes a replica once the sample's primary is gone.
+type Failover struct {
+	After  Duration `yaml:"after,omitempty" json:"after,omitempty" doc:"the primary is gone once it has not answered for this long (default 3s)"`
+	Within Duration `yaml:"within,omitempty" json:"within,omitempty" doc:"how long to watch for the primary to go (default 2m); a primary that keeps answering fails the step"`
+	Rejoin Duration `yaml:"rejoin,omitempty" json:"rejoin,omitempty" doc:"wait this long for the former primary to come back and stream as a replica (default 0: do not wait; it rejoins by itself when it comes back)"`
 }
 
 // Exec runs a command in every pod a label selector picks (a runbook command, or the workload's

@@ -211,6 +211,28 @@ type Record struct {
 	mu      sync.Mutex
 	data    map[string]any
 	outcome string
+	marks   []Mark
+}
+
+// Mark is a change a step made to the cluster itself (a database member fenced, promoted), put on
+// the cluster's timeline beside what the recorder saw, where explanations and the report read it.
+type Mark struct {
+	At                   time.Time
+	Object, What, Detail string
+}
+
+// Mark notes a change the step made to object, now.
+func (r *Record) Mark(object, what, detail string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.marks = append(r.marks, Mark{At: time.Now(), Object: object, What: what, Detail: detail})
+}
+
+// Marks are the changes noted, in order.
+func (r *Record) Marks() []Mark {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]Mark(nil), r.marks...)
 }
 
 // SetOutcome names how a step that returned no error ended, when "ok" says too little (a canary:

@@ -16,7 +16,7 @@ import (
 type Change struct {
 	At        time.Time `json:"-"`
 	T         float64   `json:"t"`
-	Kind      string    `json:"kind"`   // endpoint, pod, node, event, step
+	Kind      string    `json:"kind"`   // endpoint, pod, node, event, step, action (KindAction)
 	Object    string    `json:"object"` // pod/NAME, node/NAME, step/NAME, or an event's object
 	What      string    `json:"what"`   // see below; an event's reason
 	Node      string    `json:"node,omitempty"`
@@ -294,7 +294,7 @@ func near(t float64, b Burst, before, after float64) bool {
 type rule func(Burst, *timeline) []string
 
 // rules in the order their lines are given.
-var rules = []rule{faultActing, noReadyEndpoint, unanswered(exitedWhileReady), nodeNotReady, unanswered(restarted),
+var rules = []rule{faultActing, stepActions, noReadyEndpoint, unanswered(exitedWhileReady), nodeNotReady, unanswered(restarted),
 	unanswered(servingBeforeReady), evicted}
 
 // unanswered applies a rule about a pod's stop, restart or start only to a burst with failures no
@@ -329,6 +329,31 @@ func faultActing(b Burst, tl *timeline) []string {
 			}
 			delete(start, c.Object)
 		}
+	}
+	return out
+}
+
+// KindAction is a change a step made to the cluster itself (its Detail says which step and what).
+const KindAction = "action"
+
+// stepActions: a step changed the system in or just before the burst (a database member fenced,
+// demoted or promoted): each action, with its time, on one line per step.
+func stepActions(b Burst, tl *timeline) []string {
+	var order []string
+	by := map[string][]string{}
+	for _, c := range tl.all {
+		if c.Kind != KindAction || c.T < b.From-2 || c.T >= b.To+1 {
+			continue
+		}
+		step, what, _ := strings.Cut(c.Detail, ": ")
+		if _, ok := by[step]; !ok {
+			order = append(order, step)
+		}
+		by[step] = append(by[step], fmt.Sprintf("%s at +%.1fs", what, c.T))
+	}
+	var out []string
+	for _, step := range order {
+		out = append(out, step+" acted: "+strings.Join(CapList(by[step], 6), "; "))
 	}
 	return out
 }

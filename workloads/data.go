@@ -71,7 +71,7 @@ func (s *Sample) Checksums(ctx context.Context, catchUp time.Duration) ([]Replic
 		if membersAgree(sums) || time.Now().After(deadline) {
 			return sums, nil
 		}
-		end, err := s.psql(ctx, s.dbPods()[0], "SELECT pg_current_wal_lsn()")
+		end, err := s.psql(ctx, sums[0].Pod, "SELECT pg_current_wal_lsn()")
 		if err != nil {
 			return nil, err
 		}
@@ -99,7 +99,10 @@ func membersAgree(sums []ReplicaChecksum) bool {
 // checksumsOnce is one measurement: the primary's WAL position, then each member's checksum, a
 // replica's once it replayed past that position (or deadline passed).
 func (s *Sample) checksumsOnce(ctx context.Context, deadline time.Time) ([]ReplicaChecksum, string, error) {
-	pods := s.dbPods()
+	pods, err := s.primaryFirst(ctx)
+	if err != nil {
+		return nil, "", err
+	}
 	target, err := s.psql(ctx, pods[0], "SELECT pg_current_wal_lsn()")
 	if err != nil {
 		return nil, "", err
@@ -148,8 +151,28 @@ func (s *Sample) checksumsOnce(ctx context.Context, deadline time.Time) ([]Repli
 	return out, target, nil
 }
 
-// MissingIDs returns which of ids have no order on the primary.
+// primaryFirst are the members of the topology as it is now, its primary first: after a switchover
+// or a failover the primary is whichever member the topology names, never a fenced former one.
+func (s *Sample) primaryFirst(ctx context.Context) ([]string, error) {
+	p, err := s.Primary(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := []string{p}
+	for _, m := range s.dbPods() {
+		if m != p {
+			out = append(out, m)
+		}
+	}
+	return out, nil
+}
+
+// MissingIDs returns which of ids have no order on the primary the topology names now.
 func (s *Sample) MissingIDs(ctx context.Context, ids []string) ([]string, error) {
+	primary, err := s.Primary(ctx)
+	if err != nil {
+		return nil, err
+	}
 	const chunk = 2000 // keeps one psql argument well under the kernel's per-argument limit
 	var missing []string
 	for start := 0; start < len(ids); start += chunk {
@@ -160,7 +183,7 @@ func (s *Sample) MissingIDs(ctx context.Context, ids []string) ([]string, error)
 		}
 		q := "SELECT w.id FROM unnest(ARRAY[" + strings.Join(quoted, ",") +
 			"]::text[]) AS w(id) WHERE NOT EXISTS (SELECT 1 FROM orders o WHERE o.id = w.id) ORDER BY 1"
-		res, err := s.psql(ctx, s.dbPods()[0], q)
+		res, err := s.psql(ctx, primary, q)
 		if err != nil {
 			return nil, err
 		}
@@ -190,7 +213,11 @@ type ReplicaLag struct {
 
 // ReplicationLag reads pg_stat_replication on the primary.
 func (s *Sample) ReplicationLag(ctx context.Context) ([]ReplicaLag, error) {
-	res, err := s.psql(ctx, s.dbPods()[0], `SELECT application_name, state,
+	primary, err := s.Primary(ctx)
+	if err != nil {
+		return nil, err
+	}
+	res, err := s.psql(ctx, primary, `SELECT application_name, state,
 		coalesce(extract(epoch FROM replay_lag), 0), coalesce(pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn), 0)::bigint
 		FROM pg_stat_replication ORDER BY application_name`)
 	if err != nil {

@@ -47,7 +47,7 @@ func ImageSteps(rehearseExecutable string) ([]*images.Step, error) {
 	pg := images.DockerfileImage("image-postgres", PostgresImage, `FROM `+postgresBaseImage+`
 # Debian's package creates a default cluster; the entrypoint makes its own on the volume.
 RUN rm -rf /var/lib/postgresql/15/main /etc/postgresql/15/main
-COPY pg-entrypoint pg-ready pg-alive /usr/local/bin/
+COPY pg-entrypoint pg-ready pg-alive pg-follow /usr/local/bin/
 ENV PATH=/usr/lib/postgresql/15/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 EXPOSE 5432
 STOPSIGNAL SIGINT
@@ -55,7 +55,8 @@ ENTRYPOINT ["/usr/local/bin/pg-entrypoint"]
 `, []*images.Step{base},
 		embedded("files/postgres/pg-entrypoint", "pg-entrypoint", 0o755),
 		embedded("files/postgres/pg-ready", "pg-ready", 0o755),
-		embedded("files/postgres/pg-alive", "pg-alive", 0o755))
+		embedded("files/postgres/pg-alive", "pg-alive", 0o755),
+		embedded("files/postgres/pg-follow", "pg-follow", 0o755))
 	app := images.ScratchImage("image-orders", OrdersImage,
 		[]string{`ENTRYPOINT ["/rehearse", "orders"]`, `CMD ["serve"]`},
 		images.File{Path: "/rehearse", Mode: 0o755, HostPath: rehearseExecutable},

@@ -38,6 +38,9 @@ type SampleOptions struct {
 	DBReplicas  int            // default 3: a primary and two streaming replicas
 	NodePort    int32          // the app's NodePort (answers on 127.0.0.1 of a rehearse kind cluster); 0: one the cluster allocates
 	StorageSize string         // per database member; default 256Mi
+	// Replication is async (default) or sync: synchronous_commit = on with any one standby
+	// (synchronous_standby_names = 'ANY 1 (*)'), so that a commit returns once a standby flushed it.
+	Replication string
 	// OrdersImage and PostgresImage default to the locally built images; PullPolicy to Never (they
 	// are loaded into nodes, never pulled).
 	OrdersImage, PostgresImage, PullPolicy string
@@ -52,6 +55,9 @@ func (o *SampleOptions) defaults() {
 	}
 	if o.DBReplicas == 0 {
 		o.DBReplicas = 3
+	}
+	if o.Replication == "" {
+		o.Replication = "async"
 	}
 	if o.StorageSize == "" {
 		o.StorageSize = "256Mi"
@@ -109,6 +115,9 @@ func DeploySample(ctx context.Context, cfg *rest.Config, opts SampleOptions, tim
 	}
 	if _, err := orders.ParseVersion(string(opts.Version)); err != nil {
 		return nil, err
+	}
+	if opts.Replication != "async" && opts.Replication != "sync" {
+		return nil, fmt.Errorf("sample: replication %q: want async or sync", opts.Replication)
 	}
 	ops, err := NewOps(cfg)
 	if err != nil {

@@ -50,13 +50,18 @@ func TestSampleManifestRenders(t *testing.T) {
 			if obj.Name == "orders" && (obj.Spec.Type != corev1.ServiceTypeNodePort || obj.Spec.Ports[0].NodePort != 30001) {
 				t.Errorf("app service: %s nodePort %d", obj.Spec.Type, obj.Spec.Ports[0].NodePort)
 			}
+		case *corev1.ConfigMap:
+			// The topology's primary and the write Service's selector start on the same member.
+			if obj.Data["primary"] != "orders-db-0" {
+				t.Errorf("topology: primary %q", obj.Data["primary"])
+			}
 		case *corev1.Secret:
 			if !strings.Contains(obj.StringData["DATABASE_URL"], "orders:app@orders-db-primary:5432/orders") {
 				t.Errorf("DATABASE_URL = %q", obj.StringData["DATABASE_URL"])
 			}
 		}
 	}
-	want := []string{"Secret/orders-db", "Service/orders-db", "Service/orders-db-primary", "Service/orders-db-read",
+	want := []string{"Secret/orders-db", "ConfigMap/orders-db-topology", "Service/orders-db", "Service/orders-db-primary", "Service/orders-db-read",
 		"PodDisruptionBudget/orders-db", "StatefulSet/orders-db", "PodDisruptionBudget/orders", "Deployment/orders", "Service/orders"}
 	if diff := cmp.Diff(want, kinds); diff != "" {
 		t.Errorf("objects (-want +got):\n%s", diff)
