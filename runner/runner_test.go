@@ -289,6 +289,8 @@ steps:
 		"  - {name: v, migrate: {strategy: rolling, target: service/orders, version: v2}}":                                           `t.yaml:9: steps[0].migrate.target: "service/orders"`,
 		"  - {name: v, migrate: {strategy: schema, target: deployment/orders, step: shrink}}":                                        `t.yaml:9: steps[0].migrate.step: schema step "shrink"`,
 		"  - {name: v, migrate: {strategy: rolling, target: deployment/orders, manifest: x.yaml}}":                                   "t.yaml:9: steps[0].migrate.manifest: a manifest rolls one's own workload",
+		"  - {name: s, switchover: {to: orders-db-3}}":                                                                               `t.yaml:9: steps[0].switchover.to: "orders-db-3": want a member of the sample's database, orders-db-0 to orders-db-2`,
+		"  - {name: s, switchover: {to: db-01}}":                                                                                     `t.yaml:9: steps[0].switchover.to: "db-01"`,
 	} {
 		sc, err := scenarios.Parse("t.yaml", []byte(base+step+"\n"))
 		if err != nil {
@@ -309,7 +311,9 @@ steps:
 		"  - {name: k, fault: {type: pod-kill, selector: app=orders, mode: percent, percent: 50, grace: 0s, every: 5s, for: 20s}}",
 		"  - {name: k, fault: {type: node-drain, running: {selector: statefulset.kubernetes.io/pod-name=orders-db-0}, timeout: 30s}}",
 		"  - {name: k, fault: {type: node-drain, node: random-worker, keep: true}}",
-		"  - {name: p, migrate: {strategy: rolling, target: statefulset/orders-db, container: postgres, env: {A: b}, partitions: [2, 1, 0]}}"} {
+		"  - {name: p, migrate: {strategy: rolling, target: statefulset/orders-db, container: postgres, env: {A: b}, partitions: [2, 1, 0]}}",
+		"  - {name: s, switchover: {to: orders-db-2, within: 10s}}",
+		"  - {name: f, failover: {after: 2s, rejoin: 1m}}"} {
 		sc, err := scenarios.Parse("t.yaml", []byte(base+step+"\n"))
 		if err != nil {
 			t.Fatal(err)
@@ -324,6 +328,34 @@ steps:
 	}
 	if ps := Check(sc); len(ps) != 3 || !strings.Contains(ps.Error(), "t.yaml:7: verify.rollback-drill: no rollback step to judge") {
 		t.Errorf("rollback-drill without a drill or its companion checks: %v", ps)
+	}
+}
+
+// switchover and failover are the sample's: one's own workload is refused at the step's line, and
+// replication is the sample's setting.
+func TestTopologyStepsAreTheSamples(t *testing.T) {
+	own := `apiVersion: rehearse/v1alpha1
+kind: Scenario
+metadata: {name: t}
+cluster: {provider: kind}
+workload: {manifests: [m.yaml], replication: sync}
+load: {rate: 5/s, service: web, targets: [{name: r, method: GET, path: /}]}
+verify: {zero-failed-requests: {}}
+steps:
+  - {name: f, failover: {}}
+`
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "m.yaml"), []byte("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n"), 0o644)
+	_, err := scenarios.Parse(filepath.Join(dir, "t.yaml"), []byte(own))
+	if err == nil || !strings.Contains(err.Error(), "workload.replication: sets the sample's replication") {
+		t.Errorf("replication on one's own workload: %v", err)
+	}
+	sc, err := scenarios.Parse(filepath.Join(dir, "t.yaml"), []byte(strings.Replace(own, ", replication: sync", "", 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ps := Check(sc); !strings.Contains(ps.Error(), "t.yaml:9: steps[0].failover: changes the sample's database primary") {
+		t.Errorf("failover on one's own workload: %v", ps)
 	}
 }
 

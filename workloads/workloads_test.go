@@ -185,3 +185,19 @@ func TestSaveLogs(t *testing.T) {
 		}
 	}
 }
+
+// WAL positions are two hexadecimal halves: compared as the 64-bit number they make, and a position
+// that cannot be read is never "at least" anything.
+func TestLSNAtLeast(t *testing.T) {
+	for _, c := range []struct {
+		a, b string
+		want bool
+	}{
+		{"0/3000060", "0/3000060", true}, {"0/3000061", "0/3000060", true}, {"0/3000060", "0/3000061", false},
+		{"1/0", "0/FFFFFFFF", true}, {"0/10000000", "0/9FFFFFF", true}, {"", "0/1", false}, {"0/1", "bogus", false},
+	} {
+		if got := LSNAtLeast(c.a, c.b); got != c.want {
+			t.Errorf("LSNAtLeast(%q, %q) = %t", c.a, c.b, got)
+		}
+	}
+}
