@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/rehearse-dev/rehearse/scenarios"
@@ -34,6 +36,7 @@ const (
 type topologyLog struct {
 	env   *steps.Env
 	rec   *steps.Record
+	mu    sync.Mutex
 	lines []string
 }
 
@@ -41,6 +44,8 @@ type topologyLog struct {
 func (l *topologyLog) add(member, what, format string, args ...any) {
 	text := fmt.Sprintf(format, args...)
 	line := fmt.Sprintf("+%.1fs ", time.Since(l.env.Start).Seconds()) + text
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	l.lines = append(l.lines, line)
 	l.rec.Set("topology", slices.Clone(l.lines))
 	l.rec.Mark("pod/"+member, what, text)
@@ -148,13 +153,35 @@ func (Switchover) Run(ctx context.Context, env *steps.Env, st scenarios.Step, re
 	o := st.Switchover
 	within := cmp.Or(o.Within.Duration, defaultSwitchoverWithin)
 	rejoin := cmp.Or(o.Rejoin.Duration, defaultRejoin)
-	log := &topologyLog{env: env, rec: rec}
 	old, err := s.Primary(ctx)
 	if err != nil {
 		return err
 	}
+	if err := switchover(ctx, env, st.Name, old, o.To, within, rejoin, rec); err != nil {
+		return err
+	}
+	// A rollback drill of the database (rollback: {target: statefulset/orders-db}) switches back.
+	env.PushUndo(sampleDB, steps.Undo{Kind: "switchover", Do: func(ctx context.Context, rec *steps.Record) error {
+		if v := servedBy(ctx, env, env.Namespace, sampleApp); v != "" {
+			rec.Set("serves", v)
+		}
+		now, err := s.Primary(ctx)
+		if err != nil {
+			return err
+		}
+		return switchover(ctx, env, st.Name+"-back", now, old, within, rejoin, rec)
+	}})
+	return nil
+}
+
+// sampleDB is the sample's database, as a rollback drill names it.
+const sampleDB = "statefulset/orders-db"
+
+// switchover moves the primary from old to to ("": the replica that has replayed the most).
+func switchover(ctx context.Context, env *steps.Env, name, old, to string, within, rejoin time.Duration, rec *steps.Record) error {
+	s := env.Sample
+	log := &topologyLog{env: env, rec: rec}
 	others := states(ctx, s, old)
-	to := o.To
 	if to == "" {
 		if to = mostAdvanced(others); to == "" {
 			return workloads.Failed(errors.New("switchover: no replica answers"))
@@ -216,7 +243,41 @@ func (Switchover) Run(ctx context.Context, env *steps.Env, st scenarios.Step, re
 	rec.Set("no_writable_primary_s", roundTenth(gap.Seconds()))
 	rec.Set("summary", fmt.Sprintf("primary %s → %s, %.1fs without a writable primary", old, to, gap.Seconds()))
 	log.add(to, "ready", "%s ready as the primary: %.1fs without a writable primary", to, gap.Seconds())
+	if at, measured, err := writesResumed(ctx, env, name, fenced, within); err != nil {
+		return err
+	} else if measured {
+		d := at.Sub(fenced).Seconds()
+		rec.Set("fence_to_writes_s", roundTenth(d))
+		rec.Set("summary", fmt.Sprintf("primary %s → %s, %.1fs without a writable primary; writes acknowledged again %.1fs after the fence", old, to, gap.Seconds(), d))
+		log.add(to, "writes-resumed", "a write acknowledged through the app again, %.1fs after the fence", d)
+	}
 	return rejoinAll(ctx, s, to, rejoin, log, rec)
+}
+
+// writesResumed writes, every quarter second from since, one item the way the load's ledger target
+// does (ids of its own, outside the ledger) through the app, until one is acknowledged: when writes
+// resumed as a user sees them. ok is false when the load has no ledger write target to write like.
+func writesResumed(ctx context.Context, env *steps.Env, step string, since time.Time, timeout time.Duration) (at time.Time, ok bool, err error) {
+	if env.Accept == nil || env.Sample == nil {
+		return time.Time{}, false, nil
+	}
+	client := &http.Client{Timeout: 2 * time.Second}
+	deadline := since.Add(timeout)
+	for i := 0; ; i++ {
+		if _, err := writeItems(ctx, client, env, env.Sample.URL(), fmt.Sprintf("%s-%d", step, i), 1, &scenarios.Migrate{}); err == nil {
+			return time.Now(), true, nil
+		} else if !isAcceptFailure(err) {
+			return time.Time{}, true, err
+		}
+		if time.Now().After(deadline) {
+			return time.Time{}, true, workloads.Failed(fmt.Errorf("writes had not resumed %s after +%.1fs", timeout, since.Sub(env.Start).Seconds()))
+		}
+		select {
+		case <-ctx.Done():
+			return time.Time{}, true, ctx.Err()
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
 }
 
 // rejoinAll waits until every member but primary streams from it.
@@ -334,12 +395,28 @@ func (Failover) Run(ctx context.Context, env *steps.Env, st scenarios.Step, rec 
 		return err
 	}
 	rec.Set("detection_to_ready_s", roundTenth(ready.Sub(detected).Seconds()))
-	rec.Set("summary", fmt.Sprintf("primary %s gone at +%.1fs, detected at +%.1fs; %s promoted, ready %.1fs after the detection", old, gone.Sub(env.Start).Seconds(), detected.Sub(env.Start).Seconds(), to, ready.Sub(detected).Seconds()))
 	log.add(to, "ready", "%s ready as the primary, %.1fs after the detection", to, ready.Sub(detected).Seconds())
-	if o.Rejoin.Duration > 0 {
-		return rejoinAll(ctx, s, to, o.Rejoin.Duration, log, rec)
+	summary := fmt.Sprintf("primary %s gone at +%.1fs, detected at +%.1fs; %s promoted, ready %.1fs after the detection", old, gone.Sub(env.Start).Seconds(), detected.Sub(env.Start).Seconds(), to, ready.Sub(detected).Seconds())
+	rec.Set("summary", summary)
+	// Writes resume as a user sees them (with synchronous replication, only once a standby is back),
+	// measured beside the former primary's rejoin.
+	var rejoinErr error
+	rejoined := make(chan struct{})
+	go func() {
+		defer close(rejoined)
+		if o.Rejoin.Duration > 0 {
+			rejoinErr = rejoinAll(ctx, s, to, o.Rejoin.Duration, log, rec)
+		}
+	}()
+	at, measured, werr := writesResumed(ctx, env, st.Name, detected, within)
+	if measured && werr == nil {
+		d := at.Sub(detected).Seconds()
+		rec.Set("detection_to_writes_s", roundTenth(d))
+		rec.Set("summary", fmt.Sprintf("%s; writes acknowledged again %.1fs after the detection", summary, d))
+		log.add(to, "writes-resumed", "a write acknowledged through the app again, %.1fs after the detection", d)
 	}
-	return nil
+	<-rejoined
+	return errors.Join(werr, rejoinErr)
 }
 
 // waitGone asks, every half second, whether member answers as a primary, from another member (as
