@@ -4,11 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log"
+	"net"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -150,8 +153,61 @@ func OpenPG(ctx context.Context, dsn string, v Version) (*PGStore, error) {
 	return s, nil
 }
 
-// with runs f on a pooled connection, within the bounds above.
+// with runs f on a pooled connection, within the bounds above, and again while it fails in a way a
+// change of primary makes and the request has time left (RetryFor): a primary fenced read-only or
+// shutting down, a connection it ended, a member not taking connections yet. Every statement of the
+// app may run twice: reads, and writes that are idempotent by the order's id (an order that did
+// land is answered as stored, once a synchronous standby has it too).
 func (s *PGStore) with(ctx context.Context, f func(ctx context.Context, c *pgxpool.Conn) error) error {
+	deadline := time.Now().Add(RetryFor)
+	for {
+		err := s.withOnce(ctx, f)
+		if err == nil || !retryable(err) || time.Now().Add(retryPause).After(deadline) || ctx.Err() != nil {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(retryPause):
+		}
+	}
+}
+
+// RetryFor bounds how long a request retries across a change of primary (a switchover fences the
+// primary for about a second); retryPause is the pause between tries.
+const (
+	RetryFor   = 4 * time.Second
+	retryPause = 100 * time.Millisecond
+)
+
+// retryable: the statement failed because the primary was changing (fenced read-only, shutting
+// down, not taking connections yet) or its connection was gone before an answer — never a statement
+// that ran out of time, a busy pool, or a commit a synchronous standby did not confirm.
+func retryable(err error) bool {
+	if errors.Is(err, ErrNotReplicated) || errors.Is(err, ErrBusy) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+		return false
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		switch pgErr.Code {
+		case "25006", // read_only_sql_transaction: a fenced primary, or a replica not promoted yet
+			"57P01", "57P02", "57P03": // admin_shutdown, crash_shutdown, cannot_connect_now
+			return true
+		}
+		return strings.HasPrefix(pgErr.Code, "08") // connection exceptions
+	}
+	var netErr net.Error
+	if errors.As(err, &netErr) && netErr.Timeout() {
+		return false
+	}
+	// A connection that was refused, reset or closed under the statement.
+	return pgconn.SafeToRetry(err) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, net.ErrClosed) ||
+		strings.Contains(err.Error(), "conn closed")
+}
+
+// withOnce runs f once on a pooled connection.
+func (s *PGStore) withOnce(ctx context.Context, f func(ctx context.Context, c *pgxpool.Conn) error) error {
 	actx, cancel := context.WithTimeout(ctx, AcquireTimeout)
 	s.waiting.Add(1)
 	c, err := s.pool.Acquire(actx)
