@@ -426,16 +426,19 @@ func waitGone(ctx context.Context, s *workloads.Sample, member string, after, wi
 	deadline := time.Now().Add(within)
 	var silent time.Time
 	for {
+		asked := time.Now()
 		answered, err := askFromPeers(ctx, s, member)
 		if err != nil {
 			return time.Time{}, err
 		}
-		switch {
-		case answered:
+		// Silent since the first question it did not answer was asked (a question that gets no
+		// answer takes the connection timeout, 2 s at least, to tell).
+		if answered {
 			silent = time.Time{}
-		case silent.IsZero():
-			silent = time.Now()
-		case time.Since(silent) >= after:
+		} else if silent.IsZero() {
+			silent = asked
+		}
+		if !silent.IsZero() && time.Since(silent) >= after {
 			return silent, nil
 		}
 		if time.Now().After(deadline) {

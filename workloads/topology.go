@@ -166,6 +166,11 @@ func (s *Sample) Promote(ctx context.Context, member string) error {
 	if res != "t" {
 		return fmt.Errorf("promote %s: pg_promote answered %q", member, res)
 	}
+	// The control file names the new timeline only after a checkpoint; a former primary's pg_rewind
+	// reads it there (pg-entrypoint asks for one too).
+	if _, err := s.psql(ctx, member, "CHECKPOINT"); err != nil {
+		return fmt.Errorf("checkpoint after promoting %s: %w", member, err)
+	}
 	return nil
 }
 
