@@ -32,6 +32,7 @@ func TestRetryable(t *testing.T) {
 		{"a commit on the primary alone", ErrNotReplicated, false},
 		{"not found", ErrNotFound, false},
 		{"anything else", errors.New("boom"), false},
+		{"no error at all", nil, false},
 	} {
 		if got := retryable(c.err); got != c.want {
 			t.Errorf("%s: retryable = %t", c.name, got)

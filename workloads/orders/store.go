@@ -184,7 +184,7 @@ const (
 // down, not taking connections yet) or its connection was gone before an answer — never a statement
 // that ran out of time, a busy pool, or a commit a synchronous standby did not confirm.
 func retryable(err error) bool {
-	if errors.Is(err, ErrNotReplicated) || errors.Is(err, ErrBusy) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+	if err == nil || errors.Is(err, ErrNotReplicated) || errors.Is(err, ErrBusy) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
 		return false
 	}
 	var pgErr *pgconn.PgError
@@ -238,7 +238,15 @@ func (s *PGStore) withOnce(ctx context.Context, f func(ctx context.Context, c *p
 	// statement finishes within statement_timeout and its connection goes back to the pool.
 	qctx, qcancel := context.WithTimeout(context.WithoutCancel(ctx), QueryTimeout+QueryGrace)
 	defer qcancel()
-	return f(qctx, c)
+	err = f(qctx, c)
+	if retryable(err) {
+		// Its server is not (or no longer) the primary: a connection made while the write Service
+		// still led to a member that is a replica now stays there, and would refuse every write for
+		// as long as the pool kept it. Closed, it goes from the pool, and the next try dials the
+		// primary the Service names now.
+		_ = c.Conn().Close(context.Background())
+	}
+	return err
 }
 
 // logBusy writes, at most once a second, what the pool looked like when a request gave up waiting:
