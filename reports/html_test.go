@@ -487,6 +487,7 @@ func TestReportHasTheClusterLane(t *testing.T) {
 		{T: 6.1, Kind: "pod", Object: "pod/web-a", What: verify.PodExited, Container: "web", ExitCode: &code, Reason: "Error"},
 		{T: 6.4, Kind: "endpoint", Object: "pod/web-a", What: verify.EndpointRemoved, ReadyEndpoints: &two},
 		{T: 7, Kind: "step", Object: "step/scale", What: "start"},
+		{T: 7.5, Kind: verify.KindAction, Object: "pod/db-1", What: "promoted", Detail: "step switch: db-1 promoted"},
 	}
 	r.Summary.Explanations = []verify.Explanation{{Burst: verify.Burst{From: 6, To: 7, Failed: 12, Requests: 50},
 		Lines: []string{"pod/web-a received SIGTERM at +6.0s"}, Explained: true}}
@@ -497,12 +498,13 @@ func TestReportHasTheClusterLane(t *testing.T) {
 	html := b.String()
 	for _, want := range []string{`id="cluster-lane"`, `<title>&#43;6.1s pod pod/web-a exited (container web, exit 2, Error)</title>`,
 		`<title>&#43;6.4s endpoint pod/web-a removed; 2 ready endpoints</title>`, `What the cluster did`,
-		`12 of 50 requests failed from &#43;6s to &#43;7s</a><ul><li>pod/web-a received SIGTERM at &#43;6.0s</li>`} {
+		`12 of 50 requests failed from &#43;6s to &#43;7s</a><ul><li>pod/web-a received SIGTERM at &#43;6.0s</li>`,
+		`class="ev-action"`, `<title>&#43;7.5s action pod/db-1 promoted: step switch: db-1 promoted</title>`} {
 		if !strings.Contains(html, want) {
 			t.Errorf("report.html lacks %q", want)
 		}
 	}
-	if n := strings.Count(html, `class="ev-`); n != 3 {
-		t.Errorf("%d marks, want 3 (before the load and steps are not drawn)", n)
+	if n := strings.Count(html, `class="ev-`); n != 4 {
+		t.Errorf("%d marks, want 4 (before the load and steps are not drawn; a step's action is)", n)
 	}
 }

@@ -640,7 +640,7 @@ func markClass(c verify.Change) (string, int) {
 	case c.Kind == "node" && c.What == verify.NodeNotReady:
 		return "ev-node", 0
 	case c.Kind == verify.KindAction:
-		return "ev-node", 0
+		return "ev-action", 0
 	case c.Kind == "pod" && (c.What == verify.PodExited || c.What == verify.PodRestarted):
 		return "ev-stop", 0
 	case c.Kind == "endpoint" && (c.What == verify.EndpointNotReady || c.What == verify.EndpointRemoved):

@@ -6,6 +6,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/rehearse-dev/rehearse/reports"
+	"github.com/rehearse-dev/rehearse/verify"
 )
 
 type syncBuffer struct {
@@ -44,5 +47,20 @@ func TestPhaseSaysWhatItWaitsFor(t *testing.T) {
 	time.Sleep(50 * time.Millisecond)
 	if strings.Count(out.String(), "\n") != n {
 		t.Errorf("the phase kept printing after it was done")
+	}
+}
+
+// The cluster timeline holds, beside the recorder's changes, each step's start and end and what the
+// step marked it did to the system, on the run's clock.
+func TestClusterTimelineHoldsStepActions(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 10, 0, 0, 0, time.UTC)
+	ran := []reports.Step{{Name: "switch", Kind: "switchover", Status: "ok", Started: t0.Add(5 * time.Second), Finished: t0.Add(7 * time.Second),
+		Actions: []verify.Change{{At: t0.Add(6 * time.Second), Kind: verify.KindAction, Object: "pod/db-1", What: "promoted", Detail: "step switch: db-1 promoted"}}}}
+	changes, notes := clusterTimeline(nil, ran, t0)
+	if len(notes) != 0 || len(changes) != 3 {
+		t.Fatalf("%d changes %v, notes %v", len(changes), changes, notes)
+	}
+	if c := changes[1]; c.Kind != verify.KindAction || c.T != 6 || c.What != "promoted" {
+		t.Errorf("the action: %+v", c)
 	}
 }

@@ -182,3 +182,24 @@ func TestExplainSaysWhatTheRequestsMet(t *testing.T) {
 		t.Errorf("lines (-want +got):\n%s", d)
 	}
 }
+
+// What a step did to the system in or just before a burst (a switchover's fence, demotion,
+// promotion) explains it, one line per step; actions long before or after the burst do not.
+func TestExplainNamesStepActions(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 10, 0, 0, 0, time.UTC)
+	act := func(s float64, member, what, detail string) Change {
+		return Change{T: s, Kind: KindAction, Object: "pod/" + member, What: what, Detail: "step switch-primary: " + detail}
+	}
+	changes := []Change{act(2, "db-0", "fenced", "db-0 fenced"), act(5.3, "db-0", "fenced", "db-0 fenced"),
+		act(5.6, "db-0", "demoted", "db-0 demoted"), act(6.2, "db-1", "promoted", "db-1 promoted"), act(30, "db-1", "rejoined", "db-0 streams")}
+	es := Explain([]Burst{{From: 5, To: 7, Failed: 3}}, changes, []load.Failure{{Time: t0.Add(5500 * time.Millisecond), Code: 503}}, t0)
+	want := "step switch-primary acted: db-0 fenced at +5.3s; db-0 demoted at +5.6s; db-1 promoted at +6.2s"
+	if !es[0].Explained || es[0].Lines[0] != want {
+		t.Errorf("lines %q\nwant the first %q", es[0].Lines, want)
+	}
+	// Its twin: the same burst with nothing done near it is not explained by the step.
+	es = Explain([]Burst{{From: 15, To: 17, Failed: 3}}, changes, []load.Failure{{Time: t0.Add(15500 * time.Millisecond), Code: 503}}, t0)
+	if es[0].Explained || es[0].Lines[0] != Unexplained {
+		t.Errorf("a burst far from any action explained: %q", es[0].Lines)
+	}
+}
