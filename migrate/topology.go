@@ -227,15 +227,7 @@ func switchover(ctx context.Context, env *steps.Env, name, old, to string, withi
 	if err := waitStreamEnded(ctx, s, to, within); err != nil {
 		return workloads.Failed(err)
 	}
-	if err := s.Promote(ctx, to); err != nil {
-		return workloads.Failed(err)
-	}
-	log.add(to, "promoted", "%s promoted", to)
-	if err := s.Designate(ctx, to); err != nil {
-		return err
-	}
-	log.add(to, "designated", "topology: %s is the primary; the write Service points at it", to)
-	ready, err := waitPrimaryReady(ctx, s, to, within)
+	ready, err := promoteAndPoint(ctx, s, to, "", within, log)
 	if err != nil {
 		return err
 	}
@@ -278,6 +270,20 @@ func writesResumed(ctx context.Context, env *steps.Env, step string, since time.
 		case <-time.After(250 * time.Millisecond):
 		}
 	}
+}
+
+// promoteAndPoint promotes to, moves the topology to it, and waits until it is ready as the write
+// Service's endpoint; it returns when.
+func promoteAndPoint(ctx context.Context, s *workloads.Sample, to, why string, within time.Duration, log *topologyLog) (time.Time, error) {
+	if err := s.Promote(ctx, to); err != nil {
+		return time.Time{}, workloads.Failed(err)
+	}
+	log.add(to, "promoted", "%s promoted%s", to, why)
+	if err := s.Designate(ctx, to); err != nil {
+		return time.Time{}, err
+	}
+	log.add(to, "designated", "topology: %s is the primary; the write Service points at it", to)
+	return waitPrimaryReady(ctx, s, to, within)
 }
 
 // rejoinAll waits until every member but primary streams from it.
@@ -382,15 +388,7 @@ func (Failover) Run(ctx context.Context, env *steps.Env, st scenarios.Step, rec 
 		return workloads.Failed(errors.New("failover: no replica answers"))
 	}
 	rec.Set("to", to)
-	if err := s.Promote(ctx, to); err != nil {
-		return workloads.Failed(err)
-	}
-	log.add(to, "promoted", "%s promoted (the replica that had replayed the most)", to)
-	if err := s.Designate(ctx, to); err != nil {
-		return err
-	}
-	log.add(to, "designated", "topology: %s is the primary; the write Service points at it", to)
-	ready, err := waitPrimaryReady(ctx, s, to, within)
+	ready, err := promoteAndPoint(ctx, s, to, " (the replica that had replayed the most)", within, log)
 	if err != nil {
 		return err
 	}
