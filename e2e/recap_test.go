@@ -3,13 +3,16 @@
 package e2e
 
 import (
+	"cmp"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/rehearse-dev/rehearse/load"
 	"github.com/rehearse-dev/rehearse/reports"
@@ -25,10 +28,21 @@ var recap struct {
 	// hosts is one line per rehearsal, passed or failed: the host's load while its load ran. With
 	// the suite's own line (printRecap) it is the measurement behind how many rehearsals run at once.
 	hosts []string
+	// walls is each rehearsal's wall time (deploy, load, verdict) and its load's: where the suite's
+	// time goes, printed longest first.
+	walls []wall
+}
+
+type wall struct {
+	name       string
+	total, run time.Duration
 }
 
 // recapOnFailure registers, for a test that ran a rehearsal, a recap block written if the test fails.
-func recapOnFailure(t *testing.T, sum *reports.Summary, code int, dir string) {
+func recapOnFailure(t *testing.T, sum *reports.Summary, code int, dir string, took time.Duration) {
+	recap.Lock()
+	recap.walls = append(recap.walls, wall{t.Name(), took, sum.Finished.Sub(sum.Started)})
+	recap.Unlock()
 	t.Cleanup(func() {
 		if sum.Host != nil {
 			recap.Lock()
@@ -139,6 +153,16 @@ func printRecap(w io.Writer, suite load.HostLoad) {
 	fmt.Fprintf(w, "\n=== e2e host load, whole suite: %s\n", suite.Line())
 	for _, h := range recap.hosts {
 		fmt.Fprintf(w, "  %s\n", h)
+	}
+	ws := slices.SortedFunc(slices.Values(recap.walls), func(a, b wall) int { return cmp.Compare(b.total, a.total) })
+	var total, load time.Duration
+	for _, r := range ws {
+		total, load = total+r.total, load+r.run
+	}
+	fmt.Fprintf(w, "\n=== e2e rehearsals by wall time: %d, %s in all, %s of it under load (the rest deploys, waits and judges)\n",
+		len(ws), total.Round(time.Second), load.Round(time.Second))
+	for _, r := range ws {
+		fmt.Fprintf(w, "  %6.1fs  load %5.1fs  %s\n", r.total.Seconds(), r.run.Seconds(), r.name)
 	}
 	if len(recap.blocks) == 0 {
 		return

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"sigs.k8s.io/e2e-framework/pkg/envconf"
 	"sigs.k8s.io/e2e-framework/pkg/features"
@@ -40,7 +41,9 @@ func rehearse(t *testing.T, ctx context.Context, file string) (*reports.Summary,
 	if keep := os.Getenv("REHEARSE_E2E_OUT"); keep != "" { // keep the reports to look at
 		out = keep
 	}
+	began := time.Now()
 	sum, err := runner.Run(ctx, sc, runner.Options{OutDir: out, Seed: 7})
+	took := time.Since(began)
 	code := runner.ExitCode(sum, err)
 	if err != nil {
 		t.Logf("run %s: %v", file, err)
@@ -57,7 +60,7 @@ func rehearse(t *testing.T, ctx context.Context, file string) (*reports.Summary,
 		}
 	}
 	dir := filepath.Join(out, sc.Metadata.Name)
-	recapOnFailure(t, sum, code, dir)
+	recapOnFailure(t, sum, code, dir, took)
 	explainedAsItShould(t, sum, dir)
 	if sum.Load.Failed > 0 {
 		// The failures themselves, so that a run that failed unexpectedly can be understood from the
