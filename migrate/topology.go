@@ -107,19 +107,34 @@ func states(ctx context.Context, s *workloads.Sample, skip string) []workloads.M
 
 // waitPrimaryReady waits until member is ready as the write Service's endpoint; it returns when.
 func waitPrimaryReady(ctx context.Context, s *workloads.Sample, member string, timeout time.Duration) (time.Time, error) {
+	ready, err := poll(ctx, 200*time.Millisecond, timeout, func() bool {
+		ok, err := s.WriteServiceReady(ctx, member)
+		return err == nil && ok
+	})
+	switch {
+	case err != nil:
+		return time.Time{}, err
+	case !ready:
+		return time.Time{}, workloads.Failed(fmt.Errorf("the new primary %s is not ready after %s", member, timeout))
+	}
+	return time.Now(), nil
+}
+
+// poll calls done every `every` until it says so (true) or timeout has passed (false); an ended ctx
+// ends it with ctx's error. done is called at least once.
+func poll(ctx context.Context, every, timeout time.Duration, done func() bool) (bool, error) {
 	deadline := time.Now().Add(timeout)
 	for {
-		ok, err := s.WriteServiceReady(ctx, member)
-		if err == nil && ok {
-			return time.Now(), nil
+		if done() {
+			return true, nil
 		}
 		if time.Now().After(deadline) {
-			return time.Time{}, workloads.Failed(fmt.Errorf("the new primary %s is not ready after %s", member, timeout))
+			return false, nil
 		}
 		select {
 		case <-ctx.Done():
-			return time.Time{}, ctx.Err()
-		case <-time.After(200 * time.Millisecond):
+			return false, ctx.Err()
+		case <-time.After(every):
 		}
 	}
 }
@@ -197,7 +212,7 @@ func switchover(ctx context.Context, env *steps.Env, name, old, to string, withi
 		return err
 	}
 	fenced := time.Now()
-	rec.Set("fenced_at_s", sinceStart(env, time.Now()))
+	rec.Set("fenced_at_s", sinceStart(env, fenced))
 	log.add(old, "fenced", "%s fenced: new transactions read-only, the app's sessions ended", old)
 	unfence := func(cause error) error {
 		if err := s.Unfence(context.WithoutCancel(ctx), old); err != nil {
@@ -309,44 +324,39 @@ func rejoinAll(ctx context.Context, s *workloads.Sample, primary string, timeout
 
 // waitReplayed waits until member has replayed WAL up to lsn.
 func waitReplayed(ctx context.Context, s *workloads.Sample, member, lsn string, timeout time.Duration) (workloads.MemberState, error) {
-	deadline := time.Now().Add(timeout)
-	for {
-		st, err := s.State(ctx, member)
-		if err == nil && workloads.LSNAtLeast(st.LSN, lsn) {
-			return st, nil
-		}
-		if time.Now().After(deadline) {
-			if err != nil {
-				return st, fmt.Errorf("%s: %w", member, err)
-			}
-			return st, fmt.Errorf("%s replayed up to %s, not %s, within %s", member, st.LSN, lsn, timeout)
-		}
-		select {
-		case <-ctx.Done():
-			return st, ctx.Err()
-		case <-time.After(100 * time.Millisecond):
-		}
+	var st workloads.MemberState
+	var stErr error
+	ok, err := poll(ctx, 100*time.Millisecond, timeout, func() bool {
+		st, stErr = s.State(ctx, member)
+		return stErr == nil && workloads.LSNAtLeast(st.LSN, lsn)
+	})
+	switch {
+	case err != nil:
+		return st, err
+	case ok:
+		return st, nil
+	case stErr != nil:
+		return st, fmt.Errorf("%s: %w", member, stErr)
 	}
+	return st, fmt.Errorf("%s replayed up to %s, not %s, within %s", member, st.LSN, lsn, timeout)
 }
 
 // waitStreamEnded waits until member's WAL receiver has lost its primary (it shut down) and member
 // has replayed all it received.
 func waitStreamEnded(ctx context.Context, s *workloads.Sample, member string, timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	for {
-		st, err := s.State(ctx, member)
-		if err == nil && st.Receiver != "streaming" && workloads.LSNAtLeast(st.LSN, st.Received) {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("%s still streams from the old primary, or has not replayed what it received, after %s (receiver %s, received %s, replayed %s)", member, timeout, st.Receiver, st.Received, st.LSN)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(100 * time.Millisecond):
-		}
+	var st workloads.MemberState
+	ok, err := poll(ctx, 100*time.Millisecond, timeout, func() bool {
+		var stErr error
+		st, stErr = s.State(ctx, member)
+		return stErr == nil && st.Receiver != "streaming" && workloads.LSNAtLeast(st.LSN, st.Received)
+	})
+	switch {
+	case err != nil:
+		return err
+	case !ok:
+		return fmt.Errorf("%s still streams from the old primary, or has not replayed what it received, after %s (receiver %s, received %s, replayed %s)", member, timeout, st.Receiver, st.Received, st.LSN)
 	}
+	return nil
 }
 
 // Failover promotes a replica after the primary is gone: the primary not answering for `after`
@@ -381,7 +391,7 @@ func (Failover) Run(ctx context.Context, env *steps.Env, st scenarios.Step, rec 
 		return err
 	}
 	detected := time.Now()
-	rec.Set("detected_at_s", sinceStart(env, time.Now()))
+	rec.Set("detected_at_s", sinceStart(env, detected))
 	log.add(old, "gone", "%s has not answered since +%.1fs: the primary is gone", old, gone.Sub(env.Start).Seconds())
 	to := mostAdvanced(states(ctx, s, old))
 	if to == "" {

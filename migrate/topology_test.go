@@ -1,7 +1,9 @@
 package migrate
 
 import (
+	"context"
 	"testing"
+	"time"
 
 	"github.com/rehearse-dev/rehearse/workloads"
 )
@@ -23,5 +25,27 @@ func TestMostAdvanced(t *testing.T) {
 		if got := mostAdvanced(c.states); got != c.want {
 			t.Errorf("%s: %q, want %q", c.name, got, c.want)
 		}
+	}
+}
+
+// poll: done at once, done after a few tries, never done within the timeout, and a ctx that ends.
+func TestPoll(t *testing.T) {
+	ctx := context.Background()
+	n := 0
+	if ok, err := poll(ctx, time.Millisecond, time.Second, func() bool { n++; return n == 3 }); !ok || err != nil || n != 3 {
+		t.Errorf("done on the third try: %t %v after %d", ok, err, n)
+	}
+	n = 0
+	if ok, err := poll(ctx, time.Millisecond, 0, func() bool { n++; return true }); !ok || err != nil || n != 1 {
+		t.Errorf("done at once, even with no time: %t %v after %d", ok, err, n)
+	}
+	start := time.Now()
+	if ok, err := poll(ctx, 5*time.Millisecond, 30*time.Millisecond, func() bool { return false }); ok || err != nil || time.Since(start) < 30*time.Millisecond {
+		t.Errorf("never done: %t %v after %s", ok, err, time.Since(start))
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	if ok, err := poll(cctx, time.Second, time.Minute, func() bool { return false }); ok || err != context.Canceled {
+		t.Errorf("an ended ctx: %t %v", ok, err)
 	}
 }
