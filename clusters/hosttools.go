@@ -19,7 +19,8 @@ func Kubeconfig(cfg *rest.Config, name string) ([]byte, error) {
 	return workloads.Kubeconfig(cfg, name)
 }
 
-// nodeKubectl is where the node image has kubectl (clusters/nodeimage copies bin/ to /usr/bin/).
+// nodeKubectl is where the node image has kubectl: a link to the multi-call binary, which answers as
+// kubectl by that name (hence `docker cp -L`).
 const nodeKubectl = "/usr/bin/kubectl"
 
 // Kubectl is a directory holding the kubectl of the cluster's node image, for host commands' PATH: the
@@ -31,7 +32,7 @@ func (c *Cluster) Kubectl(ctx context.Context, cacheRoot string) (string, error)
 		return "", err
 	}
 	return cachedTool(KubectlDir(cacheRoot, id), "kubectl", func(dst string) error {
-		out, err := exec.CommandContext(ctx, "docker", "cp", c.Name+"-control-plane:"+nodeKubectl, dst).CombinedOutput()
+		out, err := exec.CommandContext(ctx, "docker", "cp", "-L", c.Name+"-control-plane:"+nodeKubectl, dst).CombinedOutput()
 		if err != nil {
 			return fmt.Errorf("docker cp %s-control-plane:%s: %w: %s", c.Name, nodeKubectl, err, strings.TrimSpace(string(out)))
 		}

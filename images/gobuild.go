@@ -85,12 +85,31 @@ func buildGo(ctx context.Context, b *Builder, s *Step, g GoBuild) error {
 		return err
 	}
 	defer os.RemoveAll(work)
+	_, err = g.build(ctx, s.Name, work, s.Dir, nil, false)
+	return err
+}
+
+// MeasureBuild builds g in dir (a new wrapper module named name) with the Go build cache gocache
+// (empty for a cold build) and reads where the time went from each `go build`'s action graph. The
+// binaries land in dir/out.
+func (g GoBuild) MeasureBuild(ctx context.Context, name, dir, gocache string) (*BuildTimes, error) {
+	out := filepath.Join(dir, "out")
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		return nil, err
+	}
+	return g.build(ctx, name, dir, out, []string{"GOCACHE=" + gocache}, true)
+}
+
+// build writes the wrapper module into work, resolves it and runs each set's `go build`, leaving the
+// binaries in out under their final names. With graph, each build writes its action graph, and the
+// times read from them are returned.
+func (g GoBuild) build(ctx context.Context, name, work, out string, env []string, graph bool) (*BuildTimes, error) {
 	goVer := g.GoVersion
 	if goVer == "" {
 		goVer = "1.24.0"
 	}
 	var mod strings.Builder
-	fmt.Fprintf(&mod, "module rehearse.local/build/%s\n\ngo %s\n\n", s.Name, goVer)
+	fmt.Fprintf(&mod, "module rehearse.local/build/%s\n\ngo %s\n\n", name, goVer)
 	for _, r := range g.Require {
 		fmt.Fprintf(&mod, "require %s\n", r)
 	}
@@ -115,16 +134,16 @@ func buildGo(ctx context.Context, b *Builder, s *Step, g GoBuild) error {
 	for p, data := range files {
 		dst := filepath.Join(work, filepath.FromSlash(p))
 		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-			return err
+			return nil, err
 		}
 		if err := os.WriteFile(dst, []byte(data), 0o644); err != nil {
-			return err
+			return nil, err
 		}
 	}
-	run := func(env []string, args ...string) error {
+	run := func(extra []string, args ...string) error {
 		cmd := exec.CommandContext(ctx, "go", args...)
 		cmd.Dir = work
-		cmd.Env = append(os.Environ(), append([]string{"GOFLAGS=-mod=mod", "GOWORK=off", "GOOS=linux"}, env...)...)
+		cmd.Env = append(os.Environ(), append([]string{"GOFLAGS=-mod=mod", "GOWORK=off", "GOOS=linux"}, append(env, extra...)...)...)
 		out, err := cmd.CombinedOutput()
 		if err != nil {
 			return fmt.Errorf("go %s: %w: %s", strings.Join(args, " "), err, tail(string(out), 3000))
@@ -132,10 +151,11 @@ func buildGo(ctx context.Context, b *Builder, s *Step, g GoBuild) error {
 		return nil
 	}
 	if err := run(nil, "mod", "tidy", "-e"); err != nil {
-		return err
+		return nil, err
 	}
 	raw := filepath.Join(work, "bin")
-	for _, set := range g.Sets {
+	times := &BuildTimes{}
+	for i, set := range g.Sets {
 		cgo := "CGO_ENABLED=0"
 		ld := strings.Join(append([]string{"-s", "-w"}, set.LDFlags...), " ")
 		if set.CGO {
@@ -145,24 +165,40 @@ func buildGo(ctx context.Context, b *Builder, s *Step, g GoBuild) error {
 		// One invocation builds and links its packages in parallel; binaries land named like `go
 		// install` names them, then take their final names.
 		args := []string{"build", "-trimpath", "-gcflags=" + gcFlags, "-ldflags", ld, "-o", raw + string(filepath.Separator)}
+		graphFile := filepath.Join(work, fmt.Sprintf("actiongraph-%d.json", i))
+		if graph {
+			args = append(args, "-debug-actiongraph="+graphFile)
+		}
 		if len(set.Tags) > 0 {
 			args = append(args, "-tags", strings.Join(set.Tags, ","))
 		}
 		args = append(args, set.Packages...)
 		if err := run([]string{cgo}, args...); err != nil {
-			return err
+			return nil, err
 		}
 		for _, p := range set.Packages {
 			name := binaryName(p)
 			if r, ok := set.Rename[p]; ok {
 				name = r
 			}
-			if err := os.Rename(filepath.Join(raw, binaryName(p)), filepath.Join(s.Dir, name)); err != nil {
-				return err
+			if err := os.Rename(filepath.Join(raw, binaryName(p)), filepath.Join(out, name)); err != nil {
+				return nil, err
 			}
 		}
+		if graph {
+			f, err := os.Open(graphFile)
+			if err != nil {
+				return nil, err
+			}
+			bt, err := ReadActionGraph(f)
+			f.Close()
+			if err != nil {
+				return nil, err
+			}
+			times.Add(bt)
+		}
 	}
-	return nil
+	return times, nil
 }
 
 func binaryName(pkg string) string {

@@ -19,9 +19,7 @@ const stage1Image = "rehearse.local/kind-node-stage1:" + KubernetesVersion
 // volume, where overlayfs works) and the container is committed.
 func nodeStep(base, kube *images.Step, comps, preload []*images.Step) *images.Step {
 	ctxFiles := []images.File{
-		{Path: "bin/kubelet", Mode: 0o755, Step: kube, Name: "kubelet"},
-		{Path: "bin/kubeadm", Mode: 0o755, Step: kube, Name: "kubeadm"},
-		{Path: "bin/kubectl", Mode: 0o755, Step: kube, Name: "kubectl"},
+		{Path: "bin/" + MultiCallName, Mode: 0o755, Step: kube, Name: MultiCallName},
 		{Path: "rootfs/kind/version", Mode: 0o644, Data: []byte(KubernetesVersion + "\n")},
 		embedded("files/build/setup-node.sh", "setup-node.sh", 0o755),
 	}

@@ -48,7 +48,9 @@ var (
 	LocalPathImage = "rehearse.local/local-path-provisioner:" + LocalPathVersion
 	HelperImage    = "rehearse.local/local-path-helper:busybox"
 	SlimImage      = "rehearse.local/debian-slim:" + DebianSuite
-	NodeBaseImage  = "rehearse.local/kind-node-base:" + DebianSuite
+	// KubeImage holds the multi-call binary; every component image is it with another entrypoint.
+	KubeImage     = "rehearse.local/kube:" + KubernetesVersion
+	NodeBaseImage = "rehearse.local/kind-node-base:" + DebianSuite
 )
 
 func kubeImage(component string) string {
@@ -57,34 +59,6 @@ func kubeImage(component string) string {
 
 //go:embed files
 var files embed.FS
-
-// corednsMain is CoreDNS's command with the plugins of kubeadm's Corefile (errors, health, ready,
-// kubernetes, prometheus, forward, cache, loop, reload, loadbalance) and three that are often added
-// to it while debugging (log, hosts, rewrite). CoreDNS's own main links every plugin, with the cloud
-// SDKs of route53, azure and clouddns, which no kind cluster uses.
-const corednsMain = `// Command coredns is CoreDNS with the plugins of kubeadm's Corefile (built by rehearse).
-package main
-
-import (
-	"github.com/coredns/coredns/coremain"
-
-	_ "github.com/coredns/coredns/plugin/cache"
-	_ "github.com/coredns/coredns/plugin/errors"
-	_ "github.com/coredns/coredns/plugin/forward"
-	_ "github.com/coredns/coredns/plugin/health"
-	_ "github.com/coredns/coredns/plugin/hosts"
-	_ "github.com/coredns/coredns/plugin/kubernetes"
-	_ "github.com/coredns/coredns/plugin/loadbalance"
-	_ "github.com/coredns/coredns/plugin/log"
-	_ "github.com/coredns/coredns/plugin/loop"
-	_ "github.com/coredns/coredns/plugin/metrics"
-	_ "github.com/coredns/coredns/plugin/ready"
-	_ "github.com/coredns/coredns/plugin/reload"
-	_ "github.com/coredns/coredns/plugin/rewrite"
-)
-
-func main() { coremain.Run() }
-`
 
 // stagingModules are the k8s.io modules k8s.io/kubernetes replaces with ./staging paths.
 var stagingModules = []string{
@@ -121,52 +95,7 @@ type Plan struct {
 // run, such as PostgreSQL) are imported into the node image, so that a new cluster starts with them
 // instead of loading them into every node.
 func NewPlan(preload ...*images.Step) *Plan {
-	var replace []string
-	for _, m := range stagingModules {
-		replace = append(replace, fmt.Sprintf("k8s.io/%s => k8s.io/%s %s", m, m, stagingVersion))
-	}
-	// One wrapper module for Kubernetes, etcd, CoreDNS, flannel and local-path-provisioner: their
-	// shared dependencies (client-go and its kin, gRPC, protobuf) compile once. The staging replaces
-	// hold every k8s.io module at Kubernetes' own version; the rest of the build list is the newest
-	// any of them asks for: minor and patch releases above what Kubernetes pins (gRPC 1.75 for 1.72,
-	// x/net 0.43 for 0.38), which is where a Kubernetes patch release also takes them.
-	require := []string{
-		"k8s.io/kubernetes " + KubernetesVersion,
-		"github.com/coredns/coredns " + CoreDNSVersion,
-		"github.com/flannel-io/flannel " + FlannelVersion,
-		"github.com/rancher/local-path-provisioner " + LocalPathVersion,
-	}
-	// etcd's server and its sibling modules, all of one release (kubeadm's; the client Kubernetes
-	// links moves with them, from 3.6.4 to 3.6.5).
-	for _, m := range []string{"server/v3", "api/v3", "client/pkg/v3", "client/v3", "pkg/v3"} {
-		require = append(require, "go.etcd.io/etcd/"+m+" "+EtcdVersion)
-	}
-	comps := images.GoBinaries("components", images.GoBuild{
-		Require: require,
-		Replace: replace,
-		Files:   map[string]string{"coredns/main.go": corednsMain},
-		Sets: []images.GoSet{{
-			Packages: []string{
-				"k8s.io/kubernetes/cmd/kubelet", "k8s.io/kubernetes/cmd/kubeadm", "k8s.io/kubernetes/cmd/kubectl",
-				"k8s.io/kubernetes/cmd/kube-apiserver", "k8s.io/kubernetes/cmd/kube-controller-manager",
-				"k8s.io/kubernetes/cmd/kube-scheduler", "k8s.io/kubernetes/cmd/kube-proxy", "./coredns",
-				"go.etcd.io/etcd/server/v3",
-			},
-			Rename:  map[string]string{"go.etcd.io/etcd/server/v3": "etcd"},
-			LDFlags: versionLDFlags(),
-		}, {
-			// local-path imports github.com/Sirupsen/logrus, whose path differs only in case from the
-			// github.com/sirupsen/logrus the others import: one invocation refuses to load both.
-			Packages: []string{"github.com/rancher/local-path-provisioner"},
-		}, {
-			// flannel's udp backend has C parts, hence cgo, linked statically.
-			Packages: []string{"github.com/flannel-io/flannel"},
-			Rename:   map[string]string{"github.com/flannel-io/flannel": "flanneld"},
-			CGO:      true,
-			Tags:     []string{"osusergo", "netgo"},
-			LDFlags:  []string{"-X github.com/flannel-io/flannel/pkg/version.Version=" + FlannelVersion},
-		}},
-	})
+	comps := images.GoBinaries("components", ComponentsBuild())
 	pause := pauseStep()
 
 	nodeBase := images.DebianImage("node-base", NodeBaseImage, images.Debian{
@@ -195,25 +124,33 @@ func NewPlan(preload ...*images.Step) *Plan {
 		return images.File{Path: dst, Mode: 0o755, Step: s, Name: name}
 	}
 	tmpDir := images.File{Path: "/tmp/.keep", Mode: 0o644}
+	iptWrapper := embedded("files/images/iptables-wrapper", "iptables-wrapper", 0o755)
+	// Every image of the multi-call binary is one image (on the slim base kube-proxy needs for
+	// iptables), tagged for each component with its own entrypoint: the node's containerd holds
+	// the binary once, however many components' names it has.
+	var links []string
+	for _, p := range MultiCallPrograms {
+		links = append(links, "ln -s kube /usr/local/bin/"+p)
+	}
+	kube := images.DockerfileImage("image-kube", KubeImage,
+		"FROM "+SlimImage+"\nCOPY iptables-wrapper /usr/sbin/iptables-wrapper\nCOPY kube /usr/local/bin/kube\n"+
+			"RUN "+strings.Join(links, " && ")+" && ln -s /usr/local/bin/kube /coredns && /usr/sbin/iptables-wrapper install\n",
+		[]*images.Step{slim}, iptWrapper, bin(comps, MultiCallName, MultiCallName))
+	component := func(ref, entry string) *images.Step {
+		name := "image-" + strings.TrimPrefix(ref[strings.LastIndex(ref, "/")+1:strings.LastIndex(ref, ":")], "kube-")
+		return images.DockerfileImage(name, ref, "FROM "+KubeImage+"\nENTRYPOINT [\""+entry+"\"]\n", []*images.Step{kube})
+	}
 	var imgs []*images.Step
-	for _, c := range []string{"kube-apiserver", "kube-controller-manager", "kube-scheduler"} {
-		imgs = append(imgs, scratch("image-"+c, kubeImage(c), []string{"/usr/local/bin/" + c},
-			bin(comps, c, "/usr/local/bin/"+c), tmpDir))
+	for _, c := range []string{"kube-apiserver", "kube-controller-manager", "kube-scheduler", "kube-proxy"} {
+		imgs = append(imgs, component(kubeImage(c), "/usr/local/bin/"+c))
 	}
 	imgs = append(imgs,
-		scratch("image-etcd", EtcdImage, []string{"/usr/local/bin/etcd"}, bin(comps, "etcd", "/usr/local/bin/etcd"), tmpDir),
-		scratch("image-coredns", CoreDNSImage, []string{"/coredns"}, bin(comps, "coredns", "/coredns"), tmpDir),
+		component(EtcdImage, "/usr/local/bin/etcd"),
+		component(CoreDNSImage, "/coredns"),
 		scratch("image-pause", PauseImage, []string{"/pause"}, bin(pause, "pause", "/pause")),
 		scratch("image-local-path", LocalPathImage, []string{"/usr/local/bin/local-path-provisioner"},
 			bin(comps, "local-path-provisioner", "/usr/local/bin/local-path-provisioner"), tmpDir),
 		scratch("image-local-path-helper", HelperImage, nil, busyboxFiles(busybox)...),
-	)
-	iptWrapper := embedded("files/images/iptables-wrapper", "iptables-wrapper", 0o755)
-	imgs = append(imgs,
-		images.DockerfileImage("image-kube-proxy", kubeImage("kube-proxy"),
-			"FROM "+SlimImage+"\nCOPY iptables-wrapper /usr/sbin/iptables-wrapper\nCOPY kube-proxy /usr/local/bin/kube-proxy\n"+
-				"RUN /usr/sbin/iptables-wrapper install\nENTRYPOINT [\"/usr/local/bin/kube-proxy\"]\n",
-			[]*images.Step{slim}, iptWrapper, bin(comps, "kube-proxy", "kube-proxy")),
 		images.DockerfileImage("image-flannel", FlannelImage,
 			"FROM "+SlimImage+"\nCOPY iptables-wrapper /usr/sbin/iptables-wrapper\nCOPY flanneld /opt/bin/flanneld\n"+
 				"COPY install-cni /opt/bin/install-cni\nRUN /usr/sbin/iptables-wrapper install\nENTRYPOINT [\"/opt/bin/flanneld\"]\n",
@@ -221,9 +158,56 @@ func NewPlan(preload ...*images.Step) *Plan {
 			embedded("files/images/flannel-install-cni", "install-cni", 0o755)),
 	)
 	node := nodeStep(nodeBase, comps, imgs, preload)
-	all := append([]*images.Step{nodeBase, slim}, imgs...)
+	all := append([]*images.Step{nodeBase, slim, kube}, imgs...)
 	all = append(all, node)
 	return &Plan{Node: node, Steps: all}
+}
+
+// ComponentsBuild is the one Go build of every component: Kubernetes, etcd, CoreDNS, flannel and
+// local-path-provisioner.
+func ComponentsBuild() images.GoBuild {
+	var replace []string
+	for _, m := range stagingModules {
+		replace = append(replace, fmt.Sprintf("k8s.io/%s => k8s.io/%s %s", m, m, stagingVersion))
+	}
+	// One wrapper module for Kubernetes, etcd, CoreDNS, flannel and local-path-provisioner: their
+	// shared dependencies (client-go and its kin, gRPC, protobuf) compile once. The staging replaces
+	// hold every k8s.io module at Kubernetes' own version; the rest of the build list is the newest
+	// any of them asks for: minor and patch releases above what Kubernetes pins (gRPC 1.75 for 1.72,
+	// x/net 0.43 for 0.38), which is where a Kubernetes patch release also takes them.
+	require := []string{
+		"k8s.io/kubernetes " + KubernetesVersion,
+		"github.com/coredns/coredns " + CoreDNSVersion,
+		"github.com/flannel-io/flannel " + FlannelVersion,
+		"github.com/rancher/local-path-provisioner " + LocalPathVersion,
+	}
+	// etcd's server and its sibling modules, all of one release (kubeadm's; the client Kubernetes
+	// links moves with them, from 3.6.4 to 3.6.5).
+	for _, m := range []string{"server/v3", "api/v3", "client/pkg/v3", "client/v3", "pkg/v3"} {
+		require = append(require, "go.etcd.io/etcd/"+m+" "+EtcdVersion)
+	}
+	return images.GoBuild{
+		Require: require,
+		Replace: replace,
+		Files: map[string]string{
+			"kube/main.go": strings.Replace(multiCallMain, "PROGRAMS", `"`+strings.Join(MultiCallPrograms, `", "`)+`"`, 1),
+		},
+		Sets: []images.GoSet{{
+			Packages: []string{"./kube"},
+			LDFlags:  versionLDFlags(),
+		}, {
+			// local-path imports github.com/Sirupsen/logrus, whose path differs only in case from the
+			// github.com/sirupsen/logrus the others import: one invocation refuses to load both.
+			Packages: []string{"github.com/rancher/local-path-provisioner"},
+		}, {
+			// flannel's udp backend has C parts, hence cgo, linked statically.
+			Packages: []string{"github.com/flannel-io/flannel"},
+			Rename:   map[string]string{"github.com/flannel-io/flannel": "flanneld"},
+			CGO:      true,
+			Tags:     []string{"osusergo", "netgo"},
+			LDFlags:  []string{"-X github.com/flannel-io/flannel/pkg/version.Version=" + FlannelVersion},
+		}},
+	}
 }
 
 func jsonList(xs []string) string {

@@ -1,6 +1,9 @@
 package nodeimage
 
 import (
+	"go/ast"
+	"go/parser"
+	"go/token"
 	"regexp"
 	"slices"
 	"sort"
@@ -81,6 +84,42 @@ func TestVersionLDFlags(t *testing.T) {
 	} {
 		if !strings.Contains(ld, want) {
 			t.Errorf("ldflags lack %q: %s", want, ld)
+		}
+	}
+}
+
+// The multi-call binary's main is valid Go and dispatches every name it is linked by, and nothing
+// else; the images and the node call it only by those names.
+func TestMultiCallMainAnswersToEveryProgram(t *testing.T) {
+	src := ComponentsBuild().Files["kube/main.go"]
+	f, err := parser.ParseFile(token.NewFileSet(), "main.go", src, 0)
+	if err != nil {
+		t.Fatalf("kube/main.go does not parse: %v", err)
+	}
+	var cases []string
+	ast.Inspect(f, func(n ast.Node) bool {
+		if c, ok := n.(*ast.CaseClause); ok {
+			for _, e := range c.List {
+				if lit, ok := e.(*ast.BasicLit); ok {
+					cases = append(cases, strings.Trim(lit.Value, `"`))
+				}
+			}
+		}
+		return true
+	})
+	if !slices.Equal(cases, MultiCallPrograms) {
+		t.Errorf("main dispatches %v; the binary is linked as %v", cases, MultiCallPrograms)
+	}
+	if !strings.Contains(src, `var programs = []string{"kube-apiserver", `) {
+		t.Error("the list of programs was not filled in")
+	}
+	plan := NewPlan()
+	for _, s := range plan.Steps {
+		for _, in := range s.Inputs {
+			if strings.HasPrefix(in, "dockerfile=FROM "+KubeImage) && !strings.Contains(in, `ENTRYPOINT ["/usr/local/bin/`) &&
+				!strings.Contains(in, `ENTRYPOINT ["/coredns"]`) {
+				t.Errorf("%s: %s", s.Name, in)
+			}
 		}
 	}
 }

@@ -34,5 +34,7 @@ SYSCTL
 mkdir -p /etc/systemd/journald.conf.d
 printf '[Journal]\nStorage=volatile\n' >/etc/systemd/journald.conf.d/10-rehearse.conf
 
+# kubelet, kubeadm and kubectl are the multi-call binary kube by those names.
+for p in kubelet kubeadm kubectl; do ln -s kube "/usr/bin/$p"; done
 kubelet --version >/dev/null
 kubeadm version -o short >/dev/null
