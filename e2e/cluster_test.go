@@ -27,7 +27,7 @@ import (
 const controlPlaneLabel = "node-role.kubernetes.io/control-plane"
 
 func TestNodesReady(t *testing.T) {
-	f := features.New("1 control-plane + 2 workers, all Ready").
+	f := features.New("1 control-plane + the workers asked for, all Ready").
 		Assess("node roles and readiness", func(ctx context.Context, t *testing.T, cfg *envconf.Config) context.Context {
 			var nodes corev1.NodeList
 			if err := cfg.Client().Resources().List(ctx, &nodes); err != nil {
@@ -47,8 +47,8 @@ func TestNodesReady(t *testing.T) {
 					t.Errorf("node %s runs kubelet %s, want v1.34.4", n.Name, v)
 				}
 			}
-			if cps != 1 || workers != 2 {
-				t.Errorf("got %d control-plane and %d worker nodes, want 1 and 2", cps, workers)
+			if cps != 1 || workers != e2eWorkers {
+				t.Errorf("got %d control-plane and %d worker nodes, want 1 and %d", cps, workers, e2eWorkers)
 			}
 			return ctx
 		}).Feature()

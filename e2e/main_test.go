@@ -29,6 +29,11 @@ var e2eNodePorts = clusters.PortRange{First: 31000, Count: 40}
 
 const (
 	clusterName = "rehearse-e2e"
+	// e2eWorkers: two rehearsals of the orders-postgres sample at once ask for 4.2 CPUs (three
+	// database members at 500m, three app pods at 200m, each), more than two workers can grant
+	// (each node offers the host's 2 CPUs, less its system pods): with two workers a database pod
+	// stayed Pending. Three offer 6.
+	e2eWorkers = 3
 	probeImage  = "rehearse.local/e2e-probe:dev"
 )
 
@@ -73,14 +78,14 @@ func createCluster(ctx context.Context, cfg *envconf.Config) (context.Context, e
 	kubeconfig := filepath.Join(dir, "kubeconfig")
 	start := time.Now()
 	c, err := clusters.Create(ctx, clusters.CreateOptions{
-		Name: clusterName, Workers: 2, Choice: clusters.ImageOffline, Kubeconfig: kubeconfig, Wait: 5 * time.Minute,
+		Name: clusterName, Workers: e2eWorkers, Choice: clusters.ImageOffline, Kubeconfig: kubeconfig, Wait: 5 * time.Minute,
 		NodePorts: e2eNodePorts,
 	})
 	if err != nil {
 		return ctx, err
 	}
 	shared = c
-	fmt.Printf("e2e: cluster %s (1 control-plane + 2 workers) ready in %s\n", clusterName, time.Since(start).Round(100*time.Millisecond))
+	fmt.Printf("e2e: cluster %s (1 control-plane + %d workers) ready in %s\n", clusterName, e2eWorkers, time.Since(start).Round(100*time.Millisecond))
 	cfg.WithKubeconfigFile(kubeconfig)
 	return ctx, nil
 }

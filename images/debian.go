@@ -24,6 +24,10 @@ type Debian struct {
 	// Remove are globs, relative to the root, of what the image does not need (documentation, a JIT
 	// compiler's libraries): removed before the import, so the image never holds them.
 	Remove []string
+	// From, when set, is another Debian step of the same suite to start from instead of a
+	// debootstrap of its own: its root filesystem, with Packages installed by apt-get in a chroot
+	// (what debootstrap does after its first stage, without unpacking the base again).
+	From *Step
 }
 
 // DebianImage returns an image step that debootstraps d and imports the result as ref.
@@ -35,12 +39,21 @@ func DebianImage(name, ref string, d Debian) *Step {
 	for _, r := range d.Remove {
 		inputs = append(inputs, "remove="+r)
 	}
+	var deps []*Step
+	if d.From != nil {
+		deps = append(deps, d.From)
+		inputs = append(inputs, "apt-get install --no-install-recommends in a chroot of the base")
+	}
 	return &Step{
 		Name:   name,
 		Ref:    ref,
 		Inputs: inputs,
+		Deps:   deps,
 		Lock:   "debootstrap", // one package cache (CacheDir/debs), one writer
 		Build: func(ctx context.Context, b *Builder, s *Step) error {
+			if d.From != nil {
+				return buildDebianFrom(ctx, b, s, d)
+			}
 			return buildDebian(ctx, b, s, d)
 		},
 	}
@@ -86,14 +99,148 @@ func buildDebian(ctx context.Context, b *Builder, s *Step, d Debian) error {
 	if err != nil {
 		return fmt.Errorf("debootstrap %s: %w: %s", strings.Join(args, " "), err, tail(string(out), 3000))
 	}
-	// Downloaded package lists and archives are not part of the image.
-	for _, g := range append([]string{"var/cache/apt/archives/*.deb", "var/lib/apt/lists/*", "var/log/*.log", "var/cache/debconf/*-old"}, d.Remove...) {
+	return importRoot(ctx, b, s, d, root)
+}
+
+// importRoot removes from root what the image does not hold (downloaded package lists and
+// archives, logs, d.Remove) and imports it as the step's image.
+func importRoot(ctx context.Context, b *Builder, s *Step, d Debian, root string) error {
+	for _, g := range append([]string{"var/cache/apt/archives/*.deb", "var/lib/apt/lists/*", "var/log/*.log", "var/log/apt/*",
+		"var/cache/debconf/*-old", "var/cache/apt/*.bin"}, d.Remove...) {
 		matches, _ := filepath.Glob(filepath.Join(root, g))
 		for _, m := range matches {
 			_ = os.RemoveAll(m)
 		}
 	}
 	return ImportDir(ctx, b.Docker, root, s.Ref, append(d.Changes, "LABEL "+KeyLabel+"="+s.Key))
+}
+
+// buildDebianFrom unpacks d.From's image into a root and installs d.Packages there with apt-get in a
+// chroot, from the host's mirror (the chroot shares the host's network), with the debootstraps'
+// package cache as apt's archive directory. No service starts (policy-rc.d), and /proc, /sys and /dev
+// are mounted only while apt runs.
+func buildDebianFrom(ctx context.Context, b *Builder, s *Step, d Debian) error {
+	mirror, err := DebianMirror(d.Suite)
+	if err != nil {
+		return err
+	}
+	work, err := b.ScratchDir(s.Name)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		unmountUnder(work)
+		os.RemoveAll(work)
+	}()
+	root := filepath.Join(work, "rootfs")
+	if err := os.MkdirAll(root, 0o755); err != nil {
+		return err
+	}
+	if err := exportImage(ctx, b.Docker, d.From.Ref, root); err != nil {
+		return err
+	}
+	debs := filepath.Join(b.CacheDir, "debs")
+	if err := os.MkdirAll(filepath.Join(debs, "partial"), 0o755); err != nil {
+		return err
+	}
+	files := map[string]string{
+		"etc/apt/sources.list": fmt.Sprintf("deb %s %s main\n", mirror, d.Suite),
+		// The mirror may be a snapshot whose Release files are past their Valid-Until date, as
+		// debootstrap, which does not check it, accepts.
+		"etc/apt/apt.conf.d/99rehearse-build": "Acquire::Check-Valid-Until \"false\";\nAcquire::Check-Date \"false\";\n" +
+			"APT::Install-Recommends \"false\";\nDpkg::Options { \"--force-unsafe-io\"; };\n",
+		"usr/sbin/policy-rc.d": "#!/bin/sh\nexit 101\n",
+	}
+	for p, data := range files {
+		if err := os.WriteFile(filepath.Join(root, p), []byte(data), 0o755); err != nil {
+			return err
+		}
+	}
+	// apt resolves the mirror with the host's resolver; the image keeps the base's file.
+	resolv, err := os.ReadFile("/etc/resolv.conf")
+	if err != nil {
+		return err
+	}
+	resolvPath := filepath.Join(root, "etc/resolv.conf")
+	baseResolv, baseErr := os.Readlink(resolvPath)
+	baseData, _ := os.ReadFile(resolvPath)
+	_ = os.Remove(resolvPath)
+	if err := os.WriteFile(resolvPath, resolv, 0o644); err != nil {
+		return err
+	}
+	for _, m := range []struct{ src, dst, fstype string }{
+		{"proc", "proc", "proc"}, {"sysfs", "sys", "sysfs"}, {"/dev", "dev", ""}, {debs, "var/cache/apt/archives", ""},
+	} {
+		dst := filepath.Join(root, m.dst)
+		if err := os.MkdirAll(dst, 0o755); err != nil {
+			return err
+		}
+		flags := uintptr(0)
+		if m.fstype == "" {
+			flags = syscall.MS_BIND
+		}
+		if err := syscall.Mount(m.src, dst, m.fstype, flags, ""); err != nil {
+			return fmt.Errorf("mount %s on %s: %w", m.src, dst, err)
+		}
+	}
+	apt := func(args ...string) error {
+		cmd := exec.CommandContext(ctx, "nice", append([]string{"-n", "5", "chroot", root, "apt-get", "-q", "-y"}, args...)...)
+		cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "DEBIAN_FRONTEND=noninteractive", "LC_ALL=C"}
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("apt-get %s in a chroot of %s: %w: %s", strings.Join(args, " "), d.From.Ref, err, tail(string(out), 3000))
+		}
+		return nil
+	}
+	if err := apt("update"); err != nil {
+		return err
+	}
+	if err := apt(append([]string{"install"}, d.Packages...)...); err != nil {
+		return err
+	}
+	unmountUnder(work)
+	for _, p := range []string{"usr/sbin/policy-rc.d", "etc/apt/apt.conf.d/99rehearse-build"} {
+		_ = os.Remove(filepath.Join(root, p))
+	}
+	_ = os.Remove(resolvPath)
+	if baseErr == nil {
+		_ = os.Symlink(baseResolv, resolvPath)
+	} else {
+		_ = os.WriteFile(resolvPath, baseData, 0o644)
+	}
+	return importRoot(ctx, b, s, d, root)
+}
+
+// exportImage writes the file system of image ref into dir (docker create + export).
+func exportImage(ctx context.Context, d Docker, ref, dir string) error {
+	id, err := d.Run(ctx, nil, "create", ref, "/bin/true")
+	if err != nil {
+		return err
+	}
+	id = strings.TrimSpace(id)
+	defer d.Run(context.Background(), nil, "rm", "-f", id) //nolint:errcheck
+	export := d.Command(ctx, "export", id)
+	pipe, err := export.StdoutPipe()
+	if err != nil {
+		return err
+	}
+	var exportErr strings.Builder
+	export.Stderr = &exportErr
+	if err := export.Start(); err != nil {
+		return err
+	}
+	untar := exec.CommandContext(ctx, "tar", "--numeric-owner", "--xattrs", "-x", "-C", dir, "-f", "-")
+	untar.Stdin = pipe
+	out, uerr := untar.CombinedOutput()
+	werr := export.Wait()
+	if uerr != nil {
+		return fmt.Errorf("unpack %s: %w: %s", ref, uerr, out)
+	}
+	if werr != nil {
+		return fmt.Errorf("docker export %s: %w: %s", ref, werr, exportErr.String())
+	}
+	return nil
 }
 
 // unmountUnder lazily unmounts every mount point below dir, deepest first.

@@ -52,3 +52,31 @@ func TestDebianMirrorOverride(t *testing.T) {
 		t.Errorf("DebianMirror = %q, %v", got, err)
 	}
 }
+
+// A Debian image made from another is keyed by it: a new base rebuilds it, and it waits for it.
+func TestDebianImageFromAnotherIsKeyedByIt(t *testing.T) {
+	base := DebianImage("base", "example/base:1", Debian{Suite: "bookworm", Variant: "minbase"})
+	other := DebianImage("base", "example/base:1", Debian{Suite: "bookworm", Variant: "minbase", Packages: []string{"less"}})
+	derived := func(b *Step) *Step {
+		return DebianImage("derived", "example/derived:1", Debian{Suite: "bookworm", From: b, Packages: []string{"curl"}})
+	}
+	d := derived(base)
+	if len(d.Deps) != 1 || d.Deps[0] != base || d.Lock != "debootstrap" {
+		t.Fatalf("deps %v, lock %q", d.Deps, d.Lock)
+	}
+	k1, err := Keys(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d2 := derived(other)
+	k2, err := Keys(d2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k1[d] == k2[d2] {
+		t.Error("a derived image keeps its key when its base changes")
+	}
+	if own := DebianImage("derived", "example/derived:1", Debian{Suite: "bookworm", Variant: "minbase", Packages: []string{"curl"}}); len(own.Deps) != 0 {
+		t.Errorf("a debootstrapped image depends on %v", own.Deps)
+	}
+}

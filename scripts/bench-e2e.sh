@@ -37,7 +37,7 @@ if [ "$cold" = 1 ]; then
     note "  step $name" "${rest##* in }"
   done < <(grep '^built ' "$OUT/images.log")
 fi
-for ref in rehearse.local/postgres:15 rehearse.local/orders:dev rehearse.local/kind-node:v1.34.4; do
+for ref in rehearse.local/postgres:15 rehearse.local/orders:dev rehearse.local/kube:v1.34.4 rehearse.local/kind-node:v1.34.4; do
   note "image size $ref" "$(docker image inspect --format '{{.Size}}' "$ref" | awk '{printf "%.0f MB", $1/1e6}')"
 done
 

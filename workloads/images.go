@@ -29,12 +29,13 @@ func embedded(name, dst string, mode int64) images.File {
 // ImageSteps are the build steps of the sample workload's images. The orders image holds the rehearse
 // executable itself (entrypoint `rehearse orders`), which must be statically linked (CGO_ENABLED=0, as
 // the Makefile builds it).
-func ImageSteps(rehearseExecutable string) ([]*images.Step, error) {
+// debianBase is the Debian step (the build's one debootstrap) PostgreSQL's packages are added to.
+func ImageSteps(rehearseExecutable string, debianBase *images.Step) ([]*images.Step, error) {
 	if err := checkStatic(rehearseExecutable); err != nil {
 		return nil, err
 	}
 	base := images.DebianImage("postgres-base", postgresBaseImage, images.Debian{
-		Suite: "bookworm", Variant: "minbase", Packages: []string{"postgresql-15", "postgresql-client-15"},
+		Suite: "bookworm", From: debianBase, Packages: []string{"postgresql-15", "postgresql-client-15"},
 		// Debian's postgresql-15 depends on LLVM for JIT compilation of queries; the sample runs with
 		// jit = off (pg-entrypoint), so LLVM, its z3 solver and the JIT's bitcode go, with the
 		// documentation and message translations: 442 MB of files become about 215 MB.

@@ -15,6 +15,7 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+	"sync"
 
 	"github.com/rehearse-dev/rehearse/images"
 )
@@ -48,6 +49,8 @@ var (
 	LocalPathImage = "rehearse.local/local-path-provisioner:" + LocalPathVersion
 	HelperImage    = "rehearse.local/local-path-helper:busybox"
 	SlimImage      = "rehearse.local/debian-slim:" + DebianSuite
+	// DebianBaseImage is Debian's minbase, which every Debian image of the build starts from.
+	DebianBaseImage = "rehearse.local/debian-minbase:" + DebianSuite
 	// KubeImage holds the multi-call binary; every component image is it with another entrypoint.
 	KubeImage     = "rehearse.local/kube:" + KubernetesVersion
 	NodeBaseImage = "rehearse.local/kind-node-base:" + DebianSuite
@@ -85,6 +88,13 @@ func versionLDFlags() []string {
 	return ld
 }
 
+// DebianBase is the one debootstrap of the build (Debian's minbase): the node's base, the slim base
+// of the component images and the PostgreSQL image add their packages to it with apt-get, instead of
+// each unpacking and configuring the base again in a debootstrap of its own.
+var DebianBase = sync.OnceValue(func() *images.Step {
+	return images.DebianImage("debian-minbase", DebianBaseImage, images.Debian{Suite: DebianSuite, Variant: "minbase"})
+})
+
 // Plan is the set of build steps for the node image; Node is the final one.
 type Plan struct {
 	Node  *images.Step
@@ -99,7 +109,7 @@ func NewPlan(preload ...*images.Step) *Plan {
 	pause := pauseStep()
 
 	nodeBase := images.DebianImage("node-base", NodeBaseImage, images.Debian{
-		Suite: DebianSuite, Variant: "minbase",
+		Suite: DebianSuite, From: DebianBase(),
 		Packages: []string{
 			"systemd", "systemd-sysv", "dbus", "containerd", "runc", "containernetworking-plugins",
 			"iptables", "nftables", "iproute2", "ethtool", "util-linux", "mount", "kmod", "libseccomp2",
@@ -108,7 +118,7 @@ func NewPlan(preload ...*images.Step) *Plan {
 		},
 	})
 	slim := images.DebianImage("debian-slim", SlimImage, images.Debian{
-		Suite: DebianSuite, Variant: "minbase",
+		Suite: DebianSuite, From: DebianBase(),
 		Packages: []string{"iptables", "nftables", "conntrack", "kmod", "iproute2", "ca-certificates"},
 	})
 	busybox := busyboxStep(nodeBase)
@@ -158,7 +168,7 @@ func NewPlan(preload ...*images.Step) *Plan {
 			embedded("files/images/flannel-install-cni", "install-cni", 0o755)),
 	)
 	node := nodeStep(nodeBase, comps, imgs, preload)
-	all := append([]*images.Step{nodeBase, slim, kube}, imgs...)
+	all := append([]*images.Step{DebianBase(), nodeBase, slim, kube}, imgs...)
 	all = append(all, node)
 	return &Plan{Node: node, Steps: all}
 }

@@ -83,7 +83,7 @@ func imageSteps() (steps, perBinary []*images.Step, err error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	workloadSteps, err := workloads.ImageSteps(exe)
+	workloadSteps, err := workloads.ImageSteps(exe, nodeimage.DebianBase())
 	if err != nil {
 		return nil, nil, err
 	}
