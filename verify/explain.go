@@ -295,7 +295,7 @@ type rule func(Burst, *timeline) []string
 
 // rules in the order their lines are given.
 var rules = []rule{faultActing, stepActions, noReadyEndpoint, unanswered(exitedWhileReady), nodeNotReady, unanswered(restarted),
-	unanswered(servingBeforeReady), evicted}
+	unanswered(servingBeforeReady), evicted, unschedulable}
 
 // unanswered applies a rule about a pod's stop, restart or start only to a burst with failures no
 // HTTP answer met: a pod that is not listening answers nothing, so it did not fail answered requests.
@@ -536,6 +536,22 @@ func evicted(b Burst, tl *timeline) []string {
 	for _, c := range tl.all {
 		if c.Kind == "event" && (c.What == "Evicted" || c.What == "Preempted" || c.What == "TaintManagerEviction") && near(c.T, b, 10, 0) {
 			out = append(out, fmt.Sprintf("%s: %s at +%.1fs: %s", c.Object, c.What, c.T, c.Detail))
+		}
+	}
+	return out
+}
+
+// unschedulable: a pod the scheduler could place on no node (FailedScheduling: too little CPU or
+// memory left to request, a volume bound to a full node, a taint) in or in the 30 s before the
+// burst, once per pod with the first such event: a replacement that never starts looks, from the
+// load's side, like a Service that lost its endpoints for no reason.
+func unschedulable(b Burst, tl *timeline) []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, c := range tl.all {
+		if c.Kind == "event" && c.What == "FailedScheduling" && !seen[c.Object] && near(c.T, b, 30, 0) {
+			seen[c.Object] = true
+			out = append(out, fmt.Sprintf("%s could not be scheduled (FailedScheduling at +%.1fs): %s", c.Object, c.T, c.Detail))
 		}
 	}
 	return out
