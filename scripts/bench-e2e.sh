@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # bench-e2e: the time to a first verdict, phase by phase, on this machine, in one run:
 #   1. `rehearse images build` cold: every step rebuilt (--force) with an empty rehearse cache, an
-#      empty Go build cache and an empty Go module cache (modules come from the proxy again);
+#      empty Go build cache, an empty Go module cache (modules come from the proxy again) and none of
+#      the images in Docker (removed first, with the layers docker build would have reused);
 #      GNU time's wall time and CPU use; then the image sizes.
 #   2. the smoke scenario on a cluster the run creates (warm: images built): cluster create, image
 #      load, deploy, first request, end to end.
@@ -25,6 +26,11 @@ report=()
 note() { report+=("$(printf '%-44s %s' "$1" "$2")"); }
 
 if [ "$cold" = 1 ]; then
+  # Cold in Docker too: every image the build made goes (and with it the layers a docker build would
+  # take from its cache), as on a machine that never built them.
+  imgs=$(docker images -q --filter label=dev.rehearse.build-key | sort -u)
+  [ -z "$imgs" ] || docker rmi -f $imgs >/dev/null 2>&1 || true
+  docker image prune -f >/dev/null
   cache=$(mktemp -d /var/tmp/rehearse-bench-cache-XXXXXX)
   export REHEARSE_CACHE_DIR=$cache/rehearse GOCACHE=$cache/gocache GOMODCACHE=$cache/gomod
   /usr/bin/time -f "%e %P" -o "$OUT/cold.time" "$BIN" images build --force --jobs "${JOBS:-0}" | tee "$OUT/images.log"
