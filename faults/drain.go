@@ -25,7 +25,8 @@ import (
 )
 
 // CordonedBy marks a node rehearse cordoned, with the run that did it: a run that crashed before it
-// could uncordon leaves the mark, and the next run (Repair) uncordons the node.
+// could uncordon leaves the mark, its lease (HeldUntil) runs out, and the next run (Repair)
+// uncordons the node.
 const CordonedBy = "rehearse.dev/cordoned-by"
 
 // DefaultDrainTimeout bounds how long a drain retries evictions a PodDisruptionBudget refuses.
@@ -106,11 +107,14 @@ func (NodeDrain) Run(ctx context.Context, env *steps.Env, st scenarios.Step, rec
 			}
 		},
 	}
-	// Mark, then cordon; unmark and uncordon when the step ends (or the run does, with keep).
-	if err := mark(ctx, cs, node, env.RunID); err != nil {
+	// Mark (and keep the mark's lease renewed), then cordon; unmark and uncordon when the step ends
+	// (or the run does, with keep).
+	release, err := hold(ctx, cs, node, CordonedBy, env.RunID)
+	if err != nil {
 		return err
 	}
 	undo := func(ctx context.Context) {
+		release()
 		if err := Uncordon(ctx, cs, node); err == nil {
 			mu.Lock()
 			d.Uncordoned = true
@@ -258,15 +262,9 @@ func pickNode(ctx context.Context, env *steps.Env, step string, f *scenarios.Fau
 	return names[0], nil
 }
 
-func mark(ctx context.Context, cs kubernetes.Interface, node, runID string) error {
-	patch := fmt.Sprintf(`{"metadata":{"annotations":{%q:%q}}}`, CordonedBy, runID)
-	_, err := cs.CoreV1().Nodes().Patch(ctx, node, types.MergePatchType, []byte(patch), metav1.PatchOptions{FieldManager: "rehearse"})
-	return err
-}
-
 // Uncordon makes node schedulable again and removes rehearse's mark.
 func Uncordon(ctx context.Context, cs kubernetes.Interface, node string) error {
-	patch := fmt.Sprintf(`{"metadata":{"annotations":{%q:null}},"spec":{"unschedulable":null}}`, CordonedBy)
+	patch := fmt.Sprintf(`{"metadata":{"annotations":{%q:null,%q:null}},"spec":{"unschedulable":null}}`, CordonedBy, HeldUntil)
 	_, err := cs.CoreV1().Nodes().Patch(ctx, node, types.MergePatchType, []byte(patch), metav1.PatchOptions{FieldManager: "rehearse"})
 	return err
 }
@@ -279,16 +277,31 @@ type Stopped interface {
 }
 
 // Repair puts right what a crashed rehearsal left behind, and says what: node containers it stopped
-// (node-loss) are started and waited for until Ready, nodes it cordoned are uncordoned. m is nil
-// when the cluster is not a local kind cluster.
+// (node-loss) are started and waited for until Ready, nodes it cordoned are uncordoned. A node whose
+// mark a live run still renews is another rehearsal's fault in progress on the same cluster: it is
+// left alone, and said so. m is nil when the cluster is not a local kind cluster.
 func Repair(ctx context.Context, cs kubernetes.Interface, m Stopped) ([]string, error) {
 	var fixed []string
+	live := func(node, key string) string {
+		n, err := cs.CoreV1().Nodes().Get(ctx, node, metav1.GetOptions{})
+		if err != nil {
+			return ""
+		}
+		if run, until := heldBy(n, key, time.Now()); run != "" {
+			return fmt.Sprintf("left %s alone: run %s holds it (its lease runs to %s)", node, run, until.Local().Format(time.TimeOnly))
+		}
+		return ""
+	}
 	if m != nil {
 		down, err := m.StoppedNodes(ctx)
 		if err != nil {
 			return nil, err
 		}
 		for _, n := range down {
+			if note := live(n, StoppedBy); note != "" {
+				fixed = append(fixed, note)
+				continue
+			}
 			if err := m.StartNode(ctx, n); err != nil {
 				return fixed, err
 			}
@@ -306,6 +319,7 @@ func Repair(ctx context.Context, cs kubernetes.Interface, m Stopped) ([]string, 
 				case <-time.After(time.Second):
 				}
 			}
+			_ = unmark(ctx, cs, n, StoppedBy)
 			fixed = append(fixed, fmt.Sprintf("started %s (stopped by a node-loss) and it is Ready", n))
 		}
 	}
@@ -313,8 +327,13 @@ func Repair(ctx context.Context, cs kubernetes.Interface, m Stopped) ([]string, 
 	if err != nil {
 		return fixed, err
 	}
+	now := time.Now()
 	for _, n := range nodes.Items {
 		if by, ok := n.Annotations[CordonedBy]; ok {
+			if run, until := heldBy(&n, CordonedBy, now); run != "" {
+				fixed = append(fixed, fmt.Sprintf("left %s cordoned: run %s is draining it (its lease runs to %s)", n.Name, run, until.Local().Format(time.TimeOnly)))
+				continue
+			}
 			if err := Uncordon(ctx, cs, n.Name); err != nil {
 				return fixed, err
 			}

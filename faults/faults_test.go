@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -125,5 +126,54 @@ func TestPodKillRounds(t *testing.T) {
 	}
 	if k := kills(t, &rec); len(k) != 3 {
 		t.Errorf("%d rounds, want 3 (at 0, 0.3 and 0.6 s): %+v", len(k), k)
+	}
+}
+
+// Another rehearsal's drain in progress on the same cluster (its lease renewed) is left alone; a
+// mark whose lease ran out is a crashed run's, and is taken back.
+func TestRepairLeavesALiveRunsCordon(t *testing.T) {
+	at := func(d time.Duration) string { return time.Now().Add(d).UTC().Format(time.RFC3339) }
+	live := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "w1", Annotations: map[string]string{CordonedBy: "run-live", HeldUntil: at(20 * time.Second)}}, Spec: corev1.NodeSpec{Unschedulable: true}}
+	dead := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "w2", Annotations: map[string]string{CordonedBy: "run-dead", HeldUntil: at(-time.Second)}}, Spec: corev1.NodeSpec{Unschedulable: true}}
+	cs := fake.NewClientset(live, dead)
+	notes, err := Repair(context.Background(), cs, nil)
+	if err != nil || len(notes) != 2 {
+		t.Fatalf("notes %v: %v", notes, err)
+	}
+	if !strings.Contains(strings.Join(notes, "\n"), "left w1 cordoned: run run-live is draining it") {
+		t.Errorf("notes do not say w1 was left alone: %v", notes)
+	}
+	n1, _ := cs.CoreV1().Nodes().Get(context.Background(), "w1", metav1.GetOptions{})
+	n2, _ := cs.CoreV1().Nodes().Get(context.Background(), "w2", metav1.GetOptions{})
+	if !n1.Spec.Unschedulable || n1.Annotations[CordonedBy] != "run-live" {
+		t.Errorf("w1 is a live run's drain and was touched: %+v", n1)
+	}
+	if n2.Spec.Unschedulable || n2.Annotations[CordonedBy] != "" || n2.Annotations[HeldUntil] != "" {
+		t.Errorf("w2's lease ran out and it is still cordoned or marked: %+v", n2.Annotations)
+	}
+}
+
+// A hold renews its lease while it lasts; released, it stops renewing, and Repair may take it back
+// once the lease runs out.
+func TestHoldRenewsItsLease(t *testing.T) {
+	defer func(ttl, renew time.Duration) { holdTTL, holdRenew = ttl, renew }(holdTTL, holdRenew)
+	holdTTL, holdRenew = 2*time.Second, 50*time.Millisecond
+	cs := fake.NewClientset(&corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "w1"}})
+	ctx := context.Background()
+	release, err := hold(ctx, cs, "w1", CordonedBy, "run-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, _ := cs.CoreV1().Nodes().Get(ctx, "w1", metav1.GetOptions{})
+	first := n.Annotations[HeldUntil]
+	time.Sleep(1100 * time.Millisecond) // RFC 3339 has whole seconds
+	n, _ = cs.CoreV1().Nodes().Get(ctx, "w1", metav1.GetOptions{})
+	if run, _ := heldBy(n, CordonedBy, time.Now()); run != "run-1" || n.Annotations[HeldUntil] == first {
+		t.Errorf("lease not renewed: held by %q, until %s (first %s)", run, n.Annotations[HeldUntil], first)
+	}
+	release()
+	n, _ = cs.CoreV1().Nodes().Get(ctx, "w1", metav1.GetOptions{})
+	if run, _ := heldBy(n, CordonedBy, time.Now().Add(holdTTL+time.Second)); run != "" {
+		t.Errorf("released hold still live after its TTL: %q", run)
 	}
 }

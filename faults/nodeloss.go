@@ -102,10 +102,15 @@ func (NodeLoss) Run(ctx context.Context, env *steps.Env, st scenarios.Step, rec 
 	var startErr error
 	var startedAt time.Time
 	stopped := time.Now()
+	release := func() {}
 	start := func(ctx context.Context) {
 		once.Do(func() {
 			startErr = env.Machines.StartNode(ctx, node)
 			startedAt = time.Now()
+			release()
+			if startErr == nil {
+				_ = unmark(ctx, cs, node, StoppedBy)
+			}
 			set(func(l *verify.Loss) { t := since(stopped); l.StartedAfterS = &t })
 		})
 	}
@@ -136,8 +141,17 @@ func (NodeLoss) Run(ctx context.Context, env *steps.Env, st scenarios.Step, rec 
 		}
 	}
 	env.Defer(handBack)
+	// The Node object carries the loss's mark and lease while its container is down: another run's
+	// Repair starts only a node no live run holds.
+	if release, err = hold(ctx, cs, node, StoppedBy, env.RunID); err != nil {
+		once.Do(func() {})
+		waited = true
+		return err
+	}
 	env.Log("node-loss: stopping %s for %s (%d pods on it)", node, down, len(l.Pods))
 	if err := env.Machines.StopNode(ctx, node); err != nil {
+		release()
+		_ = unmark(context.WithoutCancel(ctx), cs, node, StoppedBy)
 		once.Do(func() {}) // never stopped: nothing to start, nothing to wait for
 		waited = true
 		return err

@@ -126,6 +126,10 @@ func TestNodeLossRecordsNotReadyAndReady(t *testing.T) {
 	if len(l.Pods) != 1 || l.Pods[0] != "ns/db-1" {
 		t.Errorf("pods lost with the node: %v", l.Pods)
 	}
+	// The node's mark and lease went with the loss: nothing for another run's Repair to see.
+	if n, err := e.Ops.Clientset().CoreV1().Nodes().Get(context.Background(), "w1", metav1.GetOptions{}); err != nil || n.Annotations[StoppedBy] != "" || n.Annotations[HeldUntil] != "" {
+		t.Errorf("w1 still marked after the loss: %v %v", n.Annotations, err)
+	}
 	if r.Status != verify.Pass {
 		t.Errorf("fault-took-effect: %s %s", r.Status, r.Message)
 	}
@@ -268,5 +272,24 @@ func TestPickNodeAvoids(t *testing.T) {
 	f.Running.Avoid = "app=db"
 	if n, err := pickNode(context.Background(), e, "s", f); err == nil || !strings.Contains(err.Error(), "no node runs") {
 		t.Errorf("picked %q, %v; want none", n, err)
+	}
+}
+
+// A node another rehearsal's node-loss holds down (its lease renewed) is not started by Repair.
+func TestRepairLeavesALiveRunsLoss(t *testing.T) {
+	e, m := lossCluster(t, 0, 200*time.Millisecond)
+	m.down["w1"] = true
+	cs := e.Ops.Clientset()
+	release, err := hold(context.Background(), cs, "w1", StoppedBy, "run-live")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer release()
+	notes, err := Repair(context.Background(), cs, m)
+	if err != nil || len(notes) != 1 || !strings.Contains(notes[0], "left w1 alone: run run-live holds it") {
+		t.Fatalf("notes %v: %v", notes, err)
+	}
+	if !m.down["w1"] {
+		t.Error("w1 was started although a live run holds it down")
 	}
 }

@@ -476,7 +476,7 @@ func deploy(ctx context.Context, sc *scenarios.Loaded, cfg *rest.Config, kc *kin
 	if fixed, err := faults.Repair(ctx, ops.Clientset(), kc.machines()); err != nil {
 		return nil, nil, harness("repairing what an earlier run left: %v", err)
 	} else if len(fixed) > 0 {
-		progress(w, "repaired what an earlier run left: %s", strings.Join(fixed, "; "))
+		progress(w, "before the run, what earlier runs left: %s", strings.Join(fixed, "; "))
 	}
 	if err := ops.DeleteNamespace(ctx, sys.ns, 3*time.Minute); err != nil {
 		return nil, nil, harness("workload: leftover namespace: %v", err)
