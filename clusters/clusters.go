@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"k8s.io/apimachinery/pkg/util/validation"
 	"sigs.k8s.io/kind/pkg/apis/config/defaults"
 	"sigs.k8s.io/kind/pkg/apis/config/v1alpha4"
 	"sigs.k8s.io/kind/pkg/cluster"
@@ -71,6 +72,31 @@ type CreateOptions struct {
 	NodePorts PortRange
 	// Retain keeps the nodes of a cluster that failed to become ready, for debugging.
 	Retain bool
+	// Pools are workers set apart, besides Workers (see Pool).
+	Pools []Pool
+}
+
+// PoolKey labels and taints the workers of a Pool: rehearse.dev/pool=<name>, NoSchedule.
+const PoolKey = "rehearse.dev/pool"
+
+// A Pool is workers set apart: labelled and tainted PoolKey=Name:NoSchedule when they join (before
+// any add-on could land there), so that only pods that tolerate the taint run on them. A cluster
+// with pools enables the PodNodeSelector and PodTolerationRestriction admission plugins: a
+// rehearsal whose namespace carries PoolAnnotations (workload.namespace) runs all its pods there,
+// and nothing else does — a node-level fault on them touches no other rehearsal on the cluster.
+type Pool struct {
+	Name    string
+	Workers int
+}
+
+// PoolAnnotations are the namespace annotations that put every pod of the namespace on pool's
+// workers: a node selector (PodNodeSelector) and a toleration of their taint
+// (PodTolerationRestriction).
+func PoolAnnotations(pool string) map[string]string {
+	return map[string]string{
+		"scheduler.alpha.kubernetes.io/node-selector":      PoolKey + "=" + pool,
+		"scheduler.alpha.kubernetes.io/defaultTolerations": fmt.Sprintf(`[{"key":%q,"operator":"Equal","value":%q,"effect":"NoSchedule"}]`, PoolKey, pool),
+	}
 }
 
 // Cluster is a created (or found) kind cluster.
@@ -126,7 +152,7 @@ func cgroupV1(ctx context.Context) (bool, error) {
 
 // Config builds the kind configuration: one control-plane node publishing the NodePort range on
 // 127.0.0.1, and workers, on the node image image.
-func Config(name string, workers int, ports PortRange, v1 bool, image string) *v1alpha4.Cluster {
+func Config(name string, workers int, ports PortRange, v1 bool, image string, pools ...Pool) *v1alpha4.Cluster {
 	cp := v1alpha4.Node{Role: v1alpha4.ControlPlaneRole}
 	for p := ports.First; p <= ports.Last(); p++ {
 		cp.ExtraPortMappings = append(cp.ExtraPortMappings, v1alpha4.PortMapping{
@@ -150,6 +176,20 @@ func Config(name string, workers int, ports PortRange, v1 bool, image string) *v
 		// Kubernetes 1.34 still runs on cgroup v1 when told so explicitly (the default flips in 1.35).
 		cfg.KubeadmConfigPatches = append(cfg.KubeadmConfigPatches, "kind: KubeletConfiguration\nfailCgroupV1: false\n")
 	}
+	// Pools' workers first: kind names workers in order (<name>-worker, -worker2, ...), so a pool's
+	// names do not move with the number of other workers.
+	for _, p := range pools {
+		for i := 0; i < p.Workers; i++ {
+			cfg.Nodes = append(cfg.Nodes, v1alpha4.Node{
+				Role: v1alpha4.WorkerRole, Labels: map[string]string{PoolKey: p.Name},
+				KubeadmConfigPatches: []string{fmt.Sprintf("kind: JoinConfiguration\nnodeRegistration:\n  taints:\n  - {key: %s, value: %s, effect: NoSchedule}\n", PoolKey, p.Name)},
+			})
+		}
+	}
+	if len(pools) > 0 {
+		cfg.KubeadmConfigPatches = append(cfg.KubeadmConfigPatches,
+			"kind: ClusterConfiguration\napiServer:\n  extraArgs:\n    enable-admission-plugins: NodeRestriction,PodNodeSelector,PodTolerationRestriction\n")
+	}
 	for i := 0; i < workers; i++ {
 		cfg.Nodes = append(cfg.Nodes, v1alpha4.Node{Role: v1alpha4.WorkerRole})
 	}
@@ -165,6 +205,11 @@ func Create(ctx context.Context, opts CreateOptions) (*Cluster, error) {
 	}
 	if opts.Workers < 0 {
 		return nil, fmt.Errorf("workers must be 0 or more, got %d", opts.Workers)
+	}
+	for _, p := range opts.Pools {
+		if errs := validation.IsValidLabelValue(p.Name); p.Name == "" || len(errs) > 0 || p.Workers < 1 {
+			return nil, fmt.Errorf("pool %q of %d workers: want a name that is a label value and 1 worker or more %v", p.Name, p.Workers, errs)
+		}
 	}
 	if opts.Wait == 0 {
 		opts.Wait = 5 * time.Minute
@@ -197,7 +242,7 @@ func Create(ctx context.Context, opts CreateOptions) (*Cluster, error) {
 	created := make(chan error, 1)
 	go func() {
 		created <- p.Create(opts.Name,
-			cluster.CreateWithV1Alpha4Config(Config(opts.Name, opts.Workers, opts.NodePorts, v1, image)),
+			cluster.CreateWithV1Alpha4Config(Config(opts.Name, opts.Workers, opts.NodePorts, v1, image, opts.Pools...)),
 			cluster.CreateWithNodeImage(image),
 			cluster.CreateWithKubeconfigPath(opts.Kubeconfig),
 			cluster.CreateWithDisplayUsage(false),

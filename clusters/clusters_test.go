@@ -72,3 +72,34 @@ func TestParsePortRange(t *testing.T) {
 		}
 	}
 }
+
+// A pool's workers come first (stable names), labelled and tainted as they join; a cluster with a
+// pool enables the admission plugins that read a namespace's node selector and tolerations, and one
+// without keeps kubeadm's default.
+func TestConfigWithAPool(t *testing.T) {
+	cfg := Config("x", 2, NodePorts, false, nodeimage.Image, Pool{Name: "faults", Workers: 2})
+	if len(cfg.Nodes) != 5 {
+		t.Fatalf("%d nodes, want 1 + 2 + 2", len(cfg.Nodes))
+	}
+	for i, n := range cfg.Nodes[1:] {
+		pooled := i < 2
+		if got := n.Labels[PoolKey] == "faults"; got != pooled {
+			t.Errorf("worker %d: labels %v, want in the pool %v", i+1, n.Labels, pooled)
+		}
+		taint := strings.Join(n.KubeadmConfigPatches, "\n")
+		if got := strings.Contains(taint, "taints:\n  - {key: rehearse.dev/pool, value: faults, effect: NoSchedule}"); got != pooled {
+			t.Errorf("worker %d: patches %q, want tainted %v", i+1, taint, pooled)
+		}
+	}
+	if !strings.Contains(strings.Join(cfg.KubeadmConfigPatches, "\n"), "enable-admission-plugins: NodeRestriction,PodNodeSelector,PodTolerationRestriction") {
+		t.Errorf("admission plugins not enabled: %v", cfg.KubeadmConfigPatches)
+	}
+	if strings.Contains(strings.Join(Config("x", 2, NodePorts, false, nodeimage.Image).KubeadmConfigPatches, "\n"), "enable-admission-plugins") {
+		t.Error("a cluster without pools changes the admission plugins")
+	}
+	a := PoolAnnotations("faults")
+	if a["scheduler.alpha.kubernetes.io/node-selector"] != "rehearse.dev/pool=faults" ||
+		a["scheduler.alpha.kubernetes.io/defaultTolerations"] != `[{"key":"rehearse.dev/pool","operator":"Equal","value":"faults","effect":"NoSchedule"}]` {
+		t.Errorf("annotations %v", a)
+	}
+}

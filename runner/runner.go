@@ -503,7 +503,7 @@ func deploy(ctx context.Context, sc *scenarios.Loaded, cfg *rest.Config, kc *kin
 			// one cluster (and a sample deployed by hand) each get their own.
 			Namespace: sys.ns, Version: orders.Version(sc.Workload.Version),
 			AppReplicas: sc.Workload.Replicas.AppOr(0), DBReplicas: sc.Workload.Replicas.DBOr(0),
-			Replication: sc.Workload.Replication,
+			Replication: sc.Workload.Replication, NamespaceMeta: sc.Workload.Namespace,
 		}, 6*time.Minute)
 		done(err)
 		if err != nil {
@@ -560,7 +560,7 @@ func deploy(ctx context.Context, sc *scenarios.Loaded, cfg *rest.Config, kc *kin
 	if len(manifests) > 0 {
 		progress(w, "applying %d objects from %s (namespace %s)", len(manifests), strings.Join(from, ", "), sys.ns)
 	}
-	own, err := workloads.ApplyManifests(ctx, cfg, sys.ns, manifests)
+	own, err := workloads.ApplyManifests(ctx, cfg, sys.ns, sc.Workload.Namespace, manifests)
 	var teardown func(context.Context)
 	if own != nil {
 		teardown = func(ctx context.Context) { _ = own.Delete(ctx, 3*time.Minute) }

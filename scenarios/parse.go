@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -20,6 +21,7 @@ import (
 	yaml2 "go.yaml.in/yaml/v2"
 	"go.yaml.in/yaml/v3"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/rehearse-dev/rehearse/load"
 )
@@ -528,6 +530,26 @@ func (v *validator) cluster(c *Cluster) {
 	}
 }
 
+// namespaceMeta: keys and label values as the API server would take them (it refuses the
+// namespace otherwise, mid-run); rehearse's own label is not given away.
+func (v *validator) namespaceMeta(n *NamespaceMeta) {
+	for _, k := range slices.Sorted(maps.Keys(n.Labels)) {
+		f := "workload.namespace.labels." + k
+		if errs := validation.IsQualifiedName(k); len(errs) > 0 {
+			v.addf(f, "%q is not a label key: %s", k, strings.Join(errs, "; "))
+		} else if errs := validation.IsValidLabelValue(n.Labels[k]); len(errs) > 0 {
+			v.addf(f, "%q is not a label value: %s", n.Labels[k], strings.Join(errs, "; "))
+		} else if k == "app.kubernetes.io/part-of" {
+			v.addf(f, "is rehearse's own label on the namespace (value rehearse); choose another")
+		}
+	}
+	for _, k := range slices.Sorted(maps.Keys(n.Annotations)) {
+		if errs := validation.IsQualifiedName(k); len(errs) > 0 {
+			v.addf("workload.namespace.annotations."+k, "%q is not an annotation key: %s", k, strings.Join(errs, "; "))
+		}
+	}
+}
+
 func (v *validator) workload(w *Workload, c *Cluster) {
 	switch {
 	case w.Sample == "" && len(w.Manifests) == 0 && w.Kustomize == "" && w.Helm == nil:
@@ -558,6 +580,9 @@ func (v *validator) workload(w *Workload, c *Cluster) {
 		case r.DB < 0 || r.DB == 1 || r.DB > 5:
 			v.addf("workload.replicas.db", "%d: want 2 to 5 (a primary and at least one streaming replica)", r.DB)
 		}
+	}
+	if n := w.Namespace; n != nil {
+		v.namespaceMeta(n)
 	}
 	if w.Kustomize != "" {
 		v.kustomization("workload.kustomize", w.Kustomize)

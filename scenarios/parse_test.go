@@ -62,6 +62,19 @@ func TestParseValid(t *testing.T) {
 	if len(l.Hash) != 64 {
 		t.Errorf("hash %q", l.Hash)
 	}
+	// The namespace's labels and annotations, as the cluster's admission will read them.
+	src := strings.Replace(valid, "workload: {sample: orders-postgres}", `workload:
+  sample: orders-postgres
+  namespace:
+    labels: {pod-security.kubernetes.io/enforce: baseline}
+    annotations: {scheduler.alpha.kubernetes.io/node-selector: "pool=faults"}`, 1)
+	l, err = Parse("t.yaml", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := l.Workload.Namespace; n == nil || n.Labels["pod-security.kubernetes.io/enforce"] != "baseline" || n.Annotations["scheduler.alpha.kubernetes.io/node-selector"] != "pool=faults" {
+		t.Errorf("workload.namespace: %+v", n)
+	}
 }
 
 // Each broken variant must be rejected with the file, the line and the field named.
@@ -99,6 +112,10 @@ func TestParseRejects(t *testing.T) {
 		{"checksum on the sample", "workload: {sample: orders-postgres}", "workload: {sample: orders-postgres, checksum: {command: [md5sum], selector: app=x}}", "t.yaml:5: workload.checksum: the sample has its own"},
 		{"template field that does not exist", "path: /orders,", "path: /orders, body: '{{.Nope}}',", `t.yaml:9: load.targets[0].body: template: load.targets[0].body:1:2: executing "load.targets[0].body" at <.Nope>`},
 		{"expect a non-status", "ledger: true}", "ledger: true, expect: [2000]}", "t.yaml:9: load.targets[0].expect: 2000 is not an HTTP status"},
+		{"namespace label key", "workload: {sample: orders-postgres}", "workload:\n  sample: orders-postgres\n  namespace:\n    labels: {'team/a/b': x}", `t.yaml:8: workload.namespace.labels.team/a/b: "team/a/b" is not a label key`},
+		{"namespace label value", "workload: {sample: orders-postgres}", "workload:\n  sample: orders-postgres\n  namespace:\n    labels:\n      pod-security.kubernetes.io/enforce: 'not ok'", `t.yaml:9: workload.namespace.labels.pod-security.kubernetes.io/enforce: "not ok" is not a label value`},
+		{"namespace label of rehearse's", "workload: {sample: orders-postgres}", "workload: {sample: orders-postgres, namespace: {labels: {app.kubernetes.io/part-of: mine}}}", "t.yaml:5: workload.namespace.labels.app.kubernetes.io/part-of: is rehearse's own label"},
+		{"namespace annotation key", "workload: {sample: orders-postgres}", "workload: {sample: orders-postgres, namespace: {annotations: {'a b': x}}}", `workload.namespace.annotations.a b: "a b" is not an annotation key`},
 		{"wrong type", "workers", "workers", ""},
 	}
 	for _, c := range cases {

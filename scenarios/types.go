@@ -51,16 +51,24 @@ type Cluster struct {
 
 // Workload is the system under rehearsal: the built-in sample or the user's own manifests.
 type Workload struct {
-	Sample      string     `yaml:"sample,omitempty" json:"sample,omitempty" enum:"orders-postgres"`
-	Version     string     `yaml:"version,omitempty" json:"version,omitempty" doc:"initial version of the sample app"`
-	Replicas    *Replicas  `yaml:"replicas,omitempty" json:"replicas,omitempty" doc:"the sample's replica counts"`
-	Replication string     `yaml:"replication,omitempty" json:"replication,omitempty" enum:"async,sync" doc:"the sample's replication: async (default: a commit returns once the primary has it) or sync (synchronous_commit = on with synchronous_standby_names ANY 1 (*): a commit returns once a standby has flushed it; with no standby connected, writes wait and fail)"`
-	Manifests   []string   `yaml:"manifests,omitempty" json:"manifests,omitempty" doc:"files or directories of YAML (relative to the scenario file), applied in order; objects without a namespace go to rehearse-<scenario>"`
-	Kustomize   string     `yaml:"kustomize,omitempty" json:"kustomize,omitempty" doc:"a kustomization directory (a base or an overlay, relative to the scenario file), built in-process as kubectl kustomize builds it; its objects are deployed as manifests are"`
-	Helm        *HelmChart `yaml:"helm,omitempty" json:"helm,omitempty" doc:"a local Helm chart installed as a release (through Helm's Go SDK; its dependencies vendored in charts/)"`
-	Images      []string   `yaml:"images,omitempty" json:"images,omitempty" doc:"image archives (docker save, relative to the scenario file) loaded into every kind node"`
-	LocalImages []string   `yaml:"localImages,omitempty" json:"localImages,omitempty" doc:"images already built on this machine's Docker (e.g. rehearse.local/orders:dev, by rehearse images build), loaded into every kind node"`
-	Checksum    *Checksum  `yaml:"checksum,omitempty" json:"checksum,omitempty" doc:"your own manifests: command run in each replica pod; its output is that replica's data checksum (replica-checksums compares them)"`
+	Sample      string         `yaml:"sample,omitempty" json:"sample,omitempty" enum:"orders-postgres"`
+	Version     string         `yaml:"version,omitempty" json:"version,omitempty" doc:"initial version of the sample app"`
+	Replicas    *Replicas      `yaml:"replicas,omitempty" json:"replicas,omitempty" doc:"the sample's replica counts"`
+	Replication string         `yaml:"replication,omitempty" json:"replication,omitempty" enum:"async,sync" doc:"the sample's replication: async (default: a commit returns once the primary has it) or sync (synchronous_commit = on with synchronous_standby_names ANY 1 (*): a commit returns once a standby has flushed it; with no standby connected, writes wait and fail)"`
+	Manifests   []string       `yaml:"manifests,omitempty" json:"manifests,omitempty" doc:"files or directories of YAML (relative to the scenario file), applied in order; objects without a namespace go to rehearse-<scenario>"`
+	Kustomize   string         `yaml:"kustomize,omitempty" json:"kustomize,omitempty" doc:"a kustomization directory (a base or an overlay, relative to the scenario file), built in-process as kubectl kustomize builds it; its objects are deployed as manifests are"`
+	Helm        *HelmChart     `yaml:"helm,omitempty" json:"helm,omitempty" doc:"a local Helm chart installed as a release (through Helm's Go SDK; its dependencies vendored in charts/)"`
+	Images      []string       `yaml:"images,omitempty" json:"images,omitempty" doc:"image archives (docker save, relative to the scenario file) loaded into every kind node"`
+	LocalImages []string       `yaml:"localImages,omitempty" json:"localImages,omitempty" doc:"images already built on this machine's Docker (e.g. rehearse.local/orders:dev, by rehearse images build), loaded into every kind node"`
+	Checksum    *Checksum      `yaml:"checksum,omitempty" json:"checksum,omitempty" doc:"your own manifests: command run in each replica pod; its output is that replica's data checksum (replica-checksums compares them)"`
+	Namespace   *NamespaceMeta `yaml:"namespace,omitempty" json:"namespace,omitempty" doc:"labels and annotations of the rehearsal's namespace (rehearse-<scenario>), set when the run creates it: what a cluster's admission reads there, e.g. pod-security.kubernetes.io/enforce, istio-injection, or with the PodNodeSelector and PodTolerationRestriction admission plugins scheduler.alpha.kubernetes.io/node-selector and .../defaultTolerations to rehearse on one node pool"`
+}
+
+// NamespaceMeta is what the rehearsal's namespace carries besides rehearse's own label
+// (app.kubernetes.io/part-of: rehearse, which stays).
+type NamespaceMeta struct {
+	Labels      map[string]string `yaml:"labels,omitempty" json:"labels,omitempty" doc:"labels of the namespace"`
+	Annotations map[string]string `yaml:"annotations,omitempty" json:"annotations,omitempty" doc:"annotations of the namespace"`
 }
 
 // Own says whether the workload is one's own (manifests, a kustomization or a chart), not the sample.

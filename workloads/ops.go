@@ -3,6 +3,7 @@ package workloads
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -23,6 +24,8 @@ import (
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/e2e-framework/klient/k8s/resources"
 	"sigs.k8s.io/e2e-framework/klient/wait"
+
+	"github.com/rehearse-dev/rehearse/scenarios"
 )
 
 // Ops are the operations runbook steps perform on any workload, the sample or one's own: scaling a
@@ -239,13 +242,31 @@ func (p *Ops) DeleteNamespace(ctx context.Context, name string, timeout time.Dur
 	return nil
 }
 
-// ensureNamespace creates a namespace labelled as rehearse's, unless it exists.
-func (p *Ops) ensureNamespace(ctx context.Context, name string) error {
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{"app.kubernetes.io/part-of": "rehearse"}}}
-	if _, err := p.cs.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+// ensureNamespace creates a namespace labelled as rehearse's, with meta's labels and annotations
+// (workload.namespace), unless it exists; an existing one is given meta's labels and annotations,
+// before any pod is created in it (admission reads them then).
+func (p *Ops) ensureNamespace(ctx context.Context, name string, meta *scenarios.NamespaceMeta) error {
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{}}}
+	if meta != nil {
+		maps.Copy(ns.Labels, meta.Labels)
+		ns.Annotations = maps.Clone(meta.Annotations)
+	}
+	ns.Labels["app.kubernetes.io/part-of"] = "rehearse"
+	_, err := p.cs.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{})
+	switch {
+	case err == nil:
+		return nil
+	case !apierrors.IsAlreadyExists(err):
+		return err
+	case meta == nil || len(meta.Labels)+len(meta.Annotations) == 0:
+		return nil
+	}
+	patch, err := json.Marshal(map[string]any{"metadata": map[string]any{"labels": meta.Labels, "annotations": meta.Annotations}})
+	if err != nil {
 		return err
 	}
-	return nil
+	_, err = p.cs.CoreV1().Namespaces().Patch(ctx, name, types.MergePatchType, patch, metav1.PatchOptions{FieldManager: "rehearse"})
+	return err
 }
 
 // PodState is how a replica pod stands when its data is read.

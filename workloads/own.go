@@ -151,9 +151,10 @@ type appliedObject struct {
 	from string
 }
 
-// ApplyManifests creates namespace and applies the manifests in order with server-side apply (field
-// manager rehearse). The returned Own is usable for Delete even when an object failed to apply.
-func ApplyManifests(ctx context.Context, cfg *rest.Config, namespace string, manifests []Manifest) (*Own, error) {
+// ApplyManifests creates namespace (with meta's labels and annotations) and applies the manifests in
+// order with server-side apply (field manager rehearse). The returned Own is usable for Delete even
+// when an object failed to apply.
+func ApplyManifests(ctx context.Context, cfg *rest.Config, namespace string, meta *scenarios.NamespaceMeta, manifests []Manifest) (*Own, error) {
 	dyn, err := dynamic.NewForConfig(cfg)
 	if err != nil {
 		return nil, err
@@ -167,7 +168,7 @@ func ApplyManifests(ctx context.Context, cfg *rest.Config, namespace string, man
 		return nil, err
 	}
 	o := &Own{Namespace: namespace, dyn: dyn, mapper: restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(dc)), ops: ops}
-	if err := ops.ensureNamespace(ctx, namespace); err != nil {
+	if err := ops.ensureNamespace(ctx, namespace, meta); err != nil {
 		return o, err
 	}
 	return o, o.Apply(ctx, manifests)
@@ -176,7 +177,7 @@ func ApplyManifests(ctx context.Context, cfg *rest.Config, namespace string, man
 // NewOwn is a workload of one's own in namespace (created when missing) with nothing in it yet:
 // objects come with Apply, or with Adopt (objects something else made, such as a Helm release).
 func NewOwn(ctx context.Context, cfg *rest.Config, namespace string) (*Own, error) {
-	o, err := ApplyManifests(ctx, cfg, namespace, nil)
+	o, err := ApplyManifests(ctx, cfg, namespace, nil, nil)
 	return o, err
 }
 

@@ -13,6 +13,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes/fake"
+
+	"github.com/rehearse-dev/rehearse/scenarios"
 )
 
 func write(t *testing.T, dir, name, text string) string {
@@ -159,5 +161,41 @@ func TestDiagnoseNamesCrashingPods(t *testing.T) {
 		if !strings.Contains(got, want) {
 			t.Errorf("diagnosis %q lacks %q", got, want)
 		}
+	}
+}
+
+// The rehearsal's namespace carries workload.namespace's labels and annotations, and rehearse's own
+// label whatever they say; a namespace that exists already is given them before anything runs in it.
+func TestNamespaceCarriesItsMetadata(t *testing.T) {
+	meta := &scenarios.NamespaceMeta{
+		Labels:      map[string]string{"pod-security.kubernetes.io/enforce": "baseline"},
+		Annotations: map[string]string{"scheduler.alpha.kubernetes.io/node-selector": "pool=faults"},
+	}
+	existing := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "old", Labels: map[string]string{"keep": "me"}}}
+	ops := &Ops{cs: fake.NewClientset(existing)}
+	ctx := context.Background()
+	for _, name := range []string{"new", "old"} {
+		if err := ops.ensureNamespace(ctx, name, meta); err != nil {
+			t.Fatal(err)
+		}
+		ns, err := ops.cs.CoreV1().Namespaces().Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ns.Labels["pod-security.kubernetes.io/enforce"] != "baseline" || ns.Annotations["scheduler.alpha.kubernetes.io/node-selector"] != "pool=faults" {
+			t.Errorf("%s: labels %v annotations %v", name, ns.Labels, ns.Annotations)
+		}
+		if name == "new" && ns.Labels["app.kubernetes.io/part-of"] != "rehearse" {
+			t.Errorf("new: rehearse's label lost: %v", ns.Labels)
+		}
+		if name == "old" && ns.Labels["keep"] != "me" {
+			t.Errorf("old: its own labels were replaced: %v", ns.Labels)
+		}
+	}
+	if err := ops.ensureNamespace(ctx, "plain", nil); err != nil {
+		t.Fatal(err)
+	}
+	if ns, _ := ops.cs.CoreV1().Namespaces().Get(ctx, "plain", metav1.GetOptions{}); len(ns.Annotations) != 0 || ns.Labels["app.kubernetes.io/part-of"] != "rehearse" {
+		t.Errorf("plain: %v %v", ns.Labels, ns.Annotations)
 	}
 }

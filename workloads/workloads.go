@@ -27,6 +27,7 @@ import (
 	"sigs.k8s.io/e2e-framework/klient/wait"
 	"sigs.k8s.io/e2e-framework/klient/wait/conditions"
 
+	"github.com/rehearse-dev/rehearse/scenarios"
 	"github.com/rehearse-dev/rehearse/workloads/orders"
 )
 
@@ -41,6 +42,8 @@ type SampleOptions struct {
 	// Replication is async (default) or sync: synchronous_commit = on with any one standby
 	// (synchronous_standby_names = 'ANY 1 (*)'), so that a commit returns once a standby flushed it.
 	Replication string
+	// NamespaceMeta: labels and annotations of Namespace when it is created (workload.namespace).
+	NamespaceMeta *scenarios.NamespaceMeta
 	// OrdersImage and PostgresImage default to the locally built images; PullPolicy to Never (they
 	// are loaded into nodes, never pulled).
 	OrdersImage, PostgresImage, PullPolicy string
@@ -125,7 +128,7 @@ func DeploySample(ctx context.Context, cfg *rest.Config, opts SampleOptions, tim
 	}
 	r := ops.r
 	s := &Sample{Options: opts, r: r, cs: ops.cs}
-	if err := ops.ensureNamespace(ctx, opts.Namespace); err != nil {
+	if err := ops.ensureNamespace(ctx, opts.Namespace, opts.NamespaceMeta); err != nil {
 		return nil, err
 	}
 	manifest, err := render("orders-postgres.yaml", renderData{opts, secret(), secret(), secret()})
