@@ -7,6 +7,7 @@ import (
 	"context"
 	"encoding/json"
 	"encoding/xml"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -14,6 +15,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -25,16 +27,33 @@ import (
 	"github.com/rehearse-dev/rehearse/verify"
 )
 
-// buildCLI builds the rehearse binary the way `make build` does.
+// buildCLI builds the rehearse binary the way `make build` does, once for the suite (tests that run
+// side by side would otherwise link it each).
 func buildCLI(t *testing.T, ctx context.Context) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "rehearse")
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "../cmd/rehearse")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("build: %v %s", err, out)
+	cli.Do(func() {
+		dir, err := os.MkdirTemp("", "rehearse-e2e-cli-")
+		if err != nil {
+			cli.err = err
+			return
+		}
+		cli.bin = filepath.Join(dir, "rehearse")
+		cmd := exec.CommandContext(ctx, "go", "build", "-o", cli.bin, "../cmd/rehearse")
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			cli.err = fmt.Errorf("build: %v %s", err, out)
+		}
+	})
+	if cli.err != nil {
+		t.Fatal(cli.err)
 	}
-	return bin
+	return cli.bin
+}
+
+var cli struct {
+	sync.Once
+	bin string
+	err error
 }
 
 // renamedContext writes a copy of the suite's kubeconfig whose context is called name, as a team's
@@ -75,6 +94,8 @@ func readSummary(t *testing.T, path string) *reports.Summary {
 var metricsLine = regexp.MustCompile(`metrics on (http://\S+/metrics)`)
 
 func TestCLIOnAnExistingContext(t *testing.T) {
+	t.Parallel() // beside the other tests; node-level faults run in their own lane (TestFaultLane)
+	holdPoolSlot(t)
 	f := features.New("rehearse run on an existing, non-kind context").
 		Assess("refused without --allow-context (exit 2), nothing touched", func(ctx context.Context, t *testing.T, cfg *envconf.Config) context.Context {
 			bin := buildCLI(t, ctx)

@@ -22,6 +22,8 @@ import (
 	"sigs.k8s.io/e2e-framework/klient/wait/conditions"
 	"sigs.k8s.io/e2e-framework/pkg/envconf"
 	"sigs.k8s.io/e2e-framework/pkg/features"
+
+	"github.com/rehearse-dev/rehearse/clusters"
 )
 
 const controlPlaneLabel = "node-role.kubernetes.io/control-plane"
@@ -33,11 +35,22 @@ func TestNodesReady(t *testing.T) {
 			if err := cfg.Client().Resources().List(ctx, &nodes); err != nil {
 				t.Fatal(err)
 			}
-			var cps, workers int
+			var cps, workers, lane int
 			for _, n := range nodes.Items {
-				if _, ok := n.Labels[controlPlaneLabel]; ok {
+				_, cp := n.Labels[controlPlaneLabel]
+				switch {
+				case cp:
 					cps++
-				} else {
+				case n.Labels[clusters.PoolKey] == faultLane:
+					lane++
+					tainted := false
+					for _, tn := range n.Spec.Taints {
+						tainted = tainted || (tn.Key == clusters.PoolKey && tn.Value == faultLane && tn.Effect == corev1.TaintEffectNoSchedule)
+					}
+					if !tainted {
+						t.Errorf("lane node %s is not tainted %s=%s:NoSchedule: %v", n.Name, clusters.PoolKey, faultLane, n.Spec.Taints)
+					}
+				default:
 					workers++
 				}
 				if !ready(&n) {
@@ -47,8 +60,61 @@ func TestNodesReady(t *testing.T) {
 					t.Errorf("node %s runs kubelet %s, want v1.34.4", n.Name, v)
 				}
 			}
-			if cps != 1 || workers != e2eWorkers {
-				t.Errorf("got %d control-plane and %d worker nodes, want 1 and %d", cps, workers, e2eWorkers)
+			if cps != 1 || workers != e2eWorkers || lane != faultLaneWorkers {
+				t.Errorf("got %d control-plane, %d worker and %d fault-lane nodes, want 1, %d and %d", cps, workers, lane, e2eWorkers, faultLaneWorkers)
+			}
+			return ctx
+		}).Feature()
+	testenv.Test(t, f)
+}
+
+// The fault lane holds what asks for it and nothing else: a pod in a namespace annotated for it
+// (clusters.PoolAnnotations, read by the admission plugins the cluster enables) is scheduled on a
+// lane node; a pod in a plain namespace, and the cluster's DNS, on none.
+func TestFaultLaneIsolates(t *testing.T) {
+	f := features.New("the fault lane").
+		Assess("an annotated namespace's pod runs on the lane; others, CoreDNS included, never do", func(ctx context.Context, t *testing.T, cfg *envconf.Config) context.Context {
+			cs, err := kubernetes.NewForConfig(cfg.Client().RESTConfig())
+			if err != nil {
+				t.Fatal(err)
+			}
+			nodeOf := func(ns string, annotations map[string]string) string {
+				t.Helper()
+				if _, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns, Annotations: annotations}}, metav1.CreateOptions{}); err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { _ = cs.CoreV1().Namespaces().Delete(context.Background(), ns, metav1.DeleteOptions{}) })
+				pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p"}, Spec: corev1.PodSpec{
+					Containers: []corev1.Container{{Name: "c", Image: probeImage, ImagePullPolicy: corev1.PullNever}}}}
+				if _, err := cs.CoreV1().Pods(ns).Create(ctx, pod, metav1.CreateOptions{}); err != nil {
+					t.Fatal(err)
+				}
+				for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(500 * time.Millisecond) {
+					if p, err := cs.CoreV1().Pods(ns).Get(ctx, "p", metav1.GetOptions{}); err == nil && p.Spec.NodeName != "" {
+						return p.Spec.NodeName
+					}
+				}
+				t.Fatalf("pod in %s never scheduled", ns)
+				return ""
+			}
+			inLane := func(node string) bool {
+				n, err := cs.CoreV1().Nodes().Get(ctx, node, metav1.GetOptions{})
+				return err == nil && n.Labels[clusters.PoolKey] == faultLane
+			}
+			if n := nodeOf("lane-check-in", clusters.PoolAnnotations(faultLane)); !inLane(n) {
+				t.Errorf("a pod of an annotated namespace ran on %s, outside the lane", n)
+			}
+			if n := nodeOf("lane-check-out", nil); inLane(n) {
+				t.Errorf("a pod of a plain namespace ran on %s, in the lane", n)
+			}
+			dns, err := cs.CoreV1().Pods("kube-system").List(ctx, metav1.ListOptions{LabelSelector: "k8s-app=kube-dns"})
+			if err != nil || len(dns.Items) == 0 {
+				t.Fatalf("CoreDNS pods: %v", err)
+			}
+			for _, p := range dns.Items {
+				if inLane(p.Spec.NodeName) {
+					t.Errorf("CoreDNS pod %s runs on %s, in the lane: a drain or a node loss there would take the cluster's DNS", p.Name, p.Spec.NodeName)
+				}
 			}
 			return ctx
 		}).Feature()
@@ -138,7 +204,7 @@ func TestLocalPathVolume(t *testing.T) {
 }
 
 func TestNodePortOnLoopback(t *testing.T) {
-	nodePort := int32(shared.NodePorts.First + 30)
+	nodePort := int32(shared.NodePorts.First + 8)
 	f := features.New("a NodePort Service answers on 127.0.0.1").
 		Assess("GET 127.0.0.1:<nodePort> from the host", func(ctx context.Context, t *testing.T, cfg *envconf.Config) context.Context {
 			ns := namespace(ctx, t, cfg)

@@ -4,20 +4,35 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"sigs.k8s.io/e2e-framework/pkg/envconf"
 	"sigs.k8s.io/e2e-framework/pkg/features"
 
+	"github.com/rehearse-dev/rehearse/clusters"
+	"github.com/rehearse-dev/rehearse/reports"
 	"github.com/rehearse-dev/rehearse/verify"
 )
 
-// Faults proven to take effect, and undone: each rehearsal runs alone (a drain moves every pod of
-// its node, the shared cluster's included), and after each no node is left cordoned or marked.
-func TestFaults(t *testing.T) {
+// TestFaultLane runs the node-level faults, one after another, on the workers set apart for them
+// (faultLane), beside every other test: each rehearsal's namespace asks for the lane, so all its
+// pods run there and no other test's pod does; a drain or a lost node touches nothing else. The
+// node losses come after the drains: a node started again after a loss made the rehearsals after it
+// on the same node fail (see nodeLoss); the Ctrl-C tests last.
+func TestFaultLane(t *testing.T) {
+	t.Parallel()
+	t.Run("drains and pod kills", faultsTaken)
+	t.Run("node losses", nodeLoss)
+	t.Run("Ctrl-C during a fault", faultsInterrupted)
+}
+
+// Faults proven to take effect, and undone: after each rehearsal no node is left cordoned or marked.
+func faultsTaken(t *testing.T) {
 	type want = faultWant
 	cases := []faultCase{
 		{"testdata/faults/podkill-sound.yaml", 0, []want{{"fault-took-effect", verify.Pass, "3 pods killed and replaced"}, {"zero-failed-requests", verify.Pass, ""}}, nil},
@@ -53,8 +68,9 @@ type faultCase struct {
 	explained []string
 }
 
-// runFaultCases runs each case alone and, after each, requires no node cordoned and the cluster
-// settled: the next rehearsal shares it.
+// runFaultCases runs each case in the fault lane, one at a time, and, after each, requires that the
+// faults acted on the lane's nodes only, no node cordoned and the cluster settled: the next
+// rehearsal shares it.
 func runFaultCases(t *testing.T, feature string, cases []faultCase) {
 	f := features.New(feature).
 		Assess("faults that took effect pass; faults that did nothing, and systems that cannot take them, fail", func(ctx context.Context, t *testing.T, cfg *envconf.Config) context.Context {
@@ -66,7 +82,8 @@ func runFaultCases(t *testing.T, feature string, cases []faultCase) {
 				name := strings.TrimSuffix(c.file[strings.LastIndex(c.file, "/")+1:], ".yaml")
 				t.Run(name, func(t *testing.T) {
 					start := time.Now()
-					sum, _, code := rehearse(t, ctx, c.file)
+					sum, _, code := rehearseIn(t, ctx, c.file, faultLane)
+					inLane(t, ctx, cs, sum)
 					t.Logf("%s: exit %d in %s", name, code, time.Since(start).Round(time.Second))
 					for _, s := range sum.Steps {
 						t.Logf("  step %-8s %-8s %5.1fs %v %s", s.Name, s.Status, s.Finished.Sub(s.Started).Seconds(), s.Did, s.Error)
@@ -93,4 +110,30 @@ func runFaultCases(t *testing.T, feature string, cases []faultCase) {
 			return ctx
 		}).Feature()
 	testenv.Test(t, f)
+}
+
+// inLane fails the test for every node a fault of the rehearsal acted on that is not one of the
+// fault lane's: its namespace did not place it there (the admission plugins or the annotations are
+// missing), and it ran among the other tests' pods.
+func inLane(t *testing.T, ctx context.Context, cs kubernetes.Interface, sum *reports.Summary) {
+	t.Helper()
+	for _, st := range sum.Steps {
+		for _, key := range []string{"drain", "loss"} {
+			raw, ok := st.Did[key]
+			if !ok {
+				continue
+			}
+			var acted struct{ Node string }
+			if b, err := json.Marshal(raw); err != nil || json.Unmarshal(b, &acted) != nil || acted.Node == "" {
+				t.Errorf("step %s: no node in its %s record: %v", st.Name, key, raw)
+				continue
+			}
+			n, err := cs.CoreV1().Nodes().Get(ctx, acted.Node, metav1.GetOptions{})
+			if err != nil {
+				t.Errorf("step %s: node %s: %v", st.Name, acted.Node, err)
+			} else if n.Labels[clusters.PoolKey] != faultLane {
+				t.Errorf("step %s acted on node %s, outside the %s lane (labels %v): the rehearsal ran among the other tests' pods", st.Name, acted.Node, faultLane, n.Labels)
+			}
+		}
+	}
 }

@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -25,17 +26,54 @@ import (
 )
 
 // e2eNodePorts keeps the suite's published ports clear of a default-range cluster a developer may have.
+// The API server hands out its lowest 16 (31000-31015) last (the static band of a NodePort range):
+// the suite's Services that name their port take them, and do not meet one handed to another
+// rehearsal running beside them.
 var e2eNodePorts = clusters.PortRange{First: 31000, Count: 40}
 
 const (
 	clusterName = "rehearse-e2e"
-	// e2eWorkers: two rehearsals of the orders-postgres sample at once ask for 4.2 CPUs (three
-	// database members at 500m, three app pods at 200m, each), more than two workers can grant
-	// (each node offers the host's 2 CPUs, less its system pods): with two workers a database pod
-	// stayed Pending. Three offer 6.
-	e2eWorkers = 3
-	probeImage  = "rehearse.local/e2e-probe:dev"
+	// e2eWorkers serve the rehearsals that run side by side (the pool of tests): up to three
+	// rehearsals of the orders-postgres sample at once ask for 6.3 CPUs (three database members at
+	// 500m, three app pods at 200m, each), and each node offers the host's 2 CPUs less its system
+	// pods (with two workers and two samples a database pod stayed Pending).
+	e2eWorkers = 4
+	// faultLane is the pool of workers set apart for node-level faults (drains, node losses): a
+	// rehearsal runs there when its namespace asks for it (clusters.PoolAnnotations), nothing else
+	// does, so that a drain or a lost node there touches no other rehearsal. Three workers, as the
+	// node-level rehearsals had the whole cluster before: a drained node's pods (a whole sample, 2.1
+	// CPUs) need two others to go to.
+	faultLane        = "faults"
+	faultLaneWorkers = 3
+	probeImage       = "rehearse.local/e2e-probe:dev"
 )
+
+// poolSlots bounds the rehearsals that run at once beside the fault lane: E2E_POOL (make e2e passes
+// it; default 3). go test's -parallel is set above the number of tests, so that the lane never
+// waits for a slot the pool's waiting tests hold; this is the limit that counts. Three samples at
+// once ask for 6.3 of the pool's ~7.6 CPUs (e2eWorkers), room for a rollout's extra pods.
+var poolSlots = make(chan struct{}, poolSize())
+
+func poolSize() int {
+	if n, err := strconv.Atoi(os.Getenv("E2E_POOL")); err == nil && n > 0 {
+		return n
+	}
+	return 3
+}
+
+// inPool runs f in one of the pool's slots (waiting for one).
+func inPool(f func()) {
+	poolSlots <- struct{}{}
+	defer func() { <-poolSlots }()
+	f()
+}
+
+// holdPoolSlot holds a slot of the pool for the rest of test t: for a test that deploys a workload
+// without rehearse (which takes its slot itself).
+func holdPoolSlot(t *testing.T) {
+	poolSlots <- struct{}{}
+	t.Cleanup(func() { <-poolSlots })
+}
 
 var (
 	testenv env.Environment
@@ -57,6 +95,17 @@ func TestMain(m *testing.M) {
 	host := load.StartHostMonitor(time.Second)
 	code := testenv.Run(m)
 	printRecap(os.Stdout, host.Stop(0, 0))
+	// The cluster was deleted when the last test ended (Finish): nothing of it may be left. This
+	// runs here, not as a test, because the tests run side by side and none of them is last.
+	if left := leftAfterDelete(); len(left) > 0 && volumesBefore != nil {
+		fmt.Printf("--- FAIL: the deleted cluster %s left:\n  %s\n", clusterName, strings.Join(left, "\n  "))
+		code = 1
+	} else if volumesBefore != nil {
+		fmt.Printf("e2e: cluster %s deleted; no container, network or volume of it is left\n", clusterName)
+	}
+	if cli.bin != "" {
+		_ = os.RemoveAll(filepath.Dir(cli.bin))
+	}
 	os.Exit(code)
 }
 
@@ -79,13 +128,13 @@ func createCluster(ctx context.Context, cfg *envconf.Config) (context.Context, e
 	start := time.Now()
 	c, err := clusters.Create(ctx, clusters.CreateOptions{
 		Name: clusterName, Workers: e2eWorkers, Choice: clusters.ImageOffline, Kubeconfig: kubeconfig, Wait: 5 * time.Minute,
-		NodePorts: e2eNodePorts,
+		NodePorts: e2eNodePorts, Pools: []clusters.Pool{{Name: faultLane, Workers: faultLaneWorkers}},
 	})
 	if err != nil {
 		return ctx, err
 	}
 	shared = c
-	fmt.Printf("e2e: cluster %s (1 control-plane + %d workers) ready in %s\n", clusterName, e2eWorkers, time.Since(start).Round(100*time.Millisecond))
+	fmt.Printf("e2e: cluster %s (1 control-plane + %d workers + %d in the %s lane) ready in %s\n", clusterName, e2eWorkers, faultLaneWorkers, faultLane, time.Since(start).Round(100*time.Millisecond))
 	cfg.WithKubeconfigFile(kubeconfig)
 	return ctx, nil
 }

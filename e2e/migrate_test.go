@@ -29,6 +29,7 @@ func stepByName(sum *reports.Summary, name string) reports.Step {
 // and rehearsals built to be broken fail the named check beside their sound twins. The rehearsals
 // are independent (own namespaces, free node ports), so they run side by side on the shared cluster.
 func TestMigrations(t *testing.T) {
+	t.Parallel() // beside the other tests; node-level faults run in their own lane (TestFaultLane)
 	type want struct {
 		check  string
 		status verify.Status

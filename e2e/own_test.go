@@ -49,6 +49,7 @@ func checkByName(sum *reports.Summary, name string) verify.Result {
 }
 
 func TestOwnWorkload(t *testing.T) {
+	t.Parallel() // beside the other tests; node-level faults run in their own lane (TestFaultLane)
 	f := features.New("a workload of one's own manifests").
 		Assess("manifests + image archive + exec/scale steps + exec checksums: passes and leaves nothing", func(ctx context.Context, t *testing.T, cfg *envconf.Config) context.Context {
 			dir := ownWorkloadDir(t)

@@ -5,6 +5,7 @@ package e2e
 import (
 	"context"
 	"encoding/xml"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,6 +15,7 @@ import (
 	"sigs.k8s.io/e2e-framework/pkg/envconf"
 	"sigs.k8s.io/e2e-framework/pkg/features"
 
+	"github.com/rehearse-dev/rehearse/clusters"
 	"github.com/rehearse-dev/rehearse/replay"
 	"github.com/rehearse-dev/rehearse/reports"
 	"github.com/rehearse-dev/rehearse/runbook"
@@ -24,6 +26,13 @@ import (
 // rehearse runs a scenario file or a Markdown runbook on the shared cluster, logs its checks and
 // steps, and returns its summary, its run directory and its exit code.
 func rehearse(t *testing.T, ctx context.Context, file string) (*reports.Summary, string, int) {
+	t.Helper()
+	return rehearseIn(t, ctx, file, "")
+}
+
+// rehearseIn rehearses file with its namespace placed on the cluster's pool of workers lane (the
+// annotations a team would write in workload.namespace), or anywhere but a pool when lane is "".
+func rehearseIn(t *testing.T, ctx context.Context, file, lane string) (*reports.Summary, string, int) {
 	t.Helper()
 	var sc *scenarios.Loaded
 	var err error
@@ -37,13 +46,32 @@ func rehearse(t *testing.T, ctx context.Context, file string) (*reports.Summary,
 	}
 	sc.Cluster.Kubeconfig = shared.Kubeconfig
 	sc.Cluster.Name = clusterName // shipped scenarios name the default cluster
+	if lane != "" {
+		if sc.Workload.Namespace == nil {
+			sc.Workload.Namespace = &scenarios.NamespaceMeta{}
+		}
+		if sc.Workload.Namespace.Annotations == nil {
+			sc.Workload.Namespace.Annotations = map[string]string{}
+		}
+		maps.Copy(sc.Workload.Namespace.Annotations, clusters.PoolAnnotations(lane))
+	}
 	out := t.TempDir()
 	if keep := os.Getenv("REHEARSE_E2E_OUT"); keep != "" { // keep the reports to look at
 		out = keep
 	}
-	began := time.Now()
-	sum, err := runner.Run(ctx, sc, runner.Options{OutDir: out, Seed: 7})
-	took := time.Since(began)
+	var began time.Time
+	var took time.Duration
+	var sum *reports.Summary
+	run := func() {
+		began = time.Now()
+		sum, err = runner.Run(ctx, sc, runner.Options{OutDir: out, Seed: 7})
+		took = time.Since(began)
+	}
+	if lane == "" {
+		inPool(run) // beside the other tests, as many at once as the pool allows
+	} else {
+		run() // the lane's tests run one at a time by themselves
+	}
 	code := runner.ExitCode(sum, err)
 	if err != nil {
 		t.Logf("run %s: %v", file, err)
@@ -75,6 +103,7 @@ func rehearse(t *testing.T, ctx context.Context, file string) (*reports.Summary,
 }
 
 func TestRunScenarios(t *testing.T) {
+	t.Parallel() // beside the other tests; node-level faults run in their own lane (TestFaultLane)
 	f := features.New("rehearse run").
 		Assess("a healthy smoke rehearsal passes and writes its reports", func(ctx context.Context, t *testing.T, cfg *envconf.Config) context.Context {
 			sum, dir, code := rehearse(t, ctx, "testdata/smoke-short.yaml")

@@ -24,6 +24,7 @@ import (
 // v3 has finished fails zero-failed-requests naming the contract block by heading and line, and a
 // block that never ends is killed at its timeout and makes the run an error.
 func TestRunbooks(t *testing.T) {
+	t.Parallel() // beside the other tests; node-level faults run in their own lane (TestFaultLane)
 	f := features.New("runbooks").
 		Assess("a runbook's blocks run as host steps and are judged", func(ctx context.Context, t *testing.T, cfg *envconf.Config) context.Context {
 			t.Run("orders-v2", func(t *testing.T) {
@@ -114,12 +115,14 @@ func TestRunbooks(t *testing.T) {
 // Ctrl-C during a runbook's block (a scenario file names the runbook): the run exits 2, the block's
 // shell and the child it left in the background are gone, and so is the namespace.
 func TestRunbookInterrupted(t *testing.T) {
+	t.Parallel() // beside the other tests; node-level faults run in their own lane (TestFaultLane)
+	holdPoolSlot(t)
 	f := features.New("Ctrl-C during a block").
 		Assess("SIGINT while a block runs: exit 2, its process group gone, no namespace left", func(ctx context.Context, t *testing.T, cfg *envconf.Config) context.Context {
 			bin := buildCLI(t, ctx)
 			marks := t.TempDir()
-			t.Setenv("MARKER_DIR", marks) // the CLI's environment, and so the block's
-			interruptAt(t, ctx, bin, "testdata/runbooks/interrupted.yaml", "step take-the-lock (run)", 3*time.Second)
+			// MARKER_DIR: the CLI's environment, and so the block's.
+			interruptAt(t, ctx, bin, "testdata/runbooks/interrupted.yaml", "step take-the-lock (run)", 3*time.Second, "MARKER_DIR="+marks)
 			for _, f := range []string{"shell.pid", "child.pid"} {
 				b, err := os.ReadFile(filepath.Join(marks, f))
 				if err != nil {

@@ -21,6 +21,7 @@ import (
 // Go SDK (installed, upgraded by values, rolled back by helm rollback as a drill, its app saying its
 // version only in its JSON body), each beside its broken twin.
 func TestShippedAsTheTeamShipsIt(t *testing.T) {
+	t.Parallel() // beside the other tests; node-level faults run in their own lane (TestFaultLane)
 	f := features.New("kustomize and helm").
 		Assess("sound systems pass, broken twins fail", func(ctx context.Context, t *testing.T, cfg *envconf.Config) context.Context {
 			twin(t, ctx, "kustomize-sound", reports.VerdictPass, func(t *testing.T, sum *reports.Summary) {

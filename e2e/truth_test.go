@@ -17,6 +17,7 @@ import (
 // Rehearsals built to look healthy to a naive harness, each beside its sound twin. They are
 // independent (own namespaces and NodePorts), so they run side by side on the shared cluster.
 func TestVerdictsCannotBeFooled(t *testing.T) {
+	t.Parallel() // beside the other tests; node-level faults run in their own lane (TestFaultLane)
 	type want struct {
 		check  string
 		status verify.Status

@@ -82,6 +82,8 @@ func sumsOf(cs []workloads.ReplicaChecksum) map[string]map[string]workloads.Tabl
 }
 
 func TestSampleWorkload(t *testing.T) {
+	t.Parallel() // beside the other tests; node-level faults run in their own lane (TestFaultLane)
+	holdPoolSlot(t)
 	var sample *workloads.Sample
 	var acked []string
 	f := features.New("orders-postgres sample").

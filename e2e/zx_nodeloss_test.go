@@ -12,9 +12,9 @@ import (
 // the shared cluster failed where they pass otherwise (CI, stop 27: drain-during-rolling and
 // primary-node-drain right after node-loss-replica, then TestMigrations), although the node had a
 // fresh Ready heartbeat and its system pods were back (waitSettled). So the tests that restart a
-// node run last: this file's name puts it after every other rehearsal, before the Ctrl-C tests
-// (zy_) and the cluster's deletion (zz_).
-func TestNodeLoss(t *testing.T) {
+// node run last in the fault lane (TestFaultLane), on its workers only: no other test has a pod on
+// a node that restarts.
+func nodeLoss(t *testing.T) {
 	runFaultCases(t, "node loss", []faultCase{
 		// Requests to the lost node's pods time out until the control plane sees it NotReady (~50 s):
 		// the explanation names the fault acting, then the node NotReady.

@@ -3,42 +3,37 @@
 package e2e
 
 import (
-	"context"
+	"fmt"
 	"slices"
 	"strings"
-	"testing"
 
 	"github.com/rehearse-dev/rehearse/clusters"
 )
 
-// TestDeleteLeavesNothing runs last (files run in name order): it deletes the shared cluster and
-// checks that no container, network or volume of it remains.
-func TestDeleteLeavesNothing(t *testing.T) {
-	if shared == nil {
-		t.Fatal("no shared cluster")
-	}
-	if err := shared.Delete(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	shared = nil
+// leftAfterDelete names what of the shared cluster remains once it was deleted (TestMain asks, after
+// every test): a container, the kind network with no cluster using it, a volume that appeared
+// during the suite.
+func leftAfterDelete() []string {
+	var left []string
 	for _, c := range dockerLines("ps", "-a", "--format", "{{.Names}}") {
 		if strings.HasPrefix(c, clusterName+"-") {
-			t.Errorf("container %s is left behind", c)
+			left = append(left, fmt.Sprintf("container %s", c))
 		}
 	}
 	if c := dockerLines("ps", "-a", "-q", "--filter", "label=io.x-k8s.kind.cluster="+clusterName); len(c) > 0 {
-		t.Errorf("containers labelled for cluster %s are left: %v", clusterName, c)
+		left = append(left, fmt.Sprintf("containers labelled for cluster %s: %v", clusterName, c))
 	}
 	others, err := clusters.List()
 	if err != nil {
-		t.Fatal(err)
+		return append(left, err.Error())
 	}
 	if len(others) == 0 && slices.Contains(dockerLines("network", "ls", "--format", "{{.Name}}"), "kind") {
-		t.Errorf("docker network kind is left behind with no kind cluster using it")
+		left = append(left, "docker network kind, with no kind cluster using it")
 	}
 	for _, v := range dockerLines("volume", "ls", "-q") {
 		if !volumesBefore[v] {
-			t.Errorf("docker volume %s appeared during the suite and is left behind", v)
+			left = append(left, fmt.Sprintf("docker volume %s, which appeared during the suite", v))
 		}
 	}
+	return left
 }
