@@ -20,6 +20,7 @@ import (
 	"sigs.k8s.io/kind/pkg/apis/config/defaults"
 	"sigs.k8s.io/kind/pkg/apis/config/v1alpha4"
 	"sigs.k8s.io/kind/pkg/cluster"
+	"sigs.k8s.io/kind/pkg/cluster/nodes"
 	"sigs.k8s.io/kind/pkg/cluster/nodeutils"
 	"sigs.k8s.io/kind/pkg/log"
 
@@ -397,7 +398,7 @@ func localImageID(ctx context.Context, ref string) string {
 }
 
 func (c *Cluster) missingImages(ctx context.Context, refs []string) []string {
-	ns, err := c.provider.ListNodes(c.Name)
+	ns, err := c.runningNodes(ctx)
 	if err != nil || len(ns) == 0 {
 		return refs
 	}
@@ -417,7 +418,7 @@ func (c *Cluster) missingImages(ctx context.Context, refs []string) []string {
 }
 
 func (c *Cluster) markLoaded(ctx context.Context, refs []string) {
-	ns, err := c.provider.ListNodes(c.Name)
+	ns, err := c.runningNodes(ctx)
 	if err != nil {
 		return
 	}
@@ -429,15 +430,41 @@ func (c *Cluster) markLoaded(ctx context.Context, refs []string) {
 	}
 }
 
-// LoadImageArchive imports an image archive (`docker save` output) into the containerd of every node,
-// with kind's own loading: no registry is involved.
-func (c *Cluster) LoadImageArchive(path string) error {
+// runningNodes are the cluster's nodes whose containers run. A stopped one is a node-loss in
+// progress (Repair started every node no live run holds before this run loaded anything): its
+// containerd cannot take an image, and it is left out — it gets what it misses at the next load,
+// once it runs again (it is not marked as holding it).
+func (c *Cluster) runningNodes(ctx context.Context) ([]nodes.Node, error) {
 	ns, err := c.provider.ListNodes(c.Name)
+	if err != nil {
+		return nil, err
+	}
+	out, err := exec.CommandContext(ctx, "docker", "ps", "--filter", "label=io.x-k8s.kind.cluster="+c.Name, "--format", "{{.Names}}").Output()
+	if err != nil {
+		return nil, fmt.Errorf("docker ps: %w", err)
+	}
+	running := map[string]bool{}
+	for _, name := range strings.Fields(string(out)) {
+		running[name] = true
+	}
+	var up []nodes.Node
+	for _, n := range ns {
+		if running[n.String()] {
+			up = append(up, n)
+		}
+	}
+	return up, nil
+}
+
+// LoadImageArchive imports an image archive (`docker save` output) into the containerd of every
+// running node (see runningNodes), with kind's own loading: no registry is involved.
+func (c *Cluster) LoadImageArchive(path string) error {
+	ns, err := c.runningNodes(context.Background())
 	if err != nil {
 		return err
 	}
 	if len(ns) == 0 {
-		return fmt.Errorf("cluster %q has no nodes", c.Name)
+		return fmt.Errorf("cluster %q has no running node", c.Name)
 	}
 	for _, n := range ns {
 		f, err := os.Open(path)

@@ -37,6 +37,8 @@ type Failure struct {
 	Target string    `json:"target"`
 	Code   uint16    `json:"code"`
 	Error  string    `json:"error,omitempty"`
+	// Latency is how long the request was in flight before it failed (a timeout's: the timeout).
+	Latency time.Duration `json:"latency_ns,omitempty"`
 }
 
 // MaxFailureSamples bounds the failures kept in memory; all of them are in results.bin.
@@ -163,7 +165,7 @@ func (a *Aggregator) Add(r *vegeta.Result) {
 			if target == "" {
 				target = r.Method + " " + r.URL
 			}
-			a.failures = append(a.failures, Failure{Time: at, Target: target, Code: r.Code, Error: withBody(r.Error, r.Body)})
+			a.failures = append(a.failures, Failure{Time: at, Target: target, Code: r.Code, Error: withBody(r.Error, r.Body), Latency: latency})
 		}
 	}
 	ms := float64(latency) / float64(time.Millisecond)

@@ -74,7 +74,14 @@ type Burst struct {
 	// out): only those can be a stopped pod's doing.
 	Sampled    int `json:"sampled,omitempty"`
 	Unanswered int `json:"unanswered,omitempty"`
+	// InFlightTo is when the last sampled failure of the burst ended (its send time plus its
+	// latency): a request sent by To that timed out was still waiting after To, and what the
+	// cluster did meanwhile (a lost node marked NotReady) is part of its story.
+	InFlightTo float64 `json:"in_flight_to,omitempty"`
 }
+
+// after is how far past To the burst's failed requests were still in flight.
+func (b Burst) after() float64 { return max(0, b.InFlightTo-b.To) }
 
 // answeredOnly says the burst's sampled failures were all HTTP answers: an app answered them, so no
 // pod that had stopped listening failed them.
@@ -162,6 +169,7 @@ func met(b *Burst, failures []load.Failure, start time.Time) string {
 		}
 		e := strings.ToLower(f.Error)
 		b.Sampled++
+		b.InFlightTo = max(b.InFlightTo, t+f.Latency.Seconds())
 		if f.Code == 0 && !strings.Contains(e, load.NotSent) {
 			b.Unanswered++
 		}
@@ -475,11 +483,12 @@ func exitSays(c Change) string {
 	return " (" + strings.Join(parts, ", ") + ")"
 }
 
-// nodeNotReady: a node went NotReady in the burst or in the minute before it.
+// nodeNotReady: a node went NotReady in the burst, in the minute before it, or while its failed
+// requests were still in flight (a lost node's requests time out until it is marked NotReady).
 func nodeNotReady(b Burst, tl *timeline) []string {
 	var out []string
 	for i, c := range tl.all {
-		if c.Kind != "node" || c.What != NodeNotReady || !near(c.T, b, 60, 0) {
+		if c.Kind != "node" || c.What != NodeNotReady || !near(c.T, b, 60, b.after()) {
 			continue
 		}
 		until := "and not Ready again in the record"

@@ -214,3 +214,24 @@ func TestExplainNamesStepActions(t *testing.T) {
 		t.Errorf("a burst far from any action explained: %q", es[0].Lines)
 	}
 }
+
+// A lost node's requests time out until the control plane marks it NotReady: the NotReady that came
+// while the burst's failed requests were still waiting is named, from their own latencies; the same
+// NotReady after a burst of quick refusals (over at once) is not.
+func TestNodeNotReadyWhileFailuresWereInFlight(t *testing.T) {
+	start := time.Unix(1000, 0)
+	burst := Burst{From: 40, To: 44, Failed: 13}
+	changes := []Change{{T: 45.8, Kind: "node", Object: "node/worker3", What: NodeNotReady}, {T: 57, Kind: "node", Object: "node/worker3", What: NodeReady}}
+	fail := func(at float64, latency time.Duration, err string) load.Failure {
+		return load.Failure{Time: start.Add(time.Duration(at * float64(time.Second))), Target: "POST /orders", Error: err, Latency: latency}
+	}
+	timedOut := []load.Failure{fail(41, 2*time.Second, "context deadline exceeded"), fail(43.5, 2500*time.Millisecond, "context deadline exceeded")}
+	e := Explain([]Burst{burst}, changes, timedOut, start)[0]
+	if !strings.Contains(strings.Join(e.Lines, "\n"), "node/worker3 NotReady at +45.8s until +57.0s") || e.Burst.InFlightTo != 46 {
+		t.Errorf("in flight to %.1f, lines %q; want the NotReady at +45.8s named", e.Burst.InFlightTo, e.Lines)
+	}
+	refused := []load.Failure{fail(41, time.Millisecond, "connection refused"), fail(43.5, time.Millisecond, "connection refused")}
+	if e := Explain([]Burst{burst}, changes, refused, start)[0]; e.Explained {
+		t.Errorf("a NotReady after quick refusals was named: %q", e.Lines)
+	}
+}
