@@ -36,10 +36,10 @@ integration: images
 # End-to-end tests on a real kind cluster (built offline). Rehearsals that drain or lose a node run
 # one at a time in the fault lane: three workers set apart (labelled and tainted), where a
 # rehearsal's namespace places all its pods and no other test's pod goes (TestFaultLane). Beside
-# the lane, the other rehearsals run E2E_POOL at a time on the other four workers. The suite prints
+# the lane, the other rehearsals run E2E_POOL at a time on the other three workers. The suite prints
 # the host's load (whole suite, and each rehearsal's load window) and every rehearsal's wall time at
 # its end. E2E_POOL=1: one at a time beside the lane.
-E2E_POOL ?= 3
+E2E_POOL ?= 2
 e2e: images browser
 	E2E_POOL=$(E2E_POOL) REHEARSE_REQUIRE_BROWSER=1 $(GO) test -count=1 -tags e2e -timeout 75m -parallel 64 -v ./e2e/
 

@@ -33,11 +33,11 @@ var e2eNodePorts = clusters.PortRange{First: 31000, Count: 40}
 
 const (
 	clusterName = "rehearse-e2e"
-	// e2eWorkers serve the rehearsals that run side by side (the pool of tests): up to three
-	// rehearsals of the orders-postgres sample at once ask for 6.3 CPUs (three database members at
-	// 500m, three app pods at 200m, each), and each node offers the host's 2 CPUs less its system
-	// pods (with two workers and two samples a database pod stayed Pending).
-	e2eWorkers = 4
+	// e2eWorkers serve the rehearsals that run side by side (the pool of tests): two rehearsals of
+	// the orders-postgres sample at once ask for 4.2 CPUs (three database members at 500m, three app
+	// pods at 200m, each), and each node offers the host's 2 CPUs less its system pods (with two
+	// workers a database pod stayed Pending).
+	e2eWorkers = 3
 	// faultLane is the pool of workers set apart for node-level faults (drains, node losses): a
 	// rehearsal runs there when its namespace asks for it (clusters.PoolAnnotations), nothing else
 	// does, so that a drain or a lost node there touches no other rehearsal. Three workers, as the
@@ -49,16 +49,17 @@ const (
 )
 
 // poolSlots bounds the rehearsals that run at once beside the fault lane: E2E_POOL (make e2e passes
-// it; default 3). go test's -parallel is set above the number of tests, so that the lane never
-// waits for a slot the pool's waiting tests hold; this is the limit that counts. Three samples at
-// once ask for 6.3 of the pool's ~7.6 CPUs (e2eWorkers), room for a rollout's extra pods.
+// it; default 2). go test's -parallel is set above the number of tests, so that the lane never
+// waits for a slot the pool's waiting tests hold; this is the limit that counts. With three beside
+// the lane (and four pool workers) the host was saturated 20 % of the load's seconds (run queue p90
+// 35 on two cores, 15 of 52 rehearsals warned): two, and three workers, keep it healthy.
 var poolSlots = make(chan struct{}, poolSize())
 
 func poolSize() int {
 	if n, err := strconv.Atoi(os.Getenv("E2E_POOL")); err == nil && n > 0 {
 		return n
 	}
-	return 3
+	return 2
 }
 
 // inPool runs f in one of the pool's slots (waiting for one).

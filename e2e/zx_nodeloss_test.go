@@ -16,10 +16,13 @@ import (
 // a node that restarts.
 func nodeLoss(t *testing.T) {
 	runFaultCases(t, "node loss", []faultCase{
-		// Requests to the lost node's pods time out until the control plane sees it NotReady (~50 s):
-		// the explanation names the fault acting, then the node NotReady.
+		// Requests to the lost node's pods time out until the control plane sees it NotReady (40-55 s):
+		// the explanation names the fault acting. Only the new connections that land on the lost
+		// replica's pods fail, a few at a time, so whether one fails in the seconds around the
+		// NotReady (and the explanation names it too) is chance: two runs of the fault lane had their
+		// last failures 2 and 3 s before it. fault-took-effect states it.
 		{"../scenarios/node-loss-replica.yaml", 0, []faultWant{{"fault-took-effect", verify.Pass, "NotReady"}, {"acked-writes-durable", verify.Pass, ""}, {"replica-checksums", verify.Pass, ""}},
-			[]string{"the fault lose-replica-node (fault/node-loss) was acting", "NotReady at +"}},
+			[]string{"the fault lose-replica-node (fault/node-loss) was acting"}},
 		// Its only pod's node lost: once the control plane marks the pod not ready, the Service has no
 		// ready endpoint at all; the explanation names the node and that window.
 		{"testdata/faults/node-loss-single-broken.yaml", 1, []faultWant{{"zero-failed-requests", verify.Fail, ""}, {"fault-took-effect", verify.Pass, "NotReady"}},
