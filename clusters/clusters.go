@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -417,11 +418,8 @@ func (c *Cluster) missingImages(ctx context.Context, refs []string) []string {
 	return missing
 }
 
-func (c *Cluster) markLoaded(ctx context.Context, refs []string) {
-	ns, err := c.runningNodes(ctx)
-	if err != nil {
-		return
-	}
+// markLoaded marks, in each node of ns, that it holds refs as they are now in Docker.
+func markLoaded(ctx context.Context, ns []nodes.Node, refs []string) {
 	for _, ref := range refs {
 		id := localImageID(ctx, ref)
 		for _, n := range ns {
@@ -459,29 +457,41 @@ func (c *Cluster) runningNodes(ctx context.Context) ([]nodes.Node, error) {
 // LoadImageArchive imports an image archive (`docker save` output) into the containerd of every
 // running node (see runningNodes), with kind's own loading: no registry is involved.
 func (c *Cluster) LoadImageArchive(path string) error {
-	ns, err := c.runningNodes(context.Background())
+	_, err := c.loadArchive(context.Background(), path)
+	return err
+}
+
+// loadArchive loads path into the running nodes and says which took it. A node whose container
+// stopped while it loaded (a node-loss beside this run) is left out as a stopped one is.
+func (c *Cluster) loadArchive(ctx context.Context, path string) ([]nodes.Node, error) {
+	ns, err := c.runningNodes(ctx)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if len(ns) == 0 {
-		return fmt.Errorf("cluster %q has no running node", c.Name)
+		return nil, fmt.Errorf("cluster %q has no running node", c.Name)
 	}
+	var loaded []nodes.Node
 	for _, n := range ns {
 		f, err := os.Open(path)
 		if err != nil {
-			return err
+			return loaded, err
 		}
 		err = nodeutils.LoadImageArchive(n, f)
 		f.Close()
 		if err != nil {
-			return fmt.Errorf("load %s into node %s: %w", path, n.String(), err)
+			if up, uerr := c.runningNodes(ctx); uerr == nil && !slices.ContainsFunc(up, func(u nodes.Node) bool { return u.String() == n.String() }) {
+				continue
+			}
+			return loaded, fmt.Errorf("load %s into node %s: %w", path, n.String(), err)
 		}
+		loaded = append(loaded, n)
 	}
-	return nil
+	return loaded, nil
 }
 
-// LoadImages saves local docker images into an archive and loads it into every node; images every
-// node already holds (same image ID) are skipped.
+// LoadImages saves local docker images into an archive and loads it into every running node;
+// images every running node already holds (same image ID) are skipped.
 func (c *Cluster) LoadImages(ctx context.Context, refs ...string) error {
 	refs = c.missingImages(ctx, refs)
 	if len(refs) == 0 {
@@ -497,10 +507,11 @@ func (c *Cluster) LoadImages(ctx context.Context, refs ...string) error {
 	if out, err := exec.CommandContext(ctx, "docker", args...).CombinedOutput(); err != nil {
 		return fmt.Errorf("docker save %s: %w: %s", strings.Join(refs, " "), err, out)
 	}
-	if err := c.LoadImageArchive(f.Name()); err != nil {
+	loaded, err := c.loadArchive(ctx, f.Name())
+	if err != nil {
 		return err
 	}
-	c.markLoaded(ctx, refs)
+	markLoaded(ctx, loaded, refs)
 	return nil
 }
 
