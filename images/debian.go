@@ -63,20 +63,11 @@ func buildDebian(ctx context.Context, b *Builder, s *Step, d Debian) error {
 	if _, err := exec.LookPath("debootstrap"); err != nil {
 		return fmt.Errorf("debootstrap is not installed (apt-get install debootstrap, or run scripts/docker-setup.sh): %w", err)
 	}
-	mirror, err := DebianMirror(d.Suite)
+	mirror, root, cleanup, err := debianWork(b, s, d)
 	if err != nil {
 		return err
 	}
-	work, err := b.ScratchDir(s.Name)
-	if err != nil {
-		return err
-	}
-	defer func() {
-		// An interrupted debootstrap leaves /proc and /sys mounted inside the target.
-		unmountUnder(work)
-		os.RemoveAll(work)
-	}()
-	root := filepath.Join(work, "rootfs")
+	defer cleanup()
 	debs := filepath.Join(b.CacheDir, "debs")
 	if err := os.MkdirAll(debs, 0o755); err != nil {
 		return err
@@ -91,15 +82,38 @@ func buildDebian(ctx context.Context, b *Builder, s *Step, d Debian) error {
 	// cores in between. Not too low: the three debootstraps take turns, and at nice 10 the last
 	// finished after the Go build (cold build 372 s at nice 0, 362 s at nice 10, of which 17 s
 	// waiting for the PostgreSQL base).
-	cmd := exec.CommandContext(ctx, "nice", append([]string{"-n", "5", "debootstrap"}, args...)...)
-	// On cancel, stop debootstrap and every dpkg/chroot it started, not only the script.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-	out, err := cmd.CombinedOutput()
+	out, err := niceGroup(ctx, "debootstrap", args...).CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("debootstrap %s: %w: %s", strings.Join(args, " "), err, tail(string(out), 3000))
 	}
 	return importRoot(ctx, b, s, d, root)
+}
+
+// debianWork is what both ways of building a Debian root start with: the mirror to build from, and
+// the step's scratch directory with the root's path in it; cleanup unmounts what an interrupted
+// debootstrap or chroot left mounted there (/proc, /sys, /dev, the package cache) and removes it.
+func debianWork(b *Builder, s *Step, d Debian) (mirror, root string, cleanup func(), err error) {
+	if mirror, err = DebianMirror(d.Suite); err != nil {
+		return "", "", nil, err
+	}
+	work, err := b.ScratchDir(s.Name)
+	if err != nil {
+		return "", "", nil, err
+	}
+	cleanup = func() {
+		unmountUnder(work)
+		os.RemoveAll(work)
+	}
+	return mirror, filepath.Join(work, "rootfs"), cleanup, nil
+}
+
+// niceGroup runs name at nice 5 in a process group of its own, killed whole on cancel: debootstrap's
+// or apt's dpkg and maintainer scripts stop with it, not only the command.
+func niceGroup(ctx context.Context, name string, args ...string) *exec.Cmd {
+	cmd := exec.CommandContext(ctx, "nice", append([]string{"-n", "5", name}, args...)...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	return cmd
 }
 
 // importRoot removes from root what the image does not hold (downloaded package lists and
@@ -120,19 +134,11 @@ func importRoot(ctx context.Context, b *Builder, s *Step, d Debian, root string)
 // package cache as apt's archive directory. No service starts (policy-rc.d), and /proc, /sys and /dev
 // are mounted only while apt runs.
 func buildDebianFrom(ctx context.Context, b *Builder, s *Step, d Debian) error {
-	mirror, err := DebianMirror(d.Suite)
+	mirror, root, cleanup, err := debianWork(b, s, d)
 	if err != nil {
 		return err
 	}
-	work, err := b.ScratchDir(s.Name)
-	if err != nil {
-		return err
-	}
-	defer func() {
-		unmountUnder(work)
-		os.RemoveAll(work)
-	}()
-	root := filepath.Join(work, "rootfs")
+	defer cleanup()
 	if err := os.MkdirAll(root, 0o755); err != nil {
 		return err
 	}
@@ -184,10 +190,8 @@ func buildDebianFrom(ctx context.Context, b *Builder, s *Step, d Debian) error {
 		}
 	}
 	apt := func(args ...string) error {
-		cmd := exec.CommandContext(ctx, "nice", append([]string{"-n", "5", "chroot", root, "apt-get", "-q", "-y"}, args...)...)
+		cmd := niceGroup(ctx, "chroot", append([]string{root, "apt-get", "-q", "-y"}, args...)...)
 		cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "DEBIAN_FRONTEND=noninteractive", "LC_ALL=C"}
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-		cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 		if out, err := cmd.CombinedOutput(); err != nil {
 			return fmt.Errorf("apt-get %s in a chroot of %s: %w: %s", strings.Join(args, " "), d.From.Ref, err, tail(string(out), 3000))
 		}
@@ -199,7 +203,7 @@ func buildDebianFrom(ctx context.Context, b *Builder, s *Step, d Debian) error {
 	if err := apt(append([]string{"install"}, d.Packages...)...); err != nil {
 		return err
 	}
-	unmountUnder(work)
+	unmountUnder(root)
 	for _, p := range []string{"usr/sbin/policy-rc.d", "etc/apt/apt.conf.d/99rehearse-build"} {
 		_ = os.Remove(filepath.Join(root, p))
 	}
