@@ -30,8 +30,9 @@ var (
 	holdRenew = 10 * time.Second
 )
 
-// hold marks node with key=runID and a renewed HeldUntil until release is called; release removes
-// the mark's lease (the caller removes key itself, with the change that ends the fault).
+// hold marks node with key=runID and a HeldUntil renewed until release is called; release only
+// stops the renewal. The caller removes the mark and its lease itself (Uncordon, unmark), in the
+// same patch that ends the fault, so that no moment shows the fault without its mark.
 func hold(ctx context.Context, cs kubernetes.Interface, node, key, runID string) (release func(), err error) {
 	if err := patchHold(ctx, cs, node, key, runID); err != nil {
 		return nil, err
