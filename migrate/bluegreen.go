@@ -1,15 +1,14 @@
 package migrate
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"maps"
 	"math"
 	"net/http"
-	"net/http/httptrace"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -251,15 +250,12 @@ func smoke(ctx context.Context, env *steps.Env, ns, like, name, stepName string,
 			n = m.Smoke.Requests
 		}
 	}
-	port, err := env.Ops.NodePortService(ctx, ns, name, like, selector)
+	base, done, err := trackService(ctx, env, ns, name, like, selector)
 	if err != nil {
 		return err
 	}
-	defer func() { _ = env.Ops.Delete(context.WithoutCancel(ctx), ns, "service/"+name, time.Minute) }()
-	if port < env.NodePorts[0] || port > env.NodePorts[1] {
-		return fmt.Errorf("smoke Service got node port %d, outside the ports published on 127.0.0.1 (%d-%d)", port, env.NodePorts[0], env.NodePorts[1])
-	}
-	url := fmt.Sprintf("http://127.0.0.1:%d%s", port, path)
+	defer done()
+	url := base + path
 	client := &http.Client{Timeout: 5 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	get := func() (int, string, error) {
 		code, _, version, err := do(ctx, client, env.Version, http.MethodGet, url, "")
@@ -268,7 +264,6 @@ func smoke(ctx context.Context, env *steps.Env, ns, like, name, stepName string,
 	if err := firstAnswer(ctx, client, url); err != nil {
 		return err
 	}
-	base := fmt.Sprintf("http://127.0.0.1:%d", port)
 	if skip {
 		return accept(ctx, env, base, stepName, m, rec)
 	}
@@ -284,35 +279,59 @@ func smoke(ctx context.Context, env *steps.Env, ns, like, name, stepName string,
 	return accept(ctx, env, base, stepName, m, rec)
 }
 
-// firstAnswer waits (up to 30 s) until url reaches a pod: a new NodePort takes kube-proxy a moment,
-// and a connection refused before it is the harness's wait, not the release's. A pod that takes the
-// connection and then fails or hangs has answered: that is the release's to be judged by.
+// trackService makes Service name of selector's pods alone (to like's port) and serves it on
+// 127.0.0.1 through the API server (workloads.ServiceProxy): base is where, done stops and removes it.
+func trackService(ctx context.Context, env *steps.Env, ns, name, like string, selector map[string]string) (base string, done func(), err error) {
+	port, err := env.Ops.TrackService(ctx, ns, name, like, selector)
+	if err != nil {
+		return "", nil, err
+	}
+	remove := func() { _ = env.Ops.Delete(context.WithoutCancel(ctx), ns, "service/"+name, time.Minute) }
+	base, stop, err := env.Ops.ServiceProxy(ctx, ns, name, port)
+	if err != nil {
+		remove()
+		return "", nil, fmt.Errorf("Service %s: %w", name, err)
+	}
+	return base, func() { stop(); remove() }, nil
+}
+
+// firstAnswer waits (up to 30 s) until url reaches a pod: a new Service's endpoints take the
+// endpoint controller a moment, and the API server's "no endpoints available" before them is the
+// harness's wait, not the release's. A pod that answers, whatever it answers, has answered: that is
+// the release's to be judged by; so is a pod that refuses once its endpoint is listed.
 func firstAnswer(ctx context.Context, client *http.Client, url string) error {
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		var reached atomic.Bool
-		req, err := http.NewRequestWithContext(httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
-			GotConn: func(httptrace.GotConnInfo) { reached.Store(true) },
-		}), http.MethodGet, url, nil)
+		var last string
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 		if err != nil {
 			return err
 		}
 		resp, err := client.Do(req)
 		if err == nil {
-			_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
+			body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
 			resp.Body.Close()
-		}
-		if reached.Load() {
-			return nil
+			if !noEndpoint(resp.StatusCode, body) {
+				return nil
+			}
+			last = fmt.Sprintf("status %d%s", resp.StatusCode, bodyLine(string(body)))
+		} else {
+			last = err.Error()
 		}
 		if time.Now().After(deadline) || ctx.Err() != nil {
-			return fmt.Errorf("GET %s never answered: %v", url, err)
+			return fmt.Errorf("GET %s never reached a pod: %s", url, last)
 		}
 		select {
 		case <-ctx.Done():
 		case <-time.After(500 * time.Millisecond):
 		}
 	}
+}
+
+// noEndpoint says whether an answer through the API server's proxy is its "no endpoints available":
+// the Service has no ready endpoint listed yet.
+func noEndpoint(code int, body []byte) bool {
+	return workloads.APIServerRefusal(code, body) && bytes.Contains(body, []byte("no endpoints available"))
 }
 
 // smokeFaults sends n GETs and says what was wrong with each: an error, a status outside 2xx, or

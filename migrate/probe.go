@@ -2,19 +2,17 @@ package migrate
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"math"
 	"net/http"
-	"net/http/httptrace"
 	"slices"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/rehearse-dev/rehearse/load"
 	"github.com/rehearse-dev/rehearse/scenarios"
 	"github.com/rehearse-dev/rehearse/steps"
+	"github.com/rehearse-dev/rehearse/workloads"
 )
 
 // trackProbe sends GETs at a steady rate to a Service of one track's pods alone (the canary's, or the
@@ -22,15 +20,17 @@ import (
 // answers attributed to a release with nothing from the app (no version header, no version in the
 // body), as Flagger's load tester targets NAME-canary.
 //
-// A probe counts from its Service's first connection on: before kube-proxy has the new node port, or
-// before the track has a ready pod (a canary's first pods come with its first weight), a refused
-// connection says nothing of the release. After it, every failure counts, a refused connection too.
-// A track that never connects is never counted, and a gate with none of its answers cannot pass.
+// The Service is reached through the API server's service proxy (workloads.ServiceProxy), never a
+// node port that could still route to another Service's pods. A probe counts from the first answer a
+// pod gave on: before the track has a ready pod (a canary's first pods come with its first weight),
+// the API server's "no endpoints available" says nothing of the release. After it, every failure
+// counts, a refused connection too. A track no pod ever answers for is never counted, and a gate with
+// none of its answers cannot pass.
 type trackProbe struct {
 	mu        sync.Mutex
 	secs      map[int64]*probeSecond
 	ok        func(code int) bool
-	connected time.Time // send time of the earliest request that reached a pod
+	connected time.Time // send time of the earliest request a pod answered
 }
 
 type probeSecond struct {
@@ -38,8 +38,8 @@ type probeSecond struct {
 	lats      []time.Duration
 }
 
-// startProbe probes url at rate (GETs a second) until ctx ends. Each request takes a new connection,
-// so that each goes through kube-proxy to one of the Service's pods.
+// startProbe probes url at rate (GETs a second) until ctx ends. The API server picks one of the
+// Service's ready pods for each.
 func startProbe(ctx context.Context, url string, rate float64, ok func(int) bool) *trackProbe {
 	p := &trackProbe{secs: map[int64]*probeSecond{}, ok: ok}
 	client := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DisableKeepAlives: true},
@@ -60,17 +60,15 @@ func startProbe(ctx context.Context, url string, rate float64, ok func(int) bool
 }
 
 func (p *trackProbe) one(ctx context.Context, client *http.Client, url string, at time.Time) {
-	failed := true
-	var reached atomic.Bool
-	req, err := http.NewRequestWithContext(httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
-		GotConn: func(httptrace.GotConnInfo) { reached.Store(true) },
-	}), http.MethodGet, url, nil)
+	failed, reached := true, false
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err == nil {
 		resp, err := client.Do(req)
 		if err == nil {
-			_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
+			body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
 			resp.Body.Close()
 			failed = !p.ok(resp.StatusCode)
+			reached = !workloads.APIServerRefusal(resp.StatusCode, body)
 		}
 	}
 	if ctx.Err() != nil {
@@ -79,10 +77,10 @@ func (p *trackProbe) one(ctx context.Context, client *http.Client, url string, a
 	took := time.Since(at)
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if reached.Load() && (p.connected.IsZero() || at.Before(p.connected)) {
+	if reached && (p.connected.IsZero() || at.Before(p.connected)) {
 		p.connected = at
 	}
-	if !reached.Load() && (p.connected.IsZero() || at.Before(p.connected)) {
+	if !reached && (p.connected.IsZero() || at.Before(p.connected)) {
 		return // sent before the Service first reached a pod
 	}
 	s := p.secs[at.Unix()]
@@ -139,11 +137,11 @@ func probeVersions(ctx context.Context, env *steps.Env, m *scenarios.Migrate, ns
 	}
 	canarySel["rehearse.dev/track"] = "canary"
 	pctx, stop := context.WithCancel(ctx)
-	var made []string
+	var made []func()
 	cleanup := func() {
 		stop()
-		for _, s := range made {
-			_ = env.Ops.Delete(context.WithoutCancel(ctx), ns, "service/"+s, time.Minute)
+		for _, done := range made {
+			done()
 		}
 	}
 	probes := map[string]*trackProbe{}
@@ -153,17 +151,13 @@ func probeVersions(ctx context.Context, env *steps.Env, m *scenarios.Migrate, ns
 		sel   map[string]string
 	}{{"canary", canarySel}, {"stable", pinned(orig, stableHash)}} {
 		sname := name + "-" + t.track + "-probe"
-		port, err := env.Ops.NodePortService(ctx, ns, sname, svc, t.sel)
+		base, done, err := trackService(ctx, env, ns, sname, svc, t.sel)
 		if err != nil {
 			cleanup()
 			return nil, nil, err
 		}
-		made = append(made, sname)
-		if port < env.NodePorts[0] || port > env.NodePorts[1] {
-			cleanup()
-			return nil, nil, fmt.Errorf("probe Service %s got node port %d, outside the ports published on 127.0.0.1 (%d-%d)", sname, port, env.NodePorts[0], env.NodePorts[1])
-		}
-		probes[t.track] = startProbe(pctx, fmt.Sprintf("http://127.0.0.1:%d%s", port, pr.Path), pr.Rate.PerSecond, ok)
+		made = append(made, done)
+		probes[t.track] = startProbe(pctx, base+pr.Path, pr.Rate.PerSecond, ok)
 	}
 	read := func(from, to time.Time) load.VersionWindow {
 		w := env.Live.Versions(from, to)

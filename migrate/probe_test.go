@@ -2,6 +2,7 @@ package migrate
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -55,39 +56,43 @@ func TestTrackProbe(t *testing.T) {
 	}
 }
 
-// A probe counts from its Service's first connection on: refusals before a pod ever took one (a node
-// port not yet programmed, a track with no pod yet) are not the release's; refusals after it are.
-func TestTrackProbeCountsFromFirstConnection(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close() // refused until the server below takes the port
+// A probe counts from the first answer a pod gave on: the API server's refusals before it (no ready
+// endpoint yet: a track with no pod so far) are not the release's; its refusals after it (the pod
+// refused the API server's connection) are, and so are a pod's own failures.
+func TestTrackProbeCountsFromFirstAnswer(t *testing.T) {
+	var phase atomic.Int32 // 0: no endpoint, 1: serving, 2: the pod refuses
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch phase.Load() {
+		case 0:
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(503)
+			fmt.Fprint(w, `{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"no endpoints available for service \"web-canary-probe\"","reason":"ServiceUnavailable","code":503}`)
+		case 2:
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(503)
+			fmt.Fprint(w, `{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"error trying to reach service: dial tcp 10.244.1.7:8080: connect: connection refused","reason":"ServiceUnavailable","code":503}`)
+		}
+	}))
+	defer ts.Close()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	start := time.Now()
-	p := startProbe(ctx, "http://"+addr+"/", 20, func(c int) bool { return c < 400 })
+	p := startProbe(ctx, ts.URL+"/", 20, func(c int) bool { return c < 400 })
 	time.Sleep(1500 * time.Millisecond)
 	if w := p.window(start.Add(-time.Second), time.Now().Add(time.Second)); w.Requests != 0 {
-		t.Fatalf("before any connection: %+v, want nothing counted", w)
+		t.Fatalf("before any pod answered: %+v, want nothing counted", w)
 	}
-	l, err = net.Listen("tcp", addr)
-	if err != nil {
-		t.Skipf("port %s taken meanwhile: %v", addr, err)
-	}
-	srv := &http.Server{Handler: http.HandlerFunc(func(http.ResponseWriter, *http.Request) {})}
-	go srv.Serve(l)
+	phase.Store(1)
 	time.Sleep(1500 * time.Millisecond)
 	up := p.window(start.Add(-time.Second), time.Now().Add(time.Second))
 	if up.Requests < 15 || up.Failed != 0 {
 		t.Errorf("while serving: %+v, want about 30 requests, none failed", up)
 	}
-	srv.Close() // the track's pods gone: refusals now count
+	phase.Store(2) // the track's pods refuse: the API server's refusals now count
 	time.Sleep(1500 * time.Millisecond)
 	cancel()
 	all := p.window(start.Add(-time.Second), time.Now().Add(time.Second))
 	if all.Failed < 15 {
-		t.Errorf("after the server closed: %+v, want its refusals counted as failures", all)
+		t.Errorf("after the pods refused: %+v, want the refusals counted as failures", all)
 	}
 }

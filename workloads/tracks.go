@@ -238,32 +238,6 @@ func (p *Ops) SetSelector(ctx context.Context, namespace, name string, selector 
 	return nil
 }
 
-// NodePortService creates Service name with selector, to the target port of Service like (its first
-// port), on a NodePort the cluster allocates; it returns the node port.
-func (p *Ops) NodePortService(ctx context.Context, namespace, name, like string, selector map[string]string) (int, error) {
-	ref, err := p.cs.CoreV1().Services(namespace).Get(ctx, like, metav1.GetOptions{})
-	if err != nil {
-		return 0, err
-	}
-	if len(ref.Spec.Ports) == 0 {
-		return 0, fmt.Errorf("Service %s has no port", like)
-	}
-	port := ref.Spec.Ports[0]
-	target := port.TargetPort
-	if target == (intstr.IntOrString{}) {
-		target = intstr.FromInt32(port.Port)
-	}
-	svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: namespace, Labels: map[string]string{TrackLabel: "smoke"}},
-		Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeNodePort, Selector: selector,
-			Ports: []corev1.ServicePort{{Name: "http", Port: port.Port, TargetPort: target, Protocol: corev1.ProtocolTCP}}}}
-	_ = p.cs.CoreV1().Services(namespace).Delete(ctx, name, metav1.DeleteOptions{})
-	made, err := p.cs.CoreV1().Services(namespace).Create(ctx, svc, metav1.CreateOptions{FieldManager: "rehearse"})
-	if err != nil {
-		return 0, err
-	}
-	return int(made.Spec.Ports[0].NodePort), nil
-}
-
 // NodePort is the node port of Service name's first port (an error when it has none).
 func (p *Ops) NodePort(ctx context.Context, namespace, name string) (int, error) {
 	s, err := p.cs.CoreV1().Services(namespace).Get(ctx, name, metav1.GetOptions{})
