@@ -79,6 +79,25 @@ func (e *HarnessError) Unwrap() error { return e.Err }
 
 func harness(format string, args ...any) error { return &HarnessError{fmt.Errorf(format, args...)} }
 
+// admissionHint points at the scenario's own namespace labels when pods were refused by the Pod
+// Security level they set: the scenario, not the cluster, asked for it.
+func admissionHint(err error, meta *scenarios.NamespaceMeta) string {
+	if meta == nil || !strings.Contains(err.Error(), "violates PodSecurity") {
+		return ""
+	}
+	var set []string
+	for k, v := range meta.Labels {
+		if strings.HasPrefix(k, "pod-security.kubernetes.io/enforce") {
+			set = append(set, k+": "+v)
+		}
+	}
+	if len(set) == 0 {
+		return ""
+	}
+	slices.Sort(set)
+	return fmt.Sprintf(" (the scenario's workload.namespace.labels set %s: the pods must meet that level, or the label must go)", strings.Join(set, ", "))
+}
+
 // system is the workload under rehearsal: the sample or the user's own manifests.
 type system struct {
 	ns     string
@@ -498,16 +517,23 @@ func deploy(ctx context.Context, sc *scenarios.Loaded, cfg *rest.Config, kc *kin
 		}
 		done := phase(w, fmt.Sprintf("deploying orders-postgres in namespace %s", sys.ns), func() string { return ops.PodsStatus(ctx, sys.ns) })
 		teardown := func(ctx context.Context) { _ = ops.DeleteNamespace(ctx, sys.ns, 3*time.Minute) }
-		sample, err := workloads.DeploySample(ctx, cfg, workloads.SampleOptions{
-			// The cluster allocates the NodePort from its published range: rehearsals side by side on
-			// one cluster (and a sample deployed by hand) each get their own.
-			Namespace: sys.ns, Version: orders.Version(sc.Workload.Version),
-			AppReplicas: sc.Workload.Replicas.AppOr(0), DBReplicas: sc.Workload.Replicas.DBOr(0),
-			Replication: sc.Workload.Replication, NamespaceMeta: sc.Workload.Namespace,
-		}, 6*time.Minute)
+		// Pods refused at admission (the namespace's Pod Security level, a webhook) end the wait at
+		// once, saying which and why, rather than at its timeout with nothing ready.
+		var sample *workloads.Sample
+		err := ops.UnlessRefused(ctx, func() []string { return []string{sys.ns} }, func(ctx context.Context) error {
+			var err error
+			sample, err = workloads.DeploySample(ctx, cfg, workloads.SampleOptions{
+				// The cluster allocates the NodePort from its published range: rehearsals side by side on
+				// one cluster (and a sample deployed by hand) each get their own.
+				Namespace: sys.ns, Version: orders.Version(sc.Workload.Version),
+				AppReplicas: sc.Workload.Replicas.AppOr(0), DBReplicas: sc.Workload.Replicas.DBOr(0),
+				Replication: sc.Workload.Replication, NamespaceMeta: sc.Workload.Namespace,
+			}, 6*time.Minute)
+			return err
+		})
 		done(err)
 		if err != nil {
-			return sys, teardown, harness("workload: %v", err)
+			return sys, teardown, harness("workload: %v%s", err, admissionHint(err, sc.Workload.Namespace))
 		}
 		sys.sample, sys.url = sample, sample.URL()
 		sys.svc, sys.svcNS = "orders", sys.ns
@@ -586,7 +612,7 @@ func deploy(ctx context.Context, sc *scenarios.Loaded, cfg *rest.Config, kc *kin
 	err = own.WaitReady(ctx, 5*time.Minute)
 	done(err)
 	if err != nil {
-		return sys, teardown, harness("workload: %v", err)
+		return sys, teardown, harness("workload: %v%s", err, admissionHint(err, sc.Workload.Namespace))
 	}
 	if svc := sc.Load.Service; svc != "" {
 		port, err := ops.NodePort(ctx, own.NamespaceOf("service/"+svc), svc)

@@ -642,3 +642,25 @@ func TestREADMEChecksAreTheTable(t *testing.T) {
 		}
 	}
 }
+
+// A Pod Security refusal under the scenario's own enforce label names that label; other errors, or a
+// namespace without it, get no hint.
+func TestAdmissionHint(t *testing.T) {
+	refused := errors.New(`ReplicaSet web-1 in namespace rehearse-x cannot create its pods, and will not by itself: pods "web-1-a" is forbidden: violates PodSecurity "restricted:latest": runAsNonRoot != true`)
+	meta := &scenarios.NamespaceMeta{Labels: map[string]string{"pod-security.kubernetes.io/enforce": "restricted", "team": "a"}}
+	if h := admissionHint(refused, meta); !strings.Contains(h, "workload.namespace.labels set pod-security.kubernetes.io/enforce: restricted") {
+		t.Errorf("hint %q", h)
+	}
+	for _, c := range []struct {
+		err  error
+		meta *scenarios.NamespaceMeta
+	}{
+		{refused, nil},
+		{refused, &scenarios.NamespaceMeta{Labels: map[string]string{"team": "a"}}},
+		{errors.New("timed out"), meta},
+	} {
+		if h := admissionHint(c.err, c.meta); h != "" {
+			t.Errorf("admissionHint(%v, %v) = %q, want none", c.err, c.meta, h)
+		}
+	}
+}

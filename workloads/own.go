@@ -277,7 +277,8 @@ func (o *Own) NamespaceOf(target string) string {
 }
 
 // WaitReady waits until every applied Deployment, StatefulSet and DaemonSet has rolled out: all of
-// its replicas updated and ready.
+// its replicas updated and ready. It gives up early on what cannot roll out by itself (pods refused
+// at admission, an image that is never pulled), saying why.
 func (o *Own) WaitReady(ctx context.Context, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	for _, a := range o.applied {
@@ -286,7 +287,7 @@ func (o *Own) WaitReady(ctx context.Context, timeout time.Duration) error {
 			continue
 		}
 		target := strings.ToLower(kind) + "/" + a.obj.GetName()
-		if err := o.ops.WaitRolledOut(ctx, a.obj.GetNamespace(), target, time.Until(deadline)); err != nil {
+		if err := o.ops.WaitRollout(ctx, a.obj.GetNamespace(), target, time.Until(deadline)); err != nil {
 			return fmt.Errorf("%s: %w", a.from, err)
 		}
 	}

@@ -126,6 +126,7 @@ func (p *Ops) template(ctx context.Context, namespace, target string) (*corev1.P
 // when it fails says why: the pods not ready, their waiting reasons (CrashLoopBackOff, ...), and the
 // last lines a crashing container logged.
 func (p *Ops) WaitRollout(ctx context.Context, namespace, target string, timeout time.Duration) error {
+	since := time.Now()
 	wctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	stuck := make(chan string, 1)
@@ -137,7 +138,7 @@ func (p *Ops) WaitRollout(ctx context.Context, namespace, target string, timeout
 			case <-wctx.Done():
 				return
 			case <-t.C:
-				if why := p.hopeless(wctx, namespace, target); why != "" {
+				if why := p.hopeless(wctx, namespace, target, since); why != "" {
 					stuck <- why
 					cancel()
 					return
@@ -161,9 +162,13 @@ func (p *Ops) WaitRollout(ctx context.Context, namespace, target string, timeout
 	return Failed(fmt.Errorf("rollout of %s stalled%s: %w\n%s", target, why, err, p.Diagnose(ctx, namespace, target)))
 }
 
-// hopeless says why target's rollout cannot finish by itself, or "".
-func (p *Ops) hopeless(ctx context.Context, namespace, target string) string {
+// hopeless says why target's rollout cannot finish by itself, or "": among that, its pods refused at
+// admission since the wait began.
+func (p *Ops) hopeless(ctx context.Context, namespace, target string, since time.Time) string {
 	kind, name, _ := strings.Cut(target, "/")
+	if r, err := p.Refused(ctx, namespace, name, since); err == nil && r != nil {
+		return fmt.Sprintf("%s %s cannot create its pods: %s", r.Kind, r.Name, r.Message)
+	}
 	if kind == "deployment" {
 		d, err := p.cs.AppsV1().Deployments(namespace).Get(ctx, name, metav1.GetOptions{})
 		if err == nil {
