@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,6 +19,8 @@ import (
 	"sigs.k8s.io/e2e-framework/pkg/features"
 
 	"github.com/rehearse-dev/rehearse/reports"
+	"github.com/rehearse-dev/rehearse/runner"
+	"github.com/rehearse-dev/rehearse/scenarios"
 	"github.com/rehearse-dev/rehearse/verify"
 )
 
@@ -96,6 +99,37 @@ func TestOwnWorkload(t *testing.T) {
 			}
 			if c := checkByName(sum, "zero-failed-requests"); c.Status != verify.Pass {
 				t.Errorf("zero-failed-requests: every POST was answered 201, got %s %s", c.Status, c.Message)
+			}
+			return ctx
+		}).
+		Assess("pods refused at admission: the run stops in seconds, naming the reason and the scenario's label", func(ctx context.Context, t *testing.T, cfg *envconf.Config) context.Context {
+			dir := ownWorkloadDir(t)
+			sc, err := scenarios.LoadFile(filepath.Join(dir, "own-restricted.yaml"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			sc.Cluster.Kubeconfig = shared.Kubeconfig
+			var runErr error
+			var took time.Duration
+			inPool(func() {
+				began := time.Now()
+				_, runErr = runner.Run(ctx, sc, runner.Options{OutDir: t.TempDir(), Seed: 7})
+				took = time.Since(began)
+			})
+			msg := fmt.Sprint(runErr)
+			if code := runner.ExitCode(nil, runErr); code != 2 {
+				t.Errorf("exit %d (%s); want 2", code, msg)
+			}
+			for _, want := range []string{"ReplicaSet web-", "cannot create its pods", `violates PodSecurity "restricted`, "workload.namespace.labels set pod-security.kubernetes.io/enforce: restricted"} {
+				if !strings.Contains(msg, want) {
+					t.Errorf("the error does not say %q:\n%s", want, msg)
+				}
+			}
+			if took > 2*time.Minute {
+				t.Errorf("stopped after %s: the refusal was not seen before the rollout's timeout", took)
+			}
+			if namespaceExists(t, ctx, "rehearse-own-restricted") {
+				t.Errorf("namespace rehearse-own-restricted left behind")
 			}
 			return ctx
 		}).Feature()
