@@ -25,7 +25,7 @@ const sampleService = "orders"
 // BlueGreen deploys the new release as green (NAME-green: a copy of the blue Deployment with the
 // change made) beside blue, with the Service pinned to blue's pods (their pod-template-hash) so
 // green gets no traffic before its time. Green must roll out, then pass a smoke test through a
-// NodePort Service of its own (on 127.0.0.1) answering 2xx from the new version every time. Then
+// Service of its own (reached through the API server, trackService) answering 2xx from the new version every time. Then
 // one update of the Service's selector switches all traffic to green's pods, and a gate watches the
 // live load: green must answer, within its error and latency bounds, and no answer may come from
 // another version. A breach switches back to blue at once (time to restore recorded); a good switch
@@ -225,8 +225,8 @@ func (BlueGreen) Run(ctx context.Context, env *steps.Env, st scenarios.Step, rec
 	return nil
 }
 
-// smoke tests green alone before the switch: a NodePort Service of its own selecting only green's
-// pods, then requests GETs of the smoke path, each of which must answer 2xx from the new version.
+// smoke tests green alone before the switch: a Service of its own selecting only green's pods
+// (trackService), then requests GETs of the smoke path, each of which must answer 2xx from the new version.
 //
 // Then, on the same Service, green's acceptance (accept): a failure there is an *errAccept.
 func smoke(ctx context.Context, env *steps.Env, ns, like, name, stepName string, selector map[string]string, m *scenarios.Migrate, rec *steps.Record) error {

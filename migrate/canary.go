@@ -383,7 +383,7 @@ func promote(ctx context.Context, env *steps.Env, ns, stable, canary string, n i
 // acceptCanary tries the canary alone before any user reaches it, when the Service it joins is known
 // (the sample's, or migrate.service): the Service is pinned to the stable pods (by their
 // pod-template-hash), the canary gets its first pod, and the smoke test and acceptance run on a
-// NodePort Service of the canary's own, as a blue-green's green's do. Passed, the Service gets its
+// Service of the canary's own, as a blue-green's green's do. Passed, the Service gets its
 // selector back and the pod joins it; failed, the pod goes first. Without a known Service there is
 // nothing to keep the pod out of, and no acceptance: the record says so.
 func acceptCanary(ctx context.Context, env *steps.Env, st scenarios.Step, ns, name, canary string, timeout time.Duration, rec *steps.Record) error {

@@ -117,8 +117,8 @@ func (p *trackProbe) window(from, to time.Time) load.VersionStats {
 	return st
 }
 
-// probeVersions starts the probes of a canary gate's probe setting: a NodePort Service of the
-// canary's pods alone and one of the stable pods alone, probed at rate each. The gate then judges
+// probeVersions starts the probes of a canary gate's probe setting: a Service of the canary's
+// pods alone (reached through the API server, trackService) and one of the stable pods alone, probed at rate each. The gate then judges
 // the canary by its probe's answers (and every failure of the live load no version answered), and
 // reports the stable's beside it. It returns how to read a window, and what to stop and remove.
 func probeVersions(ctx context.Context, env *steps.Env, m *scenarios.Migrate, ns, name, svc, stableVersion string) (func(from, to time.Time) load.VersionWindow, func(), error) {

@@ -21,7 +21,7 @@ import (
 
 // Operations for strategies that run a second Deployment beside the first (blue-green, canary): a
 // copy of a Deployment on another track, the pod-template-hash that pins a Service to one
-// Deployment's pods, Service selectors, and a NodePort Service of one's own for a smoke test.
+// Deployment's pods, Service selectors, and a Service of one track's own for a smoke test.
 
 // TrackLabel marks the pods of a Deployment rehearse runs beside the user's (green, canary).
 const TrackLabel = "rehearse.dev/track"
