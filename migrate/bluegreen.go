@@ -1,7 +1,6 @@
 package migrate
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -296,8 +295,8 @@ func trackService(ctx context.Context, env *steps.Env, ns, name, like string, se
 }
 
 // firstAnswer waits (up to 30 s) until url reaches a pod: a new Service's endpoints take the
-// endpoint controller a moment, and the API server's "no endpoints available" before them is the
-// harness's wait, not the release's. A pod that answers, whatever it answers, has answered: that is
+// endpoints controller a moment, and the API server's refusals before them (its Endpoints not found,
+// "no endpoints available") are the harness's wait, not the release's. A pod that answers, whatever it answers, has answered: that is
 // the release's to be judged by; so is a pod that refuses once its endpoint is listed.
 func firstAnswer(ctx context.Context, client *http.Client, url string) error {
 	deadline := time.Now().Add(30 * time.Second)
@@ -311,7 +310,7 @@ func firstAnswer(ctx context.Context, client *http.Client, url string) error {
 		if err == nil {
 			body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
 			resp.Body.Close()
-			if !noEndpoint(resp.StatusCode, body) {
+			if !workloads.NotYetServed(resp.StatusCode, body) {
 				return nil
 			}
 			last = fmt.Sprintf("status %d%s", resp.StatusCode, bodyLine(string(body)))
@@ -328,11 +327,6 @@ func firstAnswer(ctx context.Context, client *http.Client, url string) error {
 	}
 }
 
-// noEndpoint says whether an answer through the API server's proxy is its "no endpoints available":
-// the Service has no ready endpoint listed yet.
-func noEndpoint(code int, body []byte) bool {
-	return workloads.APIServerRefusal(code, body) && bytes.Contains(body, []byte("no endpoints available"))
-}
 
 // smokeFaults sends n GETs and says what was wrong with each: an error, a status outside 2xx, or
 // another version than want. versionless is a canary judged by its gate's probes, of an app that

@@ -96,3 +96,41 @@ func TestTrackProbeCountsFromFirstAnswer(t *testing.T) {
 		t.Errorf("after the pods refused: %+v, want the refusals counted as failures", all)
 	}
 }
+
+// firstAnswer waits out a new Service's first seconds through the API server (its Endpoints not
+// made yet, then none ready) and returns at the first answer that is not those: a pod's, whatever
+// its status, or a pod's refusal of the API server's connection.
+func TestFirstAnswer(t *testing.T) {
+	notFound := `{"kind":"Status","apiVersion":"v1","status":"Failure","message":"endpoints \"web-green-smoke\" not found","reason":"NotFound","code":404}`
+	none := `{"kind":"Status","apiVersion":"v1","status":"Failure","message":"no endpoints available for service \"web-green-smoke\"","reason":"ServiceUnavailable","code":503}`
+	refused := `{"kind":"Status","apiVersion":"v1","status":"Failure","message":"error trying to reach service: dial tcp 10.244.1.7:8080: connect: connection refused","code":503}`
+	for _, c := range []struct {
+		name    string
+		answers []string // code and body, "404 body"
+		want    int      // requests until firstAnswer returns
+	}{
+		{"endpoints not made, then none ready, then a pod", []string{"404 " + notFound, "503 " + none, "200 ok"}, 3},
+		{"a pod's own 404", []string{"404 404 page not found"}, 1},
+		{"a pod that refuses the API server", []string{"404 " + notFound, "503 " + refused}, 2},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var n atomic.Int32
+			ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				i := min(int(n.Add(1))-1, len(c.answers)-1)
+				var code int
+				var body string
+				fmt.Sscanf(c.answers[i], "%d", &code)
+				body = c.answers[i][4:]
+				w.WriteHeader(code)
+				fmt.Fprint(w, body)
+			}))
+			defer ts.Close()
+			if err := firstAnswer(context.Background(), ts.Client(), ts.URL+"/"); err != nil {
+				t.Fatal(err)
+			}
+			if got := int(n.Load()); got != c.want {
+				t.Errorf("returned after %d requests, want %d", got, c.want)
+			}
+		})
+	}
+}

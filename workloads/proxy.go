@@ -103,13 +103,25 @@ func serveProxy(ctx context.Context, target *url.URL, transport http.RoundTrippe
 }
 
 // APIServerRefusal says whether an answer through ServiceProxy is the API server's own, not a pod's:
-// a 502 or 503 whose body is a Kubernetes Status (no ready endpoint, a connection a pod refused or
-// dropped) or this proxy's own 502. No pod of the Service answered it.
+// an error status whose body is a Kubernetes Status (the Service's endpoints not made yet, no ready
+// endpoint, a connection a pod refused or dropped), or this proxy's own 502. No pod of the Service
+// answered it: a pod's answers pass through the API server as they were.
 func APIServerRefusal(code int, body []byte) bool {
-	if code != http.StatusServiceUnavailable && code != http.StatusBadGateway && code != http.StatusInternalServerError {
+	if code < 400 {
 		return false
 	}
 	return statusKind.Match(body) || bytes.HasPrefix(body, []byte("rehearse: the API server's service proxy"))
+}
+
+// NotYetServed says whether an API server refusal means the Service has no endpoint to send to
+// yet: its Endpoints not made yet (404) or none of them ready (503 "no endpoints available"). A new
+// track Service's first seconds; after that, a pod that refuses is the release's failure.
+func NotYetServed(code int, body []byte) bool {
+	if !APIServerRefusal(code, body) {
+		return false
+	}
+	return code == http.StatusNotFound && bytes.Contains(body, []byte("not found")) ||
+		bytes.Contains(body, []byte("no endpoints available"))
 }
 
 // statusKind is a Kubernetes Status object's kind, compact or pretty-printed.

@@ -80,10 +80,32 @@ func TestAPIServerRefusal(t *testing.T) {
 		{502, "rehearse: the API server's service proxy could not be reached: EOF\n", true},
 		{503, "upstream busy", false},
 		{200, `{"kind":"Status"}`, false},
-		{404, `{"kind":"Status","code":404}`, false},
+		{404, `{"kind":"Status","apiVersion":"v1","status":"Failure","message":"endpoints \"s\" not found","reason":"NotFound","code":404}`, true},
+		{404, "404 page not found\n", false},
 	} {
 		if got := APIServerRefusal(c.code, []byte(c.body)); got != c.want {
 			t.Errorf("APIServerRefusal(%d, %q) = %v, want %v", c.code, c.body, got, c.want)
+		}
+	}
+}
+
+// Only the refusals of a Service with no endpoint yet are waited out; a pod that refuses the API
+// server's connection, or a pod's own 404 or 503, is an answer.
+func TestNotYetServed(t *testing.T) {
+	for _, c := range []struct {
+		code int
+		body string
+		want bool
+	}{
+		{404, `{"kind":"Status","apiVersion":"v1","status":"Failure","message":"endpoints \"web-canary-smoke\" not found","reason":"NotFound","code":404}`, true},
+		{503, `{"kind":"Status","apiVersion":"v1","status":"Failure","message":"no endpoints available for service \"web-canary-smoke\"","reason":"ServiceUnavailable","code":503}`, true},
+		{503, `{"kind":"Status","apiVersion":"v1","status":"Failure","message":"error trying to reach service: dial tcp 10.244.1.7:8080: connect: connection refused","code":503}`, false},
+		{404, "404 page not found\n", false},
+		{503, "no endpoints available, says the app", false},
+		{200, "ok", false},
+	} {
+		if got := NotYetServed(c.code, []byte(c.body)); got != c.want {
+			t.Errorf("NotYetServed(%d, %q) = %v, want %v", c.code, c.body, got, c.want)
 		}
 	}
 }
