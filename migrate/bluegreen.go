@@ -327,7 +327,6 @@ func firstAnswer(ctx context.Context, client *http.Client, url string) error {
 	}
 }
 
-
 // smokeFaults sends n GETs and says what was wrong with each: an error, a status outside 2xx, or
 // another version than want. versionless is a canary judged by its gate's probes, of an app that
 // says its version nowhere: the smoke Service selects the canary's pods alone, so an answer without
