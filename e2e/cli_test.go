@@ -23,6 +23,7 @@ import (
 	"sigs.k8s.io/e2e-framework/pkg/envconf"
 	"sigs.k8s.io/e2e-framework/pkg/features"
 
+	"github.com/rehearse-dev/rehearse/clusters"
 	"github.com/rehearse-dev/rehearse/reports"
 	"github.com/rehearse-dev/rehearse/verify"
 )
@@ -214,12 +215,16 @@ func scrapeUntil(url, want string, within time.Duration) string {
 	return body
 }
 
-func TestCLIInterruptCleansUp(t *testing.T) {
+// cliInterrupted runs first in the fault lane (TestFaultLane), as a scenario of the lane's: its
+// namespace of its own (smoke-short's is TestRunScenarios'), its pods on the lane's workers. It
+// held the suite's start to itself before (113 s in CI, every other test waiting).
+func cliInterrupted(t *testing.T) {
 	f := features.New("Ctrl-C during a run").
 		Assess("SIGINT mid-load: exit 2, the workload's namespace is deleted, the reused cluster kept", func(ctx context.Context, t *testing.T, cfg *envconf.Config) context.Context {
-			interruptAt(t, ctx, buildCLI(t, ctx), "testdata/smoke-short.yaml", "step steady", 3*time.Second) // load is running
-			if namespaceExists(t, ctx, "rehearse-smoke-short") {
-				t.Errorf("namespace rehearse-smoke-short left behind after Ctrl-C")
+			file := laneScenario(t, "testdata/smoke-short.yaml", "interrupted-short")
+			interruptAt(t, ctx, buildCLI(t, ctx), file, "step steady", 3*time.Second) // load is running
+			if namespaceExists(t, ctx, "rehearse-interrupted-short") {
+				t.Errorf("namespace rehearse-interrupted-short left behind after Ctrl-C")
 			}
 			if _, err := shared.Nodes(); err != nil {
 				t.Errorf("the reused cluster must survive: %v", err)
@@ -227,4 +232,32 @@ func TestCLIInterruptCleansUp(t *testing.T) {
 			return ctx
 		}).Feature()
 	testenv.Test(t, f)
+}
+
+// laneScenario writes a copy of a scenario file of the sample (its workload on one line,
+// "workload: {sample: ...}") named name, whose namespace asks for the fault lane, as a team would
+// write it: workload.namespace.annotations. It returns the copy's path.
+func laneScenario(t *testing.T, file, name string) string {
+	t.Helper()
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ann, err := json.Marshal(clusters.PoolAnnotations(faultLane))
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(b)
+	meta := regexp.MustCompile(`(?m)^metadata: \{name: [^}]+\}$`)
+	work := regexp.MustCompile(`(?m)^workload: \{(sample: [^}]+)\}$`)
+	if !meta.MatchString(text) || !work.MatchString(text) {
+		t.Fatalf("%s: want its metadata and workload each on one line", file)
+	}
+	text = meta.ReplaceAllString(text, "metadata: {name: "+name+"}")
+	text = work.ReplaceAllString(text, "workload: {$1, namespace: {annotations: "+strings.ReplaceAll(string(ann), "$", "$$")+"}}")
+	out := filepath.Join(t.TempDir(), name+".yaml")
+	if err := os.WriteFile(out, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return out
 }

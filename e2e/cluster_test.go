@@ -122,6 +122,7 @@ func TestFaultLaneIsolates(t *testing.T) {
 }
 
 func TestServiceDNS(t *testing.T) {
+	t.Parallel() // on the workers outside the lane, beside the rehearsals: it used to hold the suite's start
 	f := features.New("CoreDNS answers a Service name").
 		Assess("a pod resolves <svc>.<ns>.svc.cluster.local to the Service's ClusterIP and reaches it", func(ctx context.Context, t *testing.T, cfg *envconf.Config) context.Context {
 			ns := namespace(ctx, t, cfg)
@@ -142,6 +143,7 @@ func TestServiceDNS(t *testing.T) {
 }
 
 func TestPodNetworkAcrossNodes(t *testing.T) {
+	t.Parallel() // on the workers outside the lane, beside the rehearsals: it used to hold the suite's start
 	f := features.New("pod on worker 1 reaches pod on worker 2").
 		Assess("HTTP from worker 2's pod to worker 1's pod IP", func(ctx context.Context, t *testing.T, cfg *envconf.Config) context.Context {
 			ns := namespace(ctx, t, cfg)
@@ -160,6 +162,7 @@ func TestPodNetworkAcrossNodes(t *testing.T) {
 }
 
 func TestLocalPathVolume(t *testing.T) {
+	t.Parallel() // on the workers outside the lane, beside the rehearsals: it used to hold the suite's start
 	f := features.New("default StorageClass provisions local-path volumes on workers").
 		Assess("a PVC is bound and written through local-path on a worker", func(ctx context.Context, t *testing.T, cfg *envconf.Config) context.Context {
 			ns := namespace(ctx, t, cfg)
@@ -204,6 +207,7 @@ func TestLocalPathVolume(t *testing.T) {
 }
 
 func TestNodePortOnLoopback(t *testing.T) {
+	t.Parallel() // on the workers outside the lane, beside the rehearsals: it used to hold the suite's start
 	nodePort := int32(shared.NodePorts.First + 8)
 	f := features.New("a NodePort Service answers on 127.0.0.1").
 		Assess("GET 127.0.0.1:<nodePort> from the host", func(ctx context.Context, t *testing.T, cfg *envconf.Config) context.Context {

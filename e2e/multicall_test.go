@@ -18,6 +18,7 @@ import (
 // kubelet, CoreDNS's, component-base's --version), and kubeadm, kube-proxy and CoreDNS read those
 // sets whole. Read from the images the node runs (their binaries are the node's).
 func TestMultiCallKeepsEachProgramsFlags(t *testing.T) {
+	t.Parallel()
 	help := func(program string, args ...string) string {
 		t.Helper()
 		out, _ := exec.Command("docker", append([]string{"run", "--rm", "--entrypoint", "/usr/local/bin/" + program,
