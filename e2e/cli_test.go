@@ -94,17 +94,14 @@ func readSummary(t *testing.T, path string) *reports.Summary {
 
 var metricsLine = regexp.MustCompile(`metrics on (http://\S+/metrics)`)
 
-// cliOnAnExistingContext runs in the fault lane (TestFaultLane), after cliInterrupted, its two
-// scenarios as the lane's (same names, namespaces on the lane's workers): the lane has time to spare
-// beside the pool, where this test held a slot for 103 s.
-func cliOnAnExistingContext(t *testing.T) {
-	scaleToZero := laneScenario(t, "testdata/scale-to-zero.yaml", "scale-to-zero")
-	loadShort := laneScenario(t, "testdata/load-short.yaml", "load-short")
+func TestCLIOnAnExistingContext(t *testing.T) {
+	t.Parallel() // beside the other tests; node-level faults run in their own lane (TestFaultLane)
+	holdPoolSlot(t)
 	f := features.New("rehearse run on an existing, non-kind context").
 		Assess("refused without --allow-context (exit 2), nothing touched", func(ctx context.Context, t *testing.T, cfg *envconf.Config) context.Context {
 			bin := buildCLI(t, ctx)
 			kc := renamedContext(t, "staging-e2e")
-			cmd := exec.CommandContext(ctx, bin, "run", scaleToZero, "--kubeconfig", kc, "--context", "staging-e2e", "--out", t.TempDir())
+			cmd := exec.CommandContext(ctx, bin, "run", "testdata/scale-to-zero.yaml", "--kubeconfig", kc, "--context", "staging-e2e", "--out", t.TempDir())
 			out, err := cmd.CombinedOutput()
 			if code := cmd.ProcessState.ExitCode(); code != 2 || !strings.Contains(string(out), "--allow-context staging-e2e") {
 				t.Errorf("exit %d (%v), want 2 naming --allow-context:\n%s", code, err, out)
@@ -118,7 +115,7 @@ func cliOnAnExistingContext(t *testing.T) {
 			bin := buildCLI(t, ctx)
 			kc := renamedContext(t, "staging-e2e")
 			outDir := t.TempDir()
-			cmd := exec.CommandContext(ctx, bin, "run", scaleToZero, loadShort, "--kubeconfig", kc,
+			cmd := exec.CommandContext(ctx, bin, "run", "testdata/scale-to-zero.yaml", "testdata/load-short.yaml", "--kubeconfig", kc,
 				"--context", "staging-e2e", "--allow-context", "staging-e2e", "--out", outDir, "--seed", "11", "--metrics-addr", "127.0.0.1:0")
 			stderr, err := cmd.StderrPipe()
 			if err != nil {

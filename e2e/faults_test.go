@@ -23,13 +23,11 @@ import (
 // (faultLane), beside every other test: each rehearsal's namespace asks for the lane, so all its
 // pods run there and no other test's pod does; a drain or a lost node touches nothing else. The
 // node losses come after the drains: a node started again after a loss made the rehearsals after it
-// on the same node fail (see nodeLoss); the Ctrl-C tests during a fault last. The CLI's tests of a
-// plain run come first (Ctrl-C, an existing context): they have no fault, but in the lane they run
-// beside the rest of the suite, which has less time to spare.
+// on the same node fail (see nodeLoss); the Ctrl-C tests during a fault last. The Ctrl-C test of a
+// plain run comes first: it has no fault, but in the lane it runs beside the rest of the suite.
 func TestFaultLane(t *testing.T) {
 	t.Parallel()
 	t.Run("Ctrl-C during a run", cliInterrupted)
-	t.Run("an existing context", cliOnAnExistingContext)
 	t.Run("drains and pod kills", faultsTaken)
 	t.Run("node losses", nodeLoss)
 	t.Run("Ctrl-C during a fault", faultsInterrupted)
