@@ -76,6 +76,19 @@ func eventTime(e corev1.Event) time.Time {
 // not counted. The error otherwise is wait's.
 func (p *Ops) UnlessRefused(ctx context.Context, namespaces func() []string, wait func(context.Context) error) error {
 	since := time.Now()
+	return giveUpOn(ctx, func(ctx context.Context) error {
+		for _, ns := range namespaces() {
+			if r, err := p.Refused(ctx, ns, "", since); err == nil && r != nil {
+				return Failed(r)
+			}
+		}
+		return nil
+	}, wait)
+}
+
+// giveUpOn runs wait, and ends it early when hopeless, asked every 2 s meanwhile, says why it
+// cannot succeed: then that is the error, not wait's own (unless ctx itself ended first).
+func giveUpOn(ctx context.Context, hopeless func(context.Context) error, wait func(context.Context) error) error {
 	wctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	stopped := make(chan struct{})
@@ -88,11 +101,9 @@ func (p *Ops) UnlessRefused(ctx context.Context, namespaces func() []string, wai
 			case <-wctx.Done():
 				return
 			case <-t.C:
-				for _, ns := range namespaces() {
-					if r, err := p.Refused(wctx, ns, "", since); err == nil && r != nil {
-						cancel(Failed(r))
-						return
-					}
+				if why := hopeless(wctx); why != nil {
+					cancel(why)
+					return
 				}
 			}
 		}

@@ -127,39 +127,22 @@ func (p *Ops) template(ctx context.Context, namespace, target string) (*corev1.P
 // last lines a crashing container logged.
 func (p *Ops) WaitRollout(ctx context.Context, namespace, target string, timeout time.Duration) error {
 	since := time.Now()
-	wctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	stuck := make(chan string, 1)
-	go func() {
-		t := time.NewTicker(2 * time.Second)
-		defer t.Stop()
-		for {
-			select {
-			case <-wctx.Done():
-				return
-			case <-t.C:
-				if why := p.hopeless(wctx, namespace, target, since); why != "" {
-					stuck <- why
-					cancel()
-					return
-				}
-			}
+	var why string
+	err := giveUpOn(ctx, func(ctx context.Context) error {
+		if why = p.hopeless(ctx, namespace, target, since); why != "" {
+			return errors.New(why)
 		}
-	}()
-	err := p.WaitRolledOut(wctx, namespace, target, timeout)
-	if err == nil {
 		return nil
-	}
-	if ctx.Err() != nil {
+	}, func(ctx context.Context) error {
+		return p.WaitRolledOut(ctx, namespace, target, timeout)
+	})
+	if err == nil || ctx.Err() != nil {
 		return err
 	}
-	why := ""
-	select {
-	case why = <-stuck:
-		why = "; " + why
-	default:
+	if why != "" {
+		return Failed(fmt.Errorf("rollout of %s stalled; %s\n%s", target, why, p.Diagnose(ctx, namespace, target)))
 	}
-	return Failed(fmt.Errorf("rollout of %s stalled%s: %w\n%s", target, why, err, p.Diagnose(ctx, namespace, target)))
+	return Failed(fmt.Errorf("rollout of %s stalled: %w\n%s", target, err, p.Diagnose(ctx, namespace, target)))
 }
 
 // hopeless says why target's rollout cannot finish by itself, or "": among that, its pods refused at
