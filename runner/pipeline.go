@@ -197,7 +197,7 @@ func (r *run) startLoad() error {
 func (r *run) steps() error {
 	sys := r.sys
 	env := &steps.Env{Ops: sys.ops, Sample: sys.sample, Own: sys.own, Release: sys.helm, Namespace: sys.ns, Dir: r.sc.CommandDir(), Relocated: r.sc.Relocated,
-		Live: r.lr.Aggregates(), NodePorts: [2]int{sys.ports.First, sys.ports.First + sys.ports.Count - 1},
+		Live:    r.lr.Aggregates(),
 		Version: r.sc.Load.VersionReader(), Machines: r.kc.machines(), Seed: r.seed, RunID: r.lr.RunID(), Start: r.started,
 		Logf: func(f string, a ...any) { r.progress(f, a...) }}
 	env.Accept = acceptance(r.sc, r.lr.RunID())

@@ -33,9 +33,6 @@ type Env struct {
 	Relocated map[string]string
 	// Live is the load's results so far, split by the version that answered (gates read it).
 	Live Live
-	// NodePorts are the ports published on 127.0.0.1 (first, last), for a step that needs to reach a
-	// Service of its own (a pre-switch smoke test).
-	NodePorts [2]int
 	// Seed makes the steps' random choices (victims, nodes) reproducible; RunID names this run on
 	// what it marks in the cluster (a cordoned node).
 	Seed  uint64
