@@ -108,7 +108,6 @@ type system struct {
 	url    string // default load base URL
 	svc    string // the load's Service (sample: orders; own: load.service), in svcNS
 	svcNS  string
-	ports  clusters.PortRange
 }
 
 // Schema is the JSON Schema of scenario files, its verify section from the table of checks.
@@ -500,12 +499,6 @@ func deploy(ctx context.Context, sc *scenarios.Loaded, cfg *rest.Config, kc *kin
 	if err := ops.DeleteNamespace(ctx, sys.ns, 3*time.Minute); err != nil {
 		return nil, nil, harness("workload: leftover namespace: %v", err)
 	}
-	nodePorts := clusters.NodePorts
-	if kc != nil {
-		nodePorts = kc.NodePortsOrDefault()
-	}
-	sys.ports = nodePorts
-
 	if sc.Workload.Sample != "" {
 		if kc != nil {
 			done := phase(w, fmt.Sprintf("loading the sample's images into %s", kc.Name), nil)
