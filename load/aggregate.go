@@ -133,7 +133,10 @@ func (a *Aggregator) Add(r *vegeta.Result) {
 		a.byTarget = map[TargetCode]uint64{}
 	}
 	a.byTarget[TargetCode{target, r.Code}]++
-	v := a.version.Read(r.Headers, r.Body)
+	v := r.Headers.Get(versionSeenHeader) // a load agent read it where the scenario says
+	if v == "" {
+		v = a.version.Read(r.Headers, r.Body)
+	}
 	failed := r.Error != "" || !a.succeeded(target, r.Code)
 	retried := r.Headers.Get(retriedHeader) != "" || strings.HasSuffix(r.Error, Retried)
 	if retried {
@@ -157,7 +160,7 @@ func (a *Aggregator) Add(r *vegeta.Result) {
 	default:
 		s.Failed++
 		a.failed++
-		if r.Error == NotSent || strings.HasSuffix(r.Error, ": "+NotSent) {
+		if IsNotSent(r.Error) {
 			s.NotSent++
 			a.notSent++
 		}
@@ -195,6 +198,12 @@ func (a *Aggregator) Add(r *vegeta.Result) {
 	if ms > s.MaxMS {
 		s.MaxMS = ms
 	}
+}
+
+// IsNotSent says whether a result's error is a request never sent: the client was saturated, or the
+// load agent that was to send it was lost.
+func IsNotSent(err string) bool {
+	return err == NotSent || strings.HasSuffix(err, ": "+NotSent) || strings.HasPrefix(err, AgentLost)
 }
 
 // withBody adds the first line of a failed answer's body to its error: "503 Service Unavailable"

@@ -122,6 +122,19 @@ type Config struct {
 	// ClientRetries says the system's clients retry idempotent requests: a request that needed a
 	// second attempt (see Retried) counts as served. It is still counted as retried.
 	ClientRetries bool
+	// Share is the part of the plan this run sends (a load agent's, see Share); zero: all of it.
+	// Results carry the whole plan's sequence numbers.
+	Share Share
+	// StartAt, when set, is when the schedule starts (Start returns at once; sending waits for it):
+	// agents that share a plan start it together.
+	StartAt time.Time
+	// Flush writes results and ledger lines to their files at least this often (0: as buffers fill).
+	// A load agent streams its files as they grow.
+	Flush time.Duration
+
+	// stream keeps, in each result written, what the run that merges it cannot read again: the
+	// version an answer's body said (versionSeenHeader) and a failed answer's first line.
+	stream bool
 }
 
 // DefaultMaxInFlight bounds vegeta's workers: unbounded, a saturating run grows workers until file
@@ -161,44 +174,29 @@ type Run struct {
 
 	stopMu  sync.Mutex
 	stopped time.Time // when Stop was called or the context ended: the schedule ends there
+
+	links     []*agentLink // the load agents sending the plan (StartAgents); none: this process sends it
+	stopLinks sync.Once
 }
 
 // Start begins sending load; it runs until ctx ends, Stop is called, or Duration passes.
 func Start(ctx context.Context, cfg Config) (*Run, error) {
-	if cfg.Timeout == 0 {
-		cfg.Timeout = 5 * time.Second
+	if err := cfg.Share.Check(); err != nil {
+		return nil, err
 	}
-	if cfg.Lateness <= 0 {
-		cfg.Lateness = DefaultLateness
+	if !cfg.Share.Whole() && cfg.Rate <= 0 && len(cfg.Stages) == 0 {
+		return nil, fmt.Errorf("load: a plan shared by %d agents needs a rate (at saturation there is no schedule to share)", cfg.Share.Of)
 	}
-	if cfg.RunID == "" {
-		cfg.RunID = NewRunID("r", cfg.Seed)
+	started := time.Now()
+	if !cfg.StartAt.IsZero() {
+		started = cfg.StartAt
 	}
-	plan, err := newPlanner(cfg)
+	r, results, err := newRun(cfg, started)
 	if err != nil {
 		return nil, err
 	}
-	r := &Run{cfg: cfg, plan: plan, targets: plan.targets, recentRng: rand.New(rand.NewPCG(cfg.Seed, recentStream)),
-		recent: make([]string, 0, 256), done: make(chan error, 1), byName: map[string]*compiled{}}
-	for i := range r.targets {
-		r.byName[r.targets[i].Name] = &r.targets[i]
-	}
-	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
-		return nil, err
-	}
-	results, err := os.Create(cfg.Dir + "/results.bin")
-	if err != nil {
-		return nil, err
-	}
-	if r.ledgerF, err = os.Create(cfg.Dir + "/ledger.tsv"); err != nil {
-		results.Close()
-		return nil, err
-	}
-	r.ledger = bufio.NewWriter(r.ledgerF)
-	if cfg.Rate > 0 || len(cfg.Stages) > 0 {
-		r.pacer = &stepPacer{base: cfg.Rate, stages: cfg.Stages}
-	}
-
+	cfg = r.cfg
+	r.plan.share = cfg.Share
 	r.conns = newConnPool(cfg.Timeout, cfg.Connections)
 	client := &http.Client{Timeout: cfg.Timeout, Transport: &ledgerTransport{next: r.conns, run: r}, CheckRedirect: noRedirects}
 	maxInFlight := cfg.MaxInFlight
@@ -210,8 +208,88 @@ func Start(ctx context.Context, cfg Config) (*Run, error) {
 	var pacer vegeta.Pacer = vegeta.ConstantPacer{} // saturation, with vegeta's own bounded-worker loop
 	if r.pacer != nil {
 		pacer = r.pacer
+		if !cfg.Share.Whole() {
+			pacer = &sharePacer{whole: r.pacer, share: cfg.Share}
+		}
 	}
-	r.started = time.Now()
+	var results_ <-chan *vegeta.Result
+	if time.Until(r.started) <= 0 {
+		results_ = r.attacker.Attack(r.targeter(), pacer, cfg.Duration, "rehearse")
+	} else {
+		later := make(chan *vegeta.Result)
+		results_ = later
+		go func() {
+			defer close(later)
+			select {
+			case <-time.After(time.Until(r.started)):
+			case <-ctx.Done():
+				return
+			}
+			for res := range r.attacker.Attack(r.targeter(), pacer, cfg.Duration, "rehearse") {
+				later <- res
+			}
+		}()
+	}
+	var issued uint64
+	go r.sink(ctx, results, results_, func(res *vegeta.Result) {
+		issued = max(issued, res.Seq+1)
+		res.Seq = cfg.Share.Global(res.Seq)
+	}, func(encode func(*vegeta.Result), stopAt time.Time) {
+		// Requests the schedule called for that a blocked client never even started (the attack loop
+		// waits for a free worker): each is a request not sent, at its scheduled time.
+		for local := issued; r.pacer != nil; local++ {
+			seq := cfg.Share.Global(local)
+			at := r.scheduledAt(seq)
+			if at.After(stopAt.Add(-cfg.Lateness)) {
+				break
+			}
+			encode(&vegeta.Result{Attack: "rehearse", Seq: seq, Timestamp: at, Latency: time.Since(at), Error: NotSent})
+		}
+		r.conns.close()
+	})
+	go func() {
+		<-ctx.Done()
+		r.Stop()
+	}()
+	return r, nil
+}
+
+// newRun sets up what a run writes and aggregates into, whoever sends its requests: cfg's defaults,
+// the plan, results.bin and ledger.tsv in cfg.Dir, the schedule and the aggregator.
+func newRun(cfg Config, started time.Time) (*Run, *os.File, error) {
+	if cfg.Timeout == 0 {
+		cfg.Timeout = 5 * time.Second
+	}
+	if cfg.Lateness <= 0 {
+		cfg.Lateness = DefaultLateness
+	}
+	if cfg.RunID == "" {
+		cfg.RunID = NewRunID("r", cfg.Seed)
+	}
+	plan, err := newPlanner(cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	r := &Run{cfg: cfg, plan: plan, targets: plan.targets, recentRng: rand.New(rand.NewPCG(cfg.Seed, recentStream)),
+		recent: make([]string, 0, 256), done: make(chan error, 1), byName: map[string]*compiled{}, started: started}
+	for i := range r.targets {
+		r.byName[r.targets[i].Name] = &r.targets[i]
+	}
+	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
+		return nil, nil, err
+	}
+	results, err := os.Create(cfg.Dir + "/results.bin")
+	if err != nil {
+		return nil, nil, err
+	}
+	if r.ledgerF, err = os.Create(cfg.Dir + "/ledger.tsv"); err != nil {
+		results.Close()
+		return nil, nil, err
+	}
+	r.ledger = bufio.NewWriter(r.ledgerF)
+	if cfg.Rate > 0 || len(cfg.Stages) > 0 {
+		r.pacer = &stepPacer{base: cfg.Rate, stages: cfg.Stages}
+	}
 	r.agg = newAggregator(r.started, r.scheduledAt, r.succeeded)
 	if cfg.Version.Set() {
 		r.agg.version = cfg.Version
@@ -219,60 +297,80 @@ func Start(ctx context.Context, cfg Config) (*Run, error) {
 	if r.pacer != nil {
 		r.agg.schedule = r.pacer.expected
 	}
-	results_ := r.attacker.Attack(r.targeter(), pacer, cfg.Duration, "rehearse")
-	go func() {
-		buf := bufio.NewWriterSize(results, 1<<16)
-		enc := vegeta.NewEncoder(buf)
-		var encErr error
-		encode := func(res *vegeta.Result) {
-			r.agg.Add(res)
+	return r, results, nil
+}
+
+// sink folds every result into the aggregates and streams it to results.bin until in closes: first
+// through each (which may renumber it), then, once the schedule has ended, after may encode what was
+// due and never came. A load agent's files end with agentEnd marks. Wait returns what went wrong.
+func (r *Run) sink(ctx context.Context, results *os.File, in <-chan *vegeta.Result, each func(*vegeta.Result), after func(encode func(*vegeta.Result), stopAt time.Time)) {
+	cfg := r.cfg
+	buf := bufio.NewWriterSize(results, 1<<16)
+	enc := vegeta.NewEncoder(buf)
+	var encErr error
+	var bufMu sync.Mutex
+	write := func(res *vegeta.Result) {
+		bufMu.Lock()
+		if err := enc.Encode(res); err != nil && encErr == nil {
+			encErr = err
+		}
+		bufMu.Unlock()
+	}
+	encode := func(res *vegeta.Result) {
+		r.agg.Add(res)
+		if cfg.stream {
+			keepForMerge(res, r.agg)
+		} else {
 			res.Body = nil // bodies are not kept on disk either
-			if err := enc.Encode(res); err != nil && encErr == nil {
-				encErr = err
-			}
 		}
-		stopped := false
-		var issued uint64
-		for res := range results_ {
-			if ctx.Err() != nil && !stopped {
-				stopped = true
-				r.Stop()
-			}
-			issued = max(issued, res.Seq+1)
-			encode(res)
+		write(res)
+	}
+	stopFlush := r.flushEvery(cfg.Flush, func() {
+		if cfg.stream {
+			// A mark that the agent is alive, for the run reading the stream to tell silence apart.
+			write(&vegeta.Result{Attack: agentHeartbeat, Timestamp: time.Now()})
 		}
-		stopAt := r.scheduleEnd()
-		// Requests the schedule called for that a blocked client never even started (the attack loop
-		// waits for a free worker): each is a request not sent, at its scheduled time.
-		for seq := issued; r.pacer != nil; seq++ {
-			at := r.scheduledAt(seq)
-			if at.After(stopAt.Add(-cfg.Lateness)) {
-				break
-			}
-			encode(&vegeta.Result{Attack: "rehearse", Seq: seq, Timestamp: at, Latency: time.Since(at), Error: NotSent})
-		}
-		r.agg.finish(stopAt)
-		r.conns.close()
+		bufMu.Lock()
 		if err := buf.Flush(); err != nil && encErr == nil {
 			encErr = err
 		}
-		r.ledgerMu.Lock()
-		lerr := r.ledger.Flush()
-		r.ledgerMu.Unlock()
-		r.ledgerF.Close()
-		if cerr := results.Close(); encErr == nil {
-			encErr = cerr
+		bufMu.Unlock()
+	})
+	stopped := false
+	for res := range in {
+		if ctx.Err() != nil && !stopped {
+			stopped = true
+			r.Stop()
 		}
-		if encErr == nil {
-			encErr = lerr
-		}
-		r.done <- encErr
-	}()
-	go func() {
-		<-ctx.Done()
-		r.Stop()
-	}()
-	return r, nil
+		each(res)
+		encode(res)
+	}
+	stopAt := r.scheduleEnd()
+	after(encode, stopAt)
+	stopFlush()
+	r.agg.finish(stopAt)
+	r.ledgerMu.Lock()
+	if cfg.stream {
+		fmt.Fprintf(r.ledger, "%s\n", agentEnd)
+	}
+	lerr := r.ledger.Flush()
+	r.ledgerMu.Unlock()
+	r.ledgerF.Close()
+	if cfg.stream {
+		write(&vegeta.Result{Attack: agentEnd, Timestamp: time.Now()})
+	}
+	bufMu.Lock()
+	if err := buf.Flush(); err != nil && encErr == nil {
+		encErr = err
+	}
+	bufMu.Unlock()
+	if cerr := results.Close(); encErr == nil {
+		encErr = cerr
+	}
+	if encErr == nil {
+		encErr = lerr
+	}
+	r.done <- encErr
 }
 
 // scheduleEnd is when the schedule ended: at Stop, at the end of Duration, or now, the earliest.
@@ -324,7 +422,11 @@ func (r *Run) Stop() {
 		r.stopped = time.Now()
 	}
 	r.stopMu.Unlock()
-	r.attacker.Stop()
+	if r.attacker != nil {
+		r.attacker.Stop()
+	} else {
+		go r.stopLinks.Do(r.stopAgents)
+	}
 }
 
 // Wait blocks until the run ends and returns its aggregates.
@@ -343,7 +445,34 @@ func (r *Run) Started() time.Time { return r.started }
 // RunID is the prefix of this run's ids.
 func (r *Run) RunID() string { return r.cfg.RunID }
 
-// scheduledAt is when request seq (vegeta's sequence number, from 0) was due: the pacer releases hit
+// flushEvery calls flush every d (and flushes the ledger) until the returned stop is called; d ≤ 0
+// does nothing.
+func (r *Run) flushEvery(d time.Duration, flush func()) (stop func()) {
+	if d <= 0 {
+		return func() {}
+	}
+	done := make(chan struct{})
+	ended := make(chan struct{})
+	go func() {
+		defer close(ended)
+		t := time.NewTicker(d)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				flush()
+				r.ledgerMu.Lock()
+				_ = r.ledger.Flush()
+				r.ledgerMu.Unlock()
+			}
+		}
+	}()
+	return func() { close(done); <-ended }
+}
+
+// scheduledAt is when request seq (the whole plan's number, from 0) was due: the pacer releases hit
 // n once the rate's integral passes n. At saturation there is no schedule (zero time).
 func (r *Run) scheduledAt(seq uint64) time.Time {
 	if r.pacer == nil {
@@ -433,7 +562,7 @@ func (t *ledgerTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	target, id, _ := strings.Cut(tag, "; id=")
 	ledgered := t.run.byName[target] != nil && t.run.byName[target].Ledger
 	if seq, err := strconv.ParseUint(req.Header.Get("X-Vegeta-Seq"), 10, 64); err == nil && t.run.pacer != nil {
-		if time.Since(t.run.scheduledAt(seq)) > t.run.cfg.Lateness {
+		if time.Since(t.run.scheduledAt(t.run.cfg.Share.Global(seq))) > t.run.cfg.Lateness {
 			if req.Body != nil {
 				req.Body.Close()
 			}

@@ -22,6 +22,7 @@ type planner struct {
 	total   int
 	runID   string
 	seq     uint64
+	share   Share // the requests this planner hands out; the others' are drawn and skipped
 }
 
 func newPlanner(cfg Config) (*planner, error) {
@@ -47,11 +48,16 @@ func newPlanner(cfg Config) (*planner, error) {
 	return p, nil
 }
 
-// next is the next request's target and id.
+// next is the next request's target and id: of the share's requests, when it has one (the others'
+// targets are drawn all the same, so each request has the target it has in the whole plan).
 func (p *planner) next() (compiled, string) {
-	c := p.pick()
-	p.seq++
-	return c, fmt.Sprintf("%s-%d", p.runID, p.seq)
+	for {
+		c := p.pick()
+		p.seq++
+		if _, mine := p.share.Local(p.seq - 1); mine {
+			return c, fmt.Sprintf("%s-%d", p.runID, p.seq)
+		}
+	}
 }
 
 func (p *planner) pick() compiled {
