@@ -92,7 +92,7 @@ type testAgent struct {
 	cut   atomic.Bool
 	done  chan error
 	front *httptest.Server
-	dir  string
+	dir   string
 }
 
 func startTestAgent(t *testing.T, ctx context.Context, name string) *testAgent {
