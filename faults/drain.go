@@ -99,6 +99,13 @@ func (NodeDrain) Run(ctx context.Context, env *steps.Env, st scenarios.Step, rec
 	h := &drain.Helper{
 		Ctx: ctx, Client: cs, Force: true, GracePeriodSeconds: -1, IgnoreAllDaemonSets: true, DeleteEmptyDirData: true,
 		Timeout: timeout, EvictErrorRetryDelay: time.Second, Out: &bytes.Buffer{}, ErrOut: &lockedWriter{mu: &mu, w: &errOut},
+		// The rehearsal's load agents stand for clients outside the cluster: a drain does not move them.
+		AdditionalFilters: []drain.PodFilter{func(p corev1.Pod) drain.PodDeleteStatus {
+			if _, ok := p.Labels[workloads.AgentLabel]; ok {
+				return drain.MakePodDeleteStatusSkip()
+			}
+			return drain.MakePodDeleteStatusOkay()
+		}},
 		OnPodDeletionOrEvictionFinished: func(p *corev1.Pod, _ bool, err error) {
 			if err == nil {
 				mu.Lock()

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"log"
 	"math"
 	"net"
 	"net/http"
@@ -108,6 +110,8 @@ func startTestAgent(t *testing.T, ctx context.Context, name string) *testAgent {
 	target, _ := url.Parse("http://" + addr)
 	rp := httputil.NewSingleHostReverseProxy(target)
 	rp.FlushInterval = -1
+	rp.ErrorLog = log.New(io.Discard, "", 0)
+	rp.ErrorHandler = func(w http.ResponseWriter, _ *http.Request, err error) { http.Error(w, err.Error(), http.StatusServiceUnavailable) }
 	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if a.cut.Load() {
 			http.Error(w, `{"kind":"Status","message":"pods \"`+name+`\" not found"}`, http.StatusNotFound)
@@ -338,5 +342,41 @@ func TestAgentClockOffset(t *testing.T) {
 	}
 	if d := l.offset - ahead; d < -l.rtt || d > l.rtt {
 		t.Fatalf("offset %s (rtt %s), want %s", l.offset, l.rtt, ahead)
+	}
+}
+
+// An agent that ends its share early (its pod deleted: SIGTERM stops it cleanly, with an end mark)
+// is lost all the same: the rest of its share fails, never a smaller denominator.
+func TestAgentEndingEarlyIsLost(t *testing.T) {
+	t.Parallel()
+	srv := &ordersServer{ids: map[string]bool{}}
+	ts := httptest.NewServer(srv)
+	defer ts.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	a0 := startTestAgent(t, ctx, "agent-0")
+	a1ctx, sigterm := context.WithCancel(ctx)
+	a1 := startTestAgent(t, a1ctx, "agent-1")
+	run, err := StartAgents(ctx, Config{BaseURL: ts.URL, Targets: ordersTargets, Rate: 100, Seed: 3, RunID: "e", Dir: t.TempDir()}, []Agent{a0.Agent, a1.Agent})
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2 * time.Second)
+	sigterm()
+	time.Sleep(3 * time.Second)
+	run.Stop()
+	agg, err := run.Wait()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tot := agg.Totals()
+	reps := run.Agents()
+	// It says so with its end mark; or, when its server closed before the mark went out, it falls
+	// silent: lost either way.
+	if reps[1].Lost == "" || reps[1].Unsent < 100 {
+		t.Fatalf("agents %+v: want agent-1 lost, ~150 unsent", reps)
+	}
+	if math.Abs(float64(tot.Requests)-tot.Scheduled) > 3 || tot.Failed != reps[1].Unsent {
+		t.Errorf("totals %+v: want the whole schedule, agent-1's rest failed", tot)
 	}
 }

@@ -108,6 +108,10 @@ func readOne(ctx context.Context, c *http.Client, base string, tmpl *template.Te
 		case rerr != nil:
 			last = rerr
 			continue
+		case resp.Header.Get(ProxyRefusalHeader) != "":
+			// Not the system's answer: the API server's proxy found no pod to ask.
+			last = fmt.Errorf("GET %s: %s from %s, not the system: %s", url, resp.Status, resp.Header.Get(ProxyRefusalHeader), firstLine(body))
+			continue
 		case slices.Contains(found.Status, resp.StatusCode):
 			return !found.BodyHasID || strings.Contains(string(body), id), nil
 		case resp.StatusCode == http.StatusNotFound || resp.StatusCode == http.StatusGone:
@@ -116,6 +120,18 @@ func readOne(ctx context.Context, c *http.Client, base string, tmpl *template.Te
 		last = fmt.Errorf("GET %s: %s (want %v stored or 404 missing)", url, resp.Status, found.Status)
 	}
 	return false, last
+}
+
+// ProxyRefusalHeader marks an answer that came through rehearse's proxy to a Service but from the API
+// server (or the proxy itself), not from a pod of the system: no pod was reached.
+const ProxyRefusalHeader = "X-Rehearse-Proxy-Refusal"
+
+func firstLine(b []byte) string {
+	line, _, _ := strings.Cut(strings.TrimSpace(string(b)), "\n")
+	if len(line) > 200 {
+		line = line[:200]
+	}
+	return line
 }
 
 // WaitAnswering waits until baseURL answers HTTP (any status: the path from here to the system

@@ -82,3 +82,21 @@ func TestWaitAnswering(t *testing.T) {
 		t.Errorf("gave up before the timeout")
 	}
 }
+
+// Through rehearse's proxy to a Service, a 404 from the API server (no such Service, no endpoint)
+// is no pod's answer: the read-back errors rather than count the write as lost.
+func TestReadBackRefusesTheProxysOwnAnswers(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/b") {
+			w.Header().Set(ProxyRefusalHeader, "the API server")
+			http.Error(w, `{"kind":"Status","message":"services \"orders\" not found"}`, http.StatusNotFound)
+			return
+		}
+		http.NotFound(w, r)
+	}))
+	defer srv.Close()
+	missing, err := ReadBack(context.Background(), srv.URL, "/items/{{.ID}}", Found{}, []string{"a", "b"}, 1)
+	if err == nil || !strings.Contains(err.Error(), "not the system") || slices.Contains(missing, "b") {
+		t.Errorf("missing %v, err %v: want an error naming the proxy, and b not counted missing", missing, err)
+	}
+}

@@ -326,6 +326,11 @@ func (r *Run) followResults(ctx context.Context, l *agentLink, merged chan<- *ve
 					continue
 				case agentEnd:
 					body.Close()
+					if !r.isStopped() {
+						// Its pod was deleted (SIGTERM ends an agent cleanly) or it stopped by
+						// itself: the rest of its share was never sent.
+						l.lose("it ended its share before the run stopped it", time.Now())
+					}
 					return
 				}
 				res.Timestamp = res.Timestamp.Add(-l.offset)
@@ -359,6 +364,12 @@ func (r *Run) followResults(ctx context.Context, l *agentLink, merged chan<- *ve
 		case <-ctx.Done():
 		}
 	}
+}
+
+func (r *Run) isStopped() bool {
+	r.stopMu.Lock()
+	defer r.stopMu.Unlock()
+	return !r.stopped.IsZero()
 }
 
 // pastStop says whether request seq was due after the run stopped.
@@ -448,21 +459,25 @@ func (l *agentLink) isLost() bool {
 	return l.lost != ""
 }
 
-// unsent fails, at its scheduled time, every request of a lost agent's share that was due before
-// the schedule ended (up to its very end: no lost agent sends its last ones) and never reported: the denominator stays the whole schedule's.
+// unsent fails, at its scheduled time, every request of an agent's share that was due and never
+// reported: the denominator stays the whole schedule's. A lost agent's share counts up to the end of
+// the schedule (it sent none of its last requests); an agent that finished reports even the requests
+// it could not send (NotSent) up to its lateness before the end, so only a result missing before
+// that counts against it.
 func (r *Run) unsent(l *agentLink, stopAt time.Time, encode func(*vegeta.Result)) {
 	l.mu.Lock()
 	lost, lostAt, got := l.lost, l.lostAt, slices.Clone(l.got)
 	l.mu.Unlock()
-	if lost == "" {
-		return
+	why, until := fmt.Sprintf("%s: %s (%s) reported no result for it", AgentLost, l.Name, l.share), stopAt.Add(-r.cfg.Lateness)
+	if lost != "" {
+		why = fmt.Sprintf("%s: %s (%s) stopped reporting at +%.1fs (%s)", AgentLost, l.Name, l.share, lostAt.Sub(r.started).Seconds(), lost)
+		until = stopAt
 	}
-	why := fmt.Sprintf("%s: %s (%s) stopped reporting at +%.1fs (%s)", AgentLost, l.Name, l.share, lostAt.Sub(r.started).Seconds(), lost)
 	n := 0
 	for k := uint64(0); ; k++ {
 		seq := l.share.Global(k)
 		at := r.scheduledAt(seq)
-		if at.After(stopAt) {
+		if at.After(until) {
 			break
 		}
 		if k/64 < uint64(len(got)) && got[k/64]&(1<<(k%64)) != 0 {

@@ -125,7 +125,7 @@ func scenarioMD(d *mdDoc, s Summary, failures []load.Failure, showFailures bool,
 	d.head("")
 	for _, w := range s.Warnings {
 		d.head("> **Warning:** " + mdCell(w))
-		if s.Host != nil {
+		if s.Host != nil && w == s.Host.Warning {
 			d.head("> " + mdCell(s.Host.Line()))
 		}
 		d.head("")
@@ -380,15 +380,50 @@ func loadLine(s Summary) string {
 	l := s.Load
 	notSent := ""
 	if l.NotSent > 0 {
-		notSent = fmt.Sprintf(" (%d not sent: client saturated)", l.NotSent)
+		why := "client saturated"
+		if lost := lostAgents(l.Agents); lost > 0 {
+			why = "client saturated, or its load agent lost"
+		}
+		notSent = fmt.Sprintf(" (%d not sent: %s)", l.NotSent, why)
 	}
 	notSent += RetriedNote(l)
 	took := ""
 	if !s.Started.IsZero() {
 		took = fmt.Sprintf(" over %.1fs", s.Finished.Sub(s.Started).Seconds())
 	}
-	return fmt.Sprintf("**Load:** %d requests, %d failed%s; %.1f of %.1f req/s achieved; p99 %s (p50 %s, max %s, from the scheduled send)%s",
-		l.Requests, l.Failed, notSent, l.AchievedRate, l.TargetRate, latency(l.LatencyMS, "p99"), latency(l.LatencyMS, "p50"), latency(l.LatencyMS, "max"), took)
+	return fmt.Sprintf("**Load:** %d requests, %d failed%s; %.1f of %.1f req/s achieved; p99 %s (p50 %s, max %s, from the scheduled send)%s%s",
+		l.Requests, l.Failed, notSent, l.AchievedRate, l.TargetRate, latency(l.LatencyMS, "p99"), latency(l.LatencyMS, "p50"), latency(l.LatencyMS, "max"), took, AgentsNote(l))
+}
+
+func lostAgents(as []load.AgentReport) int {
+	n := 0
+	for _, a := range as {
+		if a.Lost != "" {
+			n++
+		}
+	}
+	return n
+}
+
+// AgentsNote says where load from the cluster came from: how many load agents on how many nodes,
+// how far their clocks were from the run's (at most, with the uncertainty of the measure), and how
+// many were lost; "" for load from the host.
+func AgentsNote(l LoadSummary) string {
+	if len(l.Agents) == 0 {
+		return ""
+	}
+	nodes := map[string]bool{}
+	var off, unc float64
+	for _, a := range l.Agents {
+		nodes[a.Node] = true
+		off = max(off, math.Abs(a.OffsetMS))
+		unc = max(unc, a.RTTMS/2)
+	}
+	note := fmt.Sprintf("; sent from the cluster by %d load agents on %d nodes (clocks within %.1f ms ± %.1f ms of the run's)", len(l.Agents), len(nodes), off, unc)
+	if n := lostAgents(l.Agents); n > 0 {
+		note += fmt.Sprintf(", %d lost", n)
+	}
+	return note
 }
 
 func latency(m map[string]float64, k string) string {

@@ -40,6 +40,11 @@ type LoadSummary struct {
 	TargetRate    float64            `json:"target_rate"`
 	AchievedRate  float64            `json:"achieved_rate"`
 	LatencyMS     map[string]float64 `json:"latency_ms"` // from the scheduled time; *_sent from the actual send
+	// From is where the load was sent from: host (this process) or cluster (load agent pods).
+	From string `json:"from,omitempty"`
+	// Agents are the load agent pods that sent it from the cluster: each one's share, clock offset
+	// from the run's, results, and whether it was lost.
+	Agents []load.AgentReport `json:"agents,omitempty"`
 }
 
 // Step is one step or fault as it ran.

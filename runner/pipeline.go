@@ -18,6 +18,7 @@ import (
 	"github.com/rehearse-dev/rehearse/scenarios"
 	"github.com/rehearse-dev/rehearse/steps"
 	"github.com/rehearse-dev/rehearse/verify"
+	"github.com/rehearse-dev/rehearse/workloads"
 )
 
 // Run rehearses a scenario: a short pipeline of phases (prepare, cluster, deploy, record and load,
@@ -59,6 +60,7 @@ type run struct {
 	recErr error
 
 	metrics      *reports.Metrics
+	from         string // where the load is sent from: host or cluster
 	host         *load.HostMonitor
 	lr           *load.Run
 	started      time.Time
@@ -163,13 +165,23 @@ func (r *run) deploy() error {
 // startLoad starts the cluster's recorder and then the load for the whole timeline, with the host
 // sampled beside it (a saturated host is named in the report).
 func (r *run) startLoad() error {
-	r.base = r.sc.Load.BaseURL
-	if r.base == "" {
-		r.base = r.sys.url
-	}
-	lcfg := loadConfig(r.sc, r.base, r.out, r.seed, r.runID)
-	if err := load.WaitAnswering(r.ctx, r.base, time.Minute); err != nil {
-		return harness("load target: %v", err)
+	r.from = loadFrom(r.sc, r.kc)
+	var agents []load.Agent
+	lcfg := loadConfig(r.sc, "", r.out, r.seed, r.runID)
+	if r.from == "cluster" {
+		var err error
+		if agents, err = r.loadAgents(&lcfg); err != nil {
+			return err
+		}
+	} else {
+		r.base = r.sc.Load.BaseURL
+		if r.base == "" {
+			r.base = r.sys.url
+		}
+		lcfg.BaseURL = r.base
+		if err := load.WaitAnswering(r.ctx, r.base, time.Minute); err != nil {
+			return harness("load target: %v", err)
+		}
 	}
 	// The cluster is recorded from before the load to after its tail: how each pod that left the
 	// Service stopped (graceful-termination), and what explains a failure burst.
@@ -180,17 +192,68 @@ func (r *run) startLoad() error {
 	runCtx, stopLoad := context.WithCancel(r.ctx)
 	r.later(stopLoad)
 	r.host = load.StartHostMonitor(time.Second)
-	lr, err := load.Start(runCtx, lcfg)
+	var lr *load.Run
+	var err error
+	if agents != nil {
+		lr, err = load.StartAgents(runCtx, lcfg, agents)
+	} else {
+		lr, err = load.Start(runCtx, lcfg)
+	}
 	if err != nil {
 		r.host.Stop(0, 0)
 		return harness("load: %v", err)
 	}
 	r.lr = lr
-	// Second 0 of the load's results: every window a step or check reads is counted from it.
+	// Second 0 of the load's results: every window a step or check reads is counted from it. Load
+	// agents start a moment from now, together: the steps wait for it.
 	r.started = lr.Started()
+	sleep(r.ctx, time.Until(r.started))
 	r.metrics.LoadStarted(lr.Aggregates(), r.sc.Load.Rate.PerSecond)
 	r.stopProgress = startProgress(r.opts.Progress, lr, r.started, r.metrics)
 	return nil
+}
+
+// loadAgents starts the load agent pods (load.from: cluster) in the rehearsal's namespace, aims the
+// load at the Service by its in-cluster name, and reaches the Service from here (read-backs) through
+// the API server's service proxy: no node port is needed.
+func (r *run) loadAgents(lcfg *load.Config) ([]load.Agent, error) {
+	ops, ns, svc := r.sys.ops, r.sys.svcNS, r.sys.svc
+	if svc == "" {
+		return nil, harness("load.from: cluster: no Service to send the load to (name it in load.service)")
+	}
+	port, inCluster, err := ops.ServicePort(r.ctx, ns, svc)
+	if err != nil {
+		return nil, harness("load.service: %v", err)
+	}
+	lcfg.BaseURL = inCluster
+	base, stop, err := ops.ServiceProxy(r.ctx, ns, svc, port)
+	if err != nil {
+		return nil, harness("load: reaching service %s through the API server: %v", svc, err)
+	}
+	r.later(stop)
+	r.base = base
+	if r.kc != nil && r.sys.sample == nil {
+		done := phase(r.opts.Progress, fmt.Sprintf("loading the load agents' image into %s", r.kc.Name), nil)
+		err := r.kc.LoadImages(r.ctx, workloads.OrdersImage)
+		done(err)
+		if err != nil {
+			return nil, harness("load agents' image (build it with `rehearse images build`): %v", err)
+		}
+	}
+	n := max(r.sc.Load.Generators, 1)
+	done := phase(r.opts.Progress, fmt.Sprintf("starting %d load agent pods in %s", n, r.sys.ns), func() string { return ops.PodsStatus(r.ctx, r.sys.ns) })
+	agents, remove, err := ops.LoadAgents(r.ctx, r.sys.ns, workloads.OrdersImage, n, 2*time.Minute)
+	if remove != nil {
+		r.later(func() { remove(r.cleanup) })
+	}
+	done(err)
+	if err != nil {
+		return nil, harness("load agents: %v", err)
+	}
+	for _, a := range agents {
+		r.progress("load agent %s on %s sends to %s", a.Name, a.Node, inCluster)
+	}
+	return agents, nil
 }
 
 // steps runs the timeline of steps under the load.
@@ -306,9 +369,11 @@ func (r *run) judge() *reports.Summary {
 		ScenarioHash: sc.Hash, ScenarioFile: RelativeFile(sc.File), NodeImage: nodeImage, Replay: BundleFile, ReplayOf: replayOf,
 		Load: reports.LoadSummary{Requests: tot.Requests, Succeeded: tot.Succeeded, Failed: tot.Failed,
 			NotSent: tot.NotSent, Retried: tot.Retried, ClientRetries: sc.Load.ClientRetries == "allow", Scheduled: math.Round(tot.Scheduled), TargetRate: targetRate(tot, sc.Load.Rate.PerSecond),
-			AchievedRate: tot.AchievedRate, LatencyMS: tot.LatencyMS},
+			AchievedRate: tot.AchievedRate, LatencyMS: tot.LatencyMS, From: r.from, Agents: r.lr.Agents()},
 		Steps: r.ran, Checks: checks, Host: &r.hostLoad, Explanations: explanations, ClusterNotes: notes,
 	}
+	// A lost load agent's share failed: say which agent, when, and how many requests.
+	sum.Warnings = append(sum.Warnings, load.LostAgents(sum.Load.Agents)...)
 	if r.hostLoad.Warning != "" {
 		sum.Warnings = append(sum.Warnings, r.hostLoad.Warning)
 		r.progress("warning: %s (%s)", r.hostLoad.Warning, r.hostLoad.Line())

@@ -607,7 +607,10 @@ func deploy(ctx context.Context, sc *scenarios.Loaded, cfg *rest.Config, kc *kin
 	if err != nil {
 		return sys, teardown, harness("workload: %v%s", err, admissionHint(err, sc.Workload.Namespace))
 	}
-	if svc := sc.Load.Service; svc != "" {
+	if svc := sc.Load.Service; svc != "" && loadFrom(sc, kc) == "cluster" {
+		// Load from the cluster reaches any Service by its name: no node port needed.
+		sys.svc, sys.svcNS = svc, own.NamespaceOf("service/"+svc)
+	} else if svc != "" {
 		port, err := ops.NodePort(ctx, own.NamespaceOf("service/"+svc), svc)
 		if err != nil {
 			return sys, teardown, harness("load.service: %v", err)
@@ -616,6 +619,18 @@ func deploy(ctx context.Context, sc *scenarios.Loaded, cfg *rest.Config, kc *kin
 		sys.svc, sys.svcNS = svc, own.NamespaceOf("service/"+svc)
 	}
 	return sys, teardown, nil
+}
+
+// loadFrom is where a scenario's load is sent from: load.from, else the host for a local kind cluster
+// (its node ports are published on 127.0.0.1) or a loopback load.baseURL, else the cluster.
+func loadFrom(sc *scenarios.Loaded, kc *kindCluster) string {
+	switch {
+	case sc.Load.From != "":
+		return sc.Load.From
+	case kc != nil || sc.Load.BaseURL != "":
+		return "host"
+	}
+	return "cluster"
 }
 
 // installChart installs the workload's chart as a release in namespace (Helm's Go SDK, waiting for

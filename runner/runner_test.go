@@ -664,3 +664,26 @@ func TestAdmissionHint(t *testing.T) {
 		}
 	}
 }
+
+// Load comes from the host where the cluster's node ports are on loopback (a local kind cluster, or
+// a loopback baseURL), from the cluster anywhere else, and from where load.from says when it does.
+func TestLoadFrom(t *testing.T) {
+	kind := &kindCluster{}
+	for _, c := range []struct {
+		from, base string
+		kc         *kindCluster
+		want       string
+	}{
+		{"", "", kind, "host"},
+		{"", "", nil, "cluster"},
+		{"", "http://127.0.0.1:30080", nil, "host"},
+		{"cluster", "", kind, "cluster"},
+		{"host", "", nil, "host"},
+	} {
+		sc := &scenarios.Loaded{Scenario: &scenarios.Scenario{}}
+		sc.Load.From, sc.Load.BaseURL = c.from, c.base
+		if got := loadFrom(sc, c.kc); got != c.want {
+			t.Errorf("from %q, baseURL %q, kind %v: %s, want %s", c.from, c.base, c.kc != nil, got, c.want)
+		}
+	}
+}

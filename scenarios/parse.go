@@ -654,6 +654,24 @@ func (v *validator) load(l *Load, w *Workload) {
 			v.addf(fmt.Sprintf("load.stages[%d].rate", i), "is required")
 		}
 	}
+	switch l.From {
+	case "", "host", "cluster":
+	default:
+		v.addf("load.from", "is %q, want host or cluster", l.From)
+	}
+	if l.Generators < 0 {
+		v.addf("load.generators", "must not be negative")
+	} else if l.Generators > 0 && l.From != "cluster" {
+		v.addf("load.generators", "are pods in the cluster: give load.from: cluster with them")
+	}
+	if l.From == "cluster" {
+		if l.BaseURL != "" {
+			v.addf("load.baseURL", "is a loopback URL for load from the host; with from: cluster the load goes to the Service (the sample's, or load.service) by its in-cluster name")
+		}
+		if w.Sample == "" && l.Service == "" {
+			v.addf("load.service", "is required with from: cluster: the Service of your workload the generator pods send the load to")
+		}
+	}
 	if l.BaseURL != "" {
 		u, err := url.Parse(l.BaseURL)
 		if err != nil || u.Scheme != "http" && u.Scheme != "https" {

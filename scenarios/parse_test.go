@@ -116,6 +116,11 @@ func TestParseRejects(t *testing.T) {
 		{"namespace label value", "workload: {sample: orders-postgres}", "workload:\n  sample: orders-postgres\n  namespace:\n    labels:\n      pod-security.kubernetes.io/enforce: 'not ok'", `t.yaml:9: workload.namespace.labels.pod-security.kubernetes.io/enforce: "not ok" is not a label value`},
 		{"namespace label of rehearse's", "workload: {sample: orders-postgres}", "workload: {sample: orders-postgres, namespace: {labels: {app.kubernetes.io/part-of: mine}}}", "t.yaml:5: workload.namespace.labels.app.kubernetes.io/part-of: is rehearse's own label"},
 		{"namespace annotation key", "workload: {sample: orders-postgres}", "workload: {sample: orders-postgres, namespace: {annotations: {'a b': x}}}", `workload.namespace.annotations.a b: "a b" is not an annotation key`},
+		{"load from elsewhere", "  rate: 3000/m", "  rate: 3000/m\n  from: browser", `t.yaml:8: load.from: is "browser", want host or cluster`},
+		{"generators from the host", "  rate: 3000/m", "  rate: 3000/m\n  generators: 3", "t.yaml:8: load.generators: are pods in the cluster: give load.from: cluster with them"},
+		{"negative generators", "  rate: 3000/m", "  rate: 3000/m\n  from: cluster\n  generators: -1", "load.generators: must not be negative"},
+		{"cluster load to a loopback URL", "  targets:", "  from: cluster\n  baseURL: http://127.0.0.1:30080\n  targets:", "load.baseURL: is a loopback URL for load from the host"},
+		{"cluster load without a service", "workload: {sample: orders-postgres}\nload:\n  rate: 3000/m", "workload: {manifests: [parse.go]}\nload:\n  rate: 3000/m\n  from: cluster", "load.service: is required with from: cluster"},
 		{"wrong type", "workers", "workers", ""},
 	}
 	for _, c := range cases {

@@ -128,7 +128,13 @@ type Load struct {
 	Stages  []Stage  `yaml:"stages,omitempty" json:"stages,omitempty" doc:"stepped rates; after the last stage the rate stays"`
 	Timeout Duration `yaml:"timeout,omitempty" json:"timeout,omitempty" doc:"per-request timeout (default 5s)"`
 	BaseURL string   `yaml:"baseURL,omitempty" json:"baseURL,omitempty" doc:"http://127.0.0.1:PORT (default: the sample's NodePort)"`
-	Service string   `yaml:"service,omitempty" json:"service,omitempty" doc:"your own manifests: a NodePort Service of the workload; the load goes to http://127.0.0.1:<its node port>"`
+	Service string   `yaml:"service,omitempty" json:"service,omitempty" doc:"your own manifests: the workload's Service the load goes to: from the host, a NodePort Service (http://127.0.0.1:<its node port>); from the cluster, any Service (by its in-cluster name)"`
+	// From says where the load is sent from: this process on the host (through a node port on
+	// loopback), or load agents in pods of the cluster (load.Agent), each sending its share of the
+	// one plan to the Service by its in-cluster name.
+	From string `yaml:"from,omitempty" json:"from,omitempty" enum:"host,cluster" doc:"host: this process sends the load through a node port on 127.0.0.1; cluster: generator pods in the rehearsal's namespace send it to the Service by its in-cluster name (default: host on a local kind cluster, cluster on any other)"`
+	// Generators is how many load agents send the load from the cluster.
+	Generators int `yaml:"generators,omitempty" json:"generators,omitempty" doc:"with from: cluster, how many generator pods share the load, spread across nodes (default 1); request n goes to pod n mod generators"`
 	Targets []Target `yaml:"targets" json:"targets"`
 	// MaxInFlight caps concurrent requests, as a client's connection pool does; when the system is
 	// slower than rate × latency allows, the rate falls short (and load-achieved says so).

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -17,6 +18,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/rest"
+
+	"github.com/rehearse-dev/rehearse/load"
 )
 
 // TrackService creates Service name (ClusterIP) with selector, to the target port of Service like
@@ -88,7 +91,27 @@ func serveProxy(ctx context.Context, target *url.URL, transport http.RoundTrippe
 			r.Out.Host = ""
 		},
 		Transport: transport,
+		// The API server's own refusals are marked, for a reader that cannot tell them from a pod's
+		// answer by itself (a read-back, where a 404 means a lost write).
+		ModifyResponse: func(resp *http.Response) error {
+			if resp.StatusCode < 400 {
+				return nil
+			}
+			body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+			resp.Body.Close()
+			if err != nil {
+				return err
+			}
+			resp.Body = io.NopCloser(bytes.NewReader(body))
+			resp.ContentLength = int64(len(body))
+			resp.Header.Set("Content-Length", strconv.Itoa(len(body)))
+			if APIServerRefusal(resp.StatusCode, body) {
+				resp.Header.Set(load.ProxyRefusalHeader, "the API server")
+			}
+			return nil
+		},
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			w.Header().Set(load.ProxyRefusalHeader, "rehearse's proxy")
 			http.Error(w, "rehearse: the API server's service proxy could not be reached: "+err.Error(), http.StatusBadGateway)
 		},
 	}

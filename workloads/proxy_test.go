@@ -11,6 +11,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/fake"
 	"k8s.io/client-go/rest"
+
+	"github.com/rehearse-dev/rehearse/load"
 )
 
 // ServiceProxy sends each request, path, query, method and body, to the API server's proxy of the
@@ -23,6 +25,14 @@ func TestServiceProxy(t *testing.T) {
 		const prefix = "/api/v1/namespaces/shop/services/web-green-smoke:80/proxy"
 		if !strings.HasPrefix(r.URL.Path, prefix) {
 			http.Error(w, "not the service proxy: "+r.URL.Path, 404)
+			return
+		}
+		switch strings.TrimPrefix(r.URL.Path, prefix) {
+		case "/refused":
+			http.Error(w, `{"kind":"Status","apiVersion":"v1","status":"Failure","message":"no endpoints available for service \"web\"","code":503}`, 503)
+			return
+		case "/pod-404":
+			http.Error(w, "no such order", 404)
 			return
 		}
 		w.Header().Set("X-App-Version", "v2")
@@ -54,6 +64,18 @@ func TestServiceProxy(t *testing.T) {
 	}
 	if want := `POST /api/v1/namespaces/shop/services/web-green-smoke:80/proxy/items/7?w=1 {"n":1}`; len(got) != 1 || got[0] != want {
 		t.Errorf("the API server saw %q; want %q", got, want)
+	}
+	// The API server's own refusal is marked, with its body intact; a pod's 404 is not.
+	for path, want := range map[string]string{"/refused": "the API server", "/pod-404": ""} {
+		resp, err := http.Get(base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if got := resp.Header.Get(load.ProxyRefusalHeader); got != want || len(body) == 0 {
+			t.Errorf("%s: marked %q with body %q; want %q", path, got, body, want)
+		}
 	}
 	stop()
 	if _, err := http.Get(base + "/"); err == nil {

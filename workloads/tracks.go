@@ -250,6 +250,20 @@ func (p *Ops) NodePort(ctx context.Context, namespace, name string) (int, error)
 	return int(s.Spec.Ports[0].NodePort), nil
 }
 
+// ServicePort is Service name's first port, and its in-cluster URL: what load from inside the
+// cluster sends to, as the system's own clients there would (by name, through the cluster's DNS).
+func (p *Ops) ServicePort(ctx context.Context, namespace, name string) (int32, string, error) {
+	s, err := p.cs.CoreV1().Services(namespace).Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		return 0, "", err
+	}
+	if len(s.Spec.Ports) == 0 {
+		return 0, "", fmt.Errorf("Service %s in %s has no port", name, namespace)
+	}
+	port := s.Spec.Ports[0].Port
+	return port, fmt.Sprintf("http://%s.%s.svc:%d", name, namespace, port), nil
+}
+
 // ServiceByNodePort finds the Service, in one of namespaces, that publishes node port port.
 func (p *Ops) ServiceByNodePort(ctx context.Context, namespaces []string, port int) (namespace, name string, err error) {
 	for _, ns := range namespaces {

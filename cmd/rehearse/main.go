@@ -69,7 +69,7 @@ func newRoot() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newRunCmd(), newValidateCmd(), newCompareCmd(), newImagesCmd(), newClusterCmd(), newSampleCmd(), newOrdersCmd(), newVersionCmd(), newInitCmd())
+	root.AddCommand(newRunCmd(), newValidateCmd(), newCompareCmd(), newImagesCmd(), newClusterCmd(), newSampleCmd(), newOrdersCmd(), newVersionCmd(), newInitCmd(), newLoadAgentCmd())
 	// --version prints what `rehearse version` does.
 	var version bool
 	root.Flags().BoolVar(&version, "version", false, "print this build (as rehearse version does)")
