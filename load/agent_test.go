@@ -111,7 +111,9 @@ func startTestAgent(t *testing.T, ctx context.Context, name string) *testAgent {
 	rp := httputil.NewSingleHostReverseProxy(target)
 	rp.FlushInterval = -1
 	rp.ErrorLog = log.New(io.Discard, "", 0)
-	rp.ErrorHandler = func(w http.ResponseWriter, _ *http.Request, err error) { http.Error(w, err.Error(), http.StatusServiceUnavailable) }
+	rp.ErrorHandler = func(w http.ResponseWriter, _ *http.Request, err error) {
+		http.Error(w, err.Error(), http.StatusServiceUnavailable)
+	}
 	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if a.cut.Load() {
 			http.Error(w, `{"kind":"Status","message":"pods \"`+name+`\" not found"}`, http.StatusNotFound)

@@ -134,8 +134,8 @@ type Load struct {
 	// one plan to the Service by its in-cluster name.
 	From string `yaml:"from,omitempty" json:"from,omitempty" enum:"host,cluster" doc:"host: this process sends the load through a node port on 127.0.0.1; cluster: generator pods in the rehearsal's namespace send it to the Service by its in-cluster name (default: host on a local kind cluster, cluster on any other)"`
 	// Generators is how many load agents send the load from the cluster.
-	Generators int `yaml:"generators,omitempty" json:"generators,omitempty" doc:"with from: cluster, how many generator pods share the load, spread across nodes (default 1); request n goes to pod n mod generators"`
-	Targets []Target `yaml:"targets" json:"targets"`
+	Generators int      `yaml:"generators,omitempty" json:"generators,omitempty" doc:"with from: cluster, how many generator pods share the load, spread across nodes (default 1); request n goes to pod n mod generators"`
+	Targets    []Target `yaml:"targets" json:"targets"`
 	// MaxInFlight caps concurrent requests, as a client's connection pool does; when the system is
 	// slower than rate × latency allows, the rate falls short (and load-achieved says so).
 	MaxInFlight int `yaml:"maxInFlight,omitempty" json:"maxInFlight,omitempty" doc:"most requests in flight at once (default 256)"`
