@@ -69,3 +69,8 @@ bench-e2e: build docker
 # cache (the module cache is kept). ~5 min on two cores.
 bench-build:
 	$(GO) test -run XXX -bench ComponentsBuild -benchtime 1x -timeout 40m ./clusters/nodeimage/
+
+# Load from the cluster beside load from the host, on the e2e cluster against a fixed echo target:
+# saturation of 1, 2 and 3 load agents and of the host, fidelity of 500 req/s. ~6 min.
+bench-cluster: images
+	$(GO) test -tags e2e -run XXX -bench ClusterLoad -benchtime 1x -timeout 30m ./e2e/

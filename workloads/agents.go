@@ -36,8 +36,11 @@ func AgentPodName(i int) string { return "rehearse-load-" + strconv.Itoa(i) }
 func (p *Ops) LoadAgents(ctx context.Context, namespace, image string, n int, timeout time.Duration) (agents []load.Agent, remove func(context.Context), err error) {
 	pods := p.cs.CoreV1().Pods(namespace)
 	remove = func(ctx context.Context) {
+		// A short grace, not 0: a pod deleted with 0 leaves the API at once while its container may
+		// still run. With a grace, the pod is gone only once the kubelet has stopped it (SIGTERM
+		// stops an agent's load at once), so "no agent pod" means no agent load.
 		sel := metav1.ListOptions{LabelSelector: AgentLabel}
-		grace := int64(0)
+		grace := int64(2)
 		if l, err := pods.List(ctx, sel); err == nil {
 			for _, pod := range l.Items {
 				_ = pods.Delete(ctx, pod.Name, metav1.DeleteOptions{GracePeriodSeconds: &grace})
