@@ -2,7 +2,7 @@
 GO ?= go
 BIN := bin/rehearse
 
-.PHONY: all build docker browser images test unit integration e2e vet clean-clusters bench soak bench-e2e bench-build
+.PHONY: all build docker browser images test unit integration e2e vet clean-clusters bench soak bench-e2e bench-build bench-cluster
 
 all: build
 
