@@ -382,3 +382,32 @@ func TestAgentEndingEarlyIsLost(t *testing.T) {
 		t.Errorf("totals %+v: want the whole schedule, agent-1's rest failed", tot)
 	}
 }
+
+// Agents that end their share when the run's Duration is over are not lost: that is the schedule's
+// end, not theirs.
+func TestAgentsEndingWithTheDurationAreNotLost(t *testing.T) {
+	t.Parallel()
+	srv := &ordersServer{ids: map[string]bool{}}
+	ts := httptest.NewServer(srv)
+	defer ts.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	a0 := startTestAgent(t, ctx, "agent-0")
+	a1 := startTestAgent(t, ctx, "agent-1")
+	run, err := StartAgents(ctx, Config{BaseURL: ts.URL, Targets: ordersTargets, Rate: 100, Duration: 2 * time.Second, Seed: 3, RunID: "d", Dir: t.TempDir()}, []Agent{a0.Agent, a1.Agent})
+	if err != nil {
+		t.Fatal(err)
+	}
+	agg, err := run.Wait()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range run.Agents() {
+		if a.Lost != "" || a.Unsent != 0 {
+			t.Errorf("agent %+v", a)
+		}
+	}
+	if tot := agg.Totals(); tot.Failed != 0 || tot.Requests < 195 {
+		t.Errorf("totals %+v", tot)
+	}
+}

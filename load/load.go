@@ -143,8 +143,9 @@ const DefaultMaxInFlight = 256
 
 type compiled struct {
 	Target
-	path, body *template.Template
-	recent     bool // path or body reads {{.RecentID}}
+	path, body   *template.Template
+	pathF, bodyF filler // path and body, filled
+	recent       bool   // path or body reads {{.RecentID}}
 }
 
 type tmplData struct{ ID, RecentID string }
@@ -509,10 +510,10 @@ func (r *Run) targeter() vegeta.Targeter {
 		}
 		data := tmplData{ID: id, RecentID: recent}
 		var path, body strings.Builder
-		if err := c.path.Execute(&path, data); err != nil {
+		if err := c.pathF.fill(&path, data); err != nil {
 			return err
 		}
-		if err := c.body.Execute(&body, data); err != nil {
+		if err := c.bodyF.fill(&body, data); err != nil {
 			return err
 		}
 		tgt.Method = c.Method

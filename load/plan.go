@@ -42,6 +42,7 @@ func newPlanner(cfg Config) (*planner, error) {
 		if c.body, err = ParseTemplate(t.Name, t.Body); err != nil {
 			return nil, fmt.Errorf("target %s body: %w", t.Name, err)
 		}
+		c.pathF, c.bodyF = newFiller(c.path, t.Path), newFiller(c.body, t.Body)
 		p.targets = append(p.targets, c)
 		p.total += t.Weight
 	}
@@ -97,10 +98,10 @@ func Plan(cfg Config, n int) ([]Planned, error) {
 		c, id := p.next()
 		data := tmplData{ID: id, RecentID: "{{.RecentID}}"}
 		var path, body strings.Builder
-		if err := c.path.Execute(&path, data); err != nil {
+		if err := c.pathF.fill(&path, data); err != nil {
 			return nil, err
 		}
-		if err := c.body.Execute(&body, data); err != nil {
+		if err := c.bodyF.fill(&body, data); err != nil {
 			return nil, err
 		}
 		out = append(out, Planned{Seq: p.seq, Target: c.Name, Method: c.Method, ID: id, Path: path.String(), Body: body.String()})

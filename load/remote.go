@@ -326,7 +326,7 @@ func (r *Run) followResults(ctx context.Context, l *agentLink, merged chan<- *ve
 					continue
 				case agentEnd:
 					body.Close()
-					if !r.isStopped() {
+					if !r.scheduleOver() {
 						// Its pod was deleted (SIGTERM ends an agent cleanly) or it stopped by
 						// itself: the rest of its share was never sent.
 						l.lose("it ended its share before the run stopped it", time.Now())
@@ -366,10 +366,11 @@ func (r *Run) followResults(ctx context.Context, l *agentLink, merged chan<- *ve
 	}
 }
 
-func (r *Run) isStopped() bool {
+// scheduleOver says whether the schedule has ended: the run was stopped, or its Duration is over.
+func (r *Run) scheduleOver() bool {
 	r.stopMu.Lock()
 	defer r.stopMu.Unlock()
-	return !r.stopped.IsZero()
+	return !r.stopped.IsZero() || (r.cfg.Duration > 0 && !time.Now().Before(r.started.Add(r.cfg.Duration)))
 }
 
 // pastStop says whether request seq was due after the run stopped.
