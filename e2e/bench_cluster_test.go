@@ -175,5 +175,3 @@ func deployEcho(b *testing.B, ctx context.Context, cs kubernetes.Interface, ns s
 	}
 	return made.Spec.Ports[0].NodePort
 }
-
-
