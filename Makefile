@@ -2,7 +2,7 @@
 GO ?= go
 BIN := bin/rehearse
 
-.PHONY: all build docker browser images test unit integration e2e vet clean-clusters bench soak bench-e2e bench-build bench-cluster
+.PHONY: all build docker browser images test unit integration e2e vet clean-clusters bench soak bench-e2e bench-build bench-cluster bench-profile
 
 all: build
 
@@ -52,6 +52,12 @@ clean-clusters: build
 # (achieved/target) of 100 and 500 req/s held for 10 s.
 bench:
 	$(GO) test -run XXX -bench 'Saturation|Fidelity' -benchtime 1x -count 3 ./load/
+
+# Where the load path's CPU goes at saturation against a loopback server (the server's share included):
+# pprof's top functions, cumulative.
+bench-profile:
+	$(GO) test -run XXX -bench LoadPath -benchtime 1x -count 1 -cpuprofile /tmp/rehearse-load.pprof -o /tmp/rehearse-load.test ./load/
+	$(GO) tool pprof -top -cum -nodecount 45 /tmp/rehearse-load.test /tmp/rehearse-load.pprof
 
 # A 10-minute run at 200 req/s on a kind cluster: peak RSS (time -v) and RSS at the end (metrics.prom).
 soak: images

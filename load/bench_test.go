@@ -119,3 +119,22 @@ func BenchmarkFidelity(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkLoadPath is BenchmarkSaturation's first half alone (this package at saturation, version by
+// header), for a CPU profile of the load path without bare vegeta's beside it. Run: make
+// bench-profile.
+func BenchmarkLoadPath(b *testing.B) {
+	ts := httptest.NewServer(versionModes[0].handler(201))
+	defer ts.Close()
+	for i := 0; i < b.N; i++ {
+		run, err := Start(context.Background(), Config{BaseURL: ts.URL, Targets: ordersTargets[:1], Duration: 5 * time.Second, Dir: b.TempDir()})
+		if err != nil {
+			b.Fatal(err)
+		}
+		agg, err := run.Wait()
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.ReportMetric(agg.Totals().AchievedRate, "rehearse_req/s")
+	}
+}
