@@ -2,6 +2,7 @@ package load
 
 import (
 	"context"
+	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -29,6 +30,14 @@ import (
 // It stops by itself when the run is gone: no /results stream open for AgentStart.Heartbeat (the API
 // server ends the proxied stream when the run's process ends, Ctrl-C or crash alike), or no /start
 // within AgentIdle of its launch. Then it exits, and its pod ends.
+
+// A load agent answers only requests that carry its token (AgentTokenHeader): the run that made its
+// pod set it (AgentTokenEnv), so no other client in the cluster can point its load elsewhere or
+// read its results. /healthz alone is open, for the kubelet's probe.
+const (
+	AgentTokenEnv    = "REHEARSE_AGENT_TOKEN"
+	AgentTokenHeader = "X-Rehearse-Agent-Token"
+)
 
 // AgentPort is the port a load agent listens on in its pod.
 const AgentPort = 8089
@@ -80,8 +89,11 @@ type agent struct {
 }
 
 // ServeAgent runs a load agent on addr, writing its files in dir, until ctx ends or it stops by
-// itself (see above).
-func ServeAgent(ctx context.Context, addr, dir string, logf func(string, ...any)) error {
+// itself (see above). Every request but /healthz must carry token.
+func ServeAgent(ctx context.Context, addr, dir, token string, logf func(string, ...any)) error {
+	if token == "" {
+		return errors.New("load agent: no token (" + AgentTokenEnv + ")")
+	}
 	if logf == nil {
 		logf = func(string, ...any) {}
 	}
@@ -109,7 +121,14 @@ func ServeAgent(ctx context.Context, addr, dir string, logf func(string, ...any)
 	})
 	mux.HandleFunc("GET /results", func(w http.ResponseWriter, r *http.Request) { a.follow(w, r, "results.bin", true) })
 	mux.HandleFunc("GET /ledger", func(w http.ResponseWriter, r *http.Request) { a.follow(w, r, "ledger.tsv", false) })
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	guarded := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/healthz" && subtle.ConstantTimeCompare([]byte(r.Header.Get(AgentTokenHeader)), []byte(token)) != 1 {
+			http.Error(w, "not the run that started this agent", http.StatusForbidden)
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})
+	srv := &http.Server{Handler: guarded, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
 	defer srv.Close()
 	logf("load agent listening on %s", ln.Addr())

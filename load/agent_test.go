@@ -106,7 +106,7 @@ func startTestAgent(t *testing.T, ctx context.Context, name string) *testAgent {
 	addr := ln.Addr().String()
 	ln.Close()
 	a := &testAgent{done: make(chan error, 1), dir: t.TempDir()}
-	go func() { a.done <- ServeAgent(ctx, addr, a.dir, t.Logf) }()
+	go func() { a.done <- ServeAgent(ctx, addr, a.dir, "t0k-"+name, t.Logf) }()
 	target, _ := url.Parse("http://" + addr)
 	rp := httputil.NewSingleHostReverseProxy(target)
 	rp.FlushInterval = -1
@@ -123,7 +123,7 @@ func startTestAgent(t *testing.T, ctx context.Context, name string) *testAgent {
 	}))
 	t.Cleanup(front.Close)
 	a.front = front
-	a.Agent = Agent{Name: name, Node: "node-" + name, Base: front.URL, Client: front.Client()}
+	a.Agent = Agent{Name: name, Node: "node-" + name, Base: front.URL, Client: front.Client(), Token: "t0k-" + name}
 	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 		if resp, err := http.Get("http://" + addr + "/healthz"); err == nil {
 			resp.Body.Close()
@@ -308,7 +308,18 @@ func TestAgentStopsWithoutItsRun(t *testing.T) {
 	a := startTestAgent(t, context.Background(), "orphan")
 	body, _ := json.Marshal(AgentStart{Config: Config{BaseURL: ts.URL, Targets: ordersTargets, Rate: 50, Seed: 1, RunID: "o",
 		Share: Share{Index: 0, Of: 2}}, Heartbeat: time.Second})
+	// Without its token (another client in the cluster) the agent refuses to start.
 	resp, err := a.Client.Post(a.Base+"/start", "application/json", strings.NewReader(string(body)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("start without the token: %s, want 403", resp.Status)
+	}
+	req, _ := http.NewRequest(http.MethodPost, a.Base+"/start", strings.NewReader(string(body)))
+	req.Header.Set(AgentTokenHeader, a.Token)
+	resp, err = a.Client.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

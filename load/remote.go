@@ -25,6 +25,7 @@ type Agent struct {
 	Node   string // the node it runs on
 	Base   string
 	Client *http.Client // no timeout of its own: the result streams last the run
+	Token  string       // the agent's token (AgentTokenHeader)
 }
 
 // AgentLost begins the error of each request a lost agent's share had due and no result came for:
@@ -175,6 +176,7 @@ func (l *agentLink) measureClock(ctx context.Context) error {
 			cancel()
 			return err
 		}
+		req.Header.Set(AgentTokenHeader, l.Token)
 		sent := time.Now()
 		resp, err := l.Client.Do(req)
 		if err != nil {
@@ -215,6 +217,7 @@ func (l *agentLink) post(ctx context.Context, p string, body any) error {
 		return err
 	}
 	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set(AgentTokenHeader, l.Token)
 	resp, err := l.Client.Do(req)
 	if err != nil {
 		return err
@@ -236,6 +239,7 @@ func (l *agentLink) open(ctx context.Context, p string) (io.ReadCloser, error) {
 		cancel()
 		return nil, err
 	}
+	req.Header.Set(AgentTokenHeader, l.Token)
 	resp, err := l.Client.Do(req)
 	if err != nil {
 		cancel()

@@ -35,12 +35,14 @@ var pageCSP = func() string {
 }()
 
 var page = template.Must(template.New("report").Funcs(template.FuncMap{
-	"did":     didText,
-	"retried": RetriedNote,
-	"num":     num,
-	"add":     func(a, b float64) float64 { return a + b },
-	"neg":     func(a float64) float64 { return -a },
-	"half":    func(a float64) float64 { return a / 2 },
+	"did":        didText,
+	"retried":    RetriedNote,
+	"agents":     AgentsNote,
+	"lostAgents": lostAgents,
+	"num":        num,
+	"add":        func(a, b float64) float64 { return a + b },
+	"neg":        func(a float64) float64 { return -a },
+	"half":       func(a float64) float64 { return a / 2 },
 }).Parse(pageTmpl))
 
 // What the failures table of report.html lists at most: the first rows of each group (the steps in

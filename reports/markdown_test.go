@@ -291,3 +291,26 @@ func TestExplanationsAreReported(t *testing.T) {
 		t.Errorf("a run without explanations explains:\n%s", md)
 	}
 }
+
+// Load from the cluster says where it came from, in summary.md and report.html: how many agents
+// on how many nodes, their clocks, and a lost agent among the not-sent.
+func TestReportsSayTheLoadCameFromTheCluster(t *testing.T) {
+	r := mdRun()
+	r.Summary.Load.From, r.Summary.Load.NotSent = "cluster", 40
+	r.Summary.Load.Agents = []load.AgentReport{
+		{Name: "rehearse-load-0", Node: "w1", Share: load.Share{Index: 0, Of: 2}, OffsetMS: -0.4, RTTMS: 1.2, Results: 300},
+		{Name: "rehearse-load-1", Node: "w2", Share: load.Share{Index: 1, Of: 2}, OffsetMS: 0.3, RTTMS: 1.8, Results: 260, Unsent: 40, Lost: "gone", LostAt: 3 * time.Second},
+	}
+	want := "sent from the cluster by 2 load agents on 2 nodes (clocks within 0.4 ms ± 0.9 ms of the run's), 1 lost"
+	md := string(Markdown(r, ""))
+	if !strings.Contains(md, want) || !strings.Contains(md, "40 not sent: client saturated, or its load agent lost") {
+		t.Errorf("summary.md lacks the agents:\n%s", md)
+	}
+	var html strings.Builder
+	if err := HTML(&html, r); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(html.String(), "sent from the cluster by 2 load agents on 2 nodes (clocks within 0.4 ms ± 0.9 ms") || !strings.Contains(html.String(), "its load agent lost") {
+		t.Errorf("report.html lacks the agents")
+	}
+}

@@ -2,6 +2,8 @@ package workloads
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/http"
@@ -53,8 +55,13 @@ func (p *Ops) LoadAgents(ctx context.Context, namespace, image string, n int, ti
 			}
 		}
 	}
+	var nonce [16]byte
+	if _, err := rand.Read(nonce[:]); err != nil {
+		return nil, nil, err
+	}
+	token := hex.EncodeToString(nonce[:])
 	for i := range n {
-		if _, err := pods.Create(ctx, agentPod(namespace, image, i), metav1.CreateOptions{FieldManager: "rehearse"}); err != nil {
+		if _, err := pods.Create(ctx, agentPod(namespace, image, token, i), metav1.CreateOptions{FieldManager: "rehearse"}); err != nil {
 			return nil, remove, fmt.Errorf("load agent pod %s: %w", AgentPodName(i), err)
 		}
 	}
@@ -101,7 +108,7 @@ func (p *Ops) LoadAgents(ctx context.Context, namespace, image string, n int, ti
 	for i := range n {
 		name := AgentPodName(i)
 		base := rc.Get().AbsPath("/api/v1/namespaces", namespace, "pods", name+":"+strconv.Itoa(load.AgentPort), "proxy").URL()
-		agents = append(agents, load.Agent{Name: name, Node: ready[name], Base: base.String(), Client: client})
+		agents = append(agents, load.Agent{Name: name, Node: ready[name], Base: base.String(), Client: client, Token: token})
 	}
 	return agents, remove, nil
 }
@@ -127,7 +134,7 @@ func podWhy(pod *corev1.Pod) string {
 // agentPod is load agent i: the rehearse executable as `rehearse load-agent`, spread across nodes,
 // readiness on its /healthz, restricted-level security, never restarted (a restarted agent would
 // send its share again from the start: a lost agent's share is failed instead).
-func agentPod(namespace, image string, i int) *corev1.Pod {
+func agentPod(namespace, image, token string, i int) *corev1.Pod {
 	labels := map[string]string{AgentLabel: strconv.Itoa(i), "app.kubernetes.io/name": "rehearse-load", "app.kubernetes.io/managed-by": "rehearse"}
 	no, yes := false, true
 	uid := int64(65532)
@@ -151,6 +158,8 @@ func agentPod(namespace, image string, i int) *corev1.Pod {
 				ImagePullPolicy: corev1.PullIfNotPresent,
 				Command:         []string{"/rehearse", "load-agent", "--listen", ":" + strconv.Itoa(load.AgentPort), "--dir", "/work"},
 				Ports:           []corev1.ContainerPort{{Name: "agent", ContainerPort: load.AgentPort, Protocol: corev1.ProtocolTCP}},
+				// Only the run that made the pod knows it: no other client can start or read it.
+				Env: []corev1.EnvVar{{Name: load.AgentTokenEnv, Value: token}},
 				ReadinessProbe: &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/healthz", Port: intstr.FromInt32(load.AgentPort)}},
 					PeriodSeconds: 1},
 				Resources: corev1.ResourceRequirements{Requests: corev1.ResourceList{

@@ -15,10 +15,13 @@ import (
 // its share again), spreads across nodes, and meets the restricted Pod Security level, so a
 // namespace that enforces it does not refuse the load.
 func TestAgentPod(t *testing.T) {
-	p := agentPod("ns", OrdersImage, 2)
+	p := agentPod("ns", OrdersImage, "tok", 2)
 	c := p.Spec.Containers[0]
 	if p.Name != "rehearse-load-2" || p.Labels[AgentLabel] != "2" || c.Image != OrdersImage || strings.Join(c.Command[:2], " ") != "/rehearse load-agent" {
 		t.Errorf("pod %s labels %v image %s command %v", p.Name, p.Labels, c.Image, c.Command)
+	}
+	if len(c.Env) != 1 || c.Env[0].Name != "REHEARSE_AGENT_TOKEN" || c.Env[0].Value != "tok" {
+		t.Errorf("env %+v: want the run's token", c.Env)
 	}
 	if p.Spec.RestartPolicy != corev1.RestartPolicyNever {
 		t.Errorf("restart policy %s, want Never", p.Spec.RestartPolicy)

@@ -28,7 +28,7 @@ func newLoadAgentCmd() *cobra.Command {
 			if err := os.MkdirAll(dir, 0o755); err != nil {
 				return err
 			}
-			return load.ServeAgent(cmd.Context(), listen, dir, func(f string, a ...any) {
+			return load.ServeAgent(cmd.Context(), listen, dir, os.Getenv(load.AgentTokenEnv), func(f string, a ...any) {
 				fmt.Fprintf(cmd.ErrOrStderr(), f+"\n", a...)
 			})
 		},
