@@ -105,6 +105,22 @@ func TestLoadFromCluster(t *testing.T) {
 			victim, l.Agents[1].LostAt.Seconds(), l.Agents[1].Lost, l.Agents[1].Unsent, l.Failed, l.Requests)
 	})
 
+	t.Run("canary-gate", func(t *testing.T) {
+		t.Parallel()
+		sum, _, code := rehearse(t, ctx, "testdata/cluster-load/canary-bad-from-cluster.yaml")
+		if code != 0 || sum.Verdict != reports.VerdictPass {
+			t.Errorf("exit %d, verdict %s; want 0 and pass (the safety net held)", code, sum.Verdict)
+		}
+		s := stepByName(sum, "canary-v2-bad")
+		if s.Status != "rolled-back" {
+			t.Fatalf("canary step %+v, want rolled-back by its gate", s)
+		}
+		if c := checkByName(sum, "served-version"); c.Status != verify.Pass || !strings.Contains(c.Message, "v1") {
+			t.Errorf("served-version %s: %s", c.Status, c.Message)
+		}
+		t.Logf("gate on the agents' merged results: breach %v; restored in %v s", s.Did["breach"], s.Did["time_to_restore_s"])
+	})
+
 	t.Run("interrupted", func(t *testing.T) {
 		t.Parallel()
 		inPool(func() { interruptedWithAgents(t, ctx, cs) })
