@@ -30,11 +30,8 @@ import (
 // cores, so agents on more nodes share the same CPUs: the figures say what one machine can do.
 func BenchmarkClusterLoad(b *testing.B) {
 	ctx := context.Background()
+	cs := sharedClientset(b)
 	cfg, err := shared.RESTConfig()
-	if err != nil {
-		b.Fatal(err)
-	}
-	cs, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		b.Fatal(err)
 	}

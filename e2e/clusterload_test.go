@@ -26,14 +26,7 @@ import (
 func TestLoadFromCluster(t *testing.T) {
 	t.Parallel() // beside the other tests; node-level faults run in their own lane (TestFaultLane)
 	ctx := context.Background()
-	cfg, err := shared.RESTConfig()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cs, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cs := sharedClientset(t)
 
 	t.Run("sound", func(t *testing.T) {
 		t.Parallel()

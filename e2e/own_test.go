@@ -136,8 +136,8 @@ func TestOwnWorkload(t *testing.T) {
 	testenv.Test(t, f)
 }
 
-// namespaceExists says whether namespace exists on the shared cluster.
-func namespaceExists(t *testing.T, ctx context.Context, namespace string) bool {
+// sharedClientset is a client of the suite's cluster.
+func sharedClientset(t testing.TB) kubernetes.Interface {
 	t.Helper()
 	cfg, err := shared.RESTConfig()
 	if err != nil {
@@ -147,7 +147,13 @@ func namespaceExists(t *testing.T, ctx context.Context, namespace string) bool {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = cs.CoreV1().Namespaces().Get(ctx, namespace, metav1.GetOptions{})
+	return cs
+}
+
+// namespaceExists says whether namespace exists on the shared cluster.
+func namespaceExists(t *testing.T, ctx context.Context, namespace string) bool {
+	t.Helper()
+	_, err := sharedClientset(t).CoreV1().Namespaces().Get(ctx, namespace, metav1.GetOptions{})
 	if err != nil && !apierrors.IsNotFound(err) {
 		t.Fatal(err)
 	}

@@ -136,6 +136,40 @@ func startTestAgent(t *testing.T, ctx context.Context, name string) *testAgent {
 	return a
 }
 
+// agentRig is a run over n test agents against a loopback orders server; kill[i] stops agent i as
+// SIGTERM would (cleanly, end mark and all).
+type agentRig struct {
+	srv    *ordersServer
+	agents []*testAgent
+	kill   []context.CancelFunc
+	run    *Run
+	dir    string
+}
+
+// startAgentRig starts n agents and a run of cfg (BaseURL, Targets and Dir filled in) over them.
+func startAgentRig(t *testing.T, n int, cfg Config) *agentRig {
+	t.Helper()
+	rig := &agentRig{srv: &ordersServer{ids: map[string]bool{}}, dir: t.TempDir()}
+	ts := httptest.NewServer(rig.srv)
+	t.Cleanup(ts.Close)
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	var agents []Agent
+	for i := range n {
+		actx, kill := context.WithCancel(ctx)
+		a := startTestAgent(t, actx, fmt.Sprintf("agent-%d", i))
+		rig.agents, rig.kill = append(rig.agents, a), append(rig.kill, kill)
+		agents = append(agents, a.Agent)
+	}
+	cfg.BaseURL, cfg.Targets, cfg.Dir = ts.URL, ordersTargets, rig.dir
+	run, err := StartAgents(ctx, cfg, agents)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rig.run = run
+	return rig
+}
+
 func decodeResults(t *testing.T, path string) []vegeta.Result {
 	t.Helper()
 	f, err := os.Open(path)
@@ -159,23 +193,8 @@ func decodeResults(t *testing.T, path string) []vegeta.Result {
 // clock, with the ids, ledger and versions one process would have.
 func TestAgentsSendOnePlanMerged(t *testing.T) {
 	t.Parallel()
-	srv := &ordersServer{ids: map[string]bool{}}
-	ts := httptest.NewServer(srv)
-	defer ts.Close()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	var agents []Agent
-	var tas []*testAgent
-	for i := range 3 {
-		a := startTestAgent(t, ctx, fmt.Sprintf("agent-%d", i))
-		tas = append(tas, a)
-		agents = append(agents, a.Agent)
-	}
-	dir := t.TempDir()
-	run, err := StartAgents(ctx, Config{BaseURL: ts.URL, Targets: ordersTargets, Rate: 150, Seed: 3, RunID: "m", Dir: dir}, agents)
-	if err != nil {
-		t.Fatal(err)
-	}
+	rig := startAgentRig(t, 3, Config{Rate: 150, Seed: 3, RunID: "m"})
+	run, srv, dir, tas := rig.run, rig.srv, rig.dir, rig.agents
 	time.Sleep(3 * time.Second) // a second's lead, then two of load
 	// Live: results arrive while the load runs.
 	if live := run.Aggregates().Totals().Requests; live < 100 {
@@ -249,18 +268,8 @@ func TestAgentsSendOnePlanMerged(t *testing.T) {
 // failed requests, not sent, at their scheduled times: the denominator is still the whole schedule.
 func TestLostAgentsShareFails(t *testing.T) {
 	t.Parallel()
-	srv := &ordersServer{ids: map[string]bool{}}
-	ts := httptest.NewServer(srv)
-	defer ts.Close()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	a0 := startTestAgent(t, ctx, "agent-0")
-	a1 := startTestAgent(t, ctx, "agent-1")
-	dir := t.TempDir()
-	run, err := StartAgents(ctx, Config{BaseURL: ts.URL, Targets: ordersTargets, Rate: 100, Seed: 3, RunID: "l", Dir: dir}, []Agent{a0.Agent, a1.Agent})
-	if err != nil {
-		t.Fatal(err)
-	}
+	rig := startAgentRig(t, 2, Config{Rate: 100, Seed: 3, RunID: "l"})
+	run, dir, a1 := rig.run, rig.dir, rig.agents[1]
 	time.Sleep(3 * time.Second)
 	a1.cut.Store(true)
 	a1.front.CloseClientConnections()
@@ -362,18 +371,8 @@ func TestAgentClockOffset(t *testing.T) {
 // is lost all the same: the rest of its share fails, never a smaller denominator.
 func TestAgentEndingEarlyIsLost(t *testing.T) {
 	t.Parallel()
-	srv := &ordersServer{ids: map[string]bool{}}
-	ts := httptest.NewServer(srv)
-	defer ts.Close()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	a0 := startTestAgent(t, ctx, "agent-0")
-	a1ctx, sigterm := context.WithCancel(ctx)
-	a1 := startTestAgent(t, a1ctx, "agent-1")
-	run, err := StartAgents(ctx, Config{BaseURL: ts.URL, Targets: ordersTargets, Rate: 100, Seed: 3, RunID: "e", Dir: t.TempDir()}, []Agent{a0.Agent, a1.Agent})
-	if err != nil {
-		t.Fatal(err)
-	}
+	rig := startAgentRig(t, 2, Config{Rate: 100, Seed: 3, RunID: "e"})
+	run, sigterm := rig.run, rig.kill[1]
 	time.Sleep(2 * time.Second)
 	sigterm()
 	time.Sleep(3 * time.Second)
@@ -398,17 +397,7 @@ func TestAgentEndingEarlyIsLost(t *testing.T) {
 // end, not theirs.
 func TestAgentsEndingWithTheDurationAreNotLost(t *testing.T) {
 	t.Parallel()
-	srv := &ordersServer{ids: map[string]bool{}}
-	ts := httptest.NewServer(srv)
-	defer ts.Close()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	a0 := startTestAgent(t, ctx, "agent-0")
-	a1 := startTestAgent(t, ctx, "agent-1")
-	run, err := StartAgents(ctx, Config{BaseURL: ts.URL, Targets: ordersTargets, Rate: 100, Duration: 2 * time.Second, Seed: 3, RunID: "d", Dir: t.TempDir()}, []Agent{a0.Agent, a1.Agent})
-	if err != nil {
-		t.Fatal(err)
-	}
+	run := startAgentRig(t, 2, Config{Rate: 100, Duration: 2 * time.Second, Seed: 3, RunID: "d"}).run
 	agg, err := run.Wait()
 	if err != nil {
 		t.Fatal(err)
