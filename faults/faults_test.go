@@ -117,6 +117,7 @@ func TestRepairUncordonsWhatRehearseCordoned(t *testing.T) {
 
 // every/for: rounds are due at 0, every, 2×every, ... while within for.
 func TestPodKillRounds(t *testing.T) {
+	t.Parallel()
 	cs := clusterWithController(t, true, "a", "b", "c")
 	st := scenarios.Step{Name: "kill", Fault: &scenarios.Fault{Type: "pod-kill", Selector: "app=web",
 		Every: scenarios.Duration{Duration: 300 * time.Millisecond}, For: scenarios.Duration{Duration: 800 * time.Millisecond}}}

@@ -111,6 +111,7 @@ func judgeLoss(rec *steps.Record) (verify.Loss, verify.Result) {
 
 // A lost node is stopped, seen NotReady, started after for, and Ready again: the evidence passes.
 func TestNodeLossRecordsNotReadyAndReady(t *testing.T) {
+	t.Parallel()
 	e, m := lossCluster(t, 300*time.Millisecond, 300*time.Millisecond)
 	var rec steps.Record
 	if err := (NodeLoss{}).Run(context.Background(), e, lossStep(2*time.Second), &rec); err != nil {
@@ -138,6 +139,7 @@ func TestNodeLossRecordsNotReadyAndReady(t *testing.T) {
 // A node back before the control plane noticed it was gone proves nothing: fault-took-effect fails
 // and says why; an old Ready condition is not taken for the node being back.
 func TestNodeLossNeverSeenNotReadyFails(t *testing.T) {
+	t.Parallel()
 	e, _ := lossCluster(t, 0, 0)
 	var rec steps.Record
 	if err := (NodeLoss{}).Run(context.Background(), e, lossStep(time.Second), &rec); err != nil {
@@ -155,6 +157,7 @@ func TestNodeLossNeverSeenNotReadyFails(t *testing.T) {
 // A loss too short for the control plane to see NotReady is proved by its pods: killed with the node
 // and restarted once it is back (its twin above, with nothing restarted, fails).
 func TestShortNodeLossProvedByRestartedPods(t *testing.T) {
+	t.Parallel()
 	e, m := lossCluster(t, 0, 200*time.Millisecond)
 	m.restartPods = true
 	var rec steps.Record
@@ -172,6 +175,7 @@ func TestShortNodeLossProvedByRestartedPods(t *testing.T) {
 
 // A node that never comes back fails the check by name.
 func TestNodeLossNeverReadyAgainFails(t *testing.T) {
+	t.Parallel()
 	e, _ := lossCluster(t, 200*time.Millisecond, 0)
 	var rec steps.Record
 	if err := (NodeLoss{}).Run(context.Background(), e, lossStep(time.Second), &rec); err != nil {
@@ -186,6 +190,7 @@ func TestNodeLossNeverReadyAgainFails(t *testing.T) {
 // Ctrl-C while the node is down starts it at once and waits for its kubelet's Ready heartbeat, so
 // that the run hands the cluster back working; the run's clean-up does not start it twice.
 func TestNodeLossInterruptedStartsTheNode(t *testing.T) {
+	t.Parallel()
 	e, m := lossCluster(t, 200*time.Millisecond, 700*time.Millisecond)
 	var logs []string
 	e.Logf = func(f string, a ...any) { logs = append(logs, fmt.Sprintf(f, a...)) }

@@ -80,6 +80,7 @@ func readLedger(t *testing.T, dir string) map[string][]string {
 }
 
 func TestRunRateLedgerAndResultsFile(t *testing.T) {
+	t.Parallel()
 	srv := &ordersServer{ids: map[string]bool{}}
 	ts := httptest.NewServer(srv)
 	defer ts.Close()
@@ -136,6 +137,7 @@ func TestRunRateLedgerAndResultsFile(t *testing.T) {
 }
 
 func TestFailuresAreCountedAttributedAndNotAcked(t *testing.T) {
+	t.Parallel()
 	srv := &ordersServer{ids: map[string]bool{}, failEvery: 4}
 	ts := httptest.NewServer(srv)
 	defer ts.Close()
@@ -161,6 +163,7 @@ func TestFailuresAreCountedAttributedAndNotAcked(t *testing.T) {
 }
 
 func TestTimeoutsAreIndeterminate(t *testing.T) {
+	t.Parallel()
 	srv := &ordersServer{ids: map[string]bool{}, delay: 300 * time.Millisecond}
 	ts := httptest.NewServer(srv)
 	defer ts.Close()
@@ -194,6 +197,7 @@ func TestStepPacerFollowsStages(t *testing.T) {
 }
 
 func TestStopEndsTheRun(t *testing.T) {
+	t.Parallel()
 	ts := httptest.NewServer(&ordersServer{ids: map[string]bool{}})
 	defer ts.Close()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -213,6 +217,7 @@ func TestStopEndsTheRun(t *testing.T) {
 }
 
 func TestNeverServedIsOneLongGap(t *testing.T) {
+	t.Parallel()
 	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(503) }))
 	defer ts.Close()
 	run, err := Start(context.Background(), Config{BaseURL: ts.URL, Targets: ordersTargets[:1], Rate: 50, Duration: time.Second, Dir: t.TempDir()})

@@ -94,6 +94,7 @@ func TestPlanIsTheSeeds(t *testing.T) {
 // out as a write), and a write's body is the planned one. Two runs against a fast and a slow
 // server follow the same plan.
 func TestRunSendsItsPlan(t *testing.T) {
+	t.Parallel()
 	for _, delay := range []time.Duration{0, 20 * time.Millisecond} {
 		var mu sync.Mutex
 		type sent struct{ target, id, path, body string }

@@ -11,6 +11,7 @@ import (
 )
 
 func TestReadBack(t *testing.T) {
+	t.Parallel()
 	stored := map[string]bool{"a": true, "c": true}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id := strings.TrimPrefix(r.URL.Path, "/items/")
@@ -41,6 +42,7 @@ func TestReadBack(t *testing.T) {
 // A service that answers 200 with a "not found" page, and one that redirects reads: found says
 // what a stored answer looks like, and a redirect is never taken for an answer.
 func TestReadBackFoundAndRedirects(t *testing.T) {
+	t.Parallel()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id := strings.TrimPrefix(r.URL.Path, "/items/")
 		switch {
@@ -66,6 +68,7 @@ func TestReadBackFoundAndRedirects(t *testing.T) {
 }
 
 func TestWaitAnswering(t *testing.T) {
+	t.Parallel()
 	srv := httptest.NewServer(http.NotFoundHandler()) // any answer will do, even 404
 	defer srv.Close()
 	if err := WaitAnswering(context.Background(), srv.URL, time.Second); err != nil {
@@ -86,6 +89,7 @@ func TestWaitAnswering(t *testing.T) {
 // Through rehearse's proxy to a Service, a 404 from the API server (no such Service, no endpoint)
 // is no pod's answer: the read-back errors rather than count the write as lost.
 func TestReadBackRefusesTheProxysOwnAnswers(t *testing.T) {
+	t.Parallel()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if strings.HasSuffix(r.URL.Path, "/b") {
 			w.Header().Set(ProxyRefusalHeader, "the API server")

@@ -33,6 +33,7 @@ func runFor(t *testing.T, cfg Config) (*Aggregator, map[string][]string) {
 
 // A maintenance or login page: every write is redirected to a page that answers 200.
 func TestRedirectsAreFailedRequestsAndNeverAcknowledge(t *testing.T) {
+	t.Parallel()
 	var logins atomic.Int64
 	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/login" {
@@ -60,6 +61,7 @@ func TestRedirectsAreFailedRequestsAndNeverAcknowledge(t *testing.T) {
 }
 
 func TestExpectNarrowsSuccess(t *testing.T) {
+	t.Parallel()
 	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusAccepted) }))
 	defer ts.Close()
 	target := ordersTargets[0]
@@ -73,6 +75,7 @@ func TestExpectNarrowsSuccess(t *testing.T) {
 // A client stuck behind a stalled system: requests it could not send on schedule are failures, the
 // seconds it fell behind show in the timeline, and latency counts from the scheduled time.
 func TestStalledClientCountsWhatItCouldNotSend(t *testing.T) {
+	t.Parallel()
 	start := time.Now()
 	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if e := time.Since(start); e > 700*time.Millisecond && e < 2700*time.Millisecond {
@@ -104,6 +107,7 @@ func TestStalledClientCountsWhatItCouldNotSend(t *testing.T) {
 // A client that never gets a worker back until the run ends: the requests the schedule called for
 // and that were never even started count too.
 func TestNeverStartedRequestsCount(t *testing.T) {
+	t.Parallel()
 	release := make(chan struct{})
 	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		<-release
@@ -127,6 +131,7 @@ func TestNeverStartedRequestsCount(t *testing.T) {
 }
 
 func TestStagesSetEachSecondsSchedule(t *testing.T) {
+	t.Parallel()
 	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(201) }))
 	defer ts.Close()
 	agg, _ := runFor(t, Config{BaseURL: ts.URL, Targets: ordersTargets[:1], Stages: []Stage{{Rate: 10, Duration: time.Second}, {Rate: 60, Duration: time.Second}},
@@ -209,6 +214,7 @@ func (p *kubeProxy) add(ep string) {
 // A pod that becomes an endpoint before it listens (no readiness probe) must receive traffic, and so
 // fail it: a client pinned to its first connections would never notice.
 func TestRecycledConnectionsReachNewEndpoints(t *testing.T) {
+	t.Parallel()
 	ok := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(201) }))
 	defer ok.Close()
 	dead, _ := net.Listen("tcp", "127.0.0.1:0")
@@ -245,6 +251,7 @@ func TestRecycledConnectionsReachNewEndpoints(t *testing.T) {
 // second: a canary gate judges that share, so it must not hang on which pod one or two long-lived
 // connections happened to reach.
 func TestNewEndpointsGetAFairShare(t *testing.T) {
+	t.Parallel()
 	server := func(v string) string {
 		s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set(VersionHeader, v)
@@ -302,6 +309,7 @@ func closeAfterFirst(t *testing.T) (string, *atomic.Int64) {
 // error, although the transport's silent resend got a 200; with clientRetries allowed it is served,
 // and still counted as retried.
 func TestSilentRetriesAreFailuresUnlessClientsRetry(t *testing.T) {
+	t.Parallel()
 	get := []Target{{Name: "read", Method: "GET", Path: "/", Weight: 1}}
 	conns := Connections{MaxAge: -1, Clients: 1}
 	for _, allow := range []bool{false, true} {
@@ -338,6 +346,7 @@ func TestSilentRetriesAreFailuresUnlessClientsRetry(t *testing.T) {
 
 // A server that keeps its connections gives the transport nothing to resend: nothing is retried.
 func TestKeptConnectionsAreNotRetried(t *testing.T) {
+	t.Parallel()
 	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
 	defer ts.Close()
 	agg, _ := runFor(t, Config{BaseURL: ts.URL, Targets: []Target{{Name: "read", Method: "GET", Path: "/", Weight: 1}}, Rate: 50, Duration: time.Second})
@@ -349,6 +358,7 @@ func TestKeptConnectionsAreNotRetried(t *testing.T) {
 // A failed answer's sample says what the body said: a 503 from load shedding, a lost database or a
 // shutdown are different failures.
 func TestFailureSamplesCarryTheBodysFirstLine(t *testing.T) {
+	t.Parallel()
 	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusServiceUnavailable)
 		io.WriteString(w, "\n  database busy: no connection free within 2s  \nsecond line\n")

@@ -76,6 +76,7 @@ func TestVersionSettingsRefused(t *testing.T) {
 // An app that says its version in its body only: the load splits its answers by the JSON field,
 // and an answer that says none (an error page) counts as no version — never as the stable one.
 func TestLoadReadsVersionsFromTheBody(t *testing.T) {
+	t.Parallel()
 	var n atomic.Int64
 	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch k := n.Add(1); {

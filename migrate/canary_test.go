@@ -32,6 +32,7 @@ func perSecond(by map[string]load.VersionStats, unversionedFailed int) liveFunc 
 // traffic from the new version ends in an error, never a pass; a change that could not be made ends
 // the watch with its error.
 func TestWatch(t *testing.T) {
+	t.Parallel()
 	start := time.Now()
 	g := verify.GateSpec{MaxErrorRate: 0.01, MinRequests: 10}
 	bad := &steps.Env{Start: start, Live: perSecond(map[string]load.VersionStats{"v2": {Requests: 10, Failed: 3}, "v1": {Requests: 20}}, 0)}

@@ -14,6 +14,7 @@ import (
 // A track's probe counts what it sent and what failed in whole seconds, each request on a connection
 // of its own, and stops with its context.
 func TestTrackProbe(t *testing.T) {
+	t.Parallel()
 	var n, conns atomic.Int64
 	ts := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if n.Add(1)%4 == 0 {
@@ -60,6 +61,7 @@ func TestTrackProbe(t *testing.T) {
 // endpoint yet: a track with no pod so far) are not the release's; its refusals after it (the pod
 // refused the API server's connection) are, and so are a pod's own failures.
 func TestTrackProbeCountsFromFirstAnswer(t *testing.T) {
+	t.Parallel()
 	var phase atomic.Int32 // 0: no endpoint, 1: serving, 2: the pod refuses
 	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch phase.Load() {
@@ -101,6 +103,7 @@ func TestTrackProbeCountsFromFirstAnswer(t *testing.T) {
 // made yet, then none ready) and returns at the first answer that is not those: a pod's, whatever
 // its status, or a pod's refusal of the API server's connection.
 func TestFirstAnswer(t *testing.T) {
+	t.Parallel()
 	notFound := `{"kind":"Status","apiVersion":"v1","status":"Failure","message":"endpoints \"web-green-smoke\" not found","reason":"NotFound","code":404}`
 	none := `{"kind":"Status","apiVersion":"v1","status":"Failure","message":"no endpoints available for service \"web-green-smoke\"","reason":"ServiceUnavailable","code":503}`
 	refused := `{"kind":"Status","apiVersion":"v1","status":"Failure","message":"error trying to reach service: dial tcp 10.244.1.7:8080: connect: connection refused","code":503}`

@@ -98,6 +98,7 @@ func TestHostExitCodes(t *testing.T) {
 }
 
 func TestHostTimeoutIsAnError(t *testing.T) {
+	t.Parallel()
 	env := hostEnv(t)
 	start := time.Now()
 	rec, err := runStep(t, context.Background(), env, "hangs", &scenarios.Run{Command: "echo started; sleep 60", Timeout: scenarios.Duration{Duration: time.Second}})
@@ -164,6 +165,7 @@ func childPID(t *testing.T, path string) int {
 }
 
 func TestHostCancelKillsTheProcessGroup(t *testing.T) {
+	t.Parallel()
 	env := hostEnv(t)
 	pidFile := filepath.Join(t.TempDir(), "pid")
 	ctx, cancel := context.WithCancel(context.Background())
@@ -192,6 +194,7 @@ func TestHostCancelKillsTheProcessGroup(t *testing.T) {
 }
 
 func TestHostBackgroundJobsEndWithTheRun(t *testing.T) {
+	t.Parallel()
 	env := hostEnv(t)
 	pidFile := filepath.Join(t.TempDir(), "pid")
 	if _, err := runStep(t, context.Background(), env, "leaves", &scenarios.Run{Command: `sleep 300 >/dev/null 2>&1 & echo $! > ` + pidFile}); err != nil {

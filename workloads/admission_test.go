@@ -68,6 +68,7 @@ func TestRefused(t *testing.T) {
 // UnlessRefused ends a wait as soon as a refusal appears, with it as a system failure; with none,
 // the wait's own outcome stands.
 func TestUnlessRefused(t *testing.T) {
+	t.Parallel()
 	cs := fake.NewClientset()
 	ops := &Ops{cs: cs}
 	ns := func() []string { return []string{"shop"} }
@@ -105,6 +106,7 @@ func TestUnlessRefused(t *testing.T) {
 // A rollout whose pods are refused at admission is given up in seconds, saying why, not at its
 // timeout.
 func TestWaitRolloutGivesUpOnRefusedPods(t *testing.T) {
+	t.Parallel()
 	three := int32(3)
 	d := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "shop", Generation: 1},
 		Spec: appsv1.DeploymentSpec{Replicas: &three, Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "web"}}}}

@@ -79,6 +79,7 @@ func int32p(v int32) *int32 { return &v }
 // Scale patches the replicas and is done only when the controller reports them and no surplus pod is
 // left; a pod that lingers keeps it waiting (and the wait times out naming what it saw).
 func TestScaleWaitsForPodsToGo(t *testing.T) {
+	t.Parallel()
 	d := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "ns", Generation: 1, UID: "d-uid"},
 		Spec:   appsv1.DeploymentSpec{Replicas: int32p(2), Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "web"}}},
 		Status: appsv1.DeploymentStatus{ObservedGeneration: 1, Replicas: 0}}
@@ -117,6 +118,7 @@ func TestScaleWaitsForPodsToGo(t *testing.T) {
 // Service is restored when exactly the wanted pods are ready and not terminating: a draining pod is
 // out of the endpoints already, so a rollback need not wait for it to be gone.
 func TestWaitServingCountsReadyPodsNotTerminating(t *testing.T) {
+	t.Parallel()
 	yes := true
 	owned := func(kind, name, uid string) []metav1.OwnerReference {
 		return []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: kind, Name: name, UID: types.UID(uid), Controller: &yes}}
