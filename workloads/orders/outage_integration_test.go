@@ -53,6 +53,7 @@ func TestOrdersServeHelper(t *testing.T) {
 }
 
 func TestMemoryBoundedAndRecoversAfterOutage(t *testing.T) {
+	t.Parallel()
 	dsn, ctr := startPostgresContainer(t)
 	ctx := context.Background()
 	pool := connectPool(t, dsn)

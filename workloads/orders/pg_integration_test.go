@@ -19,6 +19,18 @@ import (
 // postgresImage is built offline by `rehearse images build` (package workloads); it is never pulled.
 const postgresImage = "rehearse.local/postgres:15"
 
+// TestMain sets what testcontainers must know on this machine before any test runs (the tests run
+// side by side, and t.Setenv cannot be used by a parallel test).
+func TestMain(m *testing.M) {
+	if os.Getenv("TESTCONTAINERS_RYUK_DISABLED") == "" {
+		os.Setenv("TESTCONTAINERS_RYUK_DISABLED", "true") // no registry: the reaper image cannot be pulled
+	}
+	// Tests reach containers on loopback only; left alone, testcontainers may pick the default
+	// gateway when it believes it runs inside a container.
+	os.Setenv("TESTCONTAINERS_HOST_OVERRIDE", "127.0.0.1")
+	os.Exit(m.Run())
+}
+
 // startPostgres runs the locally built PostgreSQL image as a standalone primary and returns a DSN for
 // the application user.
 func startPostgres(t *testing.T) string {
@@ -31,12 +43,6 @@ func startPostgres(t *testing.T) string {
 // to the container's.
 func startPostgresContainer(t *testing.T, env ...string) (string, testcontainers.Container) {
 	t.Helper()
-	if os.Getenv("TESTCONTAINERS_RYUK_DISABLED") == "" {
-		t.Setenv("TESTCONTAINERS_RYUK_DISABLED", "true") // no registry: the reaper image cannot be pulled
-	}
-	// Tests reach containers on loopback only; left alone, testcontainers may pick the default
-	// gateway when it believes it runs inside a container.
-	t.Setenv("TESTCONTAINERS_HOST_OVERRIDE", "127.0.0.1")
 	ctx := context.Background()
 	vars := map[string]string{"ROLE": "primary", "POSTGRES_PASSWORD": "su", "REPLICATION_PASSWORD": "repl", "APP_PASSWORD": "app"}
 	for _, kv := range env {
@@ -109,6 +115,7 @@ func put(t *testing.T, s Store, id, name string) {
 // The whole expand / backfill / contract path with every version against a real PostgreSQL, then the
 // down-migrations back to the start.
 func TestExpandBackfillContractAndBack(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	dsn := startPostgres(t)
 	pool := connectPool(t, dsn)
@@ -206,6 +213,7 @@ func TestExpandBackfillContractAndBack(t *testing.T) {
 
 // Two migration runs at once (a Job retried while the first still runs) serialize on the lock.
 func TestConcurrentMigrationsSerialize(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	pool := connectPool(t, startPostgres(t))
 	errs := make(chan error, 2)
@@ -226,6 +234,7 @@ func TestConcurrentMigrationsSerialize(t *testing.T) {
 // A request whose client gives up mid-statement leaves its connection in the pool: the statement
 // finishes (or the server's statement_timeout ends it) and no connection is dialled in its place.
 func TestAbandonedRequestKeepsItsConnection(t *testing.T) {
+	t.Parallel()
 	dsn := startPostgres(t)
 	connectPool(t, dsn)
 	bg := context.Background()
@@ -271,6 +280,7 @@ func TestAbandonedRequestKeepsItsConnection(t *testing.T) {
 // committed on the primary alone. The app must not acknowledge it (a failover would lose it), nor
 // answer a retry of the same id as stored.
 func TestSyncCommitWithoutStandbyIsNotAcknowledged(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	dsn, _ := startPostgresContainer(t, "REPLICATION=sync")
 	// The schema and the checks below commit locally (a runtime parameter of their session): only
