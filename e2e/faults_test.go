@@ -24,10 +24,14 @@ import (
 // pods run there and no other test's pod does; a drain or a lost node touches nothing else. The
 // node losses come after the drains: a node started again after a loss made the rehearsals after it
 // on the same node fail (see nodeLoss); the Ctrl-C tests during a fault last. The Ctrl-C test of a
-// plain run comes first: it has no fault, but in the lane it runs beside the rest of the suite.
+// plain run comes first: it has no fault, but in the lane it runs beside the rest of the suite; the
+// longest migrations of TestMigrations next (migrationCase.inLane), before any node of the lane was
+// drained or restarted.
 func TestFaultLane(t *testing.T) {
 	t.Parallel()
+	t.Cleanup(occupied("lane"))
 	t.Run("Ctrl-C during a run", cliInterrupted)
+	t.Run("migrations", migrationsInLane)
 	t.Run("drains and pod kills", faultsTaken)
 	t.Run("node losses", nodeLoss)
 	t.Run("Ctrl-C during a fault", faultsInterrupted)

@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -65,6 +66,7 @@ func poolSize() int {
 // inPool runs f in one of the pool's slots (waiting for one).
 func inPool(f func()) {
 	poolSlots <- struct{}{}
+	defer occupied("pool")()
 	defer func() { <-poolSlots }()
 	f()
 }
@@ -73,7 +75,30 @@ func inPool(f func()) {
 // without rehearse (which takes its slot itself).
 func holdPoolSlot(t *testing.T) {
 	poolSlots <- struct{}{}
-	t.Cleanup(func() { <-poolSlots })
+	done := occupied("pool")
+	t.Cleanup(func() { <-poolSlots; done() })
+}
+
+// slots records when the pool's slots and the fault lane were taken, for the recap's occupancy
+// lines: where the suite's wall time had a slot standing idle.
+var slots struct {
+	sync.Mutex
+	start time.Time // the suite's tests began (the cluster was ready)
+	busy  map[string][][2]time.Time
+}
+
+// occupied records that a slot of kind ("pool" or "lane") is taken from now until the returned
+// func is called.
+func occupied(kind string) func() {
+	from := time.Now()
+	return func() {
+		slots.Lock()
+		defer slots.Unlock()
+		if slots.busy == nil {
+			slots.busy = map[string][][2]time.Time{}
+		}
+		slots.busy[kind] = append(slots.busy[kind], [2]time.Time{from, time.Now()})
+	}
 }
 
 var (
@@ -164,6 +189,9 @@ func loadImages(ctx context.Context, cfg *envconf.Config) (context.Context, erro
 		return ctx, err
 	}
 	fmt.Printf("e2e: probe, orders and postgres images loaded into every node in %s\n", time.Since(start).Round(100*time.Millisecond))
+	slots.Lock()
+	slots.start = time.Now()
+	slots.Unlock()
 	return ctx, nil
 }
 

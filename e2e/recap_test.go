@@ -164,6 +164,7 @@ func printRecap(w io.Writer, suite load.HostLoad) {
 	for _, r := range ws {
 		fmt.Fprintf(w, "  %6.1fs  load %5.1fs  %s\n", r.total.Seconds(), r.run.Seconds(), r.name)
 	}
+	printOccupancy(w)
 	if len(recap.blocks) == 0 {
 		return
 	}
@@ -171,4 +172,59 @@ func printRecap(w io.Writer, suite load.HostLoad) {
 	for _, b := range recap.blocks {
 		fmt.Fprint(w, b)
 	}
+}
+
+// printOccupancy says, second by second from the first test to the last, how many of the pool's
+// slots were taken, and when the fault lane was done: the seconds with a slot idle are what a
+// better order of the tests could win.
+func printOccupancy(w io.Writer) {
+	slots.Lock()
+	defer slots.Unlock()
+	if slots.start.IsZero() || len(slots.busy["pool"]) == 0 {
+		return
+	}
+	end := slots.start
+	for _, iv := range slices.Concat(slots.busy["pool"], slots.busy["lane"]) {
+		if iv[1].After(end) {
+			end = iv[1]
+		}
+	}
+	n := int(end.Sub(slots.start)/time.Second) + 1
+	taken := make([]float64, n)
+	for _, iv := range slots.busy["pool"] {
+		for s := range n {
+			lo := slots.start.Add(time.Duration(s) * time.Second)
+			hi := lo.Add(time.Second)
+			if a, b := later(lo, iv[0]), earlier(hi, iv[1]); b.After(a) {
+				taken[s] += b.Sub(a).Seconds()
+			}
+		}
+	}
+	bySlots := make([]int, poolSize()+1)
+	for _, x := range taken {
+		bySlots[min(int(x+0.5), poolSize())]++
+	}
+	var parts []string
+	for k, c := range bySlots {
+		parts = append(parts, fmt.Sprintf("%d taken %d s", k, c))
+	}
+	fmt.Fprintf(w, "\n=== e2e occupancy: %d s from the first test to the last; pool of %d: %s", n, poolSize(), strings.Join(parts, ", "))
+	if lane := slots.busy["lane"]; len(lane) > 0 {
+		fmt.Fprintf(w, "; the fault lane done at +%.0fs", lane[len(lane)-1][1].Sub(slots.start).Seconds())
+	}
+	fmt.Fprintln(w)
+}
+
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
+func earlier(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
 }
