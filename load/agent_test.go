@@ -271,9 +271,22 @@ func TestLostAgentsShareFails(t *testing.T) {
 	rig := startAgentRig(t, 2, Config{Rate: 100, Seed: 3, RunID: "l"})
 	run, dir, a1 := rig.run, rig.dir, rig.agents[1]
 	time.Sleep(3 * time.Second)
+	// Live, the run knows the load's results up to the agents' last reports (200 ms apart).
+	if at, why := run.Aggregates().Known(); time.Since(at) > time.Second || why != "" {
+		t.Errorf("both agents reporting: known up to %s ago (%q); want within a second", time.Since(at), why)
+	}
 	a1.cut.Store(true)
 	a1.front.CloseClientConnections()
-	time.Sleep(agentGone + 3*time.Second)
+	cut := time.Now()
+	time.Sleep(3 * time.Second)
+	// A stalled agent holds what is known back where its reports stopped, until it is lost.
+	if at, why := run.Aggregates().Known(); at.After(cut) || cut.Sub(at) > time.Second || why != "" {
+		t.Errorf("agent-1 silent for 3 s: known up to %s before the cut (%q); want its last report, not lost yet", cut.Sub(at), why)
+	}
+	time.Sleep(agentGone)
+	if _, why := run.Aggregates().Known(); !strings.Contains(why, "agent-1 (share 2 of 2) was lost") {
+		t.Errorf("agent-1 lost: why %q; want it named", why)
+	}
 	run.Stop()
 	agg, err := run.Wait()
 	if err != nil {

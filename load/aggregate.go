@@ -52,6 +52,8 @@ type Aggregator struct {
 	version   Version                    // where an answer names the serving version
 	succeeded func(target string, code uint16) bool
 	schedule  func(elapsed time.Duration) float64 // requests due by elapsed; nil at saturation
+	// known is how far the results have reached the aggregator (Known); nil: up to now.
+	known func() (time.Time, string)
 
 	mu      sync.Mutex
 	metrics vegeta.Metrics // latencies from the scheduled time
@@ -340,6 +342,17 @@ type VersionWindow struct {
 
 // Versions merges, by serving version, the seconds of the run that lie wholly within [from, to]
 // (requests are binned by their scheduled second).
+// Known is the time up to which every request answered by then has its result here, and why it
+// stays behind for good ("" while it keeps up). Load this process sends is known up to now; load
+// from agents up to the slowest agent's last report (its heartbeat, every 200 ms), and no further
+// than a lost agent's last one. A live judgement reads windows that end before it.
+func (a *Aggregator) Known() (time.Time, string) {
+	if a.known == nil {
+		return time.Now(), ""
+	}
+	return a.known()
+}
+
 func (a *Aggregator) Versions(from, to time.Time) VersionWindow {
 	a.mu.Lock()
 	defer a.mu.Unlock()

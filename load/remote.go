@@ -64,6 +64,9 @@ type agentLink struct {
 	lostAt   time.Time
 	lastData time.Time
 	unsent   int
+	// mark is the agent's last heartbeat on the run's clock: every result it had by then has been
+	// read (far ahead once it ended its share with the schedule).
+	mark time.Time
 }
 
 // How long a stream may bring nothing (no heartbeat) before the run reconnects, and how long an
@@ -107,6 +110,7 @@ func StartAgents(ctx context.Context, cfg Config, agents []Agent) (*Run, error) 
 		return nil, err
 	}
 	r.links = links
+	r.agg.known = r.known
 	for _, l := range links {
 		c := r.cfg
 		c.Dir, c.Share, c.StartAt = "", l.share, started.Add(l.offset)
@@ -322,6 +326,9 @@ func (r *Run) followResults(ctx context.Context, l *agentLink, merged chan<- *ve
 				l.mu.Unlock()
 				switch res.Attack {
 				case agentHeartbeat:
+					l.mu.Lock()
+					l.mark = res.Timestamp.Add(-l.offset)
+					l.mu.Unlock()
 					if r.stoppedLongAgo() {
 						body.Close()
 						l.lose("it did not finish its share after the run stopped it", time.Now())
@@ -334,6 +341,10 @@ func (r *Run) followResults(ctx context.Context, l *agentLink, merged chan<- *ve
 						// Its pod was deleted (SIGTERM ends an agent cleanly) or it stopped by
 						// itself: the rest of its share was never sent.
 						l.lose("it ended its share before the run stopped it", time.Now())
+					} else {
+						l.mu.Lock()
+						l.mark = farAhead
+						l.mu.Unlock()
 					}
 					return
 				}
@@ -368,6 +379,30 @@ func (r *Run) followResults(ctx context.Context, l *agentLink, merged chan<- *ve
 		case <-ctx.Done():
 		}
 	}
+}
+
+// farAhead is the mark of an agent that ended its share with the schedule: nothing more is to come.
+var farAhead = time.Unix(1<<40, 0)
+
+// known is the aggregator's Known for load from agents: the earliest of the agents' last heartbeats
+// (the schedule's start before the first), and the first lost agent's name and why.
+func (r *Run) known() (time.Time, string) {
+	at, why := time.Now(), ""
+	for _, l := range r.links {
+		l.mu.Lock()
+		mark, lost := l.mark, l.lost
+		l.mu.Unlock()
+		if mark.IsZero() {
+			mark = r.started
+		}
+		if mark.Before(at) {
+			at = mark
+		}
+		if lost != "" && why == "" {
+			why = fmt.Sprintf("load agent %s (share %d of %d) was lost: %s", l.Name, l.share.Index+1, l.share.Of, lost)
+		}
+	}
+	return at, why
 }
 
 // scheduleOver says whether the schedule has ended: the run was stopped, or its Duration is over.

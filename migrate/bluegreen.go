@@ -173,7 +173,7 @@ func (BlueGreen) Run(ctx context.Context, env *steps.Env, st scenarios.Step, rec
 	// Connections are recycled within about a second and kube-proxy follows the switch within about
 	// another; the gate judges from 3 s after the switch, so an answer from blue in its window means
 	// the switch did not take.
-	res, _, err := watch(ctx, env.Live.Versions, "after the switch", switched.Add(3*time.Second), nil, holdOf(m), m.Version, gateSpec(m, true))
+	res, _, err := watch(ctx, env.Live, "after the switch", switched.Add(3*time.Second), nil, holdOf(m), m.Version, gateSpec(m, true))
 	if err != nil {
 		return err
 	}

@@ -7,7 +7,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/rehearse-dev/rehearse/load"
 	"github.com/rehearse-dev/rehearse/scenarios"
 	"github.com/rehearse-dev/rehearse/steps"
 	"github.com/rehearse-dev/rehearse/verify"
@@ -145,7 +144,7 @@ func withinOf(m *scenarios.Migrate) time.Duration {
 // scaled reports the change in place (a nil error; nil scaled means it already is). A breach already
 // beyond what the whole window could absorb ends the watch at once; otherwise the whole window is
 // judged at its end. A change that could not be made ends it too (serr).
-func watch(ctx context.Context, versions func(from, to time.Time) load.VersionWindow, name string, from time.Time, scaled <-chan error, hold time.Duration,
+func watch(ctx context.Context, live steps.Live, name string, from time.Time, scaled <-chan error, hold time.Duration,
 	version string, g verify.GateSpec) (res verify.Result, serr, err error) {
 	var end time.Time // zero until the change is in place
 	if scaled == nil {
@@ -164,9 +163,18 @@ func watch(ctx context.Context, versions func(from, to time.Time) load.VersionWi
 			end, scaled = time.Now().Add(hold), nil
 		case now := <-tick.C:
 			// Requests of the last second may still be in flight: read whole seconds up to a
-			// second ago, and the whole window once it is a second past.
-			to := now.Add(-time.Second)
-			span := to.Sub(from) + hold // while the change is being made, at least a hold is to come
+			// second before what the run knows of the load's results (now, for load it sends
+			// itself; a load agent's report may lag), and the whole window once it is past.
+			known, lost := live.Known()
+			if lost != "" && (end.IsZero() || known.Before(end.Add(time.Second))) {
+				// A share of the load stopped reporting inside the window: what is left of it is
+				// not what users met, and the gate cannot pass on it.
+				return verify.Result{Name: name, Status: verify.Error, Message: fmt.Sprintf(
+					"%s: could not judge: %s; the load's results reached the run only up to %s into the gate's window",
+					name, lost, max(0, known.Sub(from)).Round(100*time.Millisecond))}, nil, nil
+			}
+			to := minTime(now, known).Add(-time.Second)
+			span := now.Add(-time.Second).Sub(from) + hold // while the change is being made, at least a hold is to come
 			if !end.IsZero() {
 				to = minTime(to, end)
 				span = end.Sub(from)
@@ -175,7 +183,7 @@ func watch(ctx context.Context, versions func(from, to time.Time) load.VersionWi
 				continue
 			}
 			share := float64(to.Sub(from)) / float64(span)
-			res := verify.Gate(name, versions(from, to), version, g, share)
+			res := verify.Gate(name, live.Versions(from, to), version, g, share)
 			if res.Status == verify.Fail || (!end.IsZero() && share >= 1) {
 				return res, nil, nil
 			}
@@ -253,7 +261,7 @@ func (Canary) Run(ctx context.Context, env *steps.Env, st scenarios.Step, rec *s
 		rec.Set("outcome", "aborted")
 		return err
 	}
-	versions := env.Live.Versions
+	var versions steps.Live = env.Live
 	if m.Gate.Probe != nil {
 		svc := m.Service
 		if svc == "" && env.Sample != nil {

@@ -121,7 +121,7 @@ func (p *trackProbe) window(from, to time.Time) load.VersionStats {
 // pods alone (reached through the API server, trackService) and one of the stable pods alone, probed at rate each. The gate then judges
 // the canary by its probe's answers (and every failure of the live load no version answered), and
 // reports the stable's beside it. It returns how to read a window, and what to stop and remove.
-func probeVersions(ctx context.Context, env *steps.Env, m *scenarios.Migrate, ns, name, svc, stableVersion string) (func(from, to time.Time) load.VersionWindow, func(), error) {
+func probeVersions(ctx context.Context, env *steps.Env, m *scenarios.Migrate, ns, name, svc, stableVersion string) (steps.Live, func(), error) {
 	pr := m.Gate.Probe
 	orig, err := env.Ops.Selector(ctx, ns, svc)
 	if err != nil {
@@ -172,5 +172,13 @@ func probeVersions(ctx context.Context, env *steps.Env, m *scenarios.Migrate, ns
 		w.By = by
 		return w
 	}
-	return read, cleanup, nil
+	return probedLive{read: read, Live: env.Live}, cleanup, nil
 }
+
+// probedLive is the live load with its versions told by the probes: known as far as the load is.
+type probedLive struct {
+	steps.Live
+	read func(from, to time.Time) load.VersionWindow
+}
+
+func (p probedLive) Versions(from, to time.Time) load.VersionWindow { return p.read(from, to) }

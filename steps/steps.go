@@ -73,6 +73,9 @@ type Live interface {
 	// Versions splits the requests scheduled in the whole seconds within [from, to] by the version
 	// that answered them.
 	Versions(from, to time.Time) load.VersionWindow
+	// Known is the time up to which the load's results have all reached the run, and why it stays
+	// behind for good ("" while it keeps up): a live judgement reads no window past it.
+	Known() (time.Time, string)
 }
 
 // Undo reverses a migration of a target (a blue-green switch-back): a rollback drill of that target
