@@ -27,6 +27,10 @@ import (
 // matches them.
 const AgentLabel = "rehearse.dev/load-agent"
 
+// AgentTokenSecret holds a run's token for its load agents (key "token"): a Secret, not a value in
+// the pods' spec, so that reading pods in the namespace does not give it away.
+const AgentTokenSecret = "rehearse-load-token"
+
 // AgentPodName is the name of load agent i.
 func AgentPodName(i int) string { return "rehearse-load-" + strconv.Itoa(i) }
 
@@ -36,7 +40,7 @@ func AgentPodName(i int) string { return "rehearse-load-" + strconv.Itoa(i) }
 // selector and toleration) and meet the restricted Pod Security level. remove deletes them, and
 // waits (bounded) until they are gone; call it on every exit path.
 func (p *Ops) LoadAgents(ctx context.Context, namespace, image string, n int, timeout time.Duration) (agents []load.Agent, remove func(context.Context), err error) {
-	pods := p.cs.CoreV1().Pods(namespace)
+	pods, secrets := p.cs.CoreV1().Pods(namespace), p.cs.CoreV1().Secrets(namespace)
 	remove = func(ctx context.Context) {
 		// A short grace, not 0: a pod deleted with 0 leaves the API at once while its container may
 		// still run. With a grace, the pod is gone only once the kubelet has stopped it (SIGTERM
@@ -48,6 +52,7 @@ func (p *Ops) LoadAgents(ctx context.Context, namespace, image string, n int, ti
 				_ = pods.Delete(ctx, pod.Name, metav1.DeleteOptions{GracePeriodSeconds: &grace})
 			}
 		}
+		defer func() { _ = secrets.Delete(ctx, AgentTokenSecret, metav1.DeleteOptions{}) }()
 		for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(250 * time.Millisecond) {
 			l, err := pods.List(ctx, sel)
 			if err != nil || len(l.Items) == 0 {
@@ -60,8 +65,21 @@ func (p *Ops) LoadAgents(ctx context.Context, namespace, image string, n int, ti
 		return nil, nil, err
 	}
 	token := hex.EncodeToString(nonce[:])
+	secret := &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: AgentTokenSecret, Namespace: namespace,
+			Labels: map[string]string{"app.kubernetes.io/name": "rehearse-load", "app.kubernetes.io/managed-by": "rehearse"}},
+		Type:       corev1.SecretTypeOpaque,
+		StringData: map[string]string{"token": token},
+	}
+	_, err = secrets.Create(ctx, secret, metav1.CreateOptions{FieldManager: "rehearse"})
+	if apierrors.IsAlreadyExists(err) { // left by a run that was killed: this run's token replaces it
+		_, err = secrets.Update(ctx, secret, metav1.UpdateOptions{FieldManager: "rehearse"})
+	}
+	if err != nil {
+		return nil, remove, fmt.Errorf("load agents' token (secret %s): %w", AgentTokenSecret, err)
+	}
 	for i := range n {
-		if _, err := pods.Create(ctx, agentPod(namespace, image, token, i), metav1.CreateOptions{FieldManager: "rehearse"}); err != nil {
+		if _, err := pods.Create(ctx, agentPod(namespace, image, i), metav1.CreateOptions{FieldManager: "rehearse"}); err != nil {
 			return nil, remove, fmt.Errorf("load agent pod %s: %w", AgentPodName(i), err)
 		}
 	}
@@ -134,7 +152,7 @@ func podWhy(pod *corev1.Pod) string {
 // agentPod is load agent i: the rehearse executable as `rehearse load-agent`, spread across nodes,
 // readiness on its /healthz, restricted-level security, never restarted (a restarted agent would
 // send its share again from the start: a lost agent's share is failed instead).
-func agentPod(namespace, image, token string, i int) *corev1.Pod {
+func agentPod(namespace, image string, i int) *corev1.Pod {
 	labels := map[string]string{AgentLabel: strconv.Itoa(i), "app.kubernetes.io/name": "rehearse-load", "app.kubernetes.io/managed-by": "rehearse"}
 	no, yes := false, true
 	uid := int64(65532)
@@ -158,8 +176,10 @@ func agentPod(namespace, image, token string, i int) *corev1.Pod {
 				ImagePullPolicy: corev1.PullIfNotPresent,
 				Command:         []string{"/rehearse", "load-agent", "--listen", ":" + strconv.Itoa(load.AgentPort), "--dir", "/work"},
 				Ports:           []corev1.ContainerPort{{Name: "agent", ContainerPort: load.AgentPort, Protocol: corev1.ProtocolTCP}},
-				// Only the run that made the pod knows it: no other client can start or read it.
-				Env: []corev1.EnvVar{{Name: load.AgentTokenEnv, Value: token}},
+				// Only the run that made the pod knows it (and who may read the namespace's Secrets):
+				// no other client can start or read the agent.
+				Env: []corev1.EnvVar{{Name: load.AgentTokenEnv, ValueFrom: &corev1.EnvVarSource{
+					SecretKeyRef: &corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: AgentTokenSecret}, Key: "token"}}}},
 				ReadinessProbe: &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/healthz", Port: intstr.FromInt32(load.AgentPort)}},
 					PeriodSeconds: 1},
 				Resources: corev1.ResourceRequirements{Requests: corev1.ResourceList{

@@ -15,13 +15,15 @@ import (
 // its share again), spreads across nodes, and meets the restricted Pod Security level, so a
 // namespace that enforces it does not refuse the load.
 func TestAgentPod(t *testing.T) {
-	p := agentPod("ns", OrdersImage, "tok", 2)
+	p := agentPod("ns", OrdersImage, 2)
 	c := p.Spec.Containers[0]
 	if p.Name != "rehearse-load-2" || p.Labels[AgentLabel] != "2" || c.Image != OrdersImage || strings.Join(c.Command[:2], " ") != "/rehearse load-agent" {
 		t.Errorf("pod %s labels %v image %s command %v", p.Name, p.Labels, c.Image, c.Command)
 	}
-	if len(c.Env) != 1 || c.Env[0].Name != "REHEARSE_AGENT_TOKEN" || c.Env[0].Value != "tok" {
-		t.Errorf("env %+v: want the run's token", c.Env)
+	// The token comes from the run's Secret: no one who may only read pods can read it.
+	if len(c.Env) != 1 || c.Env[0].Name != "REHEARSE_AGENT_TOKEN" || c.Env[0].Value != "" || c.Env[0].ValueFrom == nil ||
+		c.Env[0].ValueFrom.SecretKeyRef == nil || c.Env[0].ValueFrom.SecretKeyRef.Name != AgentTokenSecret {
+		t.Errorf("env %+v: want the run's token from secret %s", c.Env, AgentTokenSecret)
 	}
 	if p.Spec.RestartPolicy != corev1.RestartPolicyNever {
 		t.Errorf("restart policy %s, want Never", p.Spec.RestartPolicy)
@@ -65,8 +67,14 @@ func TestLoadAgentsReportsAnEndedPod(t *testing.T) {
 	if !strings.Contains(err.Error(), "rehearse-load-0 ended before the load (Failed): exited 2 (Error)") {
 		t.Errorf("error %q", err)
 	}
+	if s, err := cs.CoreV1().Secrets("ns").Get(ctx, AgentTokenSecret, metav1.GetOptions{}); err != nil || len(s.StringData["token"]) != 32 {
+		t.Errorf("token secret %v (%v): want the run's 128-bit token", s, err)
+	}
 	remove(ctx)
 	if left, _ := ops.AgentPods(ctx, "ns"); len(left) != 0 {
 		t.Errorf("left: %v", left)
+	}
+	if _, err := cs.CoreV1().Secrets("ns").Get(ctx, AgentTokenSecret, metav1.GetOptions{}); err == nil {
+		t.Error("the token's secret is left after remove")
 	}
 }
