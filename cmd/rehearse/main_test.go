@@ -33,12 +33,12 @@ func TestValidate(t *testing.T) {
 	}
 	bad := filepath.Join(t.TempDir(), "bad.yaml")
 	src, _ := os.ReadFile("../../scenarios/smoke.yaml")
-	os.WriteFile(bad, []byte(strings.Replace(string(src), "wait: 30s", "wait: 30", 1)+"bogus: 1\n"), 0o644)
+	os.WriteFile(bad, []byte(strings.Replace(string(src), "wait: 20s", "wait: 20", 1)+"bogus: 1\n"), 0o644)
 	out, err := execute("validate", bad)
 	if err == nil {
 		t.Fatal("a broken scenario validated")
 	}
-	for _, want := range []string{bad + ":", `steps[0].wait: bad duration "30"`, `bogus: unknown field "bogus"`} {
+	for _, want := range []string{bad + ":", `steps[0].wait: bad duration "20"`, `bogus: unknown field "bogus"`} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}
