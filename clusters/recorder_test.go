@@ -253,10 +253,12 @@ func TestRecorderTimeline(t *testing.T) {
 	must(cs.DiscoveryV1().EndpointSlices("ns").Update(ctx, slice("web", map[string]bool{"steady": true}), metav1.UpdateOptions{}))
 	clk.set(t0.Add(10600 * time.Millisecond))
 	must(nil, cs.CoreV1().Pods("ns").Delete(ctx, "abrupt", metav1.DeleteOptions{}))
-	clk.set(t0.Add(20 * time.Second))
+	clk.set(t0.Add(21500 * time.Millisecond))
 	s := webPod("steady")
+	// Killed at +20s, its restart seen at +21.5s: it is on the timeline when it ended.
 	s.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: "web", RestartCount: 1,
-		LastTerminationState: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 137, Reason: "OOMKilled"}}}}
+		LastTerminationState: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 137, Reason: "OOMKilled",
+			FinishedAt: metav1.NewTime(t0.Add(20 * time.Second))}}}}
 	must(cs.CoreV1().Pods("ns").Update(ctx, s, metav1.UpdateOptions{}))
 	clk.set(t0.Add(30 * time.Second))
 	must(cs.CoreV1().Nodes().Update(ctx, node("worker", corev1.ConditionUnknown), metav1.UpdateOptions{}))

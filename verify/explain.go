@@ -513,7 +513,7 @@ func restarted(b Burst, tl *timeline) []string {
 			if readyAt(tl.pods[c.Object], c.T) {
 				ready = "; its endpoint was ready then: requests routed to it met a container starting over"
 			}
-			out = append(out, fmt.Sprintf("%s container %s restarted at +%.1fs%s%s", c.Object, c.Container, c.T, exitSays(c), ready))
+			out = append(out, fmt.Sprintf("%s container %s ended at +%.1fs%s and was restarted%s", c.Object, c.Container, c.T, exitSays(c), ready))
 		}
 	}
 	return out

@@ -89,7 +89,7 @@ func TestExplain(t *testing.T) {
 		{"a container OOM-killed while ready",
 			Burst{From: 31, To: 32, Failed: 5},
 			[]Change{ep(1, "web-c", EndpointReady, 3), oom},
-			[]string{"pod/web-c container web restarted at +31.0s (exit 137, OOMKilled); its endpoint was ready then"}},
+			[]string{"pod/web-c container web ended at +31.0s (exit 137, OOMKilled) and was restarted; its endpoint was ready then"}},
 		{"a new pod without a readiness probe",
 			Burst{From: 5, To: 7, Failed: 12},
 			[]Change{noProbe, ep(5.0, "web-new", EndpointReady, 4)},
