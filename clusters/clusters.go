@@ -340,18 +340,38 @@ func Delete(ctx context.Context, name, kubeconfig string) error {
 	return c.Delete(ctx)
 }
 
+// removeIdleKindNetwork removes the "kind" network once no container is attached to it. Docker may
+// list a just-removed node's endpoint for a moment (CI: the network was left once after the e2e
+// cluster's delete, nothing attached to it a moment later), so a network still in use is asked
+// again for a few seconds before it is left to the clusters that use it.
 func removeIdleKindNetwork(ctx context.Context) error {
-	out, err := exec.CommandContext(ctx, "docker", "network", "inspect", "kind", "--format", "{{len .Containers}}").Output()
-	if err != nil {
-		return nil // no such network
+	var last error
+	for try := range 10 {
+		if try > 0 {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(500 * time.Millisecond):
+			}
+		}
+		out, err := exec.CommandContext(ctx, "docker", "network", "inspect", "kind", "--format", "{{len .Containers}}").Output()
+		if err != nil {
+			return nil // no such network
+		}
+		if n, _ := strconv.Atoi(strings.TrimSpace(string(out))); n > 0 {
+			if others, err := List(); err != nil || len(others) > 0 {
+				return nil // another cluster uses it
+			}
+			last = nil
+			continue
+		}
+		out, err = exec.CommandContext(ctx, "docker", "network", "rm", "kind").CombinedOutput()
+		if err == nil {
+			return nil
+		}
+		last = fmt.Errorf("docker network rm kind: %w: %s", err, out)
 	}
-	if n, _ := strconv.Atoi(strings.TrimSpace(string(out))); n > 0 {
-		return nil
-	}
-	if out, err := exec.CommandContext(ctx, "docker", "network", "rm", "kind").CombinedOutput(); err != nil {
-		return fmt.Errorf("docker network rm kind: %w: %s", err, out)
-	}
-	return nil
+	return last
 }
 
 // Nodes names the cluster's node containers.
