@@ -340,8 +340,6 @@ type VersionWindow struct {
 	Unversioned VersionStats            `json:"unversioned"`
 }
 
-// Versions merges, by serving version, the seconds of the run that lie wholly within [from, to]
-// (requests are binned by their scheduled second).
 // Known is the time up to which every request answered by then has its result here, and why it
 // stays behind for good ("" while it keeps up). Load this process sends is known up to now; load
 // from agents up to the slowest agent's last report (its heartbeat, every 200 ms), and no further
@@ -353,6 +351,8 @@ func (a *Aggregator) Known() (time.Time, string) {
 	return a.known()
 }
 
+// Versions merges, by serving version, the seconds of the run that lie wholly within [from, to]
+// (requests are binned by their scheduled second).
 func (a *Aggregator) Versions(from, to time.Time) VersionWindow {
 	a.mu.Lock()
 	defer a.mu.Unlock()

@@ -323,12 +323,12 @@ func (r *Run) followResults(ctx context.Context, l *agentLink, merged chan<- *ve
 				failing = time.Time{}
 				l.mu.Lock()
 				l.lastData = time.Now()
+				if res.Attack == agentHeartbeat {
+					l.mark = res.Timestamp.Add(-l.offset)
+				}
 				l.mu.Unlock()
 				switch res.Attack {
 				case agentHeartbeat:
-					l.mu.Lock()
-					l.mark = res.Timestamp.Add(-l.offset)
-					l.mu.Unlock()
 					if r.stoppedLongAgo() {
 						body.Close()
 						l.lose("it did not finish its share after the run stopped it", time.Now())

@@ -261,7 +261,7 @@ func (Canary) Run(ctx context.Context, env *steps.Env, st scenarios.Step, rec *s
 		rec.Set("outcome", "aborted")
 		return err
 	}
-	var versions steps.Live = env.Live
+	var live steps.Live = env.Live
 	if m.Gate.Probe != nil {
 		svc := m.Service
 		if svc == "" && env.Sample != nil {
@@ -272,7 +272,7 @@ func (Canary) Run(ctx context.Context, env *steps.Env, st scenarios.Step, rec *s
 			return fmt.Errorf("gate probes: %w", err)
 		}
 		defer stop()
-		versions = read
+		live = read
 		rec.Set("attribution", fmt.Sprintf("GET %s at %s to Services of the canary's pods alone and of the stable pods alone", m.Gate.Probe.Path, fmt.Sprintf("%g/s", m.Gate.Probe.Rate.PerSecond)))
 	}
 	for i, w := range m.Weights {
@@ -297,7 +297,7 @@ func (Canary) Run(ctx context.Context, env *steps.Env, st scenarios.Step, rec *s
 			}
 			scaled <- nil
 		}()
-		res, serr, err := watch(ctx, versions, fmt.Sprintf("gate %d (%d%%)", i+1, w), from, scaled, holdOf(m), m.Version, gateSpec(m, false))
+		res, serr, err := watch(ctx, live, fmt.Sprintf("gate %d (%d%%)", i+1, w), from, scaled, holdOf(m), m.Version, gateSpec(m, false))
 		stopScaling()
 		if err != nil {
 			return err
