@@ -2,7 +2,7 @@
 GO ?= go
 BIN := bin/rehearse
 
-.PHONY: all build docker browser images test unit integration e2e vet clean-clusters bench soak bench-e2e bench-build bench-cluster bench-profile
+.PHONY: all build docker browser images test unit integration e2e e2e-run vet clean-clusters bench soak bench-e2e bench-build bench-cluster bench-profile
 
 all: build
 
@@ -41,13 +41,24 @@ integration: images
 # its end. E2E_POOL=1: one at a time beside the lane.
 E2E_POOL ?= 2
 e2e: images browser
+	$(MAKE) --no-print-directory e2e-run
+
+e2e-run:
 	E2E_POOL=$(E2E_POOL) REHEARSE_REQUIRE_BROWSER=1 $(GO) test -count=1 -tags e2e -timeout 75m -parallel 64 -v ./e2e/
 
 # vet; then the unit and the integration tests side by side (both mostly wait on timers and
-# containers: about 45 s and 100 s alone, 100 s together); then the e2e suite.
+# containers: about 45 s and 100 s alone, 113 s together) while the e2e suite compiles, creates its
+# cluster and loads its images (~60 s); its tests start once the unit and integration tests are done
+# (E2E_AFTER: a file their exit status is written to), on a host they no longer share, and do not
+# start at all if those failed (the cluster is deleted, and make test fails).
 test: vet images browser
-	$(MAKE) --no-print-directory -j2 --output-sync=target unit integration
-	$(MAKE) --no-print-directory e2e
+	@gate=$$(mktemp -u /tmp/rehearse-e2e-after.XXXXXX); \
+	E2E_AFTER=$$gate $(MAKE) --no-print-directory e2e-run & e2e=$$!; \
+	trap 'rm -f $$gate $$gate.tmp; exit 130' INT TERM; \
+	$(MAKE) --no-print-directory -j2 --output-sync=target unit integration; rc=$$?; \
+	echo $$rc > $$gate.tmp && mv $$gate.tmp $$gate; \
+	wait $$e2e; e=$$?; rm -f $$gate; \
+	if [ $$rc -ne 0 ]; then echo "make test: unit or integration tests failed (exit $$rc)"; exit $$rc; fi; exit $$e
 
 clean-clusters: build
 	for c in $$(./$(BIN) cluster list); do ./$(BIN) cluster delete --name $$c; done

@@ -6,7 +6,9 @@ package e2e
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -111,7 +113,7 @@ var (
 func TestMain(m *testing.M) {
 	cfg := envconf.New()
 	testenv = env.NewWithConfig(cfg)
-	testenv.Setup(createCluster, loadImages)
+	testenv.Setup(createCluster, loadImages, waitTurn)
 	testenv.Finish(func(ctx context.Context, cfg *envconf.Config) (context.Context, error) {
 		if shared != nil {
 			return ctx, shared.Delete(ctx)
@@ -120,7 +122,11 @@ func TestMain(m *testing.M) {
 	})
 	host := load.StartHostMonitor(time.Second)
 	code := testenv.Run(m)
-	printRecap(os.Stdout, host.Stop(0, 0))
+	// The host's load from the first test on: not the set-up, which overlaps the unit tests.
+	slots.Lock()
+	from := max(0, slots.start.Sub(host.Started()))
+	slots.Unlock()
+	printRecap(os.Stdout, host.Stop(from, 0))
 	// The cluster was deleted when the last test ended (Finish): nothing of it may be left. This
 	// runs here, not as a test, because the tests run side by side and none of them is last.
 	if left := leftAfterDelete(); len(left) > 0 && volumesBefore != nil {
@@ -189,10 +195,47 @@ func loadImages(ctx context.Context, cfg *envconf.Config) (context.Context, erro
 		return ctx, err
 	}
 	fmt.Printf("e2e: probe, orders and postgres images loaded into every node in %s\n", time.Since(start).Round(100*time.Millisecond))
+	return ctx, nil
+}
+
+// waitTurn holds the tests back, the cluster ready, until the file E2E_AFTER names exists (make test
+// writes the unit and integration tests' exit status to it when they end): the cluster's creation
+// overlaps them, the rehearsals do not share the host with them. A non-zero status ends the suite
+// here (its cluster is deleted): the e2e verdict would not count.
+func waitTurn(ctx context.Context, _ *envconf.Config) (context.Context, error) {
+	if gate := os.Getenv("E2E_AFTER"); gate != "" {
+		start := time.Now()
+		status, err := waitForFile(ctx, gate, 500*time.Millisecond)
+		if err != nil {
+			return ctx, err
+		}
+		if status != "0" {
+			return ctx, fmt.Errorf("the unit or integration tests failed (exit %s): the e2e tests are not run", status)
+		}
+		fmt.Printf("e2e: the unit and integration tests passed; the rehearsals waited %s for them\n", time.Since(start).Round(100*time.Millisecond))
+	}
 	slots.Lock()
 	slots.start = time.Now()
 	slots.Unlock()
 	return ctx, nil
+}
+
+// waitForFile polls for path until it exists and returns its content, trimmed.
+func waitForFile(ctx context.Context, path string, every time.Duration) (string, error) {
+	for {
+		b, err := os.ReadFile(path)
+		if err == nil {
+			return strings.TrimSpace(string(b)), nil
+		}
+		if !errors.Is(err, fs.ErrNotExist) {
+			return "", err
+		}
+		select {
+		case <-ctx.Done():
+			return "", ctx.Err()
+		case <-time.After(every):
+		}
+	}
 }
 
 func dockerLines(args ...string) []string {
