@@ -43,6 +43,7 @@ func main() {
 			fmt.Fprintln(os.Stderr, "rehearse: REHEARSE_CPUPROFILE:", f, "could not be written")
 		}
 	}
+	quietKlog(os.Stderr)
 	root := newRoot()
 	err := root.ExecuteContext(ctx)
 	finished.Store(true)
