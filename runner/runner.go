@@ -26,6 +26,7 @@ import (
 
 	"github.com/rehearse-dev/rehearse/clusters"
 	"github.com/rehearse-dev/rehearse/faults"
+	"github.com/rehearse-dev/rehearse/images"
 	"github.com/rehearse-dev/rehearse/load"
 	"github.com/rehearse-dev/rehearse/migrate"
 	"github.com/rehearse-dev/rehearse/replay"
@@ -260,7 +261,56 @@ func checked(l *scenarios.Loaded, err error) (*scenarios.Loaded, error) {
 	if all := ps.Merge(Check(l)); len(all) > 0 {
 		return nil, all
 	}
+	l.Warnings = append(l.Warnings, unloadedImages(l)...)
 	return l, nil
+}
+
+// unloadedImages warns, before any cluster is made, of the workload's containers that start only
+// from an image already on their node (imagePullPolicy: Never) when the scenario loads no image of
+// that name (workload.localImages, the archives of workload.images): the kubelet would refuse their
+// pods (ErrImageNeverPull) once the cluster is up and the workload applied. A warning, not a refusal:
+// an existing cluster's nodes may hold the image already. Manifests and kustomizations are read
+// here; a chart's templates are not rendered before its install.
+func unloadedImages(sc *scenarios.Loaded) scenarios.Problems {
+	var ms []workloads.Manifest
+	field := "workload.manifests"
+	if len(sc.Workload.Manifests) > 0 {
+		var paths []string
+		for _, m := range sc.Workload.Manifests {
+			paths = append(paths, sc.Path(m))
+		}
+		ms, _ = workloads.ReadManifests(paths) // a run reports its errors
+	}
+	if k := sc.Workload.Kustomize; k != "" {
+		if more, err := workloads.Kustomize(sc.Path(k)); err == nil {
+			ms = append(ms, more...)
+		}
+		if len(sc.Workload.Manifests) == 0 {
+			field = "workload.kustomize"
+		}
+	}
+	never := workloads.NeverPulledImages(ms)
+	if len(never) == 0 {
+		return nil
+	}
+	var ws scenarios.Problems
+	loaded := slices.Clone(sc.Workload.LocalImages)
+	for _, a := range sc.Workload.Images {
+		tags, err := images.ArchiveTags(sc.Path(a))
+		if err != nil {
+			ws = append(ws, sc.Problem("workload.images", "%v", err))
+		}
+		loaded = append(loaded, tags...)
+	}
+	for _, n := range never {
+		if slices.ContainsFunc(loaded, func(ref string) bool { return images.SameRef(ref, n.Image) }) {
+			continue
+		}
+		ws = append(ws, sc.Problem(field, "%s (%s), container %s: image %s is never pulled (imagePullPolicy: Never), and the scenario loads no image of that name into the nodes: "+
+			"its pod will not start (ErrImageNeverPull) unless the nodes already hold it. Name it in workload.localImages (an image on this machine's Docker) or its docker save archive in workload.images",
+			n.Object, n.Source, n.Container, n.Image))
+	}
+	return ws
 }
 
 // loadConfig is the load of a scenario's run: its targets, rates and connections, with the run's

@@ -322,3 +322,54 @@ func (o *Own) Delete(ctx context.Context, timeout time.Duration) error {
 	}
 	return errors.Join(errs...)
 }
+
+// NeverPulled is a container that starts only from an image already on its node (imagePullPolicy:
+// Never), with where it is declared.
+type NeverPulled struct {
+	Source    string // file:line of the object's document
+	Object    string // kind/name
+	Container string
+	Image     string
+}
+
+// NeverPulledImages lists the containers (init containers too) of the pods and pod templates among
+// ms whose imagePullPolicy is Never.
+func NeverPulledImages(ms []Manifest) []NeverPulled {
+	var out []NeverPulled
+	for _, m := range ms {
+		spec, ok := podSpecOf(m.Object)
+		if !ok {
+			continue
+		}
+		for _, field := range []string{"initContainers", "containers"} {
+			cs, _, _ := unstructured.NestedSlice(spec, field)
+			for _, c := range cs {
+				c, _ := c.(map[string]any)
+				if policy, _ := c["imagePullPolicy"].(string); policy != "Never" {
+					continue
+				}
+				name, _ := c["name"].(string)
+				image, _ := c["image"].(string)
+				out = append(out, NeverPulled{Source: m.Source, Object: strings.ToLower(m.Object.GetKind()) + "/" + m.Object.GetName(), Container: name, Image: image})
+			}
+		}
+	}
+	return out
+}
+
+// podSpecOf is the pod spec of a Pod, or of the template of a workload object (a CronJob's job's).
+func podSpecOf(u *unstructured.Unstructured) (map[string]any, bool) {
+	var path []string
+	switch u.GetKind() {
+	case "Pod":
+		path = []string{"spec"}
+	case "CronJob":
+		path = []string{"spec", "jobTemplate", "spec", "template", "spec"}
+	case "Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "ReplicationController":
+		path = []string{"spec", "template", "spec"}
+	default:
+		return nil, false
+	}
+	spec, ok, _ := unstructured.NestedMap(u.Object, path...)
+	return spec, ok
+}

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -199,5 +201,55 @@ func TestNamespaceCarriesItsMetadata(t *testing.T) {
 	}
 	if ns, _ := ops.cs.CoreV1().Namespaces().Get(ctx, "plain", metav1.GetOptions{}); len(ns.Annotations) != 0 || ns.Labels["app.kubernetes.io/part-of"] != "rehearse" {
 		t.Errorf("plain: %v %v", ns.Labels, ns.Annotations)
+	}
+}
+
+// Containers that start only from an image on the node are found wherever a pod spec is: a Pod, a
+// workload's template, a CronJob's job's; init containers too. Others are not listed.
+func TestNeverPulledImages(t *testing.T) {
+	ms, err := parseManifests("app.yaml", []byte(`apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  template:
+    spec:
+      initContainers: [{name: schema, image: team/migrate:2, imagePullPolicy: Never}]
+      containers:
+        - {name: web, image: team/web:2, imagePullPolicy: Never}
+        - {name: proxy, image: envoy:1.30, imagePullPolicy: IfNotPresent}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: debug}
+spec:
+  containers: [{name: sh, image: busybox}]
+---
+apiVersion: batch/v1
+kind: CronJob
+metadata: {name: nightly}
+spec:
+  schedule: "@daily"
+  jobTemplate:
+    spec:
+      template:
+        spec:
+          containers: [{name: job, image: team/job:1, imagePullPolicy: Never}]
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: cfg}
+data: {imagePullPolicy: Never}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := NeverPulledImages(ms)
+	want := []NeverPulled{
+		{Source: "app.yaml:1", Object: "deployment/web", Container: "schema", Image: "team/migrate:2"},
+		{Source: "app.yaml:1", Object: "deployment/web", Container: "web", Image: "team/web:2"},
+		{Source: "app.yaml:18", Object: "cronjob/nightly", Container: "job", Image: "team/job:1"},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("never-pulled containers (-want +got):\n%s", diff)
 	}
 }
