@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -116,6 +117,7 @@ func TestMain(m *testing.M) {
 	testenv.Setup(createCluster, loadImages, waitTurn)
 	testenv.Finish(func(ctx context.Context, cfg *envconf.Config) (context.Context, error) {
 		if shared != nil {
+			printThrottled(os.Stdout)
 			return ctx, shared.Delete(ctx)
 		}
 		return ctx, nil
@@ -196,6 +198,17 @@ func loadImages(ctx context.Context, cfg *envconf.Config) (context.Context, erro
 	}
 	fmt.Printf("e2e: probe, orders and postgres images loaded into every node in %s\n", time.Since(start).Round(100*time.Millisecond))
 	return ctx, nil
+}
+
+// printThrottled says how often the control plane's controllers and scheduler waited on their own
+// client's rate limit (client-go's "client-side throttling" lines in their logs): rollouts, endpoints
+// and namespace deletions of side-by-side rehearsals queue there.
+func printThrottled(w io.Writer) {
+	for _, c := range []string{"kube-controller-manager", "kube-scheduler"} {
+		out, _ := exec.Command("docker", "exec", clusterName+"-control-plane", "sh", "-c",
+			"cat /var/log/pods/kube-system_"+c+"-*/*/*.log | grep -c 'client-side throttling'").Output()
+		fmt.Fprintf(w, "e2e: %s waited on its client's rate limit %s times\n", c, strings.TrimSpace(string(out)))
+	}
 }
 
 // waitTurn holds the tests back, the cluster ready, until the file E2E_AFTER names exists (make test

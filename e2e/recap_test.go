@@ -34,14 +34,58 @@ var recap struct {
 }
 
 type wall struct {
-	name       string
-	total, run time.Duration
+	name string
+	phases
+}
+
+// phases is where a rehearsal's wall time went: up to its load (the cluster checked, the workload
+// deployed), the load, then judging (checks, logs, reports) and the teardown (its namespace deleted
+// and gone).
+type phases struct {
+	total, before, run, judge, teardown time.Duration
+}
+
+func phasesOf(began time.Time, took time.Duration, sum *reports.Summary, teardownAt time.Time) phases {
+	p := phases{total: took}
+	if sum == nil || sum.Started.IsZero() {
+		return p
+	}
+	p.before, p.run = sum.Started.Sub(began), sum.Finished.Sub(sum.Started)
+	end := began.Add(took)
+	if !teardownAt.IsZero() && teardownAt.After(sum.Finished) {
+		p.judge, p.teardown = teardownAt.Sub(sum.Finished), end.Sub(teardownAt)
+	} else {
+		p.judge = end.Sub(sum.Finished)
+	}
+	return p
+}
+
+// lineTime is a progress writer that keeps when a line with prefix was first written.
+type lineTime struct {
+	prefix string
+	mu     sync.Mutex
+	when   time.Time
+}
+
+func (l *lineTime) Write(b []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.when.IsZero() && strings.Contains(string(b), l.prefix) {
+		l.when = time.Now()
+	}
+	return len(b), nil
+}
+
+func (l *lineTime) at() time.Time {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.when
 }
 
 // recapOnFailure registers, for a test that ran a rehearsal, a recap block written if the test fails.
-func recapOnFailure(t *testing.T, sum *reports.Summary, code int, dir string, took time.Duration) {
+func recapOnFailure(t *testing.T, sum *reports.Summary, code int, dir string, p phases) {
 	recap.Lock()
-	recap.walls = append(recap.walls, wall{t.Name(), took, sum.Finished.Sub(sum.Started)})
+	recap.walls = append(recap.walls, wall{t.Name(), p})
 	recap.Unlock()
 	t.Cleanup(func() {
 		if sum.Host != nil {
@@ -155,14 +199,15 @@ func printRecap(w io.Writer, suite load.HostLoad) {
 		fmt.Fprintf(w, "  %s\n", h)
 	}
 	ws := slices.SortedFunc(slices.Values(recap.walls), func(a, b wall) int { return cmp.Compare(b.total, a.total) })
-	var total, load time.Duration
+	var sum phases
 	for _, r := range ws {
-		total, load = total+r.total, load+r.run
+		sum.total, sum.before, sum.run, sum.judge, sum.teardown = sum.total+r.total, sum.before+r.before, sum.run+r.run, sum.judge+r.judge, sum.teardown+r.teardown
 	}
-	fmt.Fprintf(w, "\n=== e2e rehearsals by wall time: %d, %s in all, %s of it under load (the rest deploys, waits and judges)\n",
-		len(ws), total.Round(time.Second), load.Round(time.Second))
+	fmt.Fprintf(w, "\n=== e2e rehearsals by wall time: %d, %s in all: %s up to the load (deploys), %s under load, %s judging, %s tearing down\n",
+		len(ws), sum.total.Round(time.Second), sum.before.Round(time.Second), sum.run.Round(time.Second), sum.judge.Round(time.Second), sum.teardown.Round(time.Second))
 	for _, r := range ws {
-		fmt.Fprintf(w, "  %6.1fs  load %5.1fs  %s\n", r.total.Seconds(), r.run.Seconds(), r.name)
+		fmt.Fprintf(w, "  %6.1fs  before %5.1fs  load %5.1fs  judge %4.1fs  teardown %4.1fs  %s\n",
+			r.total.Seconds(), r.before.Seconds(), r.run.Seconds(), r.judge.Seconds(), r.teardown.Seconds(), r.name)
 	}
 	printOccupancy(w)
 	if len(recap.blocks) == 0 {

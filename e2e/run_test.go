@@ -62,9 +62,10 @@ func rehearseIn(t *testing.T, ctx context.Context, file, lane string) (*reports.
 	var began time.Time
 	var took time.Duration
 	var sum *reports.Summary
+	teardown := &lineTime{prefix: "rehearse: deleting the workload"}
 	run := func() {
 		began = time.Now()
-		sum, err = runner.Run(ctx, sc, runner.Options{OutDir: out, Seed: 7})
+		sum, err = runner.Run(ctx, sc, runner.Options{OutDir: out, Seed: 7, Progress: teardown})
 		took = time.Since(began)
 	}
 	if lane == "" {
@@ -88,7 +89,7 @@ func rehearseIn(t *testing.T, ctx context.Context, file, lane string) (*reports.
 		}
 	}
 	dir := filepath.Join(out, sc.Metadata.Name)
-	recapOnFailure(t, sum, code, dir, took)
+	recapOnFailure(t, sum, code, dir, phasesOf(began, took, sum, teardown.at()))
 	explainedAsItShould(t, sum, dir)
 	if sum.Load.Failed > 0 {
 		// The failures themselves, so that a run that failed unexpectedly can be understood from the
