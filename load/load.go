@@ -36,6 +36,9 @@ const VersionHeader = "X-App-Version"
 // so every result is attributed to its target and id.
 const requestHeader = "X-Rehearse-Request"
 
+// jsonType is the Content-Type of a request with a body (vegeta copies a target's header values).
+var jsonType = []string{"application/json"}
+
 // Target is one kind of request, chosen with probability Weight/sum(Weights).
 type Target struct {
 	Name   string
@@ -152,13 +155,15 @@ type tmplData struct{ ID, RecentID string }
 
 // Run is a load run in progress.
 type Run struct {
-	cfg      Config
-	targets  []compiled
-	byName   map[string]*compiled
-	attacker *vegeta.Attacker
-	pacer    *stepPacer // nil at saturation: no schedule
-	started  time.Time
-	conns    *connPool
+	cfg       Config
+	base      string // cfg.BaseURL without its trailing slashes
+	restoreGC func()
+	targets   []compiled
+	byName    map[string]*compiled
+	attacker  *vegeta.Attacker
+	pacer     *stepPacer // nil at saturation: no schedule
+	started   time.Time
+	conns     *connPool
 
 	mu        sync.Mutex
 	plan      *planner
@@ -167,6 +172,7 @@ type Run struct {
 	recentAt  int
 
 	ledgerMu sync.Mutex
+	line     []byte // a ledger line being written (under ledgerMu)
 	ledger   *bufio.Writer
 	ledgerF  *os.File
 
@@ -197,9 +203,14 @@ func Start(ctx context.Context, cfg Config) (*Run, error) {
 		return nil, err
 	}
 	cfg = r.cfg
+	r.restoreGC = tuneGC()
 	r.plan.share = cfg.Share
 	r.conns = newConnPool(cfg.Timeout, cfg.Connections)
-	client := &http.Client{Timeout: cfg.Timeout, Transport: &ledgerTransport{next: r.conns, run: r}, CheckRedirect: noRedirects}
+	// The timeout is the transport's (a deadline on each request's context, to the end of its body),
+	// not http.Client.Timeout: for a RoundTripper it does not know, the client starts a goroutine,
+	// a timer and two channels per request to enforce it (a tenth of the load path's CPU at
+	// saturation, make bench-profile).
+	client := &http.Client{Transport: &ledgerTransport{next: r.conns, run: r, timeout: cfg.Timeout}, CheckRedirect: noRedirects}
 	maxInFlight := cfg.MaxInFlight
 	if maxInFlight <= 0 {
 		maxInFlight = DefaultMaxInFlight
@@ -271,7 +282,7 @@ func newRun(cfg Config, started time.Time) (*Run, *os.File, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	r := &Run{cfg: cfg, plan: plan, targets: plan.targets, recentRng: rand.New(rand.NewPCG(cfg.Seed, recentStream)),
+	r := &Run{cfg: cfg, base: strings.TrimRight(cfg.BaseURL, "/"), plan: plan, targets: plan.targets, recentRng: rand.New(rand.NewPCG(cfg.Seed, recentStream)),
 		recent: make([]string, 0, 256), done: make(chan error, 1), byName: map[string]*compiled{}, started: started}
 	for i := range r.targets {
 		r.byName[r.targets[i].Name] = &r.targets[i]
@@ -370,6 +381,9 @@ func (r *Run) sink(ctx context.Context, results *os.File, in <-chan *vegeta.Resu
 	}
 	if encErr == nil {
 		encErr = lerr
+	}
+	if r.restoreGC != nil {
+		r.restoreGC()
 	}
 	r.done <- encErr
 }
@@ -517,11 +531,13 @@ func (r *Run) targeter() vegeta.Targeter {
 			return err
 		}
 		tgt.Method = c.Method
-		tgt.URL = strings.TrimRight(r.cfg.BaseURL, "/") + path.String()
+		tgt.URL = r.base + path.String()
 		tgt.Body = []byte(body.String())
-		tgt.Header = http.Header{requestHeader: []string{c.Name + "; id=" + id}}
+		tag := []string{c.Name + "; id=" + id}
 		if len(tgt.Body) > 0 {
-			tgt.Header.Set("Content-Type", "application/json")
+			tgt.Header = http.Header{requestHeader: tag, "Content-Type": jsonType}
+		} else {
+			tgt.Header = http.Header{requestHeader: tag}
 		}
 		return nil
 	}
@@ -532,7 +548,13 @@ func (r *Run) targeter() vegeta.Targeter {
 func (r *Run) record(state, id, target string) {
 	at := time.Since(r.started).Seconds()
 	r.ledgerMu.Lock()
-	fmt.Fprintf(r.ledger, "%s\t%s\t%s\t%.3f\n", state, id, target, at)
+	// As fmt's "%s\t%s\t%s\t%.3f\n", without its reflection on the load path.
+	b := append(r.line[:0], state...)
+	b = append(append(b, '\t'), id...)
+	b = append(append(b, '\t'), target...)
+	b = append(strconv.AppendFloat(append(b, '\t'), at, 'f', 3, 64), '\n')
+	r.line = b
+	r.ledger.Write(r.line)
 	r.ledgerMu.Unlock()
 	if state == "acked" {
 		r.mu.Lock()
@@ -554,14 +576,28 @@ var errNotSent = errors.New(NotSent)
 // refused connection rejects it; no answer, a redirect or a 5xx leaves it indeterminate (it may have
 // landed).
 type ledgerTransport struct {
-	next http.RoundTripper
-	run  *Run
+	next    http.RoundTripper
+	run     *Run
+	timeout time.Duration // for the whole exchange, the response's body read included; 0: none
+}
+
+// cancelBody ends its request's context when the body is closed.
+type cancelBody struct {
+	io.ReadCloser
+	cancel context.CancelFunc
+}
+
+func (b *cancelBody) Close() error {
+	err := b.ReadCloser.Close()
+	b.cancel()
+	return err
 }
 
 func (t *ledgerTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	tag := req.Header.Get(requestHeader)
 	target, id, _ := strings.Cut(tag, "; id=")
-	ledgered := t.run.byName[target] != nil && t.run.byName[target].Ledger
+	c := t.run.byName[target]
+	ledgered := c != nil && c.Ledger
 	if seq, err := strconv.ParseUint(req.Header.Get("X-Vegeta-Seq"), 10, 64); err == nil && t.run.pacer != nil {
 		if time.Since(t.run.scheduledAt(t.run.cfg.Share.Global(seq))) > t.run.cfg.Lateness {
 			if req.Body != nil {
@@ -573,10 +609,20 @@ func (t *ledgerTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	// Every attempt is seen: the transport resends a replayable request on a new connection when a
 	// reused one was closed before the response began, and a second GotConn is that resend.
 	var attempts atomic.Int32
-	req = req.WithContext(httptrace.WithClientTrace(req.Context(), &httptrace.ClientTrace{
+	ctx := httptrace.WithClientTrace(req.Context(), &httptrace.ClientTrace{
 		GotConn: func(httptrace.GotConnInfo) { attempts.Add(1) },
-	}))
+	})
+	cancel := context.CancelFunc(func() {})
+	if t.timeout > 0 {
+		ctx, cancel = context.WithTimeout(ctx, t.timeout)
+	}
+	req = req.WithContext(ctx)
 	resp, err := t.next.RoundTrip(req)
+	if resp != nil {
+		resp.Body = &cancelBody{resp.Body, cancel}
+	} else {
+		cancel()
+	}
 	retried := attempts.Load() > 1
 	if ledgered {
 		var dial *net.OpError
@@ -594,7 +640,7 @@ func (t *ledgerTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 	}
 	if resp != nil {
-		resp.Header.Set(requestHeader, tag)
+		resp.Header[requestHeader] = []string{tag} // the canonical key already
 	}
 	if retried && err == nil {
 		if !t.run.cfg.ClientRetries {

@@ -181,6 +181,41 @@ func TestTimeoutsAreIndeterminate(t *testing.T) {
 	}
 }
 
+// The timeout covers the whole exchange: an answer whose headers came in time but whose body stalls
+// fails at the timeout, as a user's client gives up on it; it is not a success.
+func TestTimeoutCoversTheBody(t *testing.T) {
+	t.Parallel()
+	release := make(chan struct{})
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(201)
+		w.Write([]byte(`{"id":`))
+		w.(http.Flusher).Flush()
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	defer ts.Close()
+	defer close(release)
+	start := time.Now()
+	run, err := Start(context.Background(), Config{BaseURL: ts.URL, Targets: ordersTargets[:1], Rate: 10, Duration: 300 * time.Millisecond,
+		Timeout: 200 * time.Millisecond, Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	agg, _ := run.Wait()
+	tot := agg.Totals()
+	if tot.Requests == 0 || tot.Succeeded != 0 || tot.Failed != tot.Requests {
+		t.Errorf("requests %d, succeeded %d, failed %d: a stalled body must fail", tot.Requests, tot.Succeeded, tot.Failed)
+	}
+	if fs := agg.Failures(); len(fs) == 0 || !strings.Contains(fs[0].Error, "deadline exceeded") {
+		t.Errorf("failures %+v: want the deadline named", fs)
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Errorf("the run took %s: the timeout did not end the stalled answers", d)
+	}
+}
+
 func TestStepPacerFollowsStages(t *testing.T) {
 	p := &stepPacer{stages: []Stage{{Rate: 10, Duration: 2 * time.Second}, {Rate: 100, Duration: time.Second}}}
 	for _, c := range []struct {
