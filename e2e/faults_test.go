@@ -23,14 +23,12 @@ import (
 // (faultLane), beside every other test: each rehearsal's namespace asks for the lane, so all its
 // pods run there and no other test's pod does; a drain or a lost node touches nothing else. The
 // node losses come after the drains: a node started again after a loss made the rehearsals after it
-// on the same node fail (see nodeLoss); the Ctrl-C tests during a fault last. The Ctrl-C test of a
-// plain run comes first: it has no fault, but in the lane it runs beside the rest of the suite; the
-// longest migrations of TestMigrations next (migrationCase.inLane), before any node of the lane was
-// drained or restarted.
+// on the same node fail (see nodeLoss); the Ctrl-C tests during a fault last. The longest
+// migrations of TestMigrations come first (migrationCase.inLane), before any node of the lane was
+// drained or restarted. Pod kills act on pods, not nodes: they run in the pool (TestPodKills).
 func TestFaultLane(t *testing.T) {
 	t.Parallel()
 	t.Cleanup(occupied("lane"))
-	t.Run("Ctrl-C during a run", cliInterrupted)
 	t.Run("migrations", migrationsInLane)
 	t.Run("drains and pod kills", faultsTaken)
 	t.Run("node losses", nodeLoss)
@@ -41,8 +39,6 @@ func TestFaultLane(t *testing.T) {
 func faultsTaken(t *testing.T) {
 	type want = faultWant
 	cases := []faultCase{
-		{"testdata/faults/podkill-sound.yaml", 0, []want{{"fault-took-effect", verify.Pass, "3 pods killed and replaced"}, {"zero-failed-requests", verify.Pass, ""}}, nil},
-		{"testdata/faults/podkill-nothing-broken.yaml", 1, []want{{"fault-took-effect", verify.Fail, "kill: pod-kill matched no pod"}}, nil},
 		{"testdata/faults/drain-sound.yaml", 0, []want{{"fault-took-effect", verify.Pass, "pods evicted"}, {"zero-failed-requests", verify.Pass, ""}}, nil},
 		// Its only pod drained: the failures are explained by the Service's window without a ready endpoint.
 		{"testdata/faults/drain-single-broken.yaml", 1, []want{{"zero-failed-requests", verify.Fail, "drain"}, {"fault-took-effect", verify.Pass, "pods evicted"}},
@@ -57,7 +53,7 @@ func faultsTaken(t *testing.T) {
 		{"../scenarios/primary-node-drain-switchover.yaml", 0, []want{{"zero-failed-requests", verify.Pass, ""}, {"acked-writes-durable", verify.Pass, ""},
 			{"replica-checksums", verify.Pass, "2 members"}, {"fault-took-effect", verify.Pass, "pods evicted"}}, nil},
 	}
-	runFaultCases(t, "faults", cases)
+	runFaultCases(t, "faults", faultLane, cases)
 }
 
 type faultWant struct {
@@ -77,7 +73,7 @@ type faultCase struct {
 // runFaultCases runs each case in the fault lane, one at a time, and, after each, requires that the
 // faults acted on the lane's nodes only, no node cordoned and the cluster settled: the next
 // rehearsal shares it.
-func runFaultCases(t *testing.T, feature string, cases []faultCase) {
+func runFaultCases(t *testing.T, feature, lane string, cases []faultCase) {
 	f := features.New(feature).
 		Assess("faults that took effect pass; faults that did nothing, and systems that cannot take them, fail", func(ctx context.Context, t *testing.T, cfg *envconf.Config) context.Context {
 			cs, err := kubernetes.NewForConfig(cfg.Client().RESTConfig())
@@ -88,8 +84,10 @@ func runFaultCases(t *testing.T, feature string, cases []faultCase) {
 				name := strings.TrimSuffix(c.file[strings.LastIndex(c.file, "/")+1:], ".yaml")
 				t.Run(name, func(t *testing.T) {
 					start := time.Now()
-					sum, _, code := rehearseIn(t, ctx, c.file, faultLane)
-					inLane(t, ctx, cs, sum)
+					sum, _, code := rehearseIn(t, ctx, c.file, lane)
+					if lane != "" {
+						inLane(t, ctx, cs, sum)
+					}
 					t.Logf("%s: exit %d in %s", name, code, time.Since(start).Round(time.Second))
 					for _, s := range sum.Steps {
 						t.Logf("  step %-8s %-8s %5.1fs %v %s", s.Name, s.Status, s.Finished.Sub(s.Started).Seconds(), s.Did, s.Error)
@@ -109,13 +107,26 @@ func runFaultCases(t *testing.T, feature string, cases []faultCase) {
 						}
 					}
 					noNodeCordoned(t, ctx, cs)
-					// The next rehearsal shares the cluster: a lost node's pods must be back first.
-					waitSettled(t, ctx, cs, 2*time.Minute)
+					if lane != "" {
+						// The next rehearsal shares the cluster: a lost node's pods must be back first.
+						waitSettled(t, ctx, cs, 2*time.Minute)
+					}
 				})
 			}
 			return ctx
 		}).Feature()
 	testenv.Test(t, f)
+}
+
+// Pod kills, proven to take effect or to have done nothing, act on the rehearsal's own pods and no
+// node: they run in the pool beside the other tests.
+func TestPodKills(t *testing.T) {
+	t.Parallel()
+	type want = faultWant
+	runFaultCases(t, "pod kills", "", []faultCase{
+		{"testdata/faults/podkill-sound.yaml", 0, []want{{"fault-took-effect", verify.Pass, "3 pods killed and replaced"}, {"zero-failed-requests", verify.Pass, ""}}, nil},
+		{"testdata/faults/podkill-nothing-broken.yaml", 1, []want{{"fault-took-effect", verify.Fail, "kill: pod-kill matched no pod"}}, nil},
+	})
 }
 
 // inLane fails the test for every node a fault of the rehearsal acted on that is not one of the

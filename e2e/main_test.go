@@ -67,11 +67,19 @@ func poolSize() int {
 }
 
 // inPool runs f in one of the pool's slots (waiting for one).
-func inPool(f func()) {
+func inPool(f func()) { inPoolUntil(func(func()) { f() }) }
+
+// inPoolUntil runs f in one of the pool's slots, which f may give back before it returns (release):
+// a rehearsal does once its teardown begins, as its pods are deleted at once and what is left is
+// waiting for its namespace to go (~6 s each, the namespace controller waits 5 s before it
+// starts), which takes no share of the host the next rehearsal's deploy needs.
+func inPoolUntil(f func(release func())) {
 	poolSlots <- struct{}{}
-	defer occupied("pool")()
-	defer func() { <-poolSlots }()
-	f()
+	done := occupied("pool")
+	var once sync.Once
+	release := func() { once.Do(func() { done(); <-poolSlots }) }
+	defer release()
+	f(release)
 }
 
 // holdPoolSlot holds a slot of the pool for the rest of test t: for a test that deploys a workload

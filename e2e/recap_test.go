@@ -60,9 +60,11 @@ func phasesOf(began time.Time, took time.Duration, sum *reports.Summary, teardow
 	return p
 }
 
-// lineTime is a progress writer that keeps when a line with prefix was first written.
+// lineTime is a progress writer that keeps when a line with prefix was first written, and calls
+// then (if set) at that moment.
 type lineTime struct {
 	prefix string
+	then   func()
 	mu     sync.Mutex
 	when   time.Time
 }
@@ -72,6 +74,9 @@ func (l *lineTime) Write(b []byte) (int, error) {
 	defer l.mu.Unlock()
 	if l.when.IsZero() && strings.Contains(string(b), l.prefix) {
 		l.when = time.Now()
+		if l.then != nil {
+			l.then()
+		}
 	}
 	return len(b), nil
 }

@@ -63,15 +63,16 @@ func rehearseIn(t *testing.T, ctx context.Context, file, lane string) (*reports.
 	var took time.Duration
 	var sum *reports.Summary
 	teardown := &lineTime{prefix: "rehearse: deleting the workload"}
-	run := func() {
+	run := func(release func()) {
 		began = time.Now()
+		teardown.then = release
 		sum, err = runner.Run(ctx, sc, runner.Options{OutDir: out, Seed: 7, Progress: teardown})
 		took = time.Since(began)
 	}
 	if lane == "" {
-		inPool(run) // beside the other tests, as many at once as the pool allows
+		inPoolUntil(run) // beside the other tests, as many at once as the pool allows, to its teardown
 	} else {
-		run() // the lane's tests run one at a time by themselves
+		run(func() {}) // the lane's tests run one at a time by themselves
 	}
 	code := runner.ExitCode(sum, err)
 	if err != nil {

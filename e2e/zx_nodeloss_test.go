@@ -15,7 +15,7 @@ import (
 // node run last in the fault lane (TestFaultLane), on its workers only: no other test has a pod on
 // a node that restarts.
 func nodeLoss(t *testing.T) {
-	runFaultCases(t, "node loss", []faultCase{
+	runFaultCases(t, "node loss", faultLane, []faultCase{
 		// Requests to the lost node's pods time out until the control plane sees it NotReady (40-55 s):
 		// the explanation names the fault acting. Only the new connections that land on the lost
 		// replica's pods fail, a few at a time, so whether one fails in the seconds around the
