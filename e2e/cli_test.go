@@ -37,10 +37,11 @@ func buildCLI(t *testing.T, ctx context.Context) string {
 	return cli.bin
 }
 
-// compileCLI builds the rehearse binary once. The suite's set-up starts it (startCLIBuild) beside
-// the cluster's creation: with an empty Go build cache (a cold CI run) it is a full compile of a
-// minute or more on two cores, which the first CLI test made beside the first rehearsals (the host
-// saturated 35 of 46 s of a sound blue-green rehearsal, whose gate then saw a p99 of 1.6 s).
+// compileCLI builds the rehearse binary once. The suite's set-up does (waitTurn), before the first
+// test: with an empty Go build cache (a cold CI run) it is a full compile of a minute or more on two
+// cores, which the first CLI test made beside the first rehearsals (the host saturated 35 of 46 s
+// of a sound blue-green rehearsal, whose gate then saw a p99 of 1.6 s). -trimpath: a fresh clone
+// in another directory finds it in the build cache.
 func compileCLI(ctx context.Context) error {
 	cli.Do(func() {
 		dir, err := os.MkdirTemp("", "rehearse-e2e-cli-")
@@ -49,7 +50,7 @@ func compileCLI(ctx context.Context) error {
 			return
 		}
 		cli.bin = filepath.Join(dir, "rehearse")
-		cmd := exec.CommandContext(ctx, "go", "build", "-o", cli.bin, "../cmd/rehearse")
+		cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-o", cli.bin, "../cmd/rehearse")
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		if out, err := cmd.CombinedOutput(); err != nil {
 			cli.err = fmt.Errorf("build: %v %s", err, out)

@@ -122,7 +122,9 @@ func serveProxy(ctx context.Context, target *url.URL, transport http.RoundTrippe
 		<-pctx.Done()
 		_ = srv.Close()
 	}()
-	return "http://" + ln.Addr().String(), cancel, nil
+	// stop has closed the listener when it returns (the goroutine above may not have run yet).
+	stop := func() { cancel(); _ = srv.Close() }
+	return "http://" + ln.Addr().String(), stop, nil
 }
 
 // APIServerRefusal says whether an answer through ServiceProxy is the API server's own, not a pod's:
